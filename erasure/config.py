@@ -1,0 +1,137 @@
+"""Settings, read from the environment (prefix ERASURE_). The only module that reads os.environ.
+
+There are no insecure defaults: the database URL and every key must be given. `erasure standalone`
+generates keys into its data directory; production supplies them from its secret store.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from enum import StrEnum
+from typing import Annotated
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+
+class Mode(StrEnum):
+    PRODUCTION = "production"
+    DEVELOPMENT = "development"
+
+
+def _decode_key(text: str, *, what: str) -> bytes:
+    try:
+        raw = base64.b64decode(text.strip(), validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise ValueError(f"{what} must be base64") from exc
+    if len(raw) != 32:
+        raise ValueError(f"{what} must decode to 32 bytes, got {len(raw)}")
+    return raw
+
+
+class Settings(BaseSettings):
+    """Everything the service can be told. Field descriptions feed the README's table."""
+
+    model_config = SettingsConfigDict(env_prefix="ERASURE_", extra="ignore", frozen=True)
+
+    mode: Mode = Field(
+        Mode.PRODUCTION,
+        description="`production` or `development`. Development only relaxes cookie security.",
+    )
+    database_url: str = Field(
+        repr=False,  # may carry a password
+        description="SQLAlchemy URL of the Postgres database, e.g. "
+        "`postgresql+psycopg://erasure@db/erasure`. Required."
+    )
+    broker_url: str = Field(
+        "redis://127.0.0.1:6379/0",
+        repr=False,  # may carry a password
+        description="Celery broker URL (Redis, or RabbitMQ with `amqp://`).",
+    )
+    encryption_keys: Annotated[dict[str, SecretStr], NoDecode] = Field(
+        description="Keys that encrypt subject identifiers and client secrets at rest (AES-256-GCM), "
+        "as `id:base64key,id2:base64key`; the first is used to encrypt, all are tried to decrypt, "
+        "so a key can be rotated by putting a new one first. Required.",
+    )
+    pseudonym_key: SecretStr = Field(
+        description="Base64 of 32 random bytes: the HMAC key that turns identifiers into "
+        "pseudonyms (blind index and audit log). Never rotate it: old pseudonyms would stop "
+        "matching. Required.",
+    )
+    public_url: str = Field(
+        "http://127.0.0.1:8000",
+        description="Base URL the API is reached at; used in links in responses.",
+    )
+    default_org: str | None = Field(
+        None,
+        description="Org used when a request names none. If unset and exactly one org exists, "
+        "that org is used.",
+    )
+    max_body_bytes: int = Field(
+        65536, ge=1024, description="Largest accepted request body, in bytes (413 above)."
+    )
+    max_json_depth: int = Field(
+        8, ge=2, le=64, description="Deepest accepted JSON nesting of a request body (400 above)."
+    )
+    idempotency_ttl_s: int = Field(
+        86400, ge=60, description="How long an Idempotency-Key is remembered, in seconds."
+    )
+    log_level: str = Field("INFO", description="Python log level of the service's own loggers.")
+
+    @field_validator("encryption_keys", mode="before")
+    @classmethod
+    def _parse_keys(cls, value: object) -> object:
+        if isinstance(value, str):
+            keys: dict[str, str] = {}
+            for part in value.split(","):
+                key_id, sep, material = part.strip().partition(":")
+                if not sep or not key_id or not material:
+                    raise ValueError("encryption_keys must look like `id:base64key[,id:base64key]`")
+                if key_id in keys:
+                    raise ValueError(f"encryption key id {key_id!r} appears twice")
+                keys[key_id] = material
+            return keys
+        return value
+
+    @field_validator("encryption_keys")
+    @classmethod
+    def _check_keys(cls, value: dict[str, SecretStr]) -> dict[str, SecretStr]:
+        if not value:
+            raise ValueError("at least one encryption key is required")
+        for key_id, material in value.items():
+            _decode_key(material.get_secret_value(), what=f"encryption key {key_id!r}")
+        return value
+
+    @field_validator("pseudonym_key")
+    @classmethod
+    def _check_pseudonym_key(cls, value: SecretStr) -> SecretStr:
+        _decode_key(value.get_secret_value(), what="pseudonym_key")
+        return value
+
+    @property
+    def encryption_key_bytes(self) -> dict[str, bytes]:
+        """Key id -> raw key, the active (first) key first."""
+        return {
+            key_id: base64.b64decode(material.get_secret_value())
+            for key_id, material in self.encryption_keys.items()
+        }
+
+    @property
+    def pseudonym_key_bytes(self) -> bytes:
+        return base64.b64decode(self.pseudonym_key.get_secret_value())
+
+    @classmethod
+    def from_env(cls) -> Settings:
+        """Read the environment; raises pydantic.ValidationError naming what is missing."""
+        return cls()  # type: ignore[call-arg]  # required fields come from the environment
+
+
+def database_url_from_env() -> str:
+    """Only the database URL, for tools (Alembic) that need nothing else."""
+    import os
+
+    url = os.environ.get("ERASURE_DATABASE_URL")
+    if not url:
+        raise SystemExit("ERASURE_DATABASE_URL is not set")
+    return url

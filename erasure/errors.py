@@ -1,0 +1,31 @@
+"""Domain errors. Each has a stable `code` API clients can switch on and a `retryable` flag.
+
+HTTP mapping lives only in erasure.intake.problems.
+"""
+
+from __future__ import annotations
+
+
+class ErasureError(Exception):
+    code = "erasure_error"
+    retryable = False
+
+
+class NotFound(ErasureError):
+    code = "not_found"
+
+
+class InvalidTransition(ErasureError):
+    code = "invalid_transition"
+
+
+class UnknownOrg(ErasureError):
+    code = "unknown_org"
+
+    def __init__(self, message: str, *, field: str = "org") -> None:
+        super().__init__(message)
+        self.field = field
+
+
+class ConfigurationError(ErasureError):
+    code = "configuration_error"
