@@ -1,0 +1,1 @@
+"""Tests of the verifiable audit log (pure parts: no database)."""
