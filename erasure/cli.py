@@ -1,11 +1,203 @@
-"""The `erasure` command line: a plain click group, composed from each capability's commands."""
+"""The `erasure` command line: a plain click group, composed from each capability's commands.
+
+A composition root: it reads Settings and builds engines; nothing imports it.
+"""
 
 from __future__ import annotations
 
+import os
+import sys
+from pathlib import Path
+
 import click
+
+from erasure.models import Role
+
+
+def _settings():  # type: ignore[no-untyped-def]  # imported lazily: `erasure --help` needs no env
+    from pydantic import ValidationError
+
+    from erasure.config import Settings
+
+    try:
+        return Settings.from_env()
+    except ValidationError as exc:
+        missing = ", ".join("ERASURE_" + str(e["loc"][0]).upper() for e in exc.errors())
+        raise click.ClickException(f"configuration is incomplete or invalid: {missing}") from None
+
+
+def _session():  # type: ignore[no-untyped-def]
+    from erasure.db import make_engine, make_sessionmaker
+
+    return make_sessionmaker(make_engine(_settings().database_url))()
 
 
 @click.group()
 @click.version_option(package_name="erasure")
 def main() -> None:
     """erasure: GDPR/CCPA erasure for Salesforce Enhanced Messaging, with proof."""
+
+
+@main.group()
+def db() -> None:
+    """The database schema."""
+
+
+@db.command("upgrade")
+@click.option("--revision", default="head", show_default=True)
+def db_upgrade(revision: str) -> None:
+    """Apply migrations (needs only ERASURE_DATABASE_URL)."""
+    from erasure import schema
+    from erasure.config import database_url_from_env
+
+    schema.upgrade(database_url_from_env(), revision)
+    click.echo(f"database upgraded to {revision}")
+
+
+@db.command("check")
+def db_check() -> None:
+    """Fail if the models and the migrations disagree."""
+    from erasure import schema
+    from erasure.config import database_url_from_env
+
+    schema.check(database_url_from_env())
+    click.echo("models and migrations agree")
+
+
+@main.command()
+@click.option("--bind", default="127.0.0.1:8000", show_default=True)
+@click.option("--workers", default=2, show_default=True, type=click.IntRange(1, 64))
+def serve(bind: str, workers: int) -> None:
+    """Run the API under gunicorn."""
+    _settings()  # fail here, with a clear message, rather than in every gunicorn worker
+    gunicorn = Path(sys.executable).with_name("gunicorn")
+    args = [str(gunicorn), "--bind", bind, "--workers", str(workers), "--access-logfile", "-", "erasure.app:create_app()"]
+    os.execv(args[0], args)  # noqa: S606  # replaces this process with gunicorn, no shell involved
+
+
+@main.command()
+@click.option("--beat/--no-beat", default=False, help="Also run the periodic scheduler in this process.")
+@click.option("--concurrency", default=2, show_default=True, type=click.IntRange(1, 64))
+@click.option("--loglevel", default="INFO", show_default=True)
+def worker(beat: bool, concurrency: int, loglevel: str) -> None:
+    """Run a Celery worker (and optionally beat)."""
+    _settings()
+    from erasure.worker import celery_app
+
+    argv = ["worker", f"--concurrency={concurrency}", f"--loglevel={loglevel}"]
+    if beat:
+        argv.append("--beat")
+    celery_app.worker_main(argv)
+
+
+@main.group("api-keys")
+def api_keys() -> None:
+    """API keys for machines and scripts."""
+
+
+@api_keys.command("create")
+@click.option("--role", required=True, type=click.Choice([r.value for r in Role]))
+@click.option("--name", required=True, help="Who or what uses the key.")
+def api_keys_create(role: str, name: str) -> None:
+    """Create a key and print it once; only its hash is stored."""
+    from erasure.api_keys import create_api_key
+
+    with _session() as session:
+        new = create_api_key(session, name=name, role=Role(role))
+        session.commit()
+    click.echo(new.secret)
+    click.echo(f"(role {role}, prefix {new.record.prefix}: store it now, it is not shown again)", err=True)
+
+
+@api_keys.command("revoke")
+@click.argument("prefix")
+def api_keys_revoke(prefix: str) -> None:
+    """Revoke the key with this prefix (the part after `ek_`)."""
+    from erasure.api_keys import revoke_api_key
+
+    with _session() as session:
+        record = revoke_api_key(session, prefix=prefix)
+        session.commit()
+    if record is None:
+        raise click.ClickException("no key with that prefix")
+    click.echo(f"revoked {prefix}")
+
+
+@main.group()
+def orgs() -> None:
+    """Salesforce orgs and their execution-user credentials."""
+
+
+@orgs.command("add")
+@click.argument("name")
+@click.option("--my-domain", required=True, help="https://{MyDomain}.my.salesforce.com")
+@click.option("--api-version", default="63.0", show_default=True)
+@click.option("--requires-approval", is_flag=True, help="Requests wait for an approver.")
+@click.option("--max-ids-per-call", default=200, show_default=True, type=click.IntRange(1, 2000))
+@click.option("--calls-per-window", default=10, show_default=True, type=click.IntRange(1))
+@click.option("--window-seconds", default=3600, show_default=True, type=click.IntRange(1))
+def orgs_add(
+    name: str,
+    my_domain: str,
+    api_version: str,
+    requires_approval: bool,
+    max_ids_per_call: int,
+    calls_per_window: int,
+    window_seconds: int,
+) -> None:
+    """Add an org."""
+    from erasure.orgs import add_org
+
+    with _session() as session:
+        try:
+            add_org(
+                session,
+                name=name,
+                my_domain_url=my_domain,
+                api_version=api_version,
+                requires_approval=requires_approval,
+                max_ids_per_call=max_ids_per_call,
+                delete_calls_per_window=calls_per_window,
+                window_s=window_seconds,
+            )
+        except ValueError as exc:
+            raise click.ClickException(str(exc)) from None
+        session.commit()
+    click.echo(f"added org {name}")
+
+
+@orgs.command("add-credential")
+@click.argument("org")
+@click.argument("name")
+@click.option("--client-id", required=True)
+@click.option(
+    "--client-secret-env",
+    default="ERASURE_NEW_CLIENT_SECRET",
+    show_default=True,
+    help="Environment variable holding the secret (never pass a secret as an argument).",
+)
+def orgs_add_credential(org: str, name: str, client_id: str, client_secret_env: str) -> None:
+    """Add an execution user (External Client App) to an org's pool."""
+    from erasure.identifiers import Vault
+    from erasure.orgs import add_credential, find_org
+
+    secret = os.environ.get(client_secret_env) or click.prompt("client secret", hide_input=True)
+    settings = _settings()
+    with _session() as session:
+        record = find_org(session, org)
+        if record is None:
+            raise click.ClickException(f"no org named {org!r}")
+        add_credential(session, Vault(settings.encryption_key_bytes), record, name=name, client_id=client_id, client_secret=secret)
+        session.commit()
+    click.echo(f"added credential {name} to {org}")
+
+
+@main.command()
+@click.option("--data-dir", default="./.erasure", show_default=True, type=click.Path(file_okay=False, path_type=Path))
+@click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535))
+@click.option("--host", default="127.0.0.1", show_default=True)
+def standalone(data_dir: Path, port: int, host: str) -> None:
+    """Run everything on this machine: embedded Postgres and Redis, the API, a worker, the sandbox."""
+    from erasure.standalone import run
+
+    run(data_dir=data_dir, host=host, port=port)

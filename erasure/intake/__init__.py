@@ -1,0 +1,36 @@
+"""The HTTP edge of intake: the /v1 API, its errors, and the OpenAPI document.
+
+May import workflow and models; nothing below imports this package.
+"""
+
+from __future__ import annotations
+
+import secrets
+
+from flask import Flask, Response, g, jsonify, request
+
+
+def init_app(app: Flask) -> None:
+    from erasure.intake import problems, views
+    from erasure.intake.openapi import build_document
+    from erasure.intake.resources import close_session
+
+    app.register_blueprint(views.bp)
+    problems.register_error_handlers(app)
+    app.teardown_appcontext(close_session)
+
+    @app.before_request
+    def _correlation_id() -> None:
+        incoming = request.headers.get("X-Request-Id", "")
+        # Only a short opaque token is adopted: a header must not smuggle data into our logs.
+        ok = 8 <= len(incoming) <= 64 and incoming.replace("-", "").isalnum()
+        g.correlation_id = incoming if ok else secrets.token_hex(8)
+
+    @app.after_request
+    def _echo_correlation_id(response: Response) -> Response:
+        response.headers["X-Request-Id"] = g.get("correlation_id", "")
+        return response
+
+    @app.get("/openapi.json")
+    def openapi_document() -> Response:
+        return jsonify(build_document(app))

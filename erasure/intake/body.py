@@ -1,0 +1,61 @@
+"""Reading a JSON request body safely: content type, size and nesting are checked before parsing,
+so bad input is a clear 4xx and never a 500."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+from flask import request
+
+from erasure.intake.problems import Problem
+
+# Strings are removed before counting brackets, so "[[[" inside a string does not count.
+_JSON_STRING = re.compile(r'"(?:[^"\\]|\\.)*"', re.DOTALL)
+
+
+def _depth(text: str) -> int:
+    depth = deepest = 0
+    for char in _JSON_STRING.sub("", text):
+        if char in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif char in "]}":
+            depth -= 1
+    return deepest
+
+
+def _is_json_mimetype(mimetype: str) -> bool:
+    return mimetype == "application/json" or (mimetype.startswith("application/") and mimetype.endswith("+json"))
+
+
+def read_json_object(*, max_bytes: int, max_depth: int) -> dict[str, Any]:
+    """The request body as a JSON object, or a Problem (415, 413, 400)."""
+    if not _is_json_mimetype(request.mimetype):
+        raise Problem(
+            415,
+            "Unsupported media type",
+            "send the body as application/json",
+            code="unsupported_media_type",
+            headers={"Accept-Post": "application/json"},
+        )
+    if request.content_length is not None and request.content_length > max_bytes:
+        # Refused on the header alone: the body is never read.
+        raise Problem(413, "Content too large", f"the body may be at most {max_bytes} bytes", code="content_too_large")
+    raw = request.get_data(cache=True)  # MAX_CONTENT_LENGTH also caps a body sent without a length
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise Problem(400, "Malformed JSON", "the body is not UTF-8", code="malformed_json") from exc
+    if _depth(text) > max_depth:
+        raise Problem(400, "JSON nested too deep", f"nesting deeper than {max_depth} levels is refused", code="json_too_deep")
+    try:
+        document = json.loads(text)
+    except ValueError as exc:
+        # JSONDecodeError's position is safe to echo; its message never quotes the document.
+        position = getattr(exc, "pos", None)
+        raise Problem(400, "Malformed JSON", f"the body is not valid JSON (at character {position})", code="malformed_json") from exc
+    if not isinstance(document, dict):
+        raise Problem(400, "Malformed JSON", "the body must be a JSON object", code="malformed_json")
+    return document

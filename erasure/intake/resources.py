@@ -1,0 +1,40 @@
+"""What the web edge holds per app (settings, session factory, Celery) and per request (session)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from flask import current_app, g
+from sqlalchemy.orm import Session
+
+from erasure.config import Settings
+from erasure.workflow import Protection
+
+
+@dataclass(frozen=True)
+class WebResources:
+    settings: Settings
+    session_factory: Callable[[], Session]
+    owns_sessions: bool  # a session lent by a test is never closed by the app
+    protection: Protection
+    publish: Callable[[str, list[object]], None] | None = None
+
+
+def web_resources() -> WebResources:
+    resources: WebResources = current_app.extensions["erasure"]
+    return resources
+
+
+def get_session() -> Session:
+    """The request's session, created on first use and closed at teardown."""
+    if "db_session" not in g:
+        g.db_session = web_resources().session_factory()
+    session: Session = g.db_session
+    return session
+
+
+def close_session(_exc: BaseException | None = None) -> None:
+    session: Session | None = g.pop("db_session", None)
+    if session is not None and web_resources().owns_sessions:
+        session.close()

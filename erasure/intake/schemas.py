@@ -1,0 +1,180 @@
+"""The intake API's request and response bodies (pydantic: validation, and the OpenAPI schemas).
+
+Validators normalise identifiers and never repeat a submitted value in an error message.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any
+
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    HttpUrl,
+    field_validator,
+    model_validator,
+)
+
+from erasure import identifiers
+from erasure.models import IdentifierKind, Regulation, RequestStatus, Source
+
+# A received_at slightly in the future is clock skew; more than this is a mistake.
+MAX_CLOCK_SKEW = timedelta(minutes=5)
+
+
+def _normalizer(kind: IdentifierKind) -> AfterValidator:
+    def check(value: str) -> str:
+        try:
+            return identifiers.normalize(kind, value)
+        except identifiers.InvalidIdentifier as exc:
+            raise ValueError(str(exc)) from None
+
+    return AfterValidator(check)
+
+
+Phone = Annotated[str, Field(max_length=32, examples=["+14155550100"]), _normalizer(IdentifierKind.PHONE)]
+Email = Annotated[str, Field(max_length=320, examples=["ana@example.com"]), _normalizer(IdentifierKind.EMAIL)]
+PlatformKey = Annotated[str, Field(max_length=255), _normalizer(IdentifierKind.MESSAGING_PLATFORM_KEY)]
+ContactId = Annotated[str, Field(min_length=15, max_length=18), _normalizer(IdentifierKind.CONTACT_ID)]
+EndUserId = Annotated[str, Field(min_length=15, max_length=18), _normalizer(IdentifierKind.MESSAGING_END_USER_ID)]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+class SubjectIn(Strict):
+    """Who is to be erased. At least one identifier; each is used to find their records."""
+
+    phone: Phone | None = Field(None, description="Phone number in E.164 form.")
+    email: Email | None = None
+    messaging_platform_key: PlatformKey | None = Field(
+        None, description="The MessagingPlatformKey of a messaging channel (e.g. a WhatsApp id)."
+    )
+    contact_id: ContactId | None = Field(None, description="Salesforce Contact id (003...).")
+    messaging_end_user_ids: list[EndUserId] | None = Field(
+        None, min_length=1, max_length=200, description="MessagingEndUser ids (0PA...), if already known."
+    )
+
+    @model_validator(mode="after")
+    def _at_least_one(self) -> SubjectIn:
+        if not any(
+            (self.phone, self.email, self.messaging_platform_key, self.contact_id, self.messaging_end_user_ids)
+        ):
+            raise ValueError("give at least one of phone, email, messaging_platform_key, contact_id, messaging_end_user_ids")
+        return self
+
+    def identifier_pairs(self) -> list[tuple[IdentifierKind, str]]:
+        pairs: list[tuple[IdentifierKind, str]] = []
+        for kind, value in (
+            (IdentifierKind.PHONE, self.phone),
+            (IdentifierKind.EMAIL, self.email),
+            (IdentifierKind.MESSAGING_PLATFORM_KEY, self.messaging_platform_key),
+            (IdentifierKind.CONTACT_ID, self.contact_id),
+        ):
+            if value:
+                pairs.append((kind, value))
+        for end_user_id in dict.fromkeys(self.messaging_end_user_ids or []):
+            pairs.append((IdentifierKind.MESSAGING_END_USER_ID, end_user_id))
+        return pairs
+
+
+class ReferenceIn(Strict):
+    """The ticket or controller request this erasure answers."""
+
+    system: str = Field(min_length=1, max_length=64, pattern=r"^[a-z0-9][a-z0-9_.-]*$", examples=["jira"])
+    id: str = Field(min_length=1, max_length=255, examples=["PRIV-1234"])
+    url: HttpUrl | None = Field(None, description="Link to the ticket.")
+
+
+class ErasureRequestIn(Strict):
+    subject: SubjectIn
+    regulation: Regulation
+    org: str | None = Field(
+        None, max_length=64, description="The org's name; optional when one org is configured."
+    )
+    received_at: AwareDatetime | None = Field(
+        None, description="When the subject made the request (the deadline runs from here). Defaults to now."
+    )
+    reference: ReferenceIn | None = None
+    notes: str | None = Field(None, max_length=4000, description="Free text; stored encrypted.")
+
+    @field_validator("received_at")
+    @classmethod
+    def _not_in_future(cls, value: datetime | None) -> datetime | None:
+        if value is not None and value > datetime.now(UTC) + MAX_CLOCK_SKEW:
+            raise ValueError("is in the future")
+        return value
+
+
+class CancelIn(Strict):
+    reason: str = Field(min_length=1, max_length=500, description="Why the request is cancelled.")
+
+
+class ReferenceOut(BaseModel):
+    system: str | None
+    id: str | None
+    url: str | None
+
+
+class LinksOut(BaseModel):
+    self_: str = Field(alias="self", serialization_alias="self")
+    cancel: str | None = None
+    duplicate_of: str | None = None
+
+    model_config = ConfigDict(populate_by_name=True)
+
+
+class ErasureRequestOut(BaseModel):
+    """An erasure request as the API shows it: no subject identifier is ever echoed back."""
+
+    id: uuid.UUID
+    status: RequestStatus
+    org: str
+    source: Source
+    regulation: Regulation
+    received_at: datetime
+    due_at: datetime
+    reference: ReferenceOut | None
+    duplicate_of: uuid.UUID | None = Field(description="The open request for the same subject this one is linked to.")
+    predicted_completion_at: datetime | None
+    is_at_risk: bool
+    outcome: str | None
+    targets: dict[str, int] = Field(description="How many Salesforce records are in each state.")
+    created_at: datetime
+    updated_at: datetime
+    completed_at: datetime | None
+    links: LinksOut
+
+
+class ErasureRequestPage(BaseModel):
+    items: list[ErasureRequestOut]
+    next_cursor: str | None = Field(description="Pass as `cursor` to get the next page; null on the last page.")
+    links: dict[str, str]
+
+
+class ProblemOut(BaseModel):
+    """RFC 9457 problem details."""
+
+    type: str
+    title: str
+    status: int
+    code: str
+    detail: str | None = None
+    correlation_id: str | None = None
+    errors: list[dict[str, str]] | None = Field(None, description="The fields at fault.")
+
+
+def validation_errors(errors: list[Any]) -> list[dict[str, str]]:
+    """pydantic errors as `{field, detail}`, dropping the `input` pydantic would echo."""
+    result = []
+    for error in errors:
+        location = ".".join(str(part) for part in error["loc"] if part != "__root__")
+        message = str(error["msg"]).removeprefix("Value error, ")
+        result.append({"field": location or "(body)", "detail": message})
+    return result

@@ -1,0 +1,286 @@
+"""The /v1 erasure-request endpoints. Views translate HTTP to workflow calls and commit once."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import uuid
+from collections import Counter
+from datetime import datetime
+from typing import Any
+
+from flask import Blueprint, Response, jsonify, request
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from erasure import workflow
+from erasure.intake import idempotency
+from erasure.intake.auth import current_key, requires
+from erasure.intake.body import read_json_object
+from erasure.intake.openapi import Documented, documented, query_param
+from erasure.intake.problems import Problem, field_error
+from erasure.intake.resources import get_session, web_resources
+from erasure.intake.schemas import (
+    CancelIn,
+    ErasureRequestIn,
+    ErasureRequestOut,
+    ErasureRequestPage,
+    LinksOut,
+    ProblemOut,
+    ReferenceOut,
+    validation_errors,
+)
+from erasure.models import ErasureRequest, RequestStatus, Role, Source
+
+bp = Blueprint("intake", __name__, url_prefix="/v1")
+
+READERS = (Role.OFFICER, Role.APPROVER, Role.AUDITOR, Role.INTEGRATION, Role.ADMIN)
+SUBMITTERS = (Role.OFFICER, Role.INTEGRATION, Role.ADMIN)
+CANCELLERS = (Role.OFFICER, Role.INTEGRATION, Role.ADMIN)
+
+
+def _request_url(request_id: uuid.UUID) -> str:
+    return f"{web_resources().settings.public_url.rstrip('/')}/v1/erasure-requests/{request_id}"
+
+
+def render(erasure_request: ErasureRequest) -> dict[str, Any]:
+    url = _request_url(erasure_request.id)
+    reference = None
+    if erasure_request.reference_system or erasure_request.reference_id:
+        reference = ReferenceOut(
+            system=erasure_request.reference_system,
+            id=erasure_request.reference_id,
+            url=erasure_request.reference_url,
+        )
+    out = ErasureRequestOut(
+        id=erasure_request.id,
+        status=erasure_request.status,
+        org=erasure_request.org.name,
+        source=erasure_request.source,
+        regulation=erasure_request.regulation,
+        received_at=erasure_request.received_at,
+        due_at=erasure_request.due_at,
+        reference=reference,
+        duplicate_of=erasure_request.duplicate_of_id,
+        predicted_completion_at=erasure_request.predicted_completion_at,
+        is_at_risk=erasure_request.is_at_risk,
+        outcome=erasure_request.outcome,
+        targets=dict(Counter(target.status.value for target in erasure_request.targets)),
+        created_at=erasure_request.created_at,
+        updated_at=erasure_request.updated_at,
+        completed_at=erasure_request.completed_at,
+        links=LinksOut(
+            self_=url,
+            cancel=None if erasure_request.status.is_terminal else f"{url}/cancel",
+            duplicate_of=_request_url(erasure_request.duplicate_of_id) if erasure_request.duplicate_of_id else None,
+        ),
+    )
+    return out.model_dump(mode="json", by_alias=True)
+
+
+def _parse(model: type[BaseModel], document: dict[str, Any]) -> Any:
+    try:
+        return model.model_validate(document)
+    except ValidationError as exc:
+        errors = validation_errors(exc.errors(include_input=False))
+        raise Problem(
+            422,
+            "Invalid request",
+            "; ".join(f"{e['field']}: {e['detail']}" for e in errors),
+            code="validation_error",
+            errors=errors,
+        ) from None
+
+
+def _scope() -> uuid.UUID | None:
+    """Integrations see and act on only the requests they submitted."""
+    key = current_key()
+    return key.id if key.role == Role.INTEGRATION else None
+
+
+def _json(status: int, body: dict[str, Any], *, location: str | None = None, replayed: bool = False) -> Response:
+    response = jsonify(body)
+    response.status_code = status
+    if location:
+        response.headers["Location"] = location
+    if replayed:
+        response.headers["Idempotent-Replayed"] = "true"
+    return response
+
+
+@bp.post("/erasure-requests")
+@requires(*SUBMITTERS)
+@documented(
+    Documented(
+        summary="Submit an erasure request",
+        tag="erasure-requests",
+        body=ErasureRequestIn,
+        idempotent_key=True,
+        responses={
+            202: ("Accepted; the request will be carried out.", ErasureRequestOut),
+            409: ("A request with the same Idempotency-Key is in progress.", ProblemOut),
+        },
+    )
+)
+def create_erasure_request() -> Response:
+    resources = web_resources()
+    settings = resources.settings
+    document = read_json_object(max_bytes=settings.max_body_bytes, max_depth=settings.max_json_depth)
+    body: ErasureRequestIn = _parse(ErasureRequestIn, document)
+    session = get_session()
+    api_key = current_key()
+    key = idempotency.header_key()
+    print_ = idempotency.fingerprint()
+    if key is not None:
+        replay = idempotency.begin(session, api_key_id=api_key.id, key=key, print_=print_)
+        if replay is not None:
+            session.rollback()  # releases the advisory lock; nothing was written
+            return _json(replay.status, replay.body, location=replay.location, replayed=True)
+    submission = workflow.Submission(
+        identifiers=[workflow.Identifier(kind, value) for kind, value in body.subject.identifier_pairs()],
+        regulation=body.regulation,
+        source=Source.API,
+        org=body.org,
+        received_at=body.received_at,
+        reference_system=body.reference.system if body.reference else None,
+        reference_id=body.reference.id if body.reference else None,
+        reference_url=str(body.reference.url) if body.reference and body.reference.url else None,
+        notes=body.notes,
+        api_key_id=api_key.id,
+    )
+    erasure_request = workflow.submit_request(
+        session, submission, protection=resources.protection, default_org=settings.default_org
+    )
+    rendered = render(erasure_request)
+    location = _request_url(erasure_request.id)
+    if key is not None:
+        idempotency.remember(
+            session,
+            api_key_id=api_key.id,
+            key=key,
+            print_=print_,
+            status=202,
+            body=rendered,
+            location=location,
+            ttl_s=settings.idempotency_ttl_s,
+        )
+    session.commit()
+    return _json(202, rendered, location=location)
+
+
+@bp.get("/erasure-requests/<uuid:request_id>")
+@requires(*READERS)
+@documented(
+    Documented(
+        summary="Get one erasure request",
+        tag="erasure-requests",
+        responses={200: ("The request.", ErasureRequestOut), 404: ("No such request.", ProblemOut)},
+    )
+)
+def get_erasure_request(request_id: uuid.UUID) -> Response:
+    erasure_request = workflow.get_request(get_session(), request_id, api_key_id=_scope())
+    return _json(200, render(erasure_request))
+
+
+class ListQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    status: list[RequestStatus] = Field(default_factory=list)
+    due_before: AwareDatetime | None = None
+    source: Source | None = None
+    reference_system: str | None = Field(None, max_length=64)
+    reference_id: str | None = Field(None, max_length=255)
+    limit: int = Field(50, ge=1, le=200)
+    cursor: str | None = Field(None, max_length=200)
+
+    @field_validator("status", mode="before")
+    @classmethod
+    def _split(cls, value: object) -> object:
+        if isinstance(value, list):
+            return [part for item in value for part in str(item).split(",") if part]
+        return value
+
+
+def _encode_cursor(erasure_request: ErasureRequest) -> str:
+    raw = json.dumps([erasure_request.created_at.isoformat(), str(erasure_request.id)]).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        created_at, request_id = json.loads(raw)
+        moment = datetime.fromisoformat(created_at)
+        if moment.tzinfo is None:
+            raise ValueError("naive")
+        return moment, uuid.UUID(request_id)
+    except (ValueError, TypeError, binascii.Error) as exc:
+        raise field_error(400, "cursor", "is not a cursor this API returned", code="invalid_cursor") from exc
+
+
+@bp.get("/erasure-requests")
+@requires(*READERS)
+@documented(
+    Documented(
+        summary="List erasure requests, newest first",
+        tag="erasure-requests",
+        query=[
+            query_param("status", "Only these states (repeat, or comma-separate).", {"type": "string"}),
+            query_param("due_before", "Only requests due before this instant.", {"type": "string", "format": "date-time"}),
+            query_param("source", "Only requests from this source.", {"type": "string", "enum": [s.value for s in Source]}),
+            query_param("reference_system", "Ticket system of the reference.", {"type": "string", "maxLength": 64}),
+            query_param("reference_id", "Ticket id of the reference.", {"type": "string", "maxLength": 255}),
+            query_param("limit", "Page size (1-200, default 50).", {"type": "integer", "minimum": 1, "maximum": 200}),
+            query_param("cursor", "The `next_cursor` of the previous page.", {"type": "string", "maxLength": 200}),
+        ],
+        responses={200: ("A page of requests.", ErasureRequestPage), 400: ("Bad cursor.", ProblemOut), 422: ("A filter is invalid.", ProblemOut)},
+    )
+)
+def list_erasure_requests() -> Response:
+    params: dict[str, Any] = {key: request.args.getlist(key) for key in request.args}
+    params = {key: (values if key == "status" else values[-1]) for key, values in params.items()}
+    query: ListQuery = _parse(ListQuery, params)
+    filters = workflow.ListFilter(
+        statuses=query.status,
+        due_before=query.due_before,
+        source=query.source,
+        reference_system=query.reference_system,
+        reference_id=query.reference_id,
+        api_key_id=_scope(),
+        after=_decode_cursor(query.cursor) if query.cursor else None,
+        limit=query.limit,
+    )
+    rows = workflow.list_requests(get_session(), filters)
+    next_cursor = _encode_cursor(rows[-1]) if len(rows) == query.limit else None
+    links = {"self": request.url}
+    if next_cursor:
+        args = request.args.to_dict(flat=False) | {"cursor": [next_cursor]}
+        base = web_resources().settings.public_url.rstrip("/")
+        links["next"] = f"{base}{request.path}?" + "&".join(f"{k}={v}" for k, vs in args.items() for v in vs)
+    page = ErasureRequestPage(items=[ErasureRequestOut.model_validate(render(r)) for r in rows], next_cursor=next_cursor, links=links)
+    return _json(200, page.model_dump(mode="json", by_alias=True))
+
+
+@bp.post("/erasure-requests/<uuid:request_id>/cancel")
+@requires(*CANCELLERS)
+@documented(
+    Documented(
+        summary="Cancel an erasure request",
+        tag="erasure-requests",
+        body=CancelIn,
+        responses={
+            200: ("Cancelled. Deletions already sent to Salesforce cannot be stopped; `outcome` says so.", ErasureRequestOut),
+            404: ("No such request.", ProblemOut),
+            409: ("The request has already ended.", ProblemOut),
+        },
+    )
+)
+def cancel_erasure_request(request_id: uuid.UUID) -> Response:
+    settings = web_resources().settings
+    document = read_json_object(max_bytes=settings.max_body_bytes, max_depth=settings.max_json_depth)
+    body: CancelIn = _parse(CancelIn, document)
+    session = get_session()
+    erasure_request = workflow.cancel_request(session, request_id, reason=body.reason, api_key_id=_scope())
+    rendered = render(erasure_request)
+    session.commit()
+    return _json(200, rendered)

