@@ -1,0 +1,466 @@
+"""`SandboxOrg`: one Salesforce org's behaviour (CONTRACT.md §4), independent of HTTP.
+
+Every handler takes plain request parts and returns a `Reply`; `server.py` only translates. One
+lock guards all state, and handlers never sleep while holding it (latency is applied by the server).
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from erasure.salesforce import ids as sfids
+from erasure.salesforce.models import Route
+from erasure.salesforce.sandbox import soql
+from erasure.salesforce.sandbox.auth import (
+    AppConfig,
+    Claims,
+    TokenAuthority,
+    TokenEndpointError,
+    TokenProblemError,
+)
+from erasure.salesforce.sandbox.data import OrgData
+from erasure.salesforce.sandbox.limits import Fault, FaultBook, SlidingWindows
+
+INVALID_SESSION = [{"message": "Session expired or invalid", "errorCode": "INVALID_SESSION_ID"}]
+REST_SCOPE_MISSING = [
+    {
+        "message": "This session is not valid for use with the REST API",
+        "errorCode": "INVALID_SESSION_ID",
+    }
+]
+MIN_LOG_VERSION = (63, 0)
+
+
+@dataclass
+class SandboxConfig:
+    """Org-level switches. Mutable at runtime through `SandboxOrg.configure`."""
+
+    #: Setup > Conversation Service API toggle.
+    api_enabled: bool = True
+    latest_api_version: str = "64.0"
+    max_ids_per_call: int = 200
+    participant_ids_field: str = "participantEntityIds"
+    conversation_ids_field: str = "conversationIds"
+    #: An id that does not exist: "failed_log" (202, log ends FAILED) or "not_found" (404).
+    unknown_id_mode: str = "failed_log"
+    query_batch_size: int = 2000
+    #: Seconds of sandbox time between two log statuses.
+    log_step_s: float = 1.0
+    #: Length of an "hour" and a "minute" for the rate limits (compress them for benchmarks).
+    hour_s: float = 3600.0
+    minute_s: float = 60.0
+    delete_limit: int = 10
+    entries_limit: int = 90
+    closed_session_statuses: tuple[str, ...] = ("Ended",)
+
+
+@dataclass
+class Reply:
+    status: int
+    body: Any = None
+    headers: dict[str, str] = field(default_factory=dict)
+    latency_s: float = 0.0
+
+
+def _version(text: str) -> tuple[int, int] | None:
+    raw = text.removeprefix("v")
+    major, _, minor = raw.partition(".")
+    if not major.isdigit() or not minor.isdigit():
+        return None
+    return int(major), int(minor)
+
+
+class SandboxOrg:
+    def __init__(self, config: SandboxConfig | None = None, *, org_id: str | None = None) -> None:
+        self.lock = threading.RLock()
+        self.config = config or SandboxConfig()
+        self.org_id = org_id or "00D5g" + "".join(
+            secrets.choice("ABCDEFGHJK0123456789") for _ in range(10)
+        )
+        self.clock_offset_s = 0.0
+        self.apps: dict[str, AppConfig] = {}
+        self._reset_state()
+
+    def _reset_state(self) -> None:
+        self.data = OrgData()
+        self.authority = TokenAuthority(self.org_id)
+        self.windows = SlidingWindows()
+        self.faults = FaultBook()
+        #: calls[route][client_id or "-"] -> n, for every call received (rejected ones too).
+        self.calls: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+        #: every id each delete route accepted (202), in order: "no id accepted twice" checks.
+        self.accepted_ids: dict[str, list[str]] = defaultdict(list)
+        self._cursors: dict[str, tuple[list[dict[str, Any]], str, str]] = {}
+
+    # -- administration (also reachable over HTTP, see admin.py) -------------------------------
+
+    def now(self) -> float:
+        return time.time() + self.clock_offset_s
+
+    def add_app(
+        self,
+        client_id: str,
+        client_secret: str,
+        *,
+        run_as_user_id: str | bool | None = True,
+        **options: Any,
+    ) -> AppConfig:
+        """Add (or replace) an External Client App; `run_as_user_id=True` creates a user."""
+        with self.lock:
+            if run_as_user_id is True:
+                run_as_user_id = self.data.new_id("User")
+            app = AppConfig(
+                client_id=client_id,
+                client_secret=client_secret,
+                run_as_user_id=run_as_user_id or None,
+                **options,
+            )
+            self.apps[client_id] = app
+            return app
+
+    def configure_app(self, client_id: str, **options: Any) -> AppConfig:
+        with self.lock:
+            app = self.apps[client_id]
+            for name, value in options.items():
+                if not hasattr(app, name):
+                    raise ValueError(f"unknown app option {name}")
+                setattr(app, name, tuple(value) if name == "scopes" else value)
+            return app
+
+    def configure(self, **options: Any) -> SandboxConfig:
+        with self.lock:
+            for name, value in options.items():
+                if not hasattr(self.config, name):
+                    raise ValueError(f"unknown org option {name}")
+                setattr(self.config, name, value)
+            return self.config
+
+    def advance(self, seconds: float) -> float:
+        """Move the sandbox clock forward; logs progress and tokens expire accordingly."""
+        with self.lock:
+            self.clock_offset_s += seconds
+            self._tick()
+            return self.now()
+
+    def inject(self, fault: Fault) -> None:
+        with self.lock:
+            self.faults.add(fault)
+
+    def revoke(self, client_id: str) -> int:
+        with self.lock:
+            return self.authority.revoke(client_id)
+
+    def reset(self) -> None:
+        """Forget data, logs, tokens, counters, faults and the clock offset; keep the apps."""
+        with self.lock:
+            self.clock_offset_s = 0.0
+            self._reset_state()
+
+    def counters(self) -> dict[str, Any]:
+        with self.lock:
+            return {
+                "calls": {route: dict(by_client) for route, by_client in self.calls.items()},
+                "accepted_ids": {route: list(ids) for route, ids in self.accepted_ids.items()},
+            }
+
+    def call_count(self, route: str, client_id: str | None = None) -> int:
+        with self.lock:
+            by_client = self.calls.get(route, {})
+            return by_client.get(client_id, 0) if client_id else sum(by_client.values())
+
+    def _tick(self) -> None:
+        self.data.advance(now=self.now(), step_s=self.config.log_step_s)
+
+    def _count(self, route: str, client_id: str | None) -> None:
+        self.calls[route][client_id or "-"] += 1
+
+    # -- ORG host -----------------------------------------------------------------------------
+
+    def token(self, form: Mapping[str, str], *, base_url: str) -> Reply:
+        with self.lock:
+            client_id = form.get("client_id")
+            self._count(Route.TOKEN, client_id)
+            fault = self.faults.take(Route.TOKEN, client_id)
+            if fault is not None and fault.status is not None:
+                return Reply(fault.status, {"error": "server_error"}, latency_s=fault.latency_s)
+            try:
+                if form.get("grant_type") != "client_credentials":
+                    raise TokenEndpointError("unsupported_grant_type", "grant type not supported")
+                app = self.apps.get(client_id or "")
+                if app is None:
+                    raise TokenEndpointError("invalid_client_id", "client identifier invalid")
+                if not secrets.compare_digest(app.client_secret, form.get("client_secret", "")):
+                    raise TokenEndpointError("invalid_client", "invalid client credentials")
+                body = self.authority.issue(app, now=self.now(), base_url=base_url)
+            except TokenEndpointError as exc:
+                return Reply(exc.status, {"error": exc.error, "error_description": exc.description})
+            return Reply(200, body, latency_s=fault.latency_s if fault else 0.0)
+
+    def versions(self) -> Reply:
+        with self.lock:
+            latest = _version(self.config.latest_api_version) or (0, 0)
+        versions = [
+            {"label": f"v{m}.0", "url": f"/services/data/v{m}.0", "version": f"{m}.0"}
+            for m in range(58, latest[0] + 1)
+        ]
+        return Reply(200, versions)
+
+    def _org_auth(self, authorization: str | None) -> Claims | Reply:
+        try:
+            claims = self.authority.check(authorization, now=self.now())
+        except TokenProblemError:
+            return Reply(401, INVALID_SESSION)
+        if "api" not in claims.scopes:
+            return Reply(401, REST_SCOPE_MISSING)
+        return claims
+
+    def query(self, version: str, q: str | None, authorization: str | None) -> Reply:
+        with self.lock:
+            claims = self._org_auth(authorization)
+            self._count(Route.QUERY, claims.client_id if isinstance(claims, Claims) else None)
+            if isinstance(claims, Reply):
+                return claims
+            fault = self.faults.take(Route.QUERY, claims.client_id)
+            if fault is not None and fault.status is not None:
+                return Reply(fault.status, [{"errorCode": "SERVER_ERROR", "message": "injected"}])
+            parsed_version = _version(version)
+            latest = _version(self.config.latest_api_version) or (0, 0)
+            if parsed_version is None or parsed_version > latest:
+                return Reply(
+                    404,
+                    [
+                        {
+                            "errorCode": "NOT_FOUND",
+                            "message": "The requested resource does not exist",
+                        }
+                    ],
+                )
+            if not q:
+                return Reply(400, [{"errorCode": "MALFORMED_QUERY", "message": "q is required"}])
+            try:
+                parsed = soql.parse(q)
+                if parsed.sobject == "ConversationApiLog" and parsed_version < MIN_LOG_VERSION:
+                    raise soql.SoqlError(
+                        "INVALID_TYPE", "sObject type 'ConversationApiLog' is not supported."
+                    )
+                self._tick()
+                rows = parsed.run(self.data.rows(parsed.sobject))
+            except soql.SoqlError as exc:
+                return Reply(400, [{"errorCode": exc.error_code, "message": exc.message}])
+            reply = self._page(rows, parsed.sobject, version, total=len(rows))
+            reply.latency_s = fault.latency_s if fault else 0.0
+            return reply
+
+    def query_more(self, version: str, locator: str, authorization: str | None) -> Reply:
+        with self.lock:
+            claims = self._org_auth(authorization)
+            self._count(Route.QUERY, claims.client_id if isinstance(claims, Claims) else None)
+            if isinstance(claims, Reply):
+                return claims
+            cursor = self._cursors.pop(locator, None)
+            if cursor is None:
+                return Reply(
+                    400,
+                    [{"errorCode": "INVALID_QUERY_LOCATOR", "message": "invalid query locator"}],
+                )
+            rows, sobject, total = cursor
+            return self._page(rows, sobject, version, total=int(total))
+
+    def _page(self, rows: list[dict[str, Any]], sobject: str, version: str, *, total: int) -> Reply:
+        size = self.config.query_batch_size
+        page, rest = rows[:size], rows[size:]
+        records = [
+            {
+                "attributes": {
+                    "type": sobject,
+                    "url": f"/services/data/{version}/sobjects/{sobject}/{r.get('Id')}",
+                },
+                **r,
+            }
+            for r in page
+        ]
+        body: dict[str, Any] = {"totalSize": total, "done": not rest, "records": records}
+        if rest:
+            locator = f"01g5g{secrets.token_hex(5)}-{total - len(rest)}"
+            self._cursors[locator] = (rest, sobject, str(total))
+            body["nextRecordsUrl"] = f"/services/data/{version}/query/{locator}"
+        return Reply(200, body)
+
+    # -- API host (engagement) ----------------------------------------------------------------
+
+    def _engagement_auth(self, authorization: str | None) -> Claims | Reply:
+        try:
+            claims = self.authority.check(authorization, now=self.now())
+        except TokenProblemError:
+            return Reply(401, INVALID_SESSION, {"WWW-Authenticate": 'Bearer error="invalid_token"'})
+        if not claims.is_jwt:
+            # KB 005232704: a token that is not a JWT gets 404 from api.salesforce.com.
+            return Reply(404, {"message": "Not Found"})
+        if "sfap_api" not in claims.scopes:
+            return Reply(
+                401, INVALID_SESSION, {"WWW-Authenticate": 'Bearer error="insufficient_scope"'}
+            )
+        return claims
+
+    def _engagement_gate(self, route: Route, authorization: str | None) -> Claims | Reply:
+        """Toggle, auth, "before" faults and the rate limit, in the order Salesforce would."""
+        if not self.config.api_enabled:
+            self._count(route, None)
+            return Reply(404, {"message": "Not Found"})
+        claims = self._engagement_auth(authorization)
+        self._count(route, claims.client_id if isinstance(claims, Claims) else None)
+        if isinstance(claims, Reply):
+            return claims
+        if route.is_delete:
+            limit, window = self.config.delete_limit, self.config.hour_s
+        else:
+            limit, window = self.config.entries_limit, self.config.minute_s
+        wait = self.windows.retry_after(
+            claims.user_id, route, limit=limit, window_s=window, now=self.now()
+        )
+        if wait:
+            # A rejected call does not use the budget.
+            return Reply(
+                429,
+                [{"errorCode": "REQUEST_LIMIT_EXCEEDED", "message": "rate limit exceeded"}],
+                {"Retry-After": str(wait)},
+            )
+        return claims
+
+    def not_found(self) -> Reply:
+        """Any other engagement path: 404, as the real API answers a wrong path."""
+        return Reply(404, {"message": "Not Found"})
+
+    def delete(self, route: Route, authorization: str | None, body: bytes) -> Reply:
+        with self.lock:
+            gate = self._engagement_gate(route, authorization)
+            if isinstance(gate, Reply):
+                return gate
+            claims = gate
+            fault = self.faults.take(route, claims.client_id)
+            if fault is not None and fault.when == "before" and fault.status is not None:
+                return self._fault_reply(fault)
+            self.windows.spend(claims.user_id, route, now=self.now())
+            self._tick()
+            reply = self._delete(route, claims, body)
+            if fault is not None:
+                if fault.status is not None:
+                    return self._fault_reply(fault)
+                reply.latency_s = fault.latency_s
+            return reply
+
+    def _fault_reply(self, fault: Fault) -> Reply:
+        headers = {"Retry-After": fault.retry_after} if fault.retry_after else {}
+        return Reply(fault.status or 500, {"message": "injected fault"}, headers, fault.latency_s)
+
+    def _delete(self, route: Route, claims: Claims, body: bytes) -> Reply:  # noqa: PLR0911 -- one reply per Salesforce rule
+        participants = route is Route.DELETE_PARTICIPANTS
+        field_name = (
+            self.config.participant_ids_field
+            if participants
+            else self.config.conversation_ids_field
+        )
+        try:
+            payload = json.loads(body or b"null")
+        except ValueError:
+            return Reply(400, [{"errorCode": "JSON_PARSER_ERROR", "message": "malformed JSON"}])
+        ids = payload.get(field_name) if isinstance(payload, dict) else None
+        if not isinstance(ids, list) or not ids:
+            return Reply(
+                400, [{"errorCode": "INVALID_INPUT", "message": f"{field_name} is required"}]
+            )
+        if len(ids) > self.config.max_ids_per_call:
+            return Reply(
+                400,
+                [
+                    {
+                        "errorCode": "LIMIT_EXCEEDED",
+                        "message": f"at most {self.config.max_ids_per_call} ids",
+                    }
+                ],
+            )
+        if not all(isinstance(i, str) and sfids.is_valid(i) for i in ids):
+            return Reply(400, [{"errorCode": "MALFORMED_ID", "message": "malformed id"}])
+        sobject = "MessagingEndUser" if participants else "Conversation"
+        full = [sfids.to18(i) for i in ids]
+        if len({i[:15] for i in full}) != len(full):
+            return Reply(400, [{"errorCode": "DUPLICATE_VALUE", "message": "duplicate ids"}])
+        known = [self.data.find(sobject, i) for i in full]
+        if self.config.unknown_id_mode == "not_found" and not any(known):
+            return Reply(404, {"message": "Not Found"})
+        if participants:
+            closed = {s.lower() for s in self.config.closed_session_statuses}
+            for record in known:
+                if record is None:
+                    continue
+                if any(
+                    str(s["Status"]).lower() not in closed
+                    for s in self.data.sessions_of(record["Id"])
+                ):
+                    return Reply(
+                        412,
+                        [
+                            {
+                                "errorCode": "PRECONDITION_FAILED",
+                                "message": "messaging end user has an open session",
+                            }
+                        ],
+                    )
+        operation = (
+            "deleteConversationParticipantData" if participants else "deleteConversationsById"
+        )
+        logs = []
+        for entity_id in full:
+            log = self.data.create_log(
+                entity_id=entity_id,
+                entity_type=sobject,
+                operation=operation,
+                user=claims.user_id,
+                now=self.now(),
+            )
+            self.accepted_ids[route].append(entity_id)
+            logs.append(
+                {
+                    "id": log.id,
+                    "requestedEntityIdentifier": entity_id[:15],
+                    "requestedEntityType": sobject,
+                    "action": "Delete",
+                    "operation": operation,
+                    "status": log.status,
+                }
+            )
+        return Reply(202, {"conversationApiLogs": logs})
+
+    def entries(self, authorization: str | None, args: Mapping[str, str]) -> Reply:
+        with self.lock:
+            gate = self._engagement_gate(Route.ENTRIES, authorization)
+            if isinstance(gate, Reply):
+                return gate
+            fault = self.faults.take(Route.ENTRIES, gate.client_id)
+            if fault is not None and fault.status is not None:
+                return self._fault_reply(fault)
+            self.windows.spend(gate.user_id, Route.ENTRIES, now=self.now())
+            self._tick()
+            identifier = args.get("conversationIdentifier")
+            if not identifier:
+                return Reply(400, {"message": "conversationIdentifier is required"})
+            limit_text = args.get("recordLimit", "25")
+            if not limit_text.isdigit() or not 1 <= int(limit_text) <= 1000:
+                return Reply(400, {"message": "recordLimit must be between 1 and 1000"})
+            conv_id = self.data.conversation_by_identifier(identifier)
+            if conv_id is None:
+                return Reply(404, {"message": "conversation not found"})
+            start = int(args.get("pageToken", "0") or 0)
+            entries = self.data.entries.get(conv_id, [])
+            page = entries[start : start + int(limit_text)]
+            body: dict[str, Any] = {"conversationEntries": page}
+            if start + len(page) < len(entries):
+                body["nextPageToken"] = str(start + len(page))
+            return Reply(200, body, latency_s=fault.latency_s if fault else 0.0)
