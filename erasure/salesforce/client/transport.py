@@ -106,6 +106,13 @@ def _error_code(resp: requests.Response) -> str | None:
     return None
 
 
+def _scope_text(scope: object) -> str:
+    # oauthlib hands the scope back as a list; Salesforce sent a space-separated string.
+    if isinstance(scope, list | tuple | set):
+        return " ".join(str(s) for s in scope)
+    return str(scope or "")
+
+
 class Transport:
     """Sends one call with a valid shared token, heals one 401, and classifies the answer."""
 
@@ -236,7 +243,7 @@ class Transport:
             instance_url=str(raw.get("instance_url") or self.org.my_domain_url).rstrip("/"),
             api_instance_url=str(raw.get("api_instance_url") or "").rstrip("/"),
             expires_at=expires_at,
-            scope=str(raw.get("scope") or ""),
+            scope=_scope_text(raw.get("scope")),
             token_format=str(raw["token_format"]) if raw.get("token_format") else None,
         )
 

@@ -108,9 +108,10 @@ class TokenAuthority:
             "id": f"{base_url}/id/{self.org_id}/{app.run_as_user_id}",
             "token_type": "Bearer",
             "issued_at": str(int(now * 1000)),
+            # Included whatever the scopes: a token without sfap_api then fails with 401 on the
+            # engagement API, which is the behaviour the client must survive.
+            "api_instance_url": base_url,
         }
-        if "sfap_api" in app.scopes:
-            response["api_instance_url"] = base_url
         if app.jwt_tokens:
             response["token_format"] = "jwt"  # noqa: S105 -- a format name, not a secret
         return response

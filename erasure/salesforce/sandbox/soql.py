@@ -246,16 +246,16 @@ class _Parser:
         if self.is_kw("NOT"):
             self.next()
             self.expect_kw("IN")
-            values = self.value_list()
+            values = _checked(field, self.value_list())
             return lambda r: not _matches_any(field, r.get(field), values)
         if self.is_kw("IN"):
             self.next()
-            values = self.value_list()
+            values = _checked(field, self.value_list())
             return lambda r: _matches_any(field, r.get(field), values)
         op = self.next()
         if op.kind != "op" or op.text not in ("=", "!=", "<>"):
             raise SoqlError("MALFORMED_QUERY", f"unsupported operator '{op.text}'")
-        value = self.value()
+        (value,) = _checked(field, [self.value()])
         if op.text == "=":
             return lambda r: _matches_any(field, r.get(field), [value])
         return lambda r: not _matches_any(field, r.get(field), [value])
@@ -280,6 +280,15 @@ class _Parser:
         return values
 
 
+def _checked(field: str, values: list[Any]) -> list[Any]:
+    """Salesforce rejects a malformed id literal even when no row would match it."""
+    if field in ID_FIELDS:
+        for value in values:
+            if isinstance(value, str) and not sfids.is_valid(value):
+                raise SoqlError("INVALID_QUERY_FILTER_OPERATOR", f"invalid ID field: {value}")
+    return values
+
+
 def _matches_any(field: str, actual: Any, values: Sequence[Any]) -> bool:
     for value in values:
         if actual is None or value is None:
@@ -287,8 +296,6 @@ def _matches_any(field: str, actual: Any, values: Sequence[Any]) -> bool:
                 return True
             continue
         if field in ID_FIELDS and isinstance(value, str):
-            if not sfids.is_valid(value):
-                raise SoqlError("INVALID_QUERY_FILTER_OPERATOR", f"invalid ID field: {value}")
             # Ids compare case-sensitively on their 15-char form, in either length.
             if str(actual)[:15] == value[:15]:
                 return True

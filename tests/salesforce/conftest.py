@@ -1,0 +1,112 @@
+"""Fixtures for the Salesforce client and sandbox: one real HTTPS sandbox per test process, reset
+for every test, and clients that talk to it over the network (no mocked HTTP)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterator
+
+import pytest
+import redis
+
+from erasure.salesforce import (
+    CredentialSettings,
+    InMemoryTokenStore,
+    InMemoryUsageStore,
+    OrgSettings,
+    SalesforceClient,
+    Timeouts,
+    TokenPolicy,
+)
+from erasure.salesforce.sandbox import SandboxConfig, SandboxHandle, SeededEndUser, run_in_thread
+from erasure.salesforce.sandbox import seed_demo as _seed_demo
+
+CLIENT_A = ("erasure-app-a", "secret-a-0123456789")
+CLIENT_B = ("erasure-app-b", "secret-b-0123456789")
+
+#: Fast backoff so fault tests finish in milliseconds, not seconds.
+FAST_TOKENS = TokenPolicy(backoff_base_s=0.01, backoff_cap_s=0.05, lock_wait_s=10.0)
+
+
+@pytest.fixture(scope="session")
+def sandbox_server() -> Iterator[SandboxHandle]:
+    handle = run_in_thread()
+    yield handle
+    handle.stop()
+
+
+@pytest.fixture
+def sandbox(sandbox_server: SandboxHandle) -> SandboxHandle:
+    """The sandbox with no data, default config and two apps (two execution users)."""
+    org = sandbox_server.org
+    with org.lock:
+        org.reset()
+        org.config = SandboxConfig(log_step_s=1.0)
+        org.apps.clear()
+    org.add_app(*CLIENT_A)
+    org.add_app(*CLIENT_B)
+    return sandbox_server
+
+
+@pytest.fixture
+def demo(sandbox: SandboxHandle) -> list[SeededEndUser]:
+    with sandbox.org.lock:
+        return _seed_demo(sandbox.org.data)
+
+
+@pytest.fixture
+def org_settings(sandbox: SandboxHandle) -> OrgSettings:
+    return OrgSettings(sandbox.url, ca_bundle=sandbox.ca_path)
+
+
+@pytest.fixture
+def credential() -> CredentialSettings:
+    return CredentialSettings(*CLIENT_A, name="app-a")
+
+
+@pytest.fixture
+def redis_client() -> Iterator[redis.Redis]:
+    client = redis.Redis(host="127.0.0.1", port=6379)
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def redis_prefix(redis_client: redis.Redis) -> Iterator[str]:
+    """A key prefix unique to this test, so parallel runs never share tokens or counters."""
+    prefix = f"erasure-test:{uuid.uuid4().hex}"
+    yield prefix
+    for key in redis_client.scan_iter(f"{prefix}:*"):
+        redis_client.delete(key)
+
+
+MakeClient = Callable[..., SalesforceClient]
+
+
+@pytest.fixture
+def make_client(org_settings: OrgSettings, credential: CredentialSettings) -> Iterator[MakeClient]:
+    """Build clients (closed after the test); keyword arguments override the defaults."""
+    made: list[SalesforceClient] = []
+
+    def make(**overrides: object) -> SalesforceClient:
+        options: dict[str, object] = {
+            "tokens": InMemoryTokenStore(),
+            "usage": InMemoryUsageStore(),
+            "timeouts": Timeouts(connect_s=2.0, read_s=5.0),
+            "token_policy": FAST_TOKENS,
+        }
+        org = overrides.pop("org", org_settings)
+        cred = overrides.pop("credential", credential)
+        options.update(overrides)
+        client = SalesforceClient(org, cred, **options)  # type: ignore[arg-type]
+        made.append(client)
+        return client
+
+    yield make
+    for client in made:
+        client.close()
+
+
+@pytest.fixture
+def client(make_client: MakeClient) -> SalesforceClient:
+    return make_client()
