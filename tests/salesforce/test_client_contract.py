@@ -8,6 +8,7 @@ from erasure.salesforce import (
     AmbiguousDeleteError,
     BadRequestError,
     EngagementApiNotFoundError,
+    InMemoryUsageStore,
     LogState,
     OpenSessionError,
     OrgEndpointNotFoundError,
@@ -118,7 +119,8 @@ def test_412_on_open_session_is_its_own_error(
     busy = _seed(sandbox, platform_key="+15550007777", open_session=True)
     with pytest.raises(OpenSessionError) as caught:
         client.delete_participants([busy.end_user_id])
-    assert caught.value.status == 412 and caught.value.retryable
+    assert caught.value.status == 412
+    assert caught.value.retryable
     assert sandbox.org.counters()["accepted_ids"] == {}
 
 
@@ -131,7 +133,8 @@ def test_participant_delete_completes_and_read_back_finds_it_gone(
     users = [_seed(sandbox, platform_key=f"+1555200{n:04d}", conversations=2) for n in range(3)]
     ids = [u.end_user_id for u in users]
     accepted = client.delete_participants(ids)
-    assert accepted.status == 202 and len(accepted.logs) == 3
+    assert accepted.status == 202
+    assert len(accepted.logs) == 3
     assert all(accepted.log_for(i) is not None for i in ids)
     assert {log.state for log in accepted.logs} == {LogState.PENDING}
     assert client.existing_end_users(ids) == set(ids)  # asynchronous: not gone yet
@@ -159,9 +162,11 @@ def test_logs_are_found_by_15_char_entity_id(
     user = _seed(sandbox, platform_key="+15550008888")
     client.delete_participants([user.end_user_id])
     logs = client.api_logs(entity_ids=[user.end_user_id])
-    assert len(logs) == 1 and logs[0].requested_entity_identifier == user.end_user_id[:15]
+    assert len(logs) == 1
+    assert logs[0].requested_entity_identifier == user.end_user_id[:15]
     grouped = logs_by_entity(logs, [user.end_user_id, "0PA5g0000000001GAA"])
-    assert grouped[user.end_user_id] == logs and grouped["0PA5g0000000001GAA"] == []
+    assert grouped[user.end_user_id] == logs
+    assert grouped["0PA5g0000000001GAA"] == []
 
 
 def test_blocking_child_record_makes_the_log_fail(
@@ -237,7 +242,8 @@ def test_404_from_engagement_api_is_an_org_fault(
     sandbox.org.configure(api_enabled=False)
     with pytest.raises(EngagementApiNotFoundError) as caught:
         client.delete_participants([user.end_user_id])
-    assert caught.value.org_fault and caught.value.status == 404
+    assert caught.value.org_fault
+    assert caught.value.status == 404
     # Nothing was deleted, and SOQL still sees the end user: 404 never meant "already gone".
     assert client.existing_end_users([user.end_user_id]) == {user.end_user_id}
 
@@ -276,19 +282,22 @@ def test_429_carries_a_usable_retry_after_and_holds_every_worker(
 ) -> None:
     sandbox.org.configure(delete_limit=2, hour_s=30.0)
     users = [_seed(sandbox, platform_key=f"+1555400{n:04d}") for n in range(4)]
-    shared_usage = make_client()._usage  # noqa: SLF001 -- the store both "workers" share
+    shared_usage = InMemoryUsageStore()  # what both "workers" share (Redis in production)
     worker_1 = make_client(usage=shared_usage)
     worker_2 = make_client(usage=shared_usage)
     worker_1.delete_participants([users[0].end_user_id])
     worker_1.delete_participants([users[1].end_user_id])
     with pytest.raises(RateLimitedError) as caught:
         worker_1.delete_participants([users[2].end_user_id])
-    assert caught.value.status == 429 and caught.value.retryable
-    assert caught.value.retry_after is not None and 0 < caught.value.retry_after <= 30
+    assert caught.value.status == 429
+    assert caught.value.retryable
+    assert caught.value.retry_after is not None
+    assert 0 < caught.value.retry_after <= 30
     spent = sandbox.org.call_count(Route.DELETE_PARTICIPANTS)
     with pytest.raises(RateLimitedError) as held:
         worker_2.delete_participants([users[2].end_user_id])  # never reaches Salesforce
-    assert held.value.retry_after is not None and held.value.retry_after > 0
+    assert held.value.retry_after is not None
+    assert held.value.retry_after > 0
     assert sandbox.org.call_count(Route.DELETE_PARTICIPANTS) == spent
 
 
@@ -317,7 +326,8 @@ def test_5xx_after_logs_were_written_is_ambiguous_and_the_logs_are_found(
     sandbox.org.inject(Fault(route=Route.DELETE_PARTICIPANTS, status=502, when="after"))
     with pytest.raises(AmbiguousDeleteError) as caught:
         client.delete_participants(ids)
-    assert caught.value.ids == tuple(ids) and caught.value.retryable
+    assert caught.value.ids == tuple(ids)
+    assert caught.value.retryable
     assert not isinstance(caught.value, UnavailableError)
 
     logged = logs_by_entity(client.api_logs(entity_ids=ids), ids)
@@ -363,7 +373,8 @@ def test_read_timeout_and_5xx_on_a_query_are_plain_unavailable(
     sandbox.org.inject(Fault(route=Route.QUERY, status=503))
     with pytest.raises(UnavailableError) as caught:
         client.existing_end_users(["0PA5g0000000001GAA"])
-    assert caught.value.status == 503 and caught.value.retryable
+    assert caught.value.status == 503
+    assert caught.value.retryable
     sandbox.org.inject(Fault(route=Route.QUERY, status=None, latency_s=0.8))
     with pytest.raises(UnavailableError):
         client.existing_end_users(["0PA5g0000000001GAA"])
@@ -392,4 +403,5 @@ def test_calls_spent_are_counted_per_route_and_outcome(
     assert usage.by_route[Route.TOKEN] == {"200": 1}
     assert usage.by_route[Route.QUERY] == {"200": 1}
     assert usage.by_route[Route.DELETE_PARTICIPANTS] == {"412": 1}
-    assert usage.total(Route.DELETE_PARTICIPANTS) == 1 and usage.total() == 3
+    assert usage.total(Route.DELETE_PARTICIPANTS) == 1
+    assert usage.total() == 3

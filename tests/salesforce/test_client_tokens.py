@@ -38,8 +38,10 @@ def test_token_expiry_comes_from_the_jwt(client: SalesforceClient, sandbox: Sand
     token = client.token()
     assert token.token_format == "jwt"
     assert jwt_expiry(token.access_token) == token.expires_at
-    assert token.api_instance_url == sandbox.url and token.instance_url == sandbox.url
-    assert "access_token" not in repr(token) and token.access_token not in repr(token)
+    assert token.api_instance_url == sandbox.url
+    assert token.instance_url == sandbox.url
+    assert "access_token" not in repr(token)
+    assert token.access_token not in repr(token)
     assert jwt_expiry("not-a-jwt") is None
     assert jwt_expiry("a.!!!.c") is None
 
@@ -81,7 +83,8 @@ def test_a_fresh_token_still_refused_is_not_retried_again(
     sandbox.org.configure_app(CLIENT_A[0], scopes=["api"])  # sfap_api missing
     with pytest.raises(TokenRejectedError) as caught:
         client.delete_participants([PROBE_ID])
-    assert caught.value.org_fault and not caught.value.retryable
+    assert caught.value.org_fault
+    assert not caught.value.retryable
     assert _token_calls(sandbox) == 2
     assert sandbox.org.call_count(Route.DELETE_PARTICIPANTS) == 2
 
@@ -101,7 +104,8 @@ def test_configuration_errors_are_raised_once_and_not_retried(
     for _ in range(3):
         with pytest.raises(ConfigurationError) as caught:
             client.existing_end_users([PROBE_ID])
-        assert caught.value.error_code == error_code and not caught.value.retryable
+        assert caught.value.error_code == error_code
+        assert not caught.value.retryable
     assert _token_calls(sandbox) == 1  # held in memory, not asked again in a loop
     assert CLIENT_A[1] not in str(caught.value)
 
@@ -133,7 +137,8 @@ def test_backoff_sleeps_are_jittered_and_capped(
     sandbox.org.inject(Fault(route=Route.TOKEN, status=500, count=10))
     with pytest.raises(TokenEndpointError):
         client.token()
-    assert len(slept) == 3 and all(0 <= s <= 0.05 for s in slept)
+    assert len(slept) == 3
+    assert all(0 <= s <= 0.05 for s in slept)
 
 
 def test_64_cold_workers_cause_one_token_request(
