@@ -11,6 +11,7 @@ import requests
 from erasure.salesforce.ids import to18
 from erasure.salesforce.sandbox import SandboxHandle, add_end_user
 from erasure.salesforce.sandbox.soql import SoqlError, parse
+from erasure.salesforce.soql import literal, select
 
 from .conftest import CLIENT_A, CLIENT_B
 
@@ -210,7 +211,8 @@ def test_soql_subset_semantics() -> None:
         {"Id": to18("0035g0000000003"), "Email": None, "Phone": "3"},
     ]
     q = parse(
-        "select id from contact where (Email = 'a@X.com' or Phone = '3') and Phone != '9' order by Phone desc limit 5"
+        "select id from contact where (Email = 'a@X.com' or Phone = '3') and Phone != '9' "
+        "order by Phone desc limit 5"
     )
     assert [r["Id"][:15] for r in q.run(rows)] == ["0035g0000000003", "0035g0000000001"]
     q = parse("SELECT Id FROM Contact WHERE Id NOT IN ('0035g0000000001') AND Email = null")
@@ -311,11 +313,11 @@ def test_delete_202_and_logs_advance_on_the_sandbox_clock(
             http,
             sandbox,
             token,
-            f"SELECT Status, StatusHistory FROM ConversationApiLog WHERE Id = '{log['id']}'",
+            select("Status, StatusHistory", "ConversationApiLog", f"Id = {literal(log['id'])}"),
         )
         statuses.append(row.json()["records"][0]["Status"])
     assert statuses == ["ENQUEUED", "IN_PROGRESS", "COMPLETED"]
-    gone = _query(http, sandbox, token, f"SELECT Id FROM MessagingEndUser WHERE Id = '{user}'")
+    gone = _query(http, sandbox, token, select("Id", "MessagingEndUser", f"Id = {literal(user)}"))
     assert gone.json()["totalSize"] == 0
 
 
@@ -331,7 +333,9 @@ def test_unknown_ids_fail_in_the_log_or_404_when_configured(
         http,
         sandbox,
         token,
-        f"SELECT Status, Context FROM ConversationApiLog WHERE RequestedEntityIdentifier = '{ghost[:15]}'",
+        select(
+            "Status", "ConversationApiLog", f"RequestedEntityIdentifier = {literal(ghost[:15])}"
+        ),
     )
     assert row.json()["records"][0]["Status"] == "FAILED"
     sandbox.org.configure(unknown_id_mode="not_found")
