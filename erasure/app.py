@@ -16,7 +16,9 @@ from erasure.identifiers import Vault
 from erasure.workflow import Protection
 
 
-def create_app(settings: Settings | None = None, *, session_factory: Callable[[], Session] | None = None) -> Flask:
+def create_app(
+    settings: Settings | None = None, *, session_factory: Callable[[], Session] | None = None
+) -> Flask:
     settings = settings or Settings.from_env()
     app = Flask("erasure")
     # Werkzeug stops reading a body past this even when no Content-Length was sent.
@@ -29,7 +31,9 @@ def create_app(settings: Settings | None = None, *, session_factory: Callable[[]
         settings=settings,
         session_factory=session_factory or make_sessionmaker(make_engine(settings.database_url)),
         owns_sessions=session_factory is None,
-        protection=Protection(vault=Vault(settings.encryption_key_bytes), pseudonym_key=settings.pseudonym_key_bytes),
+        protection=Protection(
+            vault=Vault(settings.encryption_key_bytes), pseudonym_key=settings.pseudonym_key_bytes
+        ),
     )
 
     from erasure import intake

@@ -8,13 +8,19 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
+    from erasure.config import Settings
 
 from erasure.models import Role
 
 
-def _settings():  # type: ignore[no-untyped-def]  # imported lazily: `erasure --help` needs no env
+def _settings() -> Settings:  # imported lazily: `erasure --help` needs no environment
     from pydantic import ValidationError
 
     from erasure.config import Settings
@@ -26,7 +32,7 @@ def _settings():  # type: ignore[no-untyped-def]  # imported lazily: `erasure --
         raise click.ClickException(f"configuration is incomplete or invalid: {missing}") from None
 
 
-def _session():  # type: ignore[no-untyped-def]
+def _session() -> Session:
     from erasure.db import make_engine, make_sessionmaker
 
     return make_sessionmaker(make_engine(_settings().database_url))()
@@ -71,12 +77,23 @@ def serve(bind: str, workers: int) -> None:
     """Run the API under gunicorn."""
     _settings()  # fail here, with a clear message, rather than in every gunicorn worker
     gunicorn = Path(sys.executable).with_name("gunicorn")
-    args = [str(gunicorn), "--bind", bind, "--workers", str(workers), "--access-logfile", "-", "erasure.app:create_app()"]
+    args = [
+        str(gunicorn),
+        "--bind",
+        bind,
+        "--workers",
+        str(workers),
+        "--access-logfile",
+        "-",
+        "erasure.app:create_app()",
+    ]
     os.execv(args[0], args)  # noqa: S606  # replaces this process with gunicorn, no shell involved
 
 
 @main.command()
-@click.option("--beat/--no-beat", default=False, help="Also run the periodic scheduler in this process.")
+@click.option(
+    "--beat/--no-beat", default=False, help="Also run the periodic scheduler in this process."
+)
 @click.option("--concurrency", default=2, show_default=True, type=click.IntRange(1, 64))
 @click.option("--loglevel", default="INFO", show_default=True)
 def worker(beat: bool, concurrency: int, loglevel: str) -> None:
@@ -106,7 +123,9 @@ def api_keys_create(role: str, name: str) -> None:
         new = create_api_key(session, name=name, role=Role(role))
         session.commit()
     click.echo(new.secret)
-    click.echo(f"(role {role}, prefix {new.record.prefix}: store it now, it is not shown again)", err=True)
+    click.echo(
+        f"(role {role}, prefix {new.record.prefix}: store it now, it is not shown again)", err=True
+    )
 
 
 @api_keys.command("revoke")
@@ -187,13 +206,25 @@ def orgs_add_credential(org: str, name: str, client_id: str, client_secret_env: 
         record = find_org(session, org)
         if record is None:
             raise click.ClickException(f"no org named {org!r}")
-        add_credential(session, Vault(settings.encryption_key_bytes), record, name=name, client_id=client_id, client_secret=secret)
+        add_credential(
+            session,
+            Vault(settings.encryption_key_bytes),
+            record,
+            name=name,
+            client_id=client_id,
+            client_secret=secret,
+        )
         session.commit()
     click.echo(f"added credential {name} to {org}")
 
 
 @main.command()
-@click.option("--data-dir", default="./.erasure", show_default=True, type=click.Path(file_okay=False, path_type=Path))
+@click.option(
+    "--data-dir",
+    default="./.erasure",
+    show_default=True,
+    type=click.Path(file_okay=False, path_type=Path),
+)
 @click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535))
 @click.option("--host", default="127.0.0.1", show_default=True)
 def standalone(data_dir: Path, port: int, host: str) -> None:

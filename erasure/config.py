@@ -42,7 +42,7 @@ class Settings(BaseSettings):
     database_url: str = Field(
         repr=False,  # may carry a password
         description="SQLAlchemy URL of the Postgres database, e.g. "
-        "`postgresql+psycopg://erasure@db/erasure`. Required."
+        "`postgresql+psycopg://erasure@db/erasure`. Required.",
     )
     broker_url: str = Field(
         "redis://127.0.0.1:6379/0",

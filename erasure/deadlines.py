@@ -48,6 +48,10 @@ def due_at(regulation: Regulation, received_at: datetime) -> datetime:
 def extended_due_at(regulation: Regulation, current_due_at: datetime) -> datetime | None:
     """The furthest a deadline may be extended, or None if the regulation allows no extension."""
     if regulation in EXTENSION_MONTHS:
-        return _end_of_day(add_months(current_due_at.astimezone(UTC).date(), EXTENSION_MONTHS[regulation]))
+        return _end_of_day(
+            add_months(current_due_at.astimezone(UTC).date(), EXTENSION_MONTHS[regulation])
+        )
     days = EXTENSION_DAYS.get(regulation, 0)
-    return _end_of_day(current_due_at.astimezone(UTC).date() + timedelta(days=days)) if days else None
+    return (
+        _end_of_day(current_due_at.astimezone(UTC).date() + timedelta(days=days)) if days else None
+    )

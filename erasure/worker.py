@@ -23,7 +23,9 @@ celery_app.set_default()
 def _install(**_: Any) -> None:
     engine = make_engine(settings.database_url, pool_size=2)
     tasks.ErasureTask.install(
-        tasks.WorkerResources(settings=settings, sessionmaker=make_sessionmaker(engine), celery=celery_app)
+        tasks.WorkerResources(
+            settings=settings, sessionmaker=make_sessionmaker(engine), celery=celery_app
+        )
     )
 
 

@@ -93,7 +93,9 @@ def resolve_org(session: Session, name: str | None, *, default_org: str | None) 
     if wanted is not None:
         org = session.scalar(select(Org).where(Org.name == wanted))
         if org is None:
-            raise UnknownOrg("no org of that name is configured" if name else "the default org is not configured")
+            raise UnknownOrg(
+                "no org of that name is configured" if name else "the default org is not configured"
+            )
         return org
     orgs = session.scalars(select(Org).limit(2)).all()
     if len(orgs) == 1:
@@ -105,10 +107,14 @@ def resolve_org(session: Session, name: str | None, *, default_org: str | None) 
 
 def _subject_lock_key(blind_index: bytes) -> int:
     # pg_advisory_xact_lock takes a signed 64-bit key.
-    return int.from_bytes(hashlib.sha256(b"subject:" + blind_index).digest()[:8], "big", signed=True)
+    return int.from_bytes(
+        hashlib.sha256(b"subject:" + blind_index).digest()[:8], "big", signed=True
+    )
 
 
-def find_open_request(session: Session, org_id: uuid.UUID, blind_indexes: Sequence[bytes]) -> ErasureRequest | None:
+def find_open_request(
+    session: Session, org_id: uuid.UUID, blind_indexes: Sequence[bytes]
+) -> ErasureRequest | None:
     """The oldest open (not terminal, not itself linked) request of the org sharing an identifier."""
     return session.scalar(
         select(ErasureRequest)
@@ -167,10 +173,15 @@ def submit_request(
     )
     if submission.notes:
         sealed = protection.vault.seal(submission.notes, context=notes_context(request_id))
-        erasure_request.notes_ciphertext, erasure_request.notes_key_id = sealed.ciphertext, sealed.key_id
+        erasure_request.notes_ciphertext, erasure_request.notes_key_id = (
+            sealed.ciphertext,
+            sealed.key_id,
+        )
     session.add(erasure_request)
     for identifier, blind in indexed:
-        sealed = protection.vault.seal(identifier.value, context=identifier_context(request_id, identifier.kind))
+        sealed = protection.vault.seal(
+            identifier.value, context=identifier_context(request_id, identifier.kind)
+        )
         session.add(
             SubjectIdentifier(
                 request_id=request_id,
@@ -193,7 +204,9 @@ def submit_request(
             "due_at": leaves.timestamp(erasure_request.due_at),
             "subject": [
                 {"kind": identifier.kind.value, "pseudonym": blind.hex()}
-                for identifier, blind in sorted(indexed, key=lambda pair: (pair[0].kind.value, pair[1]))
+                for identifier, blind in sorted(
+                    indexed, key=lambda pair: (pair[0].kind.value, pair[1])
+                )
             ],
             "reference": {"system": submission.reference_system, "id": submission.reference_id},
             "duplicate_of": str(primary.id) if primary else None,
@@ -203,7 +216,9 @@ def submit_request(
     return erasure_request
 
 
-def get_request(session: Session, request_id: uuid.UUID, *, api_key_id: uuid.UUID | None = None) -> ErasureRequest:
+def get_request(
+    session: Session, request_id: uuid.UUID, *, api_key_id: uuid.UUID | None = None
+) -> ErasureRequest:
     """One request with its identifiers and targets; NotFound if absent or not visible."""
     query = (
         select(ErasureRequest)
@@ -241,7 +256,9 @@ def list_requests(session: Session, filters: ListFilter) -> list[ErasureRequest]
                 and_(ErasureRequest.created_at == created_at, ErasureRequest.id < last_id),
             )
         )
-    query = query.order_by(ErasureRequest.created_at.desc(), ErasureRequest.id.desc()).limit(filters.limit)
+    query = query.order_by(ErasureRequest.created_at.desc(), ErasureRequest.id.desc()).limit(
+        filters.limit
+    )
     return list(session.scalars(query))
 
 
@@ -257,7 +274,9 @@ def cancel_request(
         .options(selectinload(ErasureRequest.targets))
         .with_for_update()
     )
-    if erasure_request is None or (api_key_id is not None and erasure_request.api_key_id != api_key_id):
+    if erasure_request is None or (
+        api_key_id is not None and erasure_request.api_key_id != api_key_id
+    ):
         raise NotFound("no such erasure request")
     if erasure_request.status in TERMINAL_REQUEST_STATUSES:
         raise InvalidTransition(f"the request is already {erasure_request.status.value}")
@@ -267,7 +286,11 @@ def cancel_request(
         if target.status in WITHDRAWABLE_TARGET_STATUSES:
             target.status = TargetStatus.WITHDRAWN
             withdrawn += 1
-        elif target.status in {TargetStatus.REQUESTED, TargetStatus.IN_PROGRESS, TargetStatus.DELETED}:
+        elif target.status in {
+            TargetStatus.REQUESTED,
+            TargetStatus.IN_PROGRESS,
+            TargetStatus.DELETED,
+        }:
             already_sent += 1
     previous = erasure_request.status
     now = datetime.now(UTC)

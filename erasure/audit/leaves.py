@@ -11,7 +11,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
-from typing import TypeAlias
+from typing import Any, TypeAlias
 
 import rfc8785
 from sqlalchemy.orm import Session
@@ -21,7 +21,7 @@ from erasure.models import AuditLeaf
 
 LEAF_VERSION = 1
 
-LeafValue: TypeAlias = "str | int | bool | None | Sequence[LeafValue] | Mapping[str, LeafValue]"
+LeafValue: TypeAlias = "str | int | bool | Sequence[LeafValue] | Mapping[str, LeafValue] | None"
 
 
 def _check_values(value: object, path: str) -> None:
@@ -45,7 +45,7 @@ def encode_leaf(
 ) -> bytes:
     """The canonical bytes of one event. Pure."""
     _check_values(data, "data")
-    document = {
+    document: dict[str, Any] = {
         "v": LEAF_VERSION,
         "kind": kind,
         "at": timestamp(at),
@@ -64,7 +64,11 @@ def append(
     at: datetime | None = None,
 ) -> AuditLeaf:
     """Queue one leaf in the caller's transaction. Does not commit; takes no global lock."""
-    leaf_bytes = encode_leaf(kind=kind, at=at or datetime.now(UTC), request_id=request_id, data=data)
-    leaf = AuditLeaf(kind=kind, request_id=request_id, leaf=leaf_bytes, leaf_hash=leaf_hash(leaf_bytes))
+    leaf_bytes = encode_leaf(
+        kind=kind, at=at or datetime.now(UTC), request_id=request_id, data=data
+    )
+    leaf = AuditLeaf(
+        kind=kind, request_id=request_id, leaf=leaf_bytes, leaf_hash=leaf_hash(leaf_bytes)
+    )
     session.add(leaf)
     return leaf

@@ -53,7 +53,12 @@ def requires(*roles: Role) -> Callable[[Callable[P, R]], Callable[P, R]]:
             if api_key is None:
                 raise _unauthorized()
             if api_key.role not in allowed:
-                raise Problem(403, "Forbidden", "this API key's role may not use this endpoint", code="forbidden")
+                raise Problem(
+                    403,
+                    "Forbidden",
+                    "this API key's role may not use this endpoint",
+                    code="forbidden",
+                )
             g.api_key = api_key
             return view(*args, **kwargs)
 

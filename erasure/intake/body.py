@@ -7,11 +7,12 @@ import json
 import re
 from typing import Any
 
-from flask import request
+from flask import g, request
 
 from erasure.intake.problems import Problem
 
 # Strings are removed before counting brackets, so "[[[" inside a string does not count.
+_READ_SIZE = 65536
 _JSON_STRING = re.compile(r'"(?:[^"\\]|\\.)*"', re.DOTALL)
 
 
@@ -27,7 +28,34 @@ def _depth(text: str) -> int:
 
 
 def _is_json_mimetype(mimetype: str) -> bool:
-    return mimetype == "application/json" or (mimetype.startswith("application/") and mimetype.endswith("+json"))
+    return mimetype == "application/json" or (
+        mimetype.startswith("application/") and mimetype.endswith("+json")
+    )
+
+
+def read_body(*, max_bytes: int) -> bytes:
+    """The raw body, read at most once per request and never past `max_bytes` (413).
+
+    A chunked upload has no Content-Length, and a WSGI server may hand it over a chunk per
+    read, so it is read in a loop and counted here.
+    """
+    if "raw_body" in g:
+        raw: bytes = g.raw_body
+        return raw
+    chunks: list[bytes] = []
+    total = 0
+    while chunk := request.stream.read(_READ_SIZE):
+        total += len(chunk)
+        if total > max_bytes:
+            raise Problem(
+                413,
+                "Content too large",
+                f"the body may be at most {max_bytes} bytes",
+                code="content_too_large",
+            )
+        chunks.append(chunk)
+    g.raw_body = b"".join(chunks)
+    return g.raw_body  # type: ignore[no-any-return]  # flask.g is untyped
 
 
 def read_json_object(*, max_bytes: int, max_depth: int) -> dict[str, Any]:
@@ -42,20 +70,39 @@ def read_json_object(*, max_bytes: int, max_depth: int) -> dict[str, Any]:
         )
     if request.content_length is not None and request.content_length > max_bytes:
         # Refused on the header alone: the body is never read.
-        raise Problem(413, "Content too large", f"the body may be at most {max_bytes} bytes", code="content_too_large")
-    raw = request.get_data(cache=True)  # MAX_CONTENT_LENGTH also caps a body sent without a length
+        raise Problem(
+            413,
+            "Content too large",
+            f"the body may be at most {max_bytes} bytes",
+            code="content_too_large",
+        )
+    raw = read_body(max_bytes=max_bytes)
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise Problem(400, "Malformed JSON", "the body is not UTF-8", code="malformed_json") from exc
+        raise Problem(
+            400, "Malformed JSON", "the body is not UTF-8", code="malformed_json"
+        ) from exc
     if _depth(text) > max_depth:
-        raise Problem(400, "JSON nested too deep", f"nesting deeper than {max_depth} levels is refused", code="json_too_deep")
+        raise Problem(
+            400,
+            "JSON nested too deep",
+            f"nesting deeper than {max_depth} levels is refused",
+            code="json_too_deep",
+        )
     try:
         document = json.loads(text)
     except ValueError as exc:
         # JSONDecodeError's position is safe to echo; its message never quotes the document.
         position = getattr(exc, "pos", None)
-        raise Problem(400, "Malformed JSON", f"the body is not valid JSON (at character {position})", code="malformed_json") from exc
+        raise Problem(
+            400,
+            "Malformed JSON",
+            f"the body is not valid JSON (at character {position})",
+            code="malformed_json",
+        ) from exc
     if not isinstance(document, dict):
-        raise Problem(400, "Malformed JSON", "the body must be a JSON object", code="malformed_json")
+        raise Problem(
+            400, "Malformed JSON", "the body must be a JSON object", code="malformed_json"
+        )
     return document

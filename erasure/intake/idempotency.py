@@ -41,7 +41,13 @@ def header_key() -> str | None:
     value = raw.strip()
     if len(value) >= 2 and value[0] == value[-1] == '"':
         value = value[1:-1]
-    if not value or len(value) > MAX_KEY_LENGTH or not value.isprintable() or '"' in value or "\\" in value:
+    if (
+        not value
+        or len(value) > MAX_KEY_LENGTH
+        or not value.isprintable()
+        or '"' in value
+        or "\\" in value
+    ):
         raise Problem(
             400,
             "Invalid Idempotency-Key",
@@ -51,9 +57,9 @@ def header_key() -> str | None:
     return value
 
 
-def fingerprint() -> bytes:
+def fingerprint(body: bytes) -> bytes:
     digest = hashlib.sha256()
-    for part in (request.method.encode(), request.path.encode(), request.get_data(cache=True)):
+    for part in (request.method.encode(), request.path.encode(), body):
         digest.update(len(part).to_bytes(8, "big"))
         digest.update(part)
     return digest.digest()
@@ -78,7 +84,9 @@ def begin(session: Session, *, api_key_id: uuid.UUID, key: str, print_: bytes) -
         )
     now = datetime.now(UTC)
     record = session.scalar(
-        select(IdempotencyRecord).where(IdempotencyRecord.api_key_id == api_key_id, IdempotencyRecord.key == key)
+        select(IdempotencyRecord).where(
+            IdempotencyRecord.api_key_id == api_key_id, IdempotencyRecord.key == key
+        )
     )
     if record is not None and record.expires_at <= now:
         session.execute(delete(IdempotencyRecord).where(IdempotencyRecord.id == record.id))

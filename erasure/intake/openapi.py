@@ -38,7 +38,13 @@ def documented(doc: Documented) -> Callable[[F], F]:
 
 
 def query_param(name: str, description: str, schema: dict[str, Any]) -> dict[str, Any]:
-    return {"name": name, "in": "query", "required": False, "description": description, "schema": schema}
+    return {
+        "name": name,
+        "in": "query",
+        "required": False,
+        "description": description,
+        "schema": schema,
+    }
 
 
 def _schema_of(model: type[BaseModel], components: dict[str, Any], mode: str) -> dict[str, Any]:
@@ -63,7 +69,9 @@ def build_document(app: Flask, *, title: str = "erasure") -> dict[str, Any]:
                 "name": name,
                 "in": "path",
                 "required": True,
-                "schema": {"type": "string", "format": "uuid"} if converter == "uuid" else {"type": "string"},
+                "schema": {"type": "string", "format": "uuid"}
+                if converter == "uuid"
+                else {"type": "string"},
             }
             for converter, name in _PATH_PARAM.findall(rule.rule)
         ]
@@ -92,19 +100,26 @@ def build_document(app: Flask, *, title: str = "erasure") -> dict[str, Any]:
         if doc.body is not None:
             operation["requestBody"] = {
                 "required": True,
-                "content": {"application/json": {"schema": _schema_of(doc.body, components, "validation")}},
+                "content": {
+                    "application/json": {"schema": _schema_of(doc.body, components, "validation")}
+                },
             }
         problem = _schema_of(_problem_model(), components, "serialization")
         for status, (description, model) in sorted(doc.responses.items()):
             response: dict[str, Any] = {"description": description}
             if model is not None:
                 media = "application/problem+json" if status >= 400 else "application/json"
-                response["content"] = {media: {"schema": _schema_of(model, components, "serialization")}}
+                response["content"] = {
+                    media: {"schema": _schema_of(model, components, "serialization")}
+                }
             operation["responses"][str(status)] = response
         for status, description in _common_errors(bool(roles), doc.body is not None).items():
             operation["responses"].setdefault(
                 str(status),
-                {"description": description, "content": {"application/problem+json": {"schema": problem}}},
+                {
+                    "description": description,
+                    "content": {"application/problem+json": {"schema": problem}},
+                },
             )
         methods = sorted((rule.methods or set()) - {"HEAD", "OPTIONS"})
         for method in methods:
@@ -115,7 +130,9 @@ def build_document(app: Flask, *, title: str = "erasure") -> dict[str, Any]:
         "paths": paths,
         "components": {
             "schemas": components,
-            "securitySchemes": {"apiKey": {"type": "http", "scheme": "bearer", "description": "An API key."}},
+            "securitySchemes": {
+                "apiKey": {"type": "http", "scheme": "bearer", "description": "An API key."}
+            },
         },
     }
 

@@ -42,7 +42,13 @@ class Problem(Exception):
 
 
 def field_error(status: int, field: str, detail: str, *, code: str = "invalid_field") -> Problem:
-    return Problem(status, "Invalid request", f"{field}: {detail}", code=code, errors=[{"field": field, "detail": detail}])
+    return Problem(
+        status,
+        "Invalid request",
+        f"{field}: {detail}",
+        code=code,
+        errors=[{"field": field, "detail": detail}],
+    )
 
 
 def problem_response(problem: Problem) -> Response:
@@ -62,7 +68,11 @@ def problem_response(problem: Problem) -> Response:
     return response
 
 
-_STATUS_BY_ERROR: dict[type[ErasureError], int] = {NotFound: 404, InvalidTransition: 409, UnknownOrg: 422}
+_STATUS_BY_ERROR: dict[type[ErasureError], int] = {
+    NotFound: 404,
+    InvalidTransition: 409,
+    UnknownOrg: 422,
+}
 
 
 def _from_domain(exc: ErasureError) -> Problem:
@@ -91,7 +101,9 @@ def register_error_handlers(app: Flask) -> None:
             else None
         )
         code = (exc.name or "error").lower().replace(" ", "_")
-        return problem_response(Problem(status, exc.name or "Error", detail, code=code, headers=headers))
+        return problem_response(
+            Problem(status, exc.name or "Error", detail, code=code, headers=headers)
+        )
 
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception) -> Response:
@@ -103,5 +115,10 @@ def register_error_handlers(app: Flask) -> None:
             exc_info=exc,
         )
         return problem_response(
-            Problem(500, "Internal error", "the error was logged under this correlation id", code="internal_error")
+            Problem(
+                500,
+                "Internal error",
+                "the error was logged under this correlation id",
+                code="internal_error",
+            )
         )

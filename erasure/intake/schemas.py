@@ -37,11 +37,21 @@ def _normalizer(kind: IdentifierKind) -> AfterValidator:
     return AfterValidator(check)
 
 
-Phone = Annotated[str, Field(max_length=32, examples=["+14155550100"]), _normalizer(IdentifierKind.PHONE)]
-Email = Annotated[str, Field(max_length=320, examples=["ana@example.com"]), _normalizer(IdentifierKind.EMAIL)]
-PlatformKey = Annotated[str, Field(max_length=255), _normalizer(IdentifierKind.MESSAGING_PLATFORM_KEY)]
-ContactId = Annotated[str, Field(min_length=15, max_length=18), _normalizer(IdentifierKind.CONTACT_ID)]
-EndUserId = Annotated[str, Field(min_length=15, max_length=18), _normalizer(IdentifierKind.MESSAGING_END_USER_ID)]
+Phone = Annotated[
+    str, Field(max_length=32, examples=["+14155550100"]), _normalizer(IdentifierKind.PHONE)
+]
+Email = Annotated[
+    str, Field(max_length=320, examples=["ana@example.com"]), _normalizer(IdentifierKind.EMAIL)
+]
+PlatformKey = Annotated[
+    str, Field(max_length=255), _normalizer(IdentifierKind.MESSAGING_PLATFORM_KEY)
+]
+ContactId = Annotated[
+    str, Field(min_length=15, max_length=18), _normalizer(IdentifierKind.CONTACT_ID)
+]
+EndUserId = Annotated[
+    str, Field(min_length=15, max_length=18), _normalizer(IdentifierKind.MESSAGING_END_USER_ID)
+]
 
 
 class Strict(BaseModel):
@@ -58,15 +68,26 @@ class SubjectIn(Strict):
     )
     contact_id: ContactId | None = Field(None, description="Salesforce Contact id (003...).")
     messaging_end_user_ids: list[EndUserId] | None = Field(
-        None, min_length=1, max_length=200, description="MessagingEndUser ids (0PA...), if already known."
+        None,
+        min_length=1,
+        max_length=200,
+        description="MessagingEndUser ids (0PA...), if already known.",
     )
 
     @model_validator(mode="after")
     def _at_least_one(self) -> SubjectIn:
         if not any(
-            (self.phone, self.email, self.messaging_platform_key, self.contact_id, self.messaging_end_user_ids)
+            (
+                self.phone,
+                self.email,
+                self.messaging_platform_key,
+                self.contact_id,
+                self.messaging_end_user_ids,
+            )
         ):
-            raise ValueError("give at least one of phone, email, messaging_platform_key, contact_id, messaging_end_user_ids")
+            raise ValueError(
+                "give at least one of phone, email, messaging_platform_key, contact_id, messaging_end_user_ids"
+            )
         return self
 
     def identifier_pairs(self) -> list[tuple[IdentifierKind, str]]:
@@ -87,7 +108,9 @@ class SubjectIn(Strict):
 class ReferenceIn(Strict):
     """The ticket or controller request this erasure answers."""
 
-    system: str = Field(min_length=1, max_length=64, pattern=r"^[a-z0-9][a-z0-9_.-]*$", examples=["jira"])
+    system: str = Field(
+        min_length=1, max_length=64, pattern=r"^[a-z0-9][a-z0-9_.-]*$", examples=["jira"]
+    )
     id: str = Field(min_length=1, max_length=255, examples=["PRIV-1234"])
     url: HttpUrl | None = Field(None, description="Link to the ticket.")
 
@@ -99,7 +122,8 @@ class ErasureRequestIn(Strict):
         None, max_length=64, description="The org's name; optional when one org is configured."
     )
     received_at: AwareDatetime | None = Field(
-        None, description="When the subject made the request (the deadline runs from here). Defaults to now."
+        None,
+        description="When the subject made the request (the deadline runs from here). Defaults to now.",
     )
     reference: ReferenceIn | None = None
     notes: str | None = Field(None, max_length=4000, description="Free text; stored encrypted.")
@@ -141,7 +165,9 @@ class ErasureRequestOut(BaseModel):
     received_at: datetime
     due_at: datetime
     reference: ReferenceOut | None
-    duplicate_of: uuid.UUID | None = Field(description="The open request for the same subject this one is linked to.")
+    duplicate_of: uuid.UUID | None = Field(
+        description="The open request for the same subject this one is linked to."
+    )
     predicted_completion_at: datetime | None
     is_at_risk: bool
     outcome: str | None
@@ -154,7 +180,9 @@ class ErasureRequestOut(BaseModel):
 
 class ErasureRequestPage(BaseModel):
     items: list[ErasureRequestOut]
-    next_cursor: str | None = Field(description="Pass as `cursor` to get the next page; null on the last page.")
+    next_cursor: str | None = Field(
+        description="Pass as `cursor` to get the next page; null on the last page."
+    )
     links: dict[str, str]
 
 

@@ -16,7 +16,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationErro
 from erasure import workflow
 from erasure.intake import idempotency
 from erasure.intake.auth import current_key, requires
-from erasure.intake.body import read_json_object
+from erasure.intake.body import read_body, read_json_object
 from erasure.intake.openapi import Documented, documented, query_param
 from erasure.intake.problems import Problem, field_error
 from erasure.intake.resources import get_session, web_resources
@@ -69,10 +69,14 @@ def render(erasure_request: ErasureRequest) -> dict[str, Any]:
         created_at=erasure_request.created_at,
         updated_at=erasure_request.updated_at,
         completed_at=erasure_request.completed_at,
-        links=LinksOut(
-            self_=url,
-            cancel=None if erasure_request.status.is_terminal else f"{url}/cancel",
-            duplicate_of=_request_url(erasure_request.duplicate_of_id) if erasure_request.duplicate_of_id else None,
+        links=LinksOut.model_validate(
+            {
+                "self": url,
+                "cancel": None if erasure_request.status.is_terminal else f"{url}/cancel",
+                "duplicate_of": _request_url(erasure_request.duplicate_of_id)
+                if erasure_request.duplicate_of_id
+                else None,
+            }
         ),
     )
     return out.model_dump(mode="json", by_alias=True)
@@ -98,7 +102,9 @@ def _scope() -> uuid.UUID | None:
     return key.id if key.role == Role.INTEGRATION else None
 
 
-def _json(status: int, body: dict[str, Any], *, location: str | None = None, replayed: bool = False) -> Response:
+def _json(
+    status: int, body: dict[str, Any], *, location: str | None = None, replayed: bool = False
+) -> Response:
     response = jsonify(body)
     response.status_code = status
     if location:
@@ -125,19 +131,23 @@ def _json(status: int, body: dict[str, Any], *, location: str | None = None, rep
 def create_erasure_request() -> Response:
     resources = web_resources()
     settings = resources.settings
-    document = read_json_object(max_bytes=settings.max_body_bytes, max_depth=settings.max_json_depth)
+    document = read_json_object(
+        max_bytes=settings.max_body_bytes, max_depth=settings.max_json_depth
+    )
     body: ErasureRequestIn = _parse(ErasureRequestIn, document)
     session = get_session()
     api_key = current_key()
     key = idempotency.header_key()
-    print_ = idempotency.fingerprint()
+    print_ = idempotency.fingerprint(read_body(max_bytes=settings.max_body_bytes))
     if key is not None:
         replay = idempotency.begin(session, api_key_id=api_key.id, key=key, print_=print_)
         if replay is not None:
             session.rollback()  # releases the advisory lock; nothing was written
             return _json(replay.status, replay.body, location=replay.location, replayed=True)
     submission = workflow.Submission(
-        identifiers=[workflow.Identifier(kind, value) for kind, value in body.subject.identifier_pairs()],
+        identifiers=[
+            workflow.Identifier(kind, value) for kind, value in body.subject.identifier_pairs()
+        ],
         regulation=body.regulation,
         source=Source.API,
         org=body.org,
@@ -215,7 +225,9 @@ def _decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
             raise ValueError("naive")
         return moment, uuid.UUID(request_id)
     except (ValueError, TypeError, binascii.Error) as exc:
-        raise field_error(400, "cursor", "is not a cursor this API returned", code="invalid_cursor") from exc
+        raise field_error(
+            400, "cursor", "is not a cursor this API returned", code="invalid_cursor"
+        ) from exc
 
 
 @bp.get("/erasure-requests")
@@ -225,15 +237,43 @@ def _decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
         summary="List erasure requests, newest first",
         tag="erasure-requests",
         query=[
-            query_param("status", "Only these states (repeat, or comma-separate).", {"type": "string"}),
-            query_param("due_before", "Only requests due before this instant.", {"type": "string", "format": "date-time"}),
-            query_param("source", "Only requests from this source.", {"type": "string", "enum": [s.value for s in Source]}),
-            query_param("reference_system", "Ticket system of the reference.", {"type": "string", "maxLength": 64}),
-            query_param("reference_id", "Ticket id of the reference.", {"type": "string", "maxLength": 255}),
-            query_param("limit", "Page size (1-200, default 50).", {"type": "integer", "minimum": 1, "maximum": 200}),
-            query_param("cursor", "The `next_cursor` of the previous page.", {"type": "string", "maxLength": 200}),
+            query_param(
+                "status", "Only these states (repeat, or comma-separate).", {"type": "string"}
+            ),
+            query_param(
+                "due_before",
+                "Only requests due before this instant.",
+                {"type": "string", "format": "date-time"},
+            ),
+            query_param(
+                "source",
+                "Only requests from this source.",
+                {"type": "string", "enum": [s.value for s in Source]},
+            ),
+            query_param(
+                "reference_system",
+                "Ticket system of the reference.",
+                {"type": "string", "maxLength": 64},
+            ),
+            query_param(
+                "reference_id", "Ticket id of the reference.", {"type": "string", "maxLength": 255}
+            ),
+            query_param(
+                "limit",
+                "Page size (1-200, default 50).",
+                {"type": "integer", "minimum": 1, "maximum": 200},
+            ),
+            query_param(
+                "cursor",
+                "The `next_cursor` of the previous page.",
+                {"type": "string", "maxLength": 200},
+            ),
         ],
-        responses={200: ("A page of requests.", ErasureRequestPage), 400: ("Bad cursor.", ProblemOut), 422: ("A filter is invalid.", ProblemOut)},
+        responses={
+            200: ("A page of requests.", ErasureRequestPage),
+            400: ("Bad cursor.", ProblemOut),
+            422: ("A filter is invalid.", ProblemOut),
+        },
     )
 )
 def list_erasure_requests() -> Response:
@@ -256,8 +296,14 @@ def list_erasure_requests() -> Response:
     if next_cursor:
         args = request.args.to_dict(flat=False) | {"cursor": [next_cursor]}
         base = web_resources().settings.public_url.rstrip("/")
-        links["next"] = f"{base}{request.path}?" + "&".join(f"{k}={v}" for k, vs in args.items() for v in vs)
-    page = ErasureRequestPage(items=[ErasureRequestOut.model_validate(render(r)) for r in rows], next_cursor=next_cursor, links=links)
+        links["next"] = f"{base}{request.path}?" + "&".join(
+            f"{k}={v}" for k, vs in args.items() for v in vs
+        )
+    page = ErasureRequestPage(
+        items=[ErasureRequestOut.model_validate(render(r)) for r in rows],
+        next_cursor=next_cursor,
+        links=links,
+    )
     return _json(200, page.model_dump(mode="json", by_alias=True))
 
 
@@ -269,7 +315,10 @@ def list_erasure_requests() -> Response:
         tag="erasure-requests",
         body=CancelIn,
         responses={
-            200: ("Cancelled. Deletions already sent to Salesforce cannot be stopped; `outcome` says so.", ErasureRequestOut),
+            200: (
+                "Cancelled. Deletions already sent to Salesforce cannot be stopped; `outcome` says so.",
+                ErasureRequestOut,
+            ),
             404: ("No such request.", ProblemOut),
             409: ("The request has already ended.", ProblemOut),
         },
@@ -277,10 +326,14 @@ def list_erasure_requests() -> Response:
 )
 def cancel_erasure_request(request_id: uuid.UUID) -> Response:
     settings = web_resources().settings
-    document = read_json_object(max_bytes=settings.max_body_bytes, max_depth=settings.max_json_depth)
+    document = read_json_object(
+        max_bytes=settings.max_body_bytes, max_depth=settings.max_json_depth
+    )
     body: CancelIn = _parse(CancelIn, document)
     session = get_session()
-    erasure_request = workflow.cancel_request(session, request_id, reason=body.reason, api_key_id=_scope())
+    erasure_request = workflow.cancel_request(
+        session, request_id, reason=body.reason, api_key_id=_scope()
+    )
     rendered = render(erasure_request)
     session.commit()
     return _json(200, rendered)

@@ -1,0 +1,213 @@
+"""Shared fixtures: a real Postgres database per test process (migrated with Alembic, not
+create_all), a savepoint-isolated session per test, the app wired to it, and API keys per role."""
+
+from __future__ import annotations
+
+import base64
+import gc
+import os
+import secrets
+import threading
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+import psycopg
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import Connection, Engine, create_engine
+from sqlalchemy.orm import Session
+from werkzeug.serving import BaseWSGIServer, make_server
+
+from erasure import schema
+from erasure.api_keys import create_api_key
+from erasure.app import create_app
+from erasure.config import Settings
+from erasure.db import make_sessionmaker
+from erasure.identifiers import Vault
+from erasure.models import Org, Role
+from erasure.orgs import add_org
+from erasure.workflow import Protection
+
+ADMIN_URL = os.environ.get(
+    "ERASURE_TEST_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
+)
+
+
+def _database_name(worker_id: str) -> str:
+    return f"erasure_test_{worker_id}_{os.getpid()}"
+
+
+def _psycopg_url(name: str) -> str:
+    base = ADMIN_URL.rsplit("/", 1)[0]
+    return f"{base}/{name}"
+
+
+@pytest.fixture(autouse=True)
+def _no_stray_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tests build Settings explicitly; an ERASURE_* variable in the shell must not leak in."""
+    for name in list(os.environ):
+        if name.startswith("ERASURE_") and not name.startswith("ERASURE_TEST_"):
+            monkeypatch.delenv(name)
+
+
+@pytest.fixture(scope="session")
+def database_url(worker_id: str) -> Iterator[str]:
+    """A fresh database for this test process, migrated to head."""
+    name = _database_name(worker_id)
+    with psycopg.connect(ADMIN_URL, autocommit=True) as admin:
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}"')
+        admin.execute(f'CREATE DATABASE "{name}"')
+    url = _psycopg_url(name).replace("postgresql://", "postgresql+psycopg://", 1)
+    schema.upgrade(url)
+    yield url
+    with psycopg.connect(ADMIN_URL, autocommit=True) as admin:
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def random_key() -> str:
+    return base64.b64encode(secrets.token_bytes(32)).decode()
+
+
+@pytest.fixture(scope="session")
+def settings(database_url: str) -> Settings:
+    return Settings(
+        database_url=database_url,
+        broker_url="memory://",
+        encryption_keys=f"test1:{random_key()}",
+        pseudonym_key=random_key(),
+        public_url="http://erasure.test",
+        max_body_bytes=8192,
+    )
+
+
+@pytest.fixture(scope="session")
+def engine(settings: Settings) -> Iterator[Engine]:
+    engine = create_engine(settings.database_url, pool_size=10, max_overflow=60)
+    yield engine
+    gc.collect()  # return connections still held by finished server threads before disposing
+    engine.dispose()
+
+
+@pytest.fixture
+def protection(settings: Settings) -> Protection:
+    return Protection(
+        vault=Vault(settings.encryption_key_bytes), pseudonym_key=settings.pseudonym_key_bytes
+    )
+
+
+@pytest.fixture
+def connection(engine: Engine) -> Iterator[Connection]:
+    with engine.connect() as connection:
+        transaction = connection.begin()
+        yield connection
+        transaction.rollback()
+
+
+@pytest.fixture
+def db_session(connection: Connection) -> Iterator[Session]:
+    """A session whose commits only release savepoints: the test's outer transaction is rolled
+    back at the end, so tests never see each other's rows."""
+    session = Session(
+        bind=connection, join_transaction_mode="create_savepoint", expire_on_commit=False
+    )
+    yield session
+    session.close()
+
+
+@pytest.fixture
+def app(settings: Settings, db_session: Session) -> Flask:
+    return create_app(settings, session_factory=lambda: db_session)
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    return app.test_client()
+
+
+@pytest.fixture
+def org(db_session: Session) -> Org:
+    return add_org(
+        db_session,
+        name=f"org-{uuid.uuid4().hex[:8]}",
+        my_domain_url="https://example.my.salesforce.com",
+    )
+
+
+KeyMaker = Callable[[Role], str]
+
+
+@pytest.fixture
+def make_key(db_session: Session) -> KeyMaker:
+    def make(role: Role) -> str:
+        new = create_api_key(db_session, name=f"test {role.value}", role=role)
+        db_session.flush()
+        return new.secret
+
+    return make
+
+
+@pytest.fixture
+def officer_headers(make_key: KeyMaker) -> dict[str, str]:
+    return {"Authorization": f"Bearer {make_key(Role.OFFICER)}"}
+
+
+@dataclass
+class LiveServer:
+    url: str
+    settings: Settings
+    sessionmaker: Callable[[], Session]
+
+
+@pytest.fixture
+def live_server(settings: Settings, engine: Engine) -> Iterator[LiveServer]:
+    """The real app over real HTTP on committed data (for concurrency): a threaded server."""
+    app = create_app(settings, session_factory=make_sessionmaker(engine))
+    server: BaseWSGIServer = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield LiveServer(
+        url=f"http://127.0.0.1:{server.server_port}",
+        settings=settings,
+        sessionmaker=make_sessionmaker(engine),
+    )
+    server.shutdown()
+    server.server_close()
+
+
+@dataclass
+class Committed:
+    """An org and an API key committed for real (for tests over real HTTP or across processes)."""
+
+    org_name: str
+    key: str
+    headers: dict[str, str]
+
+
+@pytest.fixture
+def committed(engine: Engine) -> Iterator[Committed]:
+    from sqlalchemy import delete
+
+    from erasure.models import ApiKey, ErasureRequest, IdempotencyRecord
+
+    maker = make_sessionmaker(engine)
+    with maker() as session:
+        org = add_org(
+            session,
+            name=f"live-{uuid.uuid4().hex[:8]}",
+            my_domain_url="https://live.my.salesforce.com",
+        )
+        new = create_api_key(session, name="live test", role=Role.OFFICER)
+        session.commit()
+        org_id, key_id = org.id, new.record.id
+    yield Committed(
+        org_name=org.name, key=new.secret, headers={"Authorization": f"Bearer {new.secret}"}
+    )
+    # Leave the shared database as we found it (audit leaves stay: the log refuses deletes).
+    with maker() as session:
+        session.execute(delete(IdempotencyRecord).where(IdempotencyRecord.api_key_id == key_id))
+        session.execute(delete(ErasureRequest).where(ErasureRequest.org_id == org_id))
+        session.execute(delete(ApiKey).where(ApiKey.id == key_id))
+        session.execute(delete(Org).where(Org.id == org_id))
+        session.commit()

@@ -1,0 +1,138 @@
+"""Every endpoint x (no key, malformed key, revoked key, each role): 401, 403 or allowed."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy.orm import Session
+
+from erasure.api_keys import create_api_key, revoke_api_key
+from erasure.models import Org, Role
+from tests.conftest import KeyMaker
+
+OF, AP, AU, IN, AD = Role.OFFICER, Role.APPROVER, Role.AUDITOR, Role.INTEGRATION, Role.ADMIN
+
+BODY = {"subject": {"phone": "+14155552671"}, "regulation": "gdpr"}
+
+# (method, rule, roles allowed)
+MATRIX: list[tuple[str, str, frozenset[Role]]] = [
+    ("POST", "/v1/erasure-requests", frozenset({OF, IN, AD})),
+    ("GET", "/v1/erasure-requests", frozenset({OF, AP, AU, IN, AD})),
+    ("GET", "/v1/erasure-requests/<uuid:request_id>", frozenset({OF, AP, AU, IN, AD})),
+    ("POST", "/v1/erasure-requests/<uuid:request_id>/cancel", frozenset({OF, IN, AD})),
+]
+
+
+def test_the_matrix_covers_every_protected_endpoint(app: Flask) -> None:
+    protected = {
+        (method, rule.rule)
+        for rule in app.url_map.iter_rules()
+        if getattr(app.view_functions[rule.endpoint], "required_roles", None)
+        for method in (rule.methods or set()) - {"HEAD", "OPTIONS"}
+    }
+    assert protected == {(method, rule) for method, rule, _ in MATRIX}
+    for method, rule, roles in MATRIX:
+        view = next(
+            app.view_functions[r.endpoint]
+            for r in app.url_map.iter_rules()
+            if r.rule == rule and method in (r.methods or ())
+        )
+        assert view.required_roles == roles
+
+
+def _call(
+    client: FlaskClient, method: str, rule: str, request_id: str, headers: dict[str, str]
+) -> Any:
+    path = rule.replace("<uuid:request_id>", request_id)
+    if method == "POST":
+        body = {"reason": "test"} if path.endswith("/cancel") else BODY
+        return client.post(path, json=body, headers=headers)
+    return client.get(path, headers=headers)
+
+
+@pytest.fixture
+def request_id(client: FlaskClient, org: Org, make_key: KeyMaker) -> str:
+    """A request owned by an integration key, so scoping is exercised too."""
+    headers = {"Authorization": f"Bearer {make_key(Role.ADMIN)}"}
+    return str(client.post("/v1/erasure-requests", json=BODY, headers=headers).get_json()["id"])
+
+
+@pytest.mark.parametrize(
+    ("method", "rule", "allowed"), MATRIX, ids=[f"{m} {r}" for m, r, _ in MATRIX]
+)
+@pytest.mark.parametrize(
+    "who", ["none", "malformed", "wrong-scheme", "unknown", "revoked", *[r.value for r in Role]]
+)
+def test_auth_matrix(
+    client: FlaskClient,
+    db_session: Session,
+    org: Org,
+    request_id: str,
+    method: str,
+    rule: str,
+    allowed: frozenset[Role],
+    who: str,
+) -> None:
+    headers: dict[str, str]
+    if who == "none":
+        headers = {}
+    elif who == "malformed":
+        headers = {"Authorization": "Bearer not-a-key"}
+    elif who == "wrong-scheme":
+        key = create_api_key(db_session, name="x", role=Role.ADMIN).secret
+        headers = {"Authorization": f"Basic {key}"}
+    elif who == "unknown":
+        key = create_api_key(db_session, name="x", role=Role.ADMIN).secret
+        headers = {"Authorization": f"Bearer {key[:-4]}AAAA"}  # right prefix, wrong secret
+    elif who == "revoked":
+        new = create_api_key(db_session, name="x", role=Role.ADMIN)
+        db_session.flush()
+        revoke_api_key(db_session, prefix=new.record.prefix)
+        headers = {"Authorization": f"Bearer {new.secret}"}
+    else:
+        new = create_api_key(db_session, name="x", role=Role(who))
+        headers = {"Authorization": f"Bearer {new.secret}"}
+    db_session.flush()
+    response = _call(client, method, rule, request_id, headers)
+    if who in {"none", "malformed", "wrong-scheme", "unknown", "revoked"}:
+        assert response.status_code == 401
+        assert response.headers["WWW-Authenticate"].startswith("Bearer")
+        assert response.get_json()["code"] == "unauthorized"
+    elif Role(who) not in allowed:
+        assert response.status_code == 403
+        assert response.get_json()["code"] == "forbidden"
+    elif Role(who) == Role.INTEGRATION and "<uuid" in rule:
+        # Integrations see only requests they submitted: someone else's is "not found".
+        assert response.status_code == 404
+    else:
+        assert response.status_code in {200, 202}, response.get_data(as_text=True)
+
+
+def test_integrations_see_only_their_own_requests(
+    client: FlaskClient, org: Org, make_key: KeyMaker
+) -> None:
+    mine = {"Authorization": f"Bearer {make_key(Role.INTEGRATION)}"}
+    theirs = {"Authorization": f"Bearer {make_key(Role.INTEGRATION)}"}
+    officer = {"Authorization": f"Bearer {make_key(Role.OFFICER)}"}
+    created = client.post("/v1/erasure-requests", json=BODY, headers=mine).get_json()
+    assert client.get(f"/v1/erasure-requests/{created['id']}", headers=mine).status_code == 200
+    assert client.get(f"/v1/erasure-requests/{created['id']}", headers=theirs).status_code == 404
+    assert client.get(f"/v1/erasure-requests/{created['id']}", headers=officer).status_code == 200
+    assert [
+        item["id"] for item in client.get("/v1/erasure-requests", headers=mine).get_json()["items"]
+    ] == [created["id"]]
+    assert client.get("/v1/erasure-requests", headers=theirs).get_json()["items"] == []
+    assert (
+        client.post(
+            f"/v1/erasure-requests/{created['id']}/cancel", json={"reason": "x"}, headers=theirs
+        ).status_code
+        == 404
+    )
+
+
+@pytest.mark.parametrize("path", ["/openapi.json", "/healthz"])
+def test_public_endpoints_need_no_key(client: FlaskClient, path: str) -> None:
+    assert client.get(path).status_code == 200

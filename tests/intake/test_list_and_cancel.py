@@ -1,0 +1,129 @@
+"""Listing with filters and keyset pagination; cancelling."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+
+from flask.testing import FlaskClient
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from erasure.models import AuditLeaf, ErasureRequest, Org, Target, TargetKind, TargetStatus
+
+
+def submit(client: FlaskClient, headers: dict[str, str], n: int, **extra: object) -> str:
+    body = {"subject": {"phone": f"+1415555{n:04d}"}, "regulation": "gdpr"} | extra
+    response = client.post("/v1/erasure-requests", json=body, headers=headers)
+    assert response.status_code == 202, response.get_data(as_text=True)
+    return str(response.get_json()["id"])
+
+
+def test_keyset_pagination_walks_every_request_once_newest_first(
+    client: FlaskClient, org: Org, officer_headers: dict[str, str]
+) -> None:
+    created = [submit(client, officer_headers, n) for n in range(7)]
+    seen: list[str] = []
+    url = "/v1/erasure-requests?limit=3"
+    pages = 0
+    while url:
+        page = client.get(url, headers=officer_headers).get_json()
+        seen += [item["id"] for item in page["items"]]
+        pages += 1
+        url = page["links"].get("next", "").replace("http://erasure.test", "")
+        assert (page["next_cursor"] is None) == (url == "")
+    assert seen == list(reversed(created))
+    assert pages == 3
+
+
+def test_filters(client: FlaskClient, org: Org, officer_headers: dict[str, str]) -> None:
+    now = datetime.now(UTC)
+    old = submit(
+        client,
+        officer_headers,
+        1,
+        received_at=(now - timedelta(days=40)).isoformat(),
+        reference={"system": "jira", "id": "A-1"},
+    )
+    new = submit(client, officer_headers, 2, reference={"system": "zendesk", "id": "9"})
+    cancelled = submit(client, officer_headers, 3)
+    client.post(
+        f"/v1/erasure-requests/{cancelled}/cancel", json={"reason": "test"}, headers=officer_headers
+    )
+
+    def ids(query: str) -> set[str]:
+        response = client.get(f"/v1/erasure-requests?{query}", headers=officer_headers)
+        assert response.status_code == 200, response.get_data(as_text=True)
+        return {item["id"] for item in response.get_json()["items"]}
+
+    assert ids("status=cancelled") == {cancelled}
+    assert ids("status=received") == {old, new}
+    assert ids("status=received,cancelled") == {old, new, cancelled}
+    assert ids("status=received&status=cancelled") == {old, new, cancelled}
+    due = (now + timedelta(days=1)).isoformat().replace("+00:00", "Z")
+    assert ids(f"due_before={due}") == {old}  # received 40 days ago: already overdue
+    assert ids("reference_system=jira&reference_id=A-1") == {old}
+    assert ids("source=api") == {old, new, cancelled}
+    assert ids("source=jira") == set()
+
+
+def test_cancel_withdraws_unsent_targets_and_records_what_could_not_be_stopped(
+    client: FlaskClient, org: Org, officer_headers: dict[str, str], db_session: Session
+) -> None:
+    request_id = submit(client, officer_headers, 1)
+    erasure_request = db_session.get(ErasureRequest, request_id)
+    assert erasure_request is not None
+    for n, status in enumerate(
+        [TargetStatus.PENDING, TargetStatus.BATCHED, TargetStatus.REQUESTED]
+    ):
+        db_session.add(
+            Target(
+                request_id=erasure_request.id,
+                org_id=org.id,
+                kind=TargetKind.MESSAGING_END_USER,
+                salesforce_id=f"0PA00000000000{n}",
+                status=status,
+                due_at=erasure_request.due_at,
+            )
+        )
+    db_session.flush()
+    response = client.post(
+        f"/v1/erasure-requests/{request_id}/cancel",
+        json={"reason": "subject withdrew"},
+        headers=officer_headers,
+    )
+    assert response.status_code == 200
+    body = response.get_json()
+    assert body["status"] == "cancelled"
+    assert body["targets"] == {"withdrawn": 2, "requested": 1}
+    assert "1 deletion(s) already sent to Salesforce could not be stopped" in body["outcome"]
+    assert body["links"]["cancel"] is None
+    leaf = db_session.scalar(
+        select(AuditLeaf).where(
+            AuditLeaf.request_id == erasure_request.id, AuditLeaf.kind == "request.cancelled"
+        )
+    )
+    assert leaf is not None
+    assert json.loads(leaf.leaf)["data"] == {
+        "from_status": "received",
+        "targets_withdrawn": 2,
+        "deletions_not_stoppable": 1,
+    }
+    again = client.post(
+        f"/v1/erasure-requests/{request_id}/cancel",
+        json={"reason": "again"},
+        headers=officer_headers,
+    )
+    assert again.status_code == 409
+    assert again.get_json()["code"] == "invalid_transition"
+
+
+def test_cancel_needs_a_reason(
+    client: FlaskClient, org: Org, officer_headers: dict[str, str]
+) -> None:
+    request_id = submit(client, officer_headers, 1)
+    response = client.post(
+        f"/v1/erasure-requests/{request_id}/cancel", json={}, headers=officer_headers
+    )
+    assert response.status_code == 422
+    assert response.get_json()["errors"][0]["field"] == "reason"
