@@ -42,8 +42,8 @@ class CachedToken:
         return cls(**data)
 
 
-def jwt_expiry(token: str) -> float | None:
-    """The `exp` claim of a JWT-shaped token, unverified (we only need to know when to renew)."""
+def jwt_claims(token: str) -> dict[str, Any] | None:
+    """The claims of a JWT-shaped token, unverified: we only read timing, never trust identity."""
     parts = token.split(".")
     if len(parts) != 3:
         return None
@@ -52,7 +52,12 @@ def jwt_expiry(token: str) -> float | None:
         claims = json.loads(base64.urlsafe_b64decode(payload))
     except (binascii.Error, ValueError):
         return None
-    exp = claims.get("exp") if isinstance(claims, dict) else None
+    return claims if isinstance(claims, dict) else None
+
+
+def jwt_expiry(token: str) -> float | None:
+    """The `exp` claim of a JWT-shaped token, if it has one (we only need to know when to renew)."""
+    exp = (jwt_claims(token) or {}).get("exp")
     return float(exp) if isinstance(exp, int | float) else None
 
 

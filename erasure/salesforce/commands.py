@@ -1,0 +1,158 @@
+"""Click commands: `erasure sandbox` and `erasure salesforce check`.
+
+Exported as `sandbox_command` and `salesforce_group`; `erasure.cli` registers them. Secrets are read
+from a file or an environment variable, never from the command line (shell history, `ps`).
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import tempfile
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from erasure.salesforce.check import render, run_check
+from erasure.salesforce.config import CredentialSettings, OrgSettings, Timeouts
+from erasure.salesforce.sandbox import SandboxConfig, SandboxOrg, seed_demo
+from erasure.salesforce.sandbox.server import build_server
+
+
+@click.command("sandbox")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Interface to bind.")
+@click.option("--port", default=8443, show_default=True, type=int, help="0 picks a free port.")
+@click.option("--seed", type=click.Choice(["demo", "none"]), default="none", show_default=True)
+@click.option(
+    "--hour-seconds",
+    type=float,
+    default=3600.0,
+    show_default=True,
+    help="Length of the rate-limit 'hour' (compress time for benchmarks).",
+)
+@click.option(
+    "--log-step-seconds",
+    type=float,
+    default=2.0,
+    show_default=True,
+    help="Time between two ConversationApiLog statuses.",
+)
+@click.option(
+    "--credentials", type=int, default=1, show_default=True, help="Execution users to create."
+)
+@click.option("--client-secret", envvar="ERASURE_SANDBOX_CLIENT_SECRET", help="Default: random.")
+@click.option(
+    "--cert-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Where to write the TLS certificate (default: a temporary directory).",
+)
+def sandbox_command(
+    *,
+    host: str,
+    port: int,
+    seed: str,
+    hour_seconds: float,
+    log_step_seconds: float,
+    credentials: int,
+    client_secret: str | None,
+    cert_dir: Path | None,
+) -> None:
+    """Run a Salesforce sandbox org (HTTPS) until interrupted."""
+    org = SandboxOrg(SandboxConfig(hour_s=hour_seconds, log_step_s=log_step_seconds))
+    secret = client_secret or secrets.token_urlsafe(24)
+    client_ids = [f"erasure-sandbox-{n}" for n in range(1, credentials + 1)]
+    for client_id in client_ids:
+        org.add_app(client_id, secret)
+    seeded = []
+    if seed == "demo":
+        with org.lock:
+            seeded = seed_demo(org.data)
+    tempdir = None
+    if cert_dir is None:
+        tempdir = tempfile.TemporaryDirectory(prefix="erasure-sandbox-")
+        cert_dir = Path(tempdir.name)
+    server, url, cert_path = build_server(org, host=host, port=port, cert_dir=cert_dir)
+    # Plain key: value lines on stdout, so scripts (and tests) can read them.
+    click.echo(f"url: {url}")
+    click.echo(f"ca bundle: {cert_path}")
+    for client_id in client_ids:
+        click.echo(f"client id: {client_id}")
+    click.echo(f"client secret: {secret}")
+    click.echo(f"admin: {url}/__sandbox__/counters")
+    if seeded:
+        table = Table(title="demo end users (submit any of these)")
+        for column in ("n", "phone", "email", "platform key", "open session", "blocking child"):
+            table.add_column(column)
+        for n, user in enumerate(seeded, start=1):
+            table.add_row(
+                str(n),
+                user.phone or "-",
+                user.email or "-",
+                user.platform_key,
+                "yes" if n % 6 == 0 else "",
+                "yes" if n % 9 == 0 else "",
+            )
+        Console(stderr=True).print(table)
+    click.echo("ready", err=False)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+        if tempdir is not None:
+            tempdir.cleanup()
+
+
+@click.group("salesforce")
+def salesforce_group() -> None:
+    """Salesforce org tools."""
+
+
+@salesforce_group.command("check")
+@click.option("--my-domain", required=True, help="https://{MyDomain}.my.salesforce.com")
+@click.option("--client-id", required=True, help="The External Client App's consumer key.")
+@click.option(
+    "--client-secret-file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="A file holding only the consumer secret.",
+)
+@click.option("--client-secret-env", help="Name of an environment variable holding the secret.")
+@click.option("--api-version", default="63.0", show_default=True)
+@click.option(
+    "--ca-bundle",
+    type=click.Path(exists=True, dir_okay=False),
+    help="CA certificate(s) to trust (e.g. the sandbox's).",
+)
+@click.option("--timeout", type=float, default=15.0, show_default=True, help="Read timeout (s).")
+def check_command(
+    *,
+    my_domain: str,
+    client_id: str,
+    client_secret_file: Path | None,
+    client_secret_env: str | None,
+    api_version: str,
+    ca_bundle: str | None,
+    timeout: float,
+) -> None:
+    """Diagnose an org's setup for the Conversation Data API, step by step. Deletes nothing."""
+    if (client_secret_file is None) == (client_secret_env is None):
+        raise click.UsageError("give exactly one of --client-secret-file or --client-secret-env")
+    if client_secret_file is not None:
+        secret = client_secret_file.read_text().strip()
+    else:
+        secret = os.environ.get(str(client_secret_env), "")
+        if not secret:
+            raise click.UsageError(f"environment variable {client_secret_env} is empty or unset")
+    try:
+        org = OrgSettings(my_domain, api_version=api_version, ca_bundle=ca_bundle)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--my-domain") from exc
+    report = run_check(
+        org, CredentialSettings(client_id, secret), timeouts=Timeouts(connect_s=5.0, read_s=timeout)
+    )
+    render(report, Console())
+    if not report.ok:
+        raise SystemExit(1)

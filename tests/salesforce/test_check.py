@@ -1,0 +1,219 @@
+"""`erasure salesforce check` against the sandbox, configured right and wrong in each way."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+
+from erasure.salesforce import CredentialSettings, OrgSettings, Route
+from erasure.salesforce.check import Outcome, run_check
+from erasure.salesforce.commands import salesforce_group
+from erasure.salesforce.sandbox import SandboxHandle
+
+from .conftest import CLIENT_A
+
+
+def _check(
+    sandbox: SandboxHandle, tmp_path: Path, *extra: str, secret: str = CLIENT_A[1]
+) -> Result:
+    secret_file = tmp_path / "secret"
+    secret_file.write_text(secret + "\n")
+    args = [
+        "check",
+        "--my-domain",
+        sandbox.url,
+        "--client-id",
+        CLIENT_A[0],
+        "--client-secret-file",
+        str(secret_file),
+        "--ca-bundle",
+        sandbox.ca_path,
+        *extra,
+    ]
+    return CliRunner(env={"COLUMNS": "250"}).invoke(salesforce_group, args)
+
+
+def test_a_correct_org_passes_every_step(sandbox: SandboxHandle, tmp_path: Path) -> None:
+    result = _check(sandbox, tmp_path)
+    assert result.exit_code == 0, result.output
+    assert "All checks passed" in result.output
+    assert CLIENT_A[1] not in result.output
+    assert sandbox.org.call_count(Route.DELETE_PARTICIPANTS) == 0
+    assert sandbox.org.call_count(Route.DELETE_CONVERSATIONS) == 0
+
+
+@pytest.mark.parametrize(
+    ("app_change", "org_change", "extra", "failing", "advice"),
+    [
+        (
+            {"client_secret": "rotated"},
+            {},
+            (),
+            "Client credentials accepted",
+            "Consumer Key and Secret",
+        ),
+        (
+            {"client_credentials_enabled": False},
+            {},
+            (),
+            "Client credentials accepted",
+            "Enable Client Credentials Flow",
+        ),
+        ({"run_as_user_id": None}, {}, (), "Client credentials accepted", "Run As"),
+        ({"scopes": ["api"]}, {}, (), "Scopes sfap_api and api", "sfap_api"),
+        ({"scopes": ["sfap_api"]}, {}, (), "Scopes sfap_api and api", "Manage user data via APIs"),
+        ({"jwt_tokens": False}, {}, (), "JWT-based access token", "JSON Web Token"),
+        (
+            {},
+            {"api_enabled": False},
+            (),
+            "Conversation Service API toggle",
+            "Conversation Service API",
+        ),
+        ({}, {}, ("--api-version", "62.0"), "API version >= 63.0", "63.0 or later"),
+        (
+            {},
+            {"latest_api_version": "62.0"},
+            ("--api-version", "63.0"),
+            "API version >= 63.0",
+            "release is older",
+        ),
+    ],
+)
+def test_each_misconfiguration_is_named_with_its_fix(
+    sandbox: SandboxHandle,
+    tmp_path: Path,
+    app_change: dict[str, object],
+    org_change: dict[str, object],
+    extra: tuple[str, ...],
+    failing: str,
+    advice: str,
+) -> None:
+    if app_change:
+        sandbox.org.configure_app(CLIENT_A[0], **app_change)
+    if org_change:
+        sandbox.org.configure(**org_change)
+    result = _check(sandbox, tmp_path, *extra)
+    assert result.exit_code == 1, result.output
+    assert re.search(rf"{re.escape(failing)}[^│]*│\s*fail", result.output), result.output
+    assert advice in result.output
+    assert sandbox.org.call_count(Route.DELETE_PARTICIPANTS) == 0
+
+
+def test_short_token_timeout_is_a_warning(sandbox: SandboxHandle) -> None:
+    sandbox.org.configure_app(CLIENT_A[0], token_timeout_s=120)
+    org = OrgSettings(sandbox.url, ca_bundle=sandbox.ca_path)
+    report = run_check(org, CredentialSettings(*CLIENT_A))
+    assert report.step("Token timeout").outcome is Outcome.WARN
+    assert report.ok
+
+
+def test_unreachable_my_domain_skips_the_rest(sandbox: SandboxHandle) -> None:
+    org = OrgSettings("https://127.0.0.1:9")
+    report = run_check(org, CredentialSettings(*CLIENT_A))
+    assert report.steps[0].outcome is Outcome.FAIL
+    assert "My Domain" in (report.steps[0].fix or "")
+    assert {s.outcome for s in report.steps[1:]} == {Outcome.SKIP}
+    assert not report.ok
+
+
+def test_untrusted_certificate_is_reported(sandbox: SandboxHandle) -> None:
+    report = run_check(OrgSettings(sandbox.url), CredentialSettings(*CLIENT_A))
+    assert "TLS" in report.steps[0].detail
+
+
+def test_secret_from_environment_and_usage_errors(sandbox: SandboxHandle) -> None:
+    runner = CliRunner(env={"COLUMNS": "250", "SF_SECRET": CLIENT_A[1]})
+    base = [
+        "check",
+        "--my-domain",
+        sandbox.url,
+        "--client-id",
+        CLIENT_A[0],
+        "--ca-bundle",
+        sandbox.ca_path,
+    ]
+    assert (
+        runner.invoke(salesforce_group, [*base, "--client-secret-env", "SF_SECRET"]).exit_code == 0
+    )
+    assert runner.invoke(salesforce_group, base).exit_code == 2
+    assert (
+        runner.invoke(salesforce_group, [*base, "--client-secret-env", "UNSET_VAR_X"]).exit_code
+        == 2
+    )
+    http = [
+        "check",
+        "--my-domain",
+        "http://example.com",
+        "--client-id",
+        "x",
+        "--client-secret-env",
+        "SF_SECRET",
+    ]
+    assert runner.invoke(salesforce_group, http).exit_code == 2
+
+
+@pytest.fixture
+def sandbox_process(tmp_path: Path) -> Iterator[dict[str, str]]:
+    """`erasure sandbox --port 0 --seed demo` in a subprocess; yields the lines it printed."""
+    code = "from erasure.salesforce.commands import sandbox_command; sandbox_command()"
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            code,
+            "--port",
+            "0",
+            "--seed",
+            "demo",
+            "--hour-seconds",
+            "60",
+            "--credentials",
+            "2",
+            "--cert-dir",
+            str(tmp_path),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout is not None
+    printed: dict[str, str] = {}
+    for line in proc.stdout:
+        if line.strip() == "ready":
+            break
+        key, _, value = line.partition(": ")
+        printed.setdefault(key, value.strip())
+    try:
+        yield printed
+    finally:
+        proc.terminate()
+        proc.communicate(timeout=10)
+
+
+def test_sandbox_command_prints_what_check_needs(
+    sandbox_process: dict[str, str], tmp_path: Path
+) -> None:
+    assert sandbox_process["url"].startswith("https://127.0.0.1:")
+    assert sandbox_process["client id"] == "erasure-sandbox-1"
+    secret_file = tmp_path / "secret"
+    secret_file.write_text(sandbox_process["client secret"])
+    args = [
+        "check",
+        "--my-domain",
+        sandbox_process["url"],
+        "--client-id",
+        sandbox_process["client id"],
+        "--client-secret-file",
+        str(secret_file),
+        "--ca-bundle",
+        sandbox_process["ca bundle"],
+    ]
+    result = CliRunner(env={"COLUMNS": "250"}).invoke(salesforce_group, args)
+    assert result.exit_code == 0, result.output
