@@ -5,8 +5,9 @@ route names). Start one with `run_in_thread()` (tests) or `erasure sandbox` (a p
 """
 
 from erasure.salesforce.sandbox.auth import AppConfig
+from erasure.salesforce.sandbox.config import SandboxConfig
 from erasure.salesforce.sandbox.limits import Fault
-from erasure.salesforce.sandbox.org import SandboxConfig, SandboxOrg
+from erasure.salesforce.sandbox.org import SandboxOrg
 from erasure.salesforce.sandbox.seed import SeededEndUser, add_end_user, seed_demo
 from erasure.salesforce.sandbox.server import SandboxHandle, run_in_thread
 

@@ -8,8 +8,9 @@ from __future__ import annotations
 from typing import Any
 
 from erasure.salesforce.sandbox.auth import AppConfig
+from erasure.salesforce.sandbox.config import Reply
 from erasure.salesforce.sandbox.limits import Fault
-from erasure.salesforce.sandbox.org import Reply, SandboxOrg
+from erasure.salesforce.sandbox.org import SandboxOrg
 from erasure.salesforce.sandbox.seed import add_end_user, seed_demo, seeded_as_json
 
 PREFIX = "/__sandbox__"

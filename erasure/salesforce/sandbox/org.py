@@ -6,16 +6,13 @@ lock guards all state, and handlers never sleep while holding it (latency is app
 
 from __future__ import annotations
 
-import json
 import secrets
 import threading
 import time
 from collections import defaultdict
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
-from erasure.salesforce import ids as sfids
 from erasure.salesforce.models import Route
 from erasure.salesforce.sandbox import soql
 from erasure.salesforce.sandbox.auth import (
@@ -25,10 +22,11 @@ from erasure.salesforce.sandbox.auth import (
     TokenEndpointError,
     TokenProblemError,
 )
+from erasure.salesforce.sandbox.config import Reply, SandboxConfig
 from erasure.salesforce.sandbox.data import OrgData
+from erasure.salesforce.sandbox.engagement import INVALID_SESSION, EngagementApi
 from erasure.salesforce.sandbox.limits import Fault, FaultBook, SlidingWindows
 
-INVALID_SESSION = [{"message": "Session expired or invalid", "errorCode": "INVALID_SESSION_ID"}]
 REST_SCOPE_MISSING = [
     {
         "message": "This session is not valid for use with the REST API",
@@ -36,37 +34,6 @@ REST_SCOPE_MISSING = [
     }
 ]
 MIN_LOG_VERSION = (63, 0)
-
-
-@dataclass
-class SandboxConfig:
-    """Org-level switches. Mutable at runtime through `SandboxOrg.configure`."""
-
-    #: Setup > Conversation Service API toggle.
-    api_enabled: bool = True
-    latest_api_version: str = "64.0"
-    max_ids_per_call: int = 200
-    participant_ids_field: str = "participantEntityIds"
-    conversation_ids_field: str = "conversationIds"
-    #: An id that does not exist: "failed_log" (202, log ends FAILED) or "not_found" (404).
-    unknown_id_mode: str = "failed_log"
-    query_batch_size: int = 2000
-    #: Seconds of sandbox time between two log statuses.
-    log_step_s: float = 1.0
-    #: Length of an "hour" and a "minute" for the rate limits (compress them for benchmarks).
-    hour_s: float = 3600.0
-    minute_s: float = 60.0
-    delete_limit: int = 10
-    entries_limit: int = 90
-    closed_session_statuses: tuple[str, ...] = ("Ended",)
-
-
-@dataclass
-class Reply:
-    status: int
-    body: Any = None
-    headers: dict[str, str] = field(default_factory=dict)
-    latency_s: float = 0.0
 
 
 def _version(text: str) -> tuple[int, int] | None:
@@ -77,7 +44,7 @@ def _version(text: str) -> tuple[int, int] | None:
     return int(major), int(minor)
 
 
-class SandboxOrg:
+class SandboxOrg(EngagementApi):
     def __init__(self, config: SandboxConfig | None = None, *, org_id: str | None = None) -> None:
         self.lock = threading.RLock()
         self.config = config or SandboxConfig()
@@ -292,175 +259,3 @@ class SandboxOrg:
             self._cursors[locator] = (rest, sobject, str(total))
             body["nextRecordsUrl"] = f"/services/data/{version}/query/{locator}"
         return Reply(200, body)
-
-    # -- API host (engagement) ----------------------------------------------------------------
-
-    def _engagement_auth(self, authorization: str | None) -> Claims | Reply:
-        try:
-            claims = self.authority.check(authorization, now=self.now())
-        except TokenProblemError:
-            return Reply(401, INVALID_SESSION, {"WWW-Authenticate": 'Bearer error="invalid_token"'})
-        if not claims.is_jwt:
-            # KB 005232704: a token that is not a JWT gets 404 from api.salesforce.com.
-            return Reply(404, {"message": "Not Found"})
-        if "sfap_api" not in claims.scopes:
-            return Reply(
-                401, INVALID_SESSION, {"WWW-Authenticate": 'Bearer error="insufficient_scope"'}
-            )
-        return claims
-
-    def _engagement_gate(self, route: Route, authorization: str | None) -> Claims | Reply:
-        """Toggle, auth, "before" faults and the rate limit, in the order Salesforce would."""
-        if not self.config.api_enabled:
-            self._count(route, None)
-            return Reply(404, {"message": "Not Found"})
-        claims = self._engagement_auth(authorization)
-        self._count(route, claims.client_id if isinstance(claims, Claims) else None)
-        if isinstance(claims, Reply):
-            return claims
-        if route.is_delete:
-            limit, window = self.config.delete_limit, self.config.hour_s
-        else:
-            limit, window = self.config.entries_limit, self.config.minute_s
-        wait = self.windows.retry_after(
-            claims.user_id, route, limit=limit, window_s=window, now=self.now()
-        )
-        if wait:
-            # A rejected call does not use the budget.
-            return Reply(
-                429,
-                [{"errorCode": "REQUEST_LIMIT_EXCEEDED", "message": "rate limit exceeded"}],
-                {"Retry-After": str(wait)},
-            )
-        return claims
-
-    def not_found(self) -> Reply:
-        """Any other engagement path: 404, as the real API answers a wrong path."""
-        return Reply(404, {"message": "Not Found"})
-
-    def delete(self, route: Route, authorization: str | None, body: bytes) -> Reply:
-        with self.lock:
-            gate = self._engagement_gate(route, authorization)
-            if isinstance(gate, Reply):
-                return gate
-            claims = gate
-            fault = self.faults.take(route, claims.client_id)
-            if fault is not None and fault.when == "before" and fault.status is not None:
-                return self._fault_reply(fault)
-            self.windows.spend(claims.user_id, route, now=self.now())
-            self._tick()
-            reply = self._delete(route, claims, body)
-            if fault is not None:
-                if fault.status is not None:
-                    return self._fault_reply(fault)
-                reply.latency_s = fault.latency_s
-            return reply
-
-    def _fault_reply(self, fault: Fault) -> Reply:
-        headers = {"Retry-After": fault.retry_after} if fault.retry_after else {}
-        return Reply(fault.status or 500, {"message": "injected fault"}, headers, fault.latency_s)
-
-    def _delete(self, route: Route, claims: Claims, body: bytes) -> Reply:  # noqa: PLR0911 -- one reply per Salesforce rule
-        participants = route is Route.DELETE_PARTICIPANTS
-        field_name = (
-            self.config.participant_ids_field
-            if participants
-            else self.config.conversation_ids_field
-        )
-        try:
-            payload = json.loads(body or b"null")
-        except ValueError:
-            return Reply(400, [{"errorCode": "JSON_PARSER_ERROR", "message": "malformed JSON"}])
-        ids = payload.get(field_name) if isinstance(payload, dict) else None
-        if not isinstance(ids, list) or not ids:
-            return Reply(
-                400, [{"errorCode": "INVALID_INPUT", "message": f"{field_name} is required"}]
-            )
-        if len(ids) > self.config.max_ids_per_call:
-            return Reply(
-                400,
-                [
-                    {
-                        "errorCode": "LIMIT_EXCEEDED",
-                        "message": f"at most {self.config.max_ids_per_call} ids",
-                    }
-                ],
-            )
-        if not all(isinstance(i, str) and sfids.is_valid(i) for i in ids):
-            return Reply(400, [{"errorCode": "MALFORMED_ID", "message": "malformed id"}])
-        sobject = "MessagingEndUser" if participants else "Conversation"
-        full = [sfids.to18(i) for i in ids]
-        if len({i[:15] for i in full}) != len(full):
-            return Reply(400, [{"errorCode": "DUPLICATE_VALUE", "message": "duplicate ids"}])
-        known = [self.data.find(sobject, i) for i in full]
-        if self.config.unknown_id_mode == "not_found" and not any(known):
-            return Reply(404, {"message": "Not Found"})
-        if participants:
-            closed = {s.lower() for s in self.config.closed_session_statuses}
-            for record in known:
-                if record is None:
-                    continue
-                if any(
-                    str(s["Status"]).lower() not in closed
-                    for s in self.data.sessions_of(record["Id"])
-                ):
-                    return Reply(
-                        412,
-                        [
-                            {
-                                "errorCode": "PRECONDITION_FAILED",
-                                "message": "messaging end user has an open session",
-                            }
-                        ],
-                    )
-        operation = (
-            "deleteConversationParticipantData" if participants else "deleteConversationsById"
-        )
-        logs = []
-        for entity_id in full:
-            log = self.data.create_log(
-                entity_id=entity_id,
-                entity_type=sobject,
-                operation=operation,
-                user=claims.user_id,
-                now=self.now(),
-            )
-            self.accepted_ids[route].append(entity_id)
-            logs.append(
-                {
-                    "id": log.id,
-                    "requestedEntityIdentifier": entity_id[:15],
-                    "requestedEntityType": sobject,
-                    "action": "Delete",
-                    "operation": operation,
-                    "status": log.status,
-                }
-            )
-        return Reply(202, {"conversationApiLogs": logs})
-
-    def entries(self, authorization: str | None, args: Mapping[str, str]) -> Reply:
-        with self.lock:
-            gate = self._engagement_gate(Route.ENTRIES, authorization)
-            if isinstance(gate, Reply):
-                return gate
-            fault = self.faults.take(Route.ENTRIES, gate.client_id)
-            if fault is not None and fault.status is not None:
-                return self._fault_reply(fault)
-            self.windows.spend(gate.user_id, Route.ENTRIES, now=self.now())
-            self._tick()
-            identifier = args.get("conversationIdentifier")
-            if not identifier:
-                return Reply(400, {"message": "conversationIdentifier is required"})
-            limit_text = args.get("recordLimit", "25")
-            if not limit_text.isdigit() or not 1 <= int(limit_text) <= 1000:
-                return Reply(400, {"message": "recordLimit must be between 1 and 1000"})
-            conv_id = self.data.conversation_by_identifier(identifier)
-            if conv_id is None:
-                return Reply(404, {"message": "conversation not found"})
-            start = int(args.get("pageToken", "0") or 0)
-            entries = self.data.entries.get(conv_id, [])
-            page = entries[start : start + int(limit_text)]
-            body: dict[str, Any] = {"conversationEntries": page}
-            if start + len(page) < len(entries):
-                body["nextPageToken"] = str(start + len(page))
-            return Reply(200, body, latency_s=fault.latency_s if fault else 0.0)

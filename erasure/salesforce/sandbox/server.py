@@ -23,7 +23,8 @@ from werkzeug.wrappers import Request, Response
 
 from erasure.salesforce.models import Route
 from erasure.salesforce.sandbox import admin
-from erasure.salesforce.sandbox.org import Reply, SandboxOrg
+from erasure.salesforce.sandbox.config import Reply
+from erasure.salesforce.sandbox.org import SandboxOrg
 from erasure.salesforce.sandbox.tls import server_context, write_certificate
 
 logger = logging.getLogger("erasure.salesforce.sandbox")
