@@ -232,3 +232,7 @@ def standalone(data_dir: Path, port: int, host: str) -> None:
     from erasure.standalone import run
 
     run(data_dir=data_dir, host=host, port=port)
+
+
+if __name__ == "__main__":
+    main()
