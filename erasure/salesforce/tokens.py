@@ -29,8 +29,12 @@ class CachedToken:
     expires_at: float
     scope: str = ""
     token_format: str | None = None
+    issued_at: float = 0.0
 
     def is_usable(self, *, now: float, margin_s: float) -> bool:
+        if self.issued_at:
+            # A token shorter-lived than twice the margin would otherwise never count as usable.
+            margin_s = min(margin_s, (self.expires_at - self.issued_at) / 2)
         return self.expires_at - margin_s > now
 
     def to_json(self) -> str:

@@ -245,6 +245,7 @@ class Transport:
             expires_at=expires_at,
             scope=_scope_text(raw.get("scope")),
             token_format=str(raw["token_format"]) if raw.get("token_format") else None,
+            issued_at=time.time(),
         )
 
     # -- calls --------------------------------------------------------------------------------
