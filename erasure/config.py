@@ -10,8 +10,9 @@ import base64
 import binascii
 from enum import StrEnum
 from typing import Annotated
+from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
@@ -37,7 +38,8 @@ class Settings(BaseSettings):
 
     mode: Mode = Field(
         Mode.PRODUCTION,
-        description="`production` or `development`. Development only relaxes cookie security.",
+        description="`production` or `development`. Production refuses a plain-http public URL "
+        "other than loopback; `erasure standalone` runs in development mode.",
     )
     database_url: str = Field(
         repr=False,  # may carry a password
@@ -108,6 +110,14 @@ class Settings(BaseSettings):
     def _check_pseudonym_key(cls, value: SecretStr) -> SecretStr:
         _decode_key(value.get_secret_value(), what="pseudonym_key")
         return value
+
+    @model_validator(mode="after")
+    def _production_is_strict(self) -> Settings:
+        if self.mode is Mode.PRODUCTION:
+            url = urlsplit(self.public_url)
+            if url.scheme != "https" and url.hostname not in {"localhost", "127.0.0.1", "::1"}:
+                raise ValueError("in production, public_url must be https (or loopback)")
+        return self
 
     @property
     def encryption_key_bytes(self) -> dict[str, bytes]:

@@ -40,7 +40,7 @@ def test_submit_answers_202_with_the_request_and_its_deadline(
         "id": "PRIV-1",
         "url": "https://jira.example.com/browse/PRIV-1",
     }
-    assert body["links"]["self"] == f"http://erasure.test/v1/erasure-requests/{body['id']}"
+    assert body["links"]["self"] == f"https://erasure.test/v1/erasure-requests/{body['id']}"
     assert response.headers["Location"] == body["links"]["self"]
     assert body["duplicate_of"] is None
     # The subject's identifiers are never echoed back.

@@ -30,7 +30,7 @@ def test_keyset_pagination_walks_every_request_once_newest_first(
         page = client.get(url, headers=officer_headers).get_json()
         seen += [item["id"] for item in page["items"]]
         pages += 1
-        url = page["links"].get("next", "").replace("http://erasure.test", "")
+        url = page["links"].get("next", "").replace("https://erasure.test", "")
         assert (page["next_cursor"] is None) == (url == "")
     assert seen == list(reversed(created))
     assert pages == 3
