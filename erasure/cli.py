@@ -227,12 +227,28 @@ def orgs_add_credential(org: str, name: str, client_id: str, client_secret_env: 
 )
 @click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535))
 @click.option("--host", default="127.0.0.1", show_default=True)
-def standalone(data_dir: Path, port: int, host: str) -> None:
+@click.option(
+    "--sandbox/--no-sandbox",
+    default=True,
+    show_default=True,
+    help="Run the Salesforce sandbox org.",
+)
+def standalone(data_dir: Path, port: int, host: str, sandbox: bool) -> None:
     """Run everything on this machine: embedded Postgres and Redis, the API, a worker, the sandbox."""
     from erasure.standalone import run
 
-    run(data_dir=data_dir, host=host, port=port)
+    run(data_dir=data_dir, host=host, port=port, with_sandbox=sandbox)
 
+
+def _register_capabilities() -> None:
+    from erasure.audit.commands import audit_group, keys_group
+    from erasure.salesforce.commands import salesforce_group, sandbox_command
+
+    for command in (sandbox_command, salesforce_group, keys_group, audit_group):
+        main.add_command(command)
+
+
+_register_capabilities()
 
 if __name__ == "__main__":
     main()

@@ -170,6 +170,9 @@ class Org(Base):
     conversations_body_field: Mapped[str] = mapped_column(
         String(64), default="conversationIds", server_default="conversationIds"
     )
+    ca_bundle_path: Mapped[str | None] = mapped_column(
+        String(1024), comment="CA bundle to trust for this org (the sandbox's self-signed cert)"
+    )
     paused_until: Mapped[datetime | None] = mapped_column(
         DateTime(timezone=True), comment="no delete calls before this (404 from the engagement API)"
     )

@@ -28,6 +28,7 @@ from werkzeug.serving import make_server
 
 if TYPE_CHECKING:
     from erasure.config import Settings
+    from erasure.salesforce.sandbox import SandboxHandle
 
 logger = logging.getLogger(__name__)
 console = Console(stderr=True)
@@ -158,7 +159,86 @@ def bootstrap_admin_key(data: DataDir, settings: Settings) -> bool:
     return True
 
 
-def run(*, data_dir: Path, host: str, port: int) -> None:
+SANDBOX_ORG = "sandbox"
+SANDBOX_EXECUTION_USERS = 3
+
+
+def sandbox_credentials(data: DataDir) -> list[tuple[str, str]]:
+    """The sandbox's execution users (client id, secret): made once, kept (0600) with the data."""
+    path = data.root / "sandbox-credentials"
+    if not path.exists():
+        lines = [
+            f"erasure-sandbox-{n}:{secrets.token_urlsafe(24)}"
+            for n in range(1, SANDBOX_EXECUTION_USERS + 1)
+        ]
+        _write_private(path, "\n".join(lines) + "\n")
+    pairs = []
+    for line in path.read_text().splitlines():
+        client_id, sep, secret = line.partition(":")
+        if sep:
+            pairs.append((client_id, secret))
+    return pairs
+
+
+@contextlib.contextmanager
+def sandbox_org(data: DataDir, credentials: list[tuple[str, str]]) -> Iterator[SandboxHandle]:
+    """The Salesforce sandbox, seeded with the demo subjects, in a thread of this process.
+
+    Its data lives in memory: a restart brings the demo subjects back, as a fresh org would.
+    """
+    from erasure.salesforce.sandbox import SandboxOrg, run_in_thread, seed_demo
+
+    org = SandboxOrg()
+    with org.lock:
+        seed_demo(org.data)
+    for client_id, secret in credentials:
+        org.add_app(client_id, secret)
+    cert_dir = data.root / "sandbox"
+    cert_dir.mkdir(exist_ok=True)
+    handle = run_in_thread(org, cert_dir=cert_dir)
+    try:
+        yield handle
+    finally:
+        handle.stop()
+
+
+def register_sandbox_org(
+    settings: Settings, handle: SandboxHandle, credentials: list[tuple[str, str]]
+) -> None:
+    """Point the `sandbox` org at this run's sandbox (its port changes) and add its credentials."""
+    from sqlalchemy import select
+
+    from erasure.db import make_engine, make_sessionmaker
+    from erasure.identifiers import Vault
+    from erasure.models import Credential
+    from erasure.orgs import add_credential, add_org, find_org
+
+    engine = make_engine(settings.database_url, pool_size=1)
+    vault = Vault(settings.encryption_key_bytes)
+    with make_sessionmaker(engine)() as session:
+        org = find_org(session, SANDBOX_ORG) or add_org(
+            session, name=SANDBOX_ORG, my_domain_url=handle.url
+        )
+        org.my_domain_url = handle.url
+        org.ca_bundle_path = handle.ca_path
+        known = set(
+            session.scalars(select(Credential.client_id).where(Credential.org_id == org.id))
+        )
+        for n, (client_id, secret) in enumerate(credentials, start=1):
+            if client_id not in known:
+                add_credential(
+                    session,
+                    vault,
+                    org,
+                    name=f"execution-user-{n}",
+                    client_id=client_id,
+                    client_secret=secret,
+                )
+        session.commit()
+    engine.dispose()
+
+
+def run(*, data_dir: Path, host: str, port: int, with_sandbox: bool = True) -> None:
     """Start everything, serve until Ctrl-C or SIGTERM, then stop everything in reverse order."""
     from erasure import schema
     from erasure.app import create_app
@@ -198,10 +278,21 @@ def run(*, data_dir: Path, host: str, port: int) -> None:
             }
         )
         created = bootstrap_admin_key(data, settings)
+        sandbox_url = None
+        if with_sandbox:
+            credentials = sandbox_credentials(data)
+            handle = stack.enter_context(sandbox_org(data, credentials))
+            register_sandbox_org(settings, handle, credentials)
+            sandbox_url = handle.url
         stack.enter_context(worker_process(env, data))
         server = make_server(host, port, create_app(settings), threaded=True)
         console.print(f"API:            {public_url}  (OpenAPI at {public_url}/openapi.json)")
         console.print(f"Admin API key:  {data.admin_key_file}" + ("  (new)" if created else ""))
+        if sandbox_url:
+            console.print(
+                f"Salesforce:     sandbox org `{SANDBOX_ORG}` at {sandbox_url}, seeded with demo subjects "
+                "+14155550001 ... +14155550036 (see docs/salesforce.md)"
+            )
         console.print(f"Data directory: {data.root}  (worker log in {data.logs / 'worker.log'})")
         console.print("Press Ctrl-C to stop.")
         try:

@@ -1,7 +1,7 @@
 """Seed data for the sandbox: the `demo` dataset, and explicit records for tests.
 
 The demo identifiers are fixed (documented in docs/salesforce.md) so a person can submit one:
-phones +1555010000 + n, emails demo.user<n>@example.com, WhatsApp keys whatsapp:+1555010000 + n.
+phones +14155550000 + n, emails demo.user<n>@example.com, WhatsApp keys whatsapp:+14155550000 + n.
 """
 
 from __future__ import annotations
@@ -79,7 +79,7 @@ def seed_demo(data: OrgData) -> list[SeededEndUser]:
     even n are SMS users keyed by phone, odd n WhatsApp users, and n % 3 == 0 have no contact."""
     seeded = []
     for n in range(1, DEMO_USERS + 1):
-        phone = f"+1555010{n:04d}"
+        phone = f"+1415555{n:04d}"
         has_contact = n % 3 != 0
         seeded.append(
             add_end_user(
