@@ -12,7 +12,8 @@ What lives here and who uses it:
   perfect subtrees each append completes, so the database can store them for proofs.
 - `inclusion_proof` / `consistency_proof`: RFC 6962 PATH and PROOF, generated from any
   `subtree_root(start, end)` callable; `range_root` builds that callable out of stored perfect
-  subtree hashes (`node(level, index)`), so a proof costs O(log n) lookups.
+  subtree hashes (`node(level, index)`), so a proof costs O(log n) lookups. To fetch them in
+  one query, `*_proof_ranges` + `perfect_nodes` list the (level, index) pairs beforehand.
 - `MerkleTree`: every level of a tree held in memory as packed bytes, for the offline
   verifier and for proofs over a list of leaf hashes.
 - `verify_inclusion` / `verify_consistency`: the RFC 9162 §2.1.3.2 and §2.1.4.2 algorithms.
@@ -330,8 +331,11 @@ class Frontier:
 # --- proof generation (RFC 6962 §2.1.1 PATH and §2.1.2 PROOF) ---------------------------------
 
 
-def inclusion_proof(index: int, size: int, subtree_root: SubtreeRoot) -> list[bytes]:
-    """PATH(index, D[0:size]): sibling subtree roots from the leaf up to the root."""
+def inclusion_proof_ranges(index: int, size: int) -> list[tuple[int, int]]:
+    """The leaf ranges [start, end) whose roots form PATH(index, D[0:size]), leaf-up.
+
+    With `perfect_nodes` this tells the database every node a proof needs, for one query.
+    """
     if not 0 <= index < size:
         raise ValueError(f"leaf index {index} outside a tree of size {size}")
     siblings: list[tuple[int, int]] = []
@@ -345,14 +349,17 @@ def inclusion_proof(index: int, size: int, subtree_root: SubtreeRoot) -> list[by
             siblings.append((start, start + k))
             start += k
     # Collected root-down; the proof is ordered leaf-up.
-    return [subtree_root(a, b) for a, b in reversed(siblings)]
+    siblings.reverse()
+    return siblings
 
 
-def consistency_proof(size1: int, size2: int, subtree_root: SubtreeRoot) -> list[bytes]:
-    """PROOF(size1, D[0:size2]) = SUBPROOF(size1, D[0:size2], true).
+def inclusion_proof(index: int, size: int, subtree_root: SubtreeRoot) -> list[bytes]:
+    """PATH(index, D[0:size]): sibling subtree roots from the leaf up to the root."""
+    return [subtree_root(a, b) for a, b in inclusion_proof_ranges(index, size)]
 
-    Empty when size1 is 0 or equals size2 (those are consistent by definition).
-    """
+
+def consistency_proof_ranges(size1: int, size2: int) -> list[tuple[int, int]]:
+    """The leaf ranges whose roots form PROOF(size1, D[0:size2]), in proof order."""
     if not 0 <= size1 <= size2:
         raise ValueError(f"cannot prove consistency from size {size1} to {size2}")
     if size1 in (0, size2):
@@ -376,7 +383,27 @@ def consistency_proof(size1: int, size2: int, subtree_root: SubtreeRoot) -> list
             m -= k
             start += k
             whole = False
-    return [subtree_root(a, b) for a, b in reversed(nodes)]
+    nodes.reverse()
+    return nodes
+
+
+def consistency_proof(size1: int, size2: int, subtree_root: SubtreeRoot) -> list[bytes]:
+    """PROOF(size1, D[0:size2]) = SUBPROOF(size1, D[0:size2], true).
+
+    Empty when size1 is 0 or equals size2 (those are consistent by definition).
+    """
+    return [subtree_root(a, b) for a, b in consistency_proof_ranges(size1, size2)]
+
+
+def perfect_nodes(start: int, end: int) -> list[tuple[int, int]]:
+    """The (level, index) perfect subtrees `range_root(start, end, node)` will look up."""
+    if not 0 <= start < end:
+        raise ValueError(f"empty or negative range [{start}, {end})")
+    n = end - start
+    if n & (n - 1) == 0 and start % n == 0:
+        return [(n.bit_length() - 1, start // n)]
+    k = _split_point(n)
+    return perfect_nodes(start, start + k) + perfect_nodes(start + k, end)
 
 
 # --- proof verification (RFC 9162 §2.1.3.2 and §2.1.4.2) --------------------------------------

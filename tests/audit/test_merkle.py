@@ -14,10 +14,13 @@ from erasure.audit.merkle import (
     Frontier,
     MerkleTree,
     consistency_proof,
+    consistency_proof_ranges,
     inclusion_proof,
+    inclusion_proof_ranges,
     leaf_hash,
     node_hash,
     pack_leaf_hashes,
+    perfect_nodes,
     range_root,
     root_from_inclusion_proof,
     root_of,
@@ -376,6 +379,24 @@ def test_frontier_reports_completed_perfect_subtrees() -> None:
 
     proof = inclusion_proof(37, 100, lambda a, b: range_root(a, b, node))
     verify_inclusion(37, 100, ALL[37], proof, frontier.root())
+
+
+@given(st.data())
+def test_proof_ranges_name_every_node_a_proof_needs(data: st.DataObject) -> None:
+    size2 = data.draw(st.integers(1, 300))
+    size1 = data.draw(st.integers(0, size2))
+    index = data.draw(st.integers(0, size2 - 1))
+    ranges = inclusion_proof_ranges(index, size2) + consistency_proof_ranges(size1, size2)
+    wanted = {node for a, b in ranges for node in perfect_nodes(a, b)}
+    # Only these nodes are fetched, as a database would after one query.
+    fetched = {node: BIG_TREE.node(*node) for node in wanted}
+
+    def subtree_root(a: int, b: int) -> bytes:
+        return range_root(a, b, lambda level, i: fetched[level, i])
+
+    assert inclusion_proof(index, size2, subtree_root) == BIG_TREE.inclusion_proof(index, size2)
+    assert consistency_proof(size1, size2, subtree_root) == BIG_TREE.consistency_proof(size1, size2)
+    assert len(wanted) <= 4 * size2.bit_length()
 
 
 def test_frontier_rejects_bad_serialisations() -> None:
