@@ -440,3 +440,39 @@ class AuditLeaf(Base):
     __table_args__ = (
         Index("ix_audit_leaves_unsequenced", "id", postgresql_where=text("leaf_index IS NULL")),
     )
+
+
+class AuditNode(Base):
+    """A perfect subtree hash of the Merkle tree, stored once it is complete (insert-only), so an
+    inclusion or consistency proof needs O(log n) rows, never a rehash of the tree."""
+
+    __tablename__ = "audit_nodes"
+
+    level: Mapped[int] = mapped_column(Integer, primary_key=True, comment="0 = leaf hashes")
+    index: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    hash: Mapped[bytes] = mapped_column(LargeBinary(32))
+
+
+class AuditTreeHead(Base):
+    """The tree after each sequencer batch: size, root, and the frontier to extend it from."""
+
+    __tablename__ = "audit_tree_heads"
+
+    size: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    root: Mapped[bytes] = mapped_column(LargeBinary(32))
+    frontier: Mapped[bytes] = mapped_column(
+        LargeBinary, comment="erasure.audit.merkle.Frontier bytes"
+    )
+    created_at: Mapped[datetime] = _now_column()
+
+
+class AuditCheckpoint(Base):
+    """A signed checkpoint (C2SP tlog-checkpoint in a signed note) of one tree head."""
+
+    __tablename__ = "audit_checkpoints"
+
+    size: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    root: Mapped[bytes] = mapped_column(LargeBinary(32))
+    note: Mapped[str] = mapped_column(Text, comment="the signed note, exactly as published")
+    key_name: Mapped[str] = mapped_column(String(255))
+    created_at: Mapped[datetime] = _now_column()
