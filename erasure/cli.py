@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import sys
+import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -15,6 +16,7 @@ import click
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
+    from erasure.audit.checkpoint import SigningKey
     from erasure.config import Settings
 
 from erasure.models import Role
@@ -240,12 +242,92 @@ def standalone(data_dir: Path, port: int, host: str, sandbox: bool) -> None:
     run(data_dir=data_dir, host=host, port=port, with_sandbox=sandbox)
 
 
+def _signing_key_from(settings: Settings) -> SigningKey:
+    from erasure.audit.checkpoint import SigningKey
+
+    if settings.audit_signing_key_file is None:
+        raise click.ClickException(
+            "ERASURE_AUDIT_SIGNING_KEY_FILE is not set (see `erasure keys generate`)"
+        )
+    return SigningKey.parse(settings.audit_signing_key_file.read_text())
+
+
+@click.command("sequence")
+def audit_sequence() -> None:
+    """Sequence queued audit leaves and sign a checkpoint now (the worker does it periodically)."""
+    from erasure.audit import store
+
+    settings = _settings()
+    key = _signing_key_from(settings)
+    with _session() as session:
+        count = 0
+        while batch := store.sequence(session):
+            count += batch
+        checkpoint = store.sign_checkpoint(session, key, origin=settings.checkpoint_origin)
+        session.commit()
+    click.echo(
+        f"sequenced {count} leaves"
+        + (f"; signed checkpoint at size {checkpoint.size}" if checkpoint else "")
+    )
+
+
+@click.command("export")
+@click.option(
+    "--out",
+    "out_dir",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="A directory that does not exist yet.",
+)
+def audit_export(out_dir: Path) -> None:
+    """Write an evidence bundle (leaves, checkpoints, public key) for offline verification."""
+    from erasure.audit import store
+    from erasure.errors import NotReady
+
+    key = _signing_key_from(_settings())
+    with _session() as session:
+        try:
+            summary = store.export(session, out_dir, verifier_key=key.verifier())
+        except NotReady as exc:
+            raise click.ClickException(str(exc)) from None
+    click.echo(
+        f"wrote {out_dir}: {summary.leaf_count} leaves, {len(summary.checkpoint_sizes)} checkpoints"
+    )
+
+
+@click.command("certificate")
+@click.argument("request_id", type=click.UUID)
+@click.option(
+    "--out", "out_file", type=click.Path(path_type=Path, dir_okay=False), help="Default: stdout."
+)
+def audit_certificate(request_id: uuid.UUID, out_file: Path | None) -> None:
+    """Write the signed certificate of erasure of a completed request."""
+    from erasure.audit.certificate import dump_certificate
+    from erasure.audit.certify import certificate_for
+    from erasure.errors import ErasureError
+
+    key = _signing_key_from(_settings())
+    with _session() as session:
+        try:
+            document = certificate_for(session, request_id, signing_key=key)
+        except ErasureError as exc:
+            raise click.ClickException(str(exc)) from None
+    data = dump_certificate(document)
+    if out_file is None:
+        click.echo(data.decode(), nl=False)
+    else:
+        out_file.write_bytes(data)
+        click.echo(f"wrote {out_file}", err=True)
+
+
 def _register_capabilities() -> None:
     from erasure.audit.commands import audit_group, keys_group
     from erasure.salesforce.commands import salesforce_group, sandbox_command
 
     for command in (sandbox_command, salesforce_group, keys_group, audit_group):
         main.add_command(command)
+    for audit_command in (audit_sequence, audit_export, audit_certificate):
+        audit_group.add_command(audit_command)
 
 
 _register_capabilities()

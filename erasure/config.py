@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import binascii
 from enum import StrEnum
+from pathlib import Path
 from typing import Annotated
 from urllib.parse import urlsplit
 
@@ -79,6 +80,27 @@ class Settings(BaseSettings):
     idempotency_ttl_s: int = Field(
         86400, ge=60, description="How long an Idempotency-Key is remembered, in seconds."
     )
+    audit_signing_key_file: Path | None = Field(
+        None,
+        description="File holding the Ed25519 key that signs audit checkpoints and certificates "
+        "(`erasure keys generate`). Without it no checkpoint or certificate is issued.",
+    )
+    audit_origin: str | None = Field(
+        None,
+        description="Origin line of the audit checkpoints (a unique log name); defaults to "
+        "`<host of ERASURE_PUBLIC_URL>/erasure-audit`.",
+    )
+    audit_checkpoint_interval_s: int = Field(
+        60,
+        ge=1,
+        description="How often a new checkpoint is signed when the log has grown, in seconds.",
+    )
+    retention_days: int = Field(
+        90,
+        ge=0,
+        description="Days after a request ends before its subject identifiers are destroyed "
+        "(crypto-shredding); the audit log and certificates still verify afterwards.",
+    )
     log_level: str = Field("INFO", description="Python log level of the service's own loggers.")
 
     @field_validator("encryption_keys", mode="before")
@@ -126,6 +148,13 @@ class Settings(BaseSettings):
             key_id: base64.b64decode(material.get_secret_value())
             for key_id, material in self.encryption_keys.items()
         }
+
+    @property
+    def checkpoint_origin(self) -> str:
+        return (
+            self.audit_origin
+            or f"{urlsplit(self.public_url).hostname or 'localhost'}/erasure-audit"
+        )
 
     @property
     def pseudonym_key_bytes(self) -> bytes:

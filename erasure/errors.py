@@ -29,3 +29,10 @@ class UnknownOrg(ErasureError):
 
 class ConfigurationError(ErasureError):
     code = "configuration_error"
+
+
+class NotReady(ErasureError):
+    """Asked for too soon (a certificate before its leaves are checkpointed): retry later."""
+
+    code = "not_ready"
+    retry_after_s = 2

@@ -11,6 +11,7 @@ import threading
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -23,6 +24,7 @@ from werkzeug.serving import BaseWSGIServer, make_server
 from erasure import schema
 from erasure.api_keys import create_api_key
 from erasure.app import create_app
+from erasure.audit.checkpoint import SigningKey
 from erasure.config import Settings
 from erasure.db import make_sessionmaker
 from erasure.identifiers import Vault
@@ -92,13 +94,26 @@ def random_key() -> str:
 
 
 @pytest.fixture(scope="session")
-def settings(database_url: str) -> Settings:
+def signing_key_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("keys") / "audit.key"
+    path.write_text(SigningKey.generate("erasure.test/audit").to_text())
+    return path
+
+
+@pytest.fixture
+def signing_key(signing_key_file: Path) -> SigningKey:
+    return SigningKey.parse(signing_key_file.read_text())
+
+
+@pytest.fixture(scope="session")
+def settings(database_url: str, signing_key_file: Path) -> Settings:
     return Settings(
+        audit_signing_key_file=signing_key_file,
         database_url=database_url,
         broker_url="memory://",
         encryption_keys=f"test1:{random_key()}",
         pseudonym_key=random_key(),
-        public_url="http://erasure.test",
+        public_url="https://erasure.test",
         max_body_bytes=8192,
     )
 

@@ -11,10 +11,11 @@ from flask import Flask, Response, g, jsonify, request
 
 
 def init_app(app: Flask) -> None:
-    from erasure.intake import problems, views
+    from erasure.intake import audit_views, problems, views
     from erasure.intake.openapi import build_document
     from erasure.intake.resources import close_session
 
+    del audit_views  # imported for its routes on views.bp, which must exist before registration
     app.register_blueprint(views.bp)
     problems.register_error_handlers(app)
     app.teardown_appcontext(close_session)

@@ -12,7 +12,14 @@ from typing import Any
 from flask import Flask, Response, g, json, request
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
-from erasure.errors import ErasureError, InvalidTransition, NotFound, UnknownOrg
+from erasure.errors import (
+    ConfigurationError,
+    ErasureError,
+    InvalidTransition,
+    NotFound,
+    NotReady,
+    UnknownOrg,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -71,14 +78,17 @@ def problem_response(problem: Problem) -> Response:
 _STATUS_BY_ERROR: dict[type[ErasureError], int] = {
     NotFound: 404,
     InvalidTransition: 409,
+    NotReady: 409,
     UnknownOrg: 422,
+    ConfigurationError: 503,
 }
 
 
 def _from_domain(exc: ErasureError) -> Problem:
     status = _STATUS_BY_ERROR.get(type(exc), 400)
     errors = [{"field": exc.field, "detail": str(exc)}] if isinstance(exc, UnknownOrg) else None
-    return Problem(status, str(exc), str(exc), code=exc.code, errors=errors)
+    headers = {"Retry-After": str(exc.retry_after_s)} if isinstance(exc, NotReady) else None
+    return Problem(status, str(exc), str(exc), code=exc.code, errors=errors, headers=headers)
 
 
 def register_error_handlers(app: Flask) -> None:

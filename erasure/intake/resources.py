@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from flask import current_app, g
 from sqlalchemy.orm import Session
 
+from erasure.audit.checkpoint import SigningKey
 from erasure.config import Settings
 from erasure.workflow import Protection
 
@@ -18,6 +19,7 @@ class WebResources:
     session_factory: Callable[[], Session]
     owns_sessions: bool  # a session lent by a test is never closed by the app
     protection: Protection
+    signing_key: SigningKey | None = None
     publish: Callable[[str, list[object]], None] | None = None
 
 

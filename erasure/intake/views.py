@@ -39,12 +39,12 @@ SUBMITTERS = (Role.OFFICER, Role.INTEGRATION, Role.ADMIN)
 CANCELLERS = (Role.OFFICER, Role.INTEGRATION, Role.ADMIN)
 
 
-def _request_url(request_id: uuid.UUID) -> str:
+def request_url(request_id: uuid.UUID) -> str:
     return f"{web_resources().settings.public_url.rstrip('/')}/v1/erasure-requests/{request_id}"
 
 
 def render(erasure_request: ErasureRequest) -> dict[str, Any]:
-    url = _request_url(erasure_request.id)
+    url = request_url(erasure_request.id)
     reference = None
     if erasure_request.reference_system or erasure_request.reference_id:
         reference = ReferenceOut(
@@ -73,7 +73,7 @@ def render(erasure_request: ErasureRequest) -> dict[str, Any]:
             {
                 "self": url,
                 "cancel": None if erasure_request.status.is_terminal else f"{url}/cancel",
-                "duplicate_of": _request_url(erasure_request.duplicate_of_id)
+                "duplicate_of": request_url(erasure_request.duplicate_of_id)
                 if erasure_request.duplicate_of_id
                 else None,
             }
@@ -82,7 +82,7 @@ def render(erasure_request: ErasureRequest) -> dict[str, Any]:
     return out.model_dump(mode="json", by_alias=True)
 
 
-def _parse(model: type[BaseModel], document: dict[str, Any]) -> Any:
+def parse_body(model: type[BaseModel], document: dict[str, Any]) -> Any:
     try:
         return model.model_validate(document)
     except ValidationError as exc:
@@ -134,7 +134,7 @@ def create_erasure_request() -> Response:
     document = read_json_object(
         max_bytes=settings.max_body_bytes, max_depth=settings.max_json_depth
     )
-    body: ErasureRequestIn = _parse(ErasureRequestIn, document)
+    body: ErasureRequestIn = parse_body(ErasureRequestIn, document)
     session = get_session()
     api_key = current_key()
     key = idempotency.header_key()
@@ -162,7 +162,7 @@ def create_erasure_request() -> Response:
         session, submission, protection=resources.protection, default_org=settings.default_org
     )
     rendered = render(erasure_request)
-    location = _request_url(erasure_request.id)
+    location = request_url(erasure_request.id)
     if key is not None:
         idempotency.remember(
             session,
@@ -279,7 +279,7 @@ def _decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
 def list_erasure_requests() -> Response:
     params: dict[str, Any] = {key: request.args.getlist(key) for key in request.args}
     params = {key: (values if key == "status" else values[-1]) for key, values in params.items()}
-    query: ListQuery = _parse(ListQuery, params)
+    query: ListQuery = parse_body(ListQuery, params)
     filters = workflow.ListFilter(
         statuses=query.status,
         due_before=query.due_before,
@@ -329,7 +329,7 @@ def cancel_erasure_request(request_id: uuid.UUID) -> Response:
     document = read_json_object(
         max_bytes=settings.max_body_bytes, max_depth=settings.max_json_depth
     )
-    body: CancelIn = _parse(CancelIn, document)
+    body: CancelIn = parse_body(CancelIn, document)
     session = get_session()
     erasure_request = workflow.cancel_request(
         session, request_id, reason=body.reason, api_key_id=_scope()

@@ -23,6 +23,9 @@ MATRIX: list[tuple[str, str, frozenset[Role]]] = [
     ("GET", "/v1/erasure-requests", frozenset({OF, AP, AU, IN, AD})),
     ("GET", "/v1/erasure-requests/<uuid:request_id>", frozenset({OF, AP, AU, IN, AD})),
     ("POST", "/v1/erasure-requests/<uuid:request_id>/cancel", frozenset({OF, IN, AD})),
+    ("GET", "/v1/erasure-requests/<uuid:request_id>/certificate", frozenset({OF, AP, AU, IN, AD})),
+    ("GET", "/v1/audit/checkpoint", frozenset({OF, AP, AU, IN, AD})),
+    ("POST", "/v1/subject-lookups", frozenset({OF, AD})),
 ]
 
 
@@ -49,6 +52,8 @@ def _call(
     path = rule.replace("<uuid:request_id>", request_id)
     if method == "POST":
         body = {"reason": "test"} if path.endswith("/cancel") else BODY
+        if path.endswith("/subject-lookups"):
+            body = {"subject": BODY["subject"]}
         return client.post(path, json=body, headers=headers)
     return client.get(path, headers=headers)
 
@@ -107,6 +112,10 @@ def test_auth_matrix(
     elif Role(who) == Role.INTEGRATION and "<uuid" in rule:
         # Integrations see only requests they submitted: someone else's is "not found".
         assert response.status_code == 404
+    elif rule.endswith("/certificate"):
+        assert response.status_code == 409  # allowed, but the request has not completed
+    elif rule == "/v1/audit/checkpoint":
+        assert response.status_code in {200, 404}  # allowed; 404 until the first checkpoint
     else:
         assert response.status_code in {200, 202}, response.get_data(as_text=True)
 

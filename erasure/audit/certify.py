@@ -1,0 +1,117 @@
+"""Issuing a certificate of erasure for a finished request, from the database.
+
+The certificate names the subject only by pseudonyms, each target by our id, its Salesforce log id,
+final status and read-back result, and carries every leaf of the request with its inclusion proof
+against a signed checkpoint, so an auditor verifies it offline with the public key alone.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, selectinload
+
+from erasure.audit import store
+from erasure.audit.certificate import ProvenLeaf, build_certificate
+from erasure.audit.checkpoint import SigningKey
+from erasure.audit.leaves import timestamp
+from erasure.errors import InvalidTransition, NotFound, NotReady
+from erasure.models import AuditCheckpoint, ErasureRequest, RequestStatus, TargetStatus
+
+CERTIFIABLE = frozenset({RequestStatus.COMPLETED, RequestStatus.COMPLETED_NO_DATA})
+
+
+def certificate_for(
+    session: Session,
+    request_id: uuid.UUID,
+    *,
+    signing_key: SigningKey,
+    api_key_id: uuid.UUID | None = None,
+) -> dict[str, object]:
+    """The signed certificate of a completed request.
+
+    Raises NotFound, InvalidTransition (the request has not completed) or NotReady (its last
+    leaves are not yet covered by a signed checkpoint: retry in a few seconds).
+    """
+    query = (
+        select(ErasureRequest)
+        .where(ErasureRequest.id == request_id)
+        .options(
+            selectinload(ErasureRequest.targets),
+            selectinload(ErasureRequest.identifiers),
+            selectinload(ErasureRequest.org),
+        )
+    )
+    if api_key_id is not None:
+        query = query.where(ErasureRequest.api_key_id == api_key_id)
+    erasure_request = session.scalar(query)
+    if erasure_request is None:
+        raise NotFound("no such erasure request")
+    if erasure_request.status not in CERTIFIABLE:
+        raise InvalidTransition(
+            f"a certificate is issued once the request has completed; it is {erasure_request.status.value}"
+        )
+    leaves = store.leaves_of_request(session, request_id)
+    if any(leaf.leaf_index is None for leaf in leaves):
+        raise NotReady("the request's last audit events are still being sequenced")
+    needed = max((leaf.leaf_index or 0) for leaf in leaves) + 1 if leaves else 1
+    checkpoint = session.scalar(
+        select(AuditCheckpoint)
+        .where(AuditCheckpoint.size >= needed)
+        .order_by(AuditCheckpoint.size.desc())
+        .limit(1)
+    )
+    if checkpoint is None:
+        raise NotReady("no signed checkpoint covers the request's audit events yet")
+    proven = [
+        ProvenLeaf(
+            leaf.leaf_index,
+            leaf.leaf,
+            store.inclusion_proof(session, leaf.leaf_index, checkpoint.size),
+        )
+        for leaf in leaves
+        if leaf.leaf_index is not None
+    ]
+    summary: dict[str, object] = {
+        "id": str(erasure_request.id),
+        "org": erasure_request.org.name,
+        "regulation": erasure_request.regulation.value,
+        "status": erasure_request.status.value,
+        "received_at": timestamp(erasure_request.received_at),
+        "due_at": timestamp(erasure_request.due_at),
+        "completed_at": timestamp(erasure_request.completed_at)
+        if erasure_request.completed_at
+        else None,
+        "reference": {
+            "system": erasure_request.reference_system,
+            "id": erasure_request.reference_id,
+        },
+        "subject": sorted(
+            (
+                {"kind": i.kind.value, "pseudonym": i.blind_index.hex()}
+                for i in erasure_request.identifiers
+            ),
+            key=lambda entry: (entry["kind"], entry["pseudonym"]),
+        ),
+    }
+    targets: list[dict[str, object]] = [
+        {
+            "id": str(target.id),
+            "kind": target.kind.value,
+            "salesforce_log_id": target.log_id,
+            "log_status": target.log_status,
+            "status": target.status.value,
+            "read_back": "absent" if target.status is TargetStatus.DELETED else "not_confirmed",
+        }
+        for target in sorted(erasure_request.targets, key=lambda t: str(t.id))
+    ]
+    return build_certificate(
+        request=summary,
+        targets=targets,
+        leaves=proven,
+        checkpoint_note=checkpoint.note,
+        signing_key=signing_key,
+        issued_at=datetime.now(UTC),
+    )

@@ -1,0 +1,178 @@
+"""Audit endpoints: the latest signed checkpoint, the public key, certificates of erasure, and
+"was this subject erased?" lookups by pseudonym."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from flask import Response, jsonify
+from pydantic import BaseModel, Field
+from sqlalchemy import select
+
+from erasure.audit import certify, store
+from erasure.audit.certificate import dump_certificate
+from erasure.errors import ConfigurationError
+from erasure.identifiers import pseudonym
+from erasure.intake.auth import current_key, requires
+from erasure.intake.body import read_json_object
+from erasure.intake.openapi import Documented, documented
+from erasure.intake.problems import Problem
+from erasure.intake.resources import get_session, web_resources
+from erasure.intake.schemas import ProblemOut, Strict, SubjectIn
+from erasure.intake.views import READERS, bp, parse_body, request_url
+from erasure.models import ErasureRequest, Role, SubjectIdentifier
+
+LOOKERS = (Role.OFFICER, Role.ADMIN)
+
+
+class SubjectLookupIn(Strict):
+    subject: SubjectIn
+
+
+class SubjectLookupMatch(BaseModel):
+    id: uuid.UUID
+    status: str
+    completed_at: str | None
+    certificate: str | None = Field(description="Where to fetch the certificate, once completed.")
+
+
+class SubjectLookupOut(BaseModel):
+    pseudonyms: list[dict[str, str]] = Field(
+        description="The subject's pseudonyms, as the audit log names them."
+    )
+    requests: list[SubjectLookupMatch]
+
+
+class CertificateOut(BaseModel):
+    """A signed certificate of erasure (see docs/audit.md for the format)."""
+
+    type: str
+    version: int
+    signature: dict[str, Any]
+
+
+def _signing_key() -> Any:
+    key = web_resources().signing_key
+    if key is None:
+        raise ConfigurationError(
+            "no audit signing key is configured (ERASURE_AUDIT_SIGNING_KEY_FILE)"
+        )
+    return key
+
+
+def _text(body: str) -> Response:
+    return Response(body, mimetype="text/plain")
+
+
+@bp.get("/audit/checkpoint")
+@requires(*READERS)
+@documented(
+    Documented(
+        summary="The latest signed checkpoint (C2SP tlog-checkpoint signed note, text/plain)",
+        tag="audit",
+        responses={200: ("The signed note.", None), 404: ("No checkpoint yet.", ProblemOut)},
+    )
+)
+def latest_checkpoint() -> Response:
+    checkpoint = store.latest_checkpoint(get_session())
+    if checkpoint is None:
+        raise Problem(
+            404, "No checkpoint yet", "the log has not been checkpointed yet", code="not_found"
+        )
+    return _text(checkpoint.note)
+
+
+@bp.get("/audit/public-key")
+@documented(
+    Documented(
+        summary="The verifier key of checkpoints and certificates (signed-note format, text/plain)",
+        tag="audit",
+        responses={
+            200: ("The verifier key.", None),
+            503: ("No signing key configured.", ProblemOut),
+        },
+    )
+)
+def public_key() -> Response:
+    return _text(str(_signing_key().verifier()) + "\n")
+
+
+@bp.get("/erasure-requests/<uuid:request_id>/certificate")
+@requires(*READERS)
+@documented(
+    Documented(
+        summary="The signed certificate of erasure of a completed request",
+        tag="audit",
+        responses={
+            200: ("The certificate; verify it with `erasure audit verify`.", CertificateOut),
+            404: ("No such request.", ProblemOut),
+            409: ("Not completed yet, or not yet checkpointed (see Retry-After).", ProblemOut),
+        },
+    )
+)
+def certificate(request_id: uuid.UUID) -> Response:
+    key = current_key()
+    document = certify.certificate_for(
+        get_session(),
+        request_id,
+        signing_key=_signing_key(),
+        api_key_id=key.id if key.role == Role.INTEGRATION else None,
+    )
+    response = Response(dump_certificate(document), mimetype="application/json")
+    response.headers["Content-Disposition"] = (
+        f'attachment; filename="erasure-certificate-{request_id}.json"'
+    )
+    return response
+
+
+@bp.post("/subject-lookups")
+@requires(*LOOKERS)
+@documented(
+    Documented(
+        summary="Was this subject erased? Finds requests by pseudonym; the identifier is not stored",
+        tag="audit",
+        body=SubjectLookupIn,
+        responses={200: ("The subject's requests.", SubjectLookupOut)},
+    )
+)
+def subject_lookup() -> Response:
+    settings = web_resources().settings
+    body: SubjectLookupIn = parse_body(
+        SubjectLookupIn,
+        read_json_object(max_bytes=settings.max_body_bytes, max_depth=settings.max_json_depth),
+    )
+    indexes = [
+        (kind, pseudonym(settings.pseudonym_key_bytes, kind, value))
+        for kind, value in body.subject.identifier_pairs()
+    ]
+    rows = (
+        get_session()
+        .scalars(
+            select(ErasureRequest)
+            .where(
+                ErasureRequest.id.in_(
+                    select(SubjectIdentifier.request_id).where(
+                        SubjectIdentifier.blind_index.in_([b for _, b in indexes])
+                    )
+                )
+            )
+            .order_by(ErasureRequest.created_at)
+        )
+        .all()
+    )
+    out = SubjectLookupOut(
+        pseudonyms=[{"kind": kind.value, "pseudonym": blind.hex()} for kind, blind in indexes],
+        requests=[
+            SubjectLookupMatch(
+                id=row.id,
+                status=row.status.value,
+                completed_at=row.completed_at.isoformat() if row.completed_at else None,
+                certificate=f"{request_url(row.id)}/certificate"
+                if row.status in certify.CERTIFIABLE
+                else None,
+            )
+            for row in rows
+        ],
+    )
+    return jsonify(out.model_dump(mode="json"))
