@@ -79,7 +79,12 @@ def ensure_keys(data: DataDir) -> dict[str, str]:
             "ERASURE_PSEUDONYM_KEY": base64.b64encode(secrets.token_bytes(32)).decode(),
         }
         _write_private(data.settings_file, "".join(f"{k}={v}\n" for k, v in values.items()))
-    values = {}
+    signing_key = data.root / "audit-signing.key"
+    if not signing_key.exists():
+        from erasure.audit.checkpoint import SigningKey
+
+        _write_private(signing_key, SigningKey.generate("erasure-standalone/audit").to_text())
+    values = {"ERASURE_AUDIT_SIGNING_KEY_FILE": str(signing_key)}
     for line in data.settings_file.read_text().splitlines():
         name, sep, value = line.partition("=")
         if sep:
@@ -275,6 +280,7 @@ def run(*, data_dir: Path, host: str, port: int, with_sandbox: bool = True) -> N
                 "public_url": public_url,
                 "encryption_keys": keys["ERASURE_ENCRYPTION_KEYS"],
                 "pseudonym_key": keys["ERASURE_PSEUDONYM_KEY"],
+                "audit_signing_key_file": keys["ERASURE_AUDIT_SIGNING_KEY_FILE"],
             }
         )
         created = bootstrap_admin_key(data, settings)

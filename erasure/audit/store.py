@@ -78,6 +78,10 @@ def sequence(session: Session, *, batch: int = DEFAULT_BATCH) -> int:
         ),
         {"ids": [p["leaf_id"] for p in positions], "positions": [p["position"] for p in positions]},
     )
+    # The raw UPDATE bypasses the ORM: leaves this session already holds must be re-read.
+    for held in list(session.identity_map.values()):
+        if isinstance(held, AuditLeaf):
+            session.expire(held, ["leaf_index", "sequenced_at"])
     session.execute(insert(AuditNode), nodes)
     session.add(
         AuditTreeHead(size=frontier.size, root=frontier.root(), frontier=frontier.to_bytes())

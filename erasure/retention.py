@@ -1,0 +1,67 @@
+"""Retention: a set time after a request ends, its subject identifiers are destroyed.
+
+Crypto-shredding: the ciphertexts (identifiers, notes) and the Salesforce record ids are set to
+NULL; only the keyed pseudonyms stay, so "was this person erased?" can still be answered and the
+audit log, which never held the identifiers, still verifies. One leaf records each shredding.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import exists, func, or_, select, update
+from sqlalchemy.orm import Session
+
+from erasure.audit import leaves
+from erasure.models import TERMINAL_REQUEST_STATUSES, ErasureRequest, SubjectIdentifier, Target
+
+
+def shred_expired(
+    session: Session, *, retention: timedelta, now: datetime | None = None, limit: int = 500
+) -> int:
+    """Destroy the identifiers of requests that ended more than `retention` ago; returns how many
+    requests were shredded. Concurrent runs share the work (SKIP LOCKED). Does not commit."""
+    now = now or datetime.now(UTC)
+    cutoff = now - retention
+    has_plaintext_material = or_(
+        ErasureRequest.notes_ciphertext.is_not(None),
+        exists().where(
+            SubjectIdentifier.request_id == ErasureRequest.id,
+            SubjectIdentifier.ciphertext.is_not(None),
+        ),
+        exists().where(Target.request_id == ErasureRequest.id, Target.salesforce_id.is_not(None)),
+    )
+    due = session.scalars(
+        select(ErasureRequest)
+        .where(
+            ErasureRequest.status.in_(TERMINAL_REQUEST_STATUSES),
+            func.coalesce(ErasureRequest.completed_at, ErasureRequest.updated_at) < cutoff,
+            has_plaintext_material,
+        )
+        .order_by(ErasureRequest.completed_at)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    ).all()
+    for erasure_request in due:
+        shredded = session.execute(
+            update(SubjectIdentifier)
+            .where(
+                SubjectIdentifier.request_id == erasure_request.id,
+                SubjectIdentifier.ciphertext.is_not(None),
+            )
+            .values(ciphertext=None, key_id=None, shredded_at=now)
+        ).rowcount
+        session.execute(
+            update(Target).where(Target.request_id == erasure_request.id).values(salesforce_id=None)
+        )
+        erasure_request.notes_ciphertext = None
+        erasure_request.notes_key_id = None
+        leaves.append(
+            session,
+            kind="subject.shredded",
+            request_id=erasure_request.id,
+            at=now,
+            data={"identifiers_destroyed": shredded, "retention_days": retention.days},
+        )
+    session.flush()
+    return len(due)
