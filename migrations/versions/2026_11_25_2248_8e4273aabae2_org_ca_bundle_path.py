@@ -10,7 +10,6 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-
 revision: str = "8e4273aabae2"
 down_revision: str | None = "bb0c822ccec0"
 branch_labels: str | Sequence[str] | None = None

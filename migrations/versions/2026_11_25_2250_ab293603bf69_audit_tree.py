@@ -12,7 +12,6 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-
 revision: str = "ab293603bf69"
 down_revision: str | None = "8e4273aabae2"
 branch_labels: str | Sequence[str] | None = None

@@ -10,7 +10,6 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-
 revision: str = "6bfcb0b87055"
 down_revision: str | None = "ab293603bf69"
 branch_labels: str | Sequence[str] | None = None
