@@ -320,6 +320,23 @@ def audit_certificate(request_id: uuid.UUID, out_file: Path | None) -> None:
         click.echo(f"wrote {out_file}", err=True)
 
 
+@click.command("reencrypt")
+def keys_reencrypt() -> None:
+    """Re-seal identifiers, notes and client secrets under the first ERASURE_ENCRYPTION_KEYS key."""
+    from erasure.identifiers import Vault
+    from erasure.key_rotation import reencrypt_batch
+
+    vault = Vault(_settings().encryption_key_bytes)
+    total = 0
+    with _session() as session:
+        while (count := reencrypt_batch(session, vault)).total:
+            session.commit()
+            total += count.total
+    click.echo(
+        f"re-encrypted {total} values under key {vault.active_key_id!r}; older keys can now be removed"
+    )
+
+
 def _register_capabilities() -> None:
     from erasure.audit.commands import audit_group, keys_group
     from erasure.salesforce.commands import salesforce_group, sandbox_command
@@ -328,6 +345,7 @@ def _register_capabilities() -> None:
         main.add_command(command)
     for audit_command in (audit_sequence, audit_export, audit_certificate):
         audit_group.add_command(audit_command)
+    keys_group.add_command(keys_reencrypt)
 
 
 _register_capabilities()

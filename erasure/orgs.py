@@ -9,7 +9,7 @@ from erasure.identifiers import Sealed, Vault
 from erasure.models import Credential, Org
 
 
-def _secret_context(org_name: str, credential_name: str) -> str:
+def secret_context(org_name: str, credential_name: str) -> str:
     return f"credential:{org_name}:{credential_name}"
 
 
@@ -45,7 +45,7 @@ def add_credential(
     session: Session, vault: Vault, org: Org, *, name: str, client_id: str, client_secret: str
 ) -> Credential:
     """Add an execution user to the org's pool; the client secret is stored encrypted."""
-    sealed = vault.seal(client_secret, context=_secret_context(org.name, name))
+    sealed = vault.seal(client_secret, context=secret_context(org.name, name))
     credential = Credential(
         org_id=org.id,
         name=name,
@@ -61,7 +61,7 @@ def add_credential(
 def client_secret(vault: Vault, org: Org, credential: Credential) -> str:
     return vault.open(
         Sealed(credential.key_id, credential.client_secret_ciphertext),
-        context=_secret_context(org.name, credential.name),
+        context=secret_context(org.name, credential.name),
     )
 
 

@@ -43,14 +43,15 @@ def shred_expired(
         .with_for_update(skip_locked=True)
     ).all()
     for erasure_request in due:
-        shredded = session.execute(
+        shredded_rows = session.execute(
             update(SubjectIdentifier)
             .where(
                 SubjectIdentifier.request_id == erasure_request.id,
                 SubjectIdentifier.ciphertext.is_not(None),
             )
             .values(ciphertext=None, key_id=None, shredded_at=now)
-        ).rowcount
+            .returning(SubjectIdentifier.id)
+        ).all()
         session.execute(
             update(Target).where(Target.request_id == erasure_request.id).values(salesforce_id=None)
         )
@@ -61,7 +62,7 @@ def shred_expired(
             kind="subject.shredded",
             request_id=erasure_request.id,
             at=now,
-            data={"identifiers_destroyed": shredded, "retention_days": retention.days},
+            data={"identifiers_destroyed": len(shredded_rows), "retention_days": retention.days},
         )
     session.flush()
     return len(due)
