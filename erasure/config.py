@@ -102,6 +102,40 @@ class Settings(BaseSettings):
         "(crypto-shredding); the audit log and certificates still verify afterwards.",
     )
     log_level: str = Field("INFO", description="Python log level of the service's own loggers.")
+    redis_url: str | None = Field(
+        None,
+        repr=False,  # may carry a password
+        description="Redis for the Salesforce token cache and 429 holds shared by all workers. "
+        "Unset: derived from `broker_url` when that is Redis (else per-process memory).",
+    )
+    dispatch_interval_s: float = Field(
+        1.0, gt=0, description="How often the quota scheduler looks for targets to send, seconds."
+    )
+    confirm_interval_s: float = Field(
+        2.0,
+        gt=0,
+        description="How often sent deletions are checked in ConversationApiLog, seconds.",
+    )
+    batch_linger_s: float = Field(
+        2.0,
+        ge=0,
+        description="How long a not-yet-full delete call waits for more targets, seconds (calls "
+        "are full under backlog; this only bounds latency at low load).",
+    )
+    stall_s: float = Field(
+        120.0,
+        gt=0,
+        description="A request left without progress this long has its work published again, seconds.",
+    )
+    max_task_deliveries: int = Field(
+        8,
+        ge=2,
+        description="A task message delivered (or retried) more often than this is parked for a "
+        "person, with an alert.",
+    )
+    salesforce_read_timeout_s: float = Field(
+        30.0, gt=0, description="Read timeout of every Salesforce call, seconds."
+    )
 
     @field_validator("encryption_keys", mode="before")
     @classmethod
@@ -155,6 +189,17 @@ class Settings(BaseSettings):
             self.audit_origin
             or f"{urlsplit(self.public_url).hostname or 'localhost'}/erasure-audit"
         )
+
+    @property
+    def shared_redis_url(self) -> str | None:
+        """`redis_url`, or the broker's Redis in a form redis-py understands, or None."""
+        if self.redis_url:
+            return self.redis_url
+        if self.broker_url.startswith(("redis://", "rediss://")):
+            return self.broker_url
+        if self.broker_url.startswith("redis+socket://"):
+            return "unix://" + self.broker_url.removeprefix("redis+socket://")
+        return None
 
     @property
     def pseudonym_key_bytes(self) -> bytes:

@@ -1,20 +1,40 @@
 """The Celery edge: `create_celery(settings)`, the task base class, and thin tasks that call
 domain functions. Tasks take ids (strings), never objects, and are safe to run twice.
+
+The database decides what happens: a message only says "look at this request" (resolve) or is a
+periodic tick (dispatch, confirm, sweep, predict, relay). Every task publishes the outbox rows its
+transactions committed before it returns; the periodic relay covers a crash in between.
 """
 
 from __future__ import annotations
 
+import logging
+import threading
+import time
+import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any, ClassVar
 
 from celery import Celery, Task, shared_task
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from erasure import outbox
 from erasure.config import Settings
+from erasure.pipeline import confirm as confirm_step
+from erasure.pipeline import resolve as resolve_step
+from erasure.pipeline import scheduler, sweep
+from erasure.pipeline.context import Pipeline, Tunables
+from erasure.salesforce.errors import SalesforceError
+
+logger = logging.getLogger(__name__)
 
 RELAY_INTERVAL_S = 2.0
+SWEEP_INTERVAL_S = 15.0
+PREDICT_INTERVAL_S = 15.0
+RESOLVE_MAX_RETRIES = 5
 
 
 @dataclass(frozen=True)
@@ -24,6 +44,18 @@ class WorkerResources:
     settings: Settings
     sessionmaker: Callable[[], Session]
     celery: Celery
+    pipeline: Pipeline | None = field(default=None)
+
+
+def tunables(settings: Settings) -> Tunables:
+    return Tunables(
+        linger_s=settings.batch_linger_s,
+        poll_min_s=min(1.0, settings.confirm_interval_s),
+        stall_s=settings.stall_s,
+        max_deliveries=settings.max_task_deliveries,
+        # A call cannot still be in flight once the client's read timeout has passed.
+        orphan_after_s=settings.salesforce_read_timeout_s + 10.0,
+    )
 
 
 class ErasureTask(Task):  # type: ignore[misc]  # Celery ships no type information
@@ -44,10 +76,27 @@ class ErasureTask(Task):  # type: ignore[misc]  # Celery ships no type informati
     def new_session(self) -> Session:
         return self.resources().sessionmaker()
 
+    def pipeline(self) -> Pipeline:
+        pipeline = self.resources().pipeline
+        if pipeline is None:
+            raise RuntimeError("this worker has no pipeline resources")
+        return pipeline
+
+    def relay(self) -> int:
+        """Publish what our transactions queued in the outbox (after their commit)."""
+        resources = self.resources()
+        with self.new_session() as session, session.begin():
+            return outbox.publish_due(session, publisher(resources.celery))
+
 
 def create_celery(settings: Settings) -> Celery:
     """A Celery app configured for at-least-once, database-driven work."""
     app = Celery("erasure", broker=settings.broker_url, set_as_current=False)
+
+    def tick(task: str, every: float) -> dict[str, Any]:
+        # A tick that waited in the broker longer than a few periods is dropped, not run late.
+        return {"task": task, "schedule": every, "options": {"expires": max(5.0, every * 5)}}
+
     app.conf.update(
         task_serializer="json",
         accept_content=["json"],
@@ -62,10 +111,50 @@ def create_celery(settings: Settings) -> Celery:
         broker_transport_options={"visibility_timeout": 300},
         worker_hijack_root_logger=False,
         beat_schedule={
-            "relay-outbox": {"task": "erasure.relay_outbox", "schedule": RELAY_INTERVAL_S},
+            "relay-outbox": tick("erasure.relay_outbox", RELAY_INTERVAL_S),
+            "dispatch": tick("erasure.dispatch", settings.dispatch_interval_s),
+            "confirm": tick("erasure.confirm", settings.confirm_interval_s),
+            "sweep": tick("erasure.sweep", SWEEP_INTERVAL_S),
+            "predict": tick("erasure.predict", PREDICT_INTERVAL_S),
         },
     )
     return app
+
+
+class RelayKicker:
+    """Asks a worker to run the outbox relay now, from a background thread, so an HTTP request
+    that committed work never waits on the broker. Kicks coalesce: a burst costs one message.
+    The periodic relay still publishes everything if a kick is lost."""
+
+    _by_broker: ClassVar[dict[str, RelayKicker]] = {}
+    _registry_lock = threading.Lock()
+
+    def __init__(self, app: Celery) -> None:
+        self._app = app
+        self._wanted = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="erasure-relay-kicker", daemon=True)
+        self._thread.start()
+
+    @classmethod
+    def for_settings(cls, settings: Settings) -> RelayKicker:
+        with cls._registry_lock:
+            kicker = cls._by_broker.get(settings.broker_url)
+            if kicker is None:
+                kicker = cls._by_broker[settings.broker_url] = cls(create_celery(settings))
+            return kicker
+
+    def kick(self) -> None:
+        self._wanted.set()
+
+    def _run(self) -> None:
+        while True:
+            self._wanted.wait()
+            self._wanted.clear()
+            try:
+                self._app.send_task("erasure.relay_outbox", expires=60)
+            except Exception:  # noqa: BLE001  # the broker may be down: the periodic relay covers it
+                logger.warning("could not kick the outbox relay; the periodic relay will publish")
+            time.sleep(0.05)  # coalesce a burst of kicks into one message
 
 
 def publisher(app: Celery) -> outbox.Publisher:
@@ -78,6 +167,72 @@ def publisher(app: Celery) -> outbox.Publisher:
 @shared_task(name="erasure.relay_outbox", base=ErasureTask, bind=True, acks_late=True)  # type: ignore[untyped-decorator]
 def relay_outbox(self: ErasureTask) -> int:
     """Publish outbox rows whose transaction committed but whose publish never happened."""
-    resources = self.resources()
-    with self.new_session() as session, session.begin():
-        return outbox.publish_due(session, publisher(resources.celery))
+    return self.relay()
+
+
+@shared_task(  # type: ignore[untyped-decorator]
+    name="erasure.resolve",
+    base=ErasureTask,
+    bind=True,
+    acks_late=True,
+    max_retries=RESOLVE_MAX_RETRIES,
+)
+def resolve(self: ErasureTask, request_id: str, attempt: int) -> str:
+    """Find the subject's records and move the request on; a stale attempt changes nothing."""
+    ctx = self.pipeline()
+    task_id = str(self.request.id or "")
+    rid = uuid.UUID(request_id)
+    if task_id and sweep.count_delivery(ctx, task_id, self.name) > ctx.tunables.max_deliveries:
+        sweep.park(ctx, task_id, self.name, request_id=rid, why="too many deliveries")
+        return "parked"
+    try:
+        outcome = resolve_step.resolve(ctx, rid, int(attempt))
+    except (SalesforceError, OperationalError) as exc:
+        retryable = isinstance(exc, OperationalError) or exc.retryable
+        if not retryable or self.request.retries >= RESOLVE_MAX_RETRIES:
+            sweep.park(ctx, task_id, self.name, request_id=rid, why=type(exc).__name__)
+            return "parked"
+        countdown = min(30, 2 ** (self.request.retries + 1))
+        raise self.retry(countdown=countdown, exc=exc) from exc
+    finally:
+        _relay_quietly(self)
+    return outcome.value
+
+
+def _relay_quietly(task: ErasureTask) -> None:
+    try:
+        task.relay()
+    except OperationalError:
+        logger.warning("outbox relay failed; the periodic relay will publish")
+
+
+@shared_task(name="erasure.dispatch", base=ErasureTask, bind=True, acks_late=True)  # type: ignore[untyped-decorator]
+def dispatch(self: ErasureTask) -> int:
+    """One pass of the quota scheduler (a no-op while another dispatcher runs)."""
+    report = scheduler.dispatch(self.pipeline())
+    _relay_quietly(self)
+    return report.calls
+
+
+@shared_task(name="erasure.confirm", base=ErasureTask, bind=True, acks_late=True)  # type: ignore[untyped-decorator]
+def confirm(self: ErasureTask) -> int:
+    """Poll logs and read back sent targets whose check is due."""
+    report = confirm_step.confirm(self.pipeline())
+    _relay_quietly(self)
+    return report.checked
+
+
+@shared_task(name="erasure.sweep", base=ErasureTask, bind=True, acks_late=True)  # type: ignore[untyped-decorator]
+def sweep_stalled(self: ErasureTask) -> int:
+    """Re-publish stalled work; forget old delivery counts."""
+    ctx = self.pipeline()
+    touched = sweep.sweep(ctx)
+    sweep.purge_deliveries(ctx, older_than=ctx.clock() - timedelta(days=1))
+    _relay_quietly(self)
+    return touched
+
+
+@shared_task(name="erasure.predict", base=ErasureTask, bind=True, acks_late=True)  # type: ignore[untyped-decorator]
+def predict(self: ErasureTask) -> int:
+    """Refresh predicted completion times and "deadline at risk" flags."""
+    return sweep.predict(self.pipeline())

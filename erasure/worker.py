@@ -1,30 +1,77 @@
 """The worker composition root, for `celery -A erasure.worker worker`.
 
 Builds the Celery app from the environment and gives every worker process its own engine
-(a forked child must never reuse its parent's connections).
+(a forked child must never reuse its parent's connections), its own Salesforce clients, and the
+Redis stores that make one token and one Retry-After hold per credential fleet-wide.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+import redis
 from celery.signals import worker_init, worker_process_init
 
 from erasure import tasks
 from erasure.config import Settings
 from erasure.db import make_engine, make_sessionmaker
+from erasure.identifiers import Vault
+from erasure.pipeline.context import Pipeline
+from erasure.pipeline.salesforce_port import ClientFactory, Clients, SalesforcePort
+from erasure.salesforce import (
+    CredentialSettings,
+    OrgSettings,
+    RedisTokenStore,
+    RedisUsageStore,
+    SalesforceClient,
+    Timeouts,
+)
 
 settings = Settings.from_env()
 celery_app = tasks.create_celery(settings)
 celery_app.set_current()
 celery_app.set_default()
 
+REDIS_PREFIX = "erasure:sf"
+
+
+def client_factory(settings: Settings) -> ClientFactory:
+    url = settings.shared_redis_url
+    shared = redis.Redis.from_url(url) if url else None
+    timeouts = Timeouts(connect_s=5.0, read_s=settings.salesforce_read_timeout_s)
+
+    def build(org: OrgSettings, credential: CredentialSettings) -> SalesforcePort:
+        return SalesforceClient(
+            org,
+            credential,
+            tokens=RedisTokenStore(shared, prefix=REDIS_PREFIX) if shared else None,
+            usage=RedisUsageStore(shared, prefix=REDIS_PREFIX) if shared else None,
+            timeouts=timeouts,
+        )
+
+    return build
+
+
+def build_pipeline(settings: Settings, engine_pool_size: int = 3) -> Pipeline:
+    engine = make_engine(settings.database_url, pool_size=engine_pool_size)
+    vault = Vault(settings.encryption_key_bytes)
+    return Pipeline(
+        sessionmaker=make_sessionmaker(engine),
+        clients=Clients(client_factory(settings), vault),
+        vault=vault,
+        pseudonym_key=settings.pseudonym_key_bytes,
+        tunables=tasks.tunables(settings),
+    )
+
 
 def _install(**_: Any) -> None:
-    engine = make_engine(settings.database_url, pool_size=2)
+    pipeline = build_pipeline(settings)
     tasks.ErasureTask.install(
         tasks.WorkerResources(
-            settings=settings, sessionmaker=make_sessionmaker(engine), celery=celery_app
+            settings=settings,
+            sessionmaker=pipeline.sessionmaker,
+            celery=celery_app,
+            pipeline=pipeline,
         )
     )
 

@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import Session, selectinload
 
-from erasure import deadlines
+from erasure import deadlines, outbox
 from erasure.audit import leaves
 from erasure.errors import InvalidTransition, NotFound, UnknownOrg
 from erasure.identifiers import Vault, pseudonym
@@ -32,9 +32,12 @@ from erasure.models import (
 )
 
 # Targets in these states have not reached Salesforce yet: a cancel can still withdraw them.
+# (A `batched` target whose call was on the wire is recorded as sent by the pipeline.)
 WITHDRAWABLE_TARGET_STATUSES = frozenset(
     {TargetStatus.PENDING, TargetStatus.BLOCKED_OPEN_SESSION, TargetStatus.BATCHED}
 )
+#: The pipeline's first task; published from the outbox after the intake transaction commits.
+RESOLVE_TASK = "erasure.resolve"
 
 
 @dataclass(frozen=True)
@@ -220,6 +223,7 @@ def submit_request(
             "duplicate_of": str(primary.id) if primary else None,
         },
     )
+    outbox.enqueue(session, RESOLVE_TASK, [str(request_id), 0])
     session.flush()
     return erasure_request
 

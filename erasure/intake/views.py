@@ -13,7 +13,7 @@ from typing import Any
 from flask import Blueprint, Response, jsonify, request
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from erasure import workflow
+from erasure import tasks, workflow
 from erasure.intake import idempotency
 from erasure.intake.auth import current_key, requires
 from erasure.intake.body import read_body, read_json_object
@@ -37,6 +37,11 @@ bp = Blueprint("intake", __name__, url_prefix="/v1")
 READERS = (Role.OFFICER, Role.APPROVER, Role.AUDITOR, Role.INTEGRATION, Role.ADMIN)
 SUBMITTERS = (Role.OFFICER, Role.INTEGRATION, Role.ADMIN)
 CANCELLERS = (Role.OFFICER, Role.INTEGRATION, Role.ADMIN)
+
+
+def kick_relay() -> None:
+    """After a commit that queued work: publish it soon, without waiting on the broker here."""
+    tasks.RelayKicker.for_settings(web_resources().settings).kick()
 
 
 def request_url(request_id: uuid.UUID) -> str:
@@ -175,6 +180,7 @@ def create_erasure_request() -> Response:
             ttl_s=settings.idempotency_ttl_s,
         )
     session.commit()
+    kick_relay()
     return _json(202, rendered, location=location)
 
 

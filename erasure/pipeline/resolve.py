@@ -1,0 +1,237 @@
+"""Resolve: a request's subject -> the Salesforce records to delete (MessagingEndUser ids, by SOQL).
+
+Three steps with the network outside any transaction: claim (bump the fencing attempt, move to
+`resolving`), look up, then record the targets only if the claim still holds. A late or duplicate
+message carries an old attempt number and changes nothing.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from enum import StrEnum
+
+from sqlalchemy import select
+
+from erasure.identifiers import Sealed
+from erasure.models import (
+    TERMINAL_REQUEST_STATUSES,
+    ErasureRequest,
+    IdentifierKind,
+    Org,
+    RequestStatus,
+    SubjectIdentifier,
+    Target,
+    TargetKind,
+    TargetStatus,
+)
+from erasure.pipeline.context import Pipeline
+from erasure.pipeline.states import (
+    FOLLOWED_OUTCOMES,
+    follow_primary,
+    lock_request,
+    move_request,
+    raise_alert,
+    record_pseudonym,
+)
+from erasure.salesforce import ids as sfids
+from erasure.salesforce.errors import SalesforceError
+from erasure.salesforce.models import Subject, SubjectKind
+from erasure.workflow import identifier_context
+
+SUBJECT_KINDS = {
+    IdentifierKind.PHONE: SubjectKind.PHONE,
+    IdentifierKind.EMAIL: SubjectKind.EMAIL,
+    IdentifierKind.MESSAGING_PLATFORM_KEY: SubjectKind.PLATFORM_KEY,
+    IdentifierKind.CONTACT_ID: SubjectKind.CONTACT_ID,
+}
+
+
+class Outcome(StrEnum):
+    MISSING = "missing"
+    BUSY = "busy"  # another worker holds the row
+    STALE = "stale"  # the message's attempt is not the request's: late or duplicate delivery
+    DONE = "done"  # nothing left to do at this stage
+    WAITING = "waiting"  # for approval, or for the primary of a linked duplicate
+    NO_DATA = "no_data"
+    RESOLVED = "resolved"
+    FENCED = "fenced"  # someone else claimed it while we were looking up
+
+
+@dataclass(frozen=True)
+class _Claim:
+    request_id: uuid.UUID
+    attempt: int
+    org_id: uuid.UUID
+    identifiers: list[tuple[IdentifierKind, str]]
+
+
+def _claim(  # noqa: PLR0911  # one early return per reason a message changes nothing
+    ctx: Pipeline, request_id: uuid.UUID, attempt: int
+) -> _Claim | Outcome:
+    with ctx.sessionmaker() as session, session.begin():
+        request = lock_request(session, request_id, skip_locked=True)
+        if request is None:
+            exists = session.get(ErasureRequest, request_id) is not None
+            return Outcome.BUSY if exists else Outcome.MISSING
+        if request.attempt != attempt:
+            return Outcome.STALE
+        if request.status in TERMINAL_REQUEST_STATUSES or request.status in (
+            RequestStatus.DELETING,
+            RequestStatus.CONFIRMING,
+        ):
+            return Outcome.DONE
+        now = ctx.clock()
+        if request.duplicate_of_id is not None:
+            primary = lock_request(session, request.duplicate_of_id)
+            if primary is not None and primary.status not in TERMINAL_REQUEST_STATUSES:
+                return Outcome.WAITING
+            if primary is not None and primary.status in FOLLOWED_OUTCOMES:
+                follow_primary(session, primary, at=now)
+                return Outcome.DONE
+            # The primary was cancelled or rejected: this request is carried out on its own.
+        if request.status is RequestStatus.AWAITING_APPROVAL:
+            return Outcome.WAITING
+        org = session.get(Org, request.org_id)
+        if org is None:  # a foreign key: cannot happen
+            return Outcome.MISSING
+        if request.status is RequestStatus.RECEIVED and org.requires_approval:
+            move_request(
+                session,
+                request,
+                RequestStatus.AWAITING_APPROVAL,
+                at=now,
+                kind="request.awaiting_approval",
+            )
+            return Outcome.WAITING
+        request.attempt += 1
+        move_request(
+            session,
+            request,
+            RequestStatus.RESOLVING,
+            at=now,
+            kind="request.resolving",
+            data={"attempt": request.attempt},
+        )
+        rows = session.scalars(
+            select(SubjectIdentifier).where(SubjectIdentifier.request_id == request_id)
+        ).all()
+        identifiers = [
+            (
+                row.kind,
+                ctx.vault.open(
+                    Sealed(row.key_id, row.ciphertext),
+                    context=identifier_context(request_id, row.kind),
+                ),
+            )
+            for row in rows
+            if row.ciphertext is not None and row.key_id is not None
+        ]
+        return _Claim(request_id, request.attempt, org.id, identifiers)
+
+
+def _look_up(ctx: Pipeline, claim: _Claim) -> list[str]:
+    """Every MessagingEndUser id of the subject, deduplicated on the 15-char form."""
+    with ctx.sessionmaker() as session:
+        org = session.get(Org, claim.org_id)
+        if org is None:
+            raise NoCredentialError("the org is gone")
+        client = ctx.clients.any_for_org(org)
+        if client is None:
+            with session.begin():
+                raise_alert(
+                    session,
+                    kind="org_has_no_credentials",
+                    message="the org has no active credential; requests wait",
+                    org_id=org.id,
+                )
+            raise NoCredentialError("the org has no active credential")
+    found: dict[str, str] = {}
+    direct: list[str] = []
+    for kind, value in claim.identifiers:
+        if kind is IdentifierKind.MESSAGING_END_USER_ID:
+            direct.append(value)
+            continue
+        for ref in client.find_end_users(Subject(SUBJECT_KINDS[kind], value)):
+            found.setdefault(sfids.to15(ref.id), ref.id)
+    if direct:
+        for end_user_id in client.existing_end_users(direct):
+            found.setdefault(sfids.to15(end_user_id), end_user_id)
+    return sorted(found.values())
+
+
+class NoCredentialError(SalesforceError):
+    """The org has no active credential: a configuration fault, retried later by the sweeper."""
+
+    code = "no_credential"
+    retryable = True
+    org_fault = True
+
+
+def _record(ctx: Pipeline, claim: _Claim, end_user_ids: list[str]) -> Outcome:
+    with ctx.sessionmaker() as session, session.begin():
+        request = lock_request(session, claim.request_id)
+        if (
+            request is None
+            or request.attempt != claim.attempt
+            or request.status is not RequestStatus.RESOLVING
+        ):
+            return Outcome.FENCED
+        now = ctx.clock()
+        if not end_user_ids:
+            request.outcome = "no Messaging end user was found for the subject"
+            move_request(
+                session,
+                request,
+                RequestStatus.COMPLETED_NO_DATA,
+                at=now,
+                kind="request.completed_no_data",
+                data={"records_found": 0},
+            )
+            follow_primary(session, request, at=now)
+            return Outcome.NO_DATA
+        targets = [
+            Target(
+                id=uuid.uuid4(),
+                request_id=request.id,
+                org_id=request.org_id,
+                kind=TargetKind.MESSAGING_END_USER,
+                salesforce_id=end_user_id,
+                status=TargetStatus.PENDING,
+                due_at=request.due_at,
+                created_at=now,
+                updated_at=now,
+            )
+            for end_user_id in end_user_ids
+        ]
+        session.add_all(targets)
+        move_request(
+            session,
+            request,
+            RequestStatus.DELETING,
+            at=now,
+            kind="request.resolved",
+            data={
+                "records_found": len(targets),
+                "targets": [
+                    {
+                        "target": str(target.id),
+                        "kind": target.kind.value,
+                        "record": record_pseudonym(ctx.pseudonym_key, end_user_id),
+                    }
+                    for target, end_user_id in zip(targets, end_user_ids, strict=True)
+                ],
+            },
+        )
+        return Outcome.RESOLVED
+
+
+def resolve(ctx: Pipeline, request_id: uuid.UUID, attempt: int) -> Outcome:
+    """Move a received (or approved) request to `deleting` with its targets, or finish it as
+    `completed_no_data`. Raises SalesforceError on a failed lookup (the request stays
+    `resolving`; a retry or the sweeper claims it again)."""
+    claim = _claim(ctx, request_id, attempt)
+    if isinstance(claim, Outcome):
+        return claim
+    end_user_ids = _look_up(ctx, claim)
+    return _record(ctx, claim, end_user_ids)

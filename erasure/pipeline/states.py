@@ -1,0 +1,186 @@
+"""Transitions shared by the pipeline's steps: claiming rows, settling a request's outcome when its
+targets are final, linked duplicates, alerts, and the pseudonyms that keep leaves free of personal
+data. Nothing here commits.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import uuid
+from collections import Counter
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from erasure import outbox
+from erasure.audit import leaves
+from erasure.models import (
+    TERMINAL_REQUEST_STATUSES,
+    Alert,
+    ErasureRequest,
+    RequestStatus,
+    Target,
+    TargetStatus,
+)
+from erasure.workflow import RESOLVE_TASK
+
+UNSENT_TARGET_STATUSES = frozenset(
+    {TargetStatus.PENDING, TargetStatus.BLOCKED_OPEN_SESSION, TargetStatus.BATCHED}
+)
+SENT_TARGET_STATUSES = frozenset({TargetStatus.REQUESTED, TargetStatus.IN_PROGRESS})
+FINAL_TARGET_STATUSES = frozenset(
+    {TargetStatus.DELETED, TargetStatus.FAILED, TargetStatus.WITHDRAWN}
+)
+#: A primary request that ended like this carries its linked duplicates with it.
+FOLLOWED_OUTCOMES = frozenset(
+    {RequestStatus.COMPLETED, RequestStatus.COMPLETED_NO_DATA, RequestStatus.FAILED}
+)
+
+
+def record_pseudonym(key: bytes, salesforce_id: str) -> str:
+    """HMAC of a Salesforce record id (15-char form): leaves name records without naming them."""
+    message = f"salesforce_record:{salesforce_id[:15]}".encode()
+    return hmac.new(key, message, hashlib.sha256).hexdigest()
+
+
+def enqueue_resolve(session: Session, request: ErasureRequest) -> None:
+    outbox.enqueue(session, RESOLVE_TASK, [str(request.id), request.attempt])
+
+
+def lock_request(
+    session: Session, request_id: uuid.UUID, *, skip_locked: bool = False
+) -> ErasureRequest | None:
+    """The request row, locked for this transaction (None if absent, or locked and skip_locked)."""
+    return session.scalar(
+        select(ErasureRequest)
+        .where(ErasureRequest.id == request_id)
+        .with_for_update(skip_locked=skip_locked)
+        .execution_options(populate_existing=True)
+    )
+
+
+def raise_alert(
+    session: Session,
+    *,
+    kind: str,
+    message: str,
+    org_id: uuid.UUID | None = None,
+    request_id: uuid.UUID | None = None,
+) -> Alert | None:
+    """Open an alert unless the same one is already open. The message holds no personal data."""
+    existing = session.scalar(
+        select(Alert.id).where(
+            Alert.kind == kind,
+            Alert.resolved_at.is_(None),
+            Alert.org_id.is_(None) if org_id is None else Alert.org_id == org_id,
+            Alert.request_id.is_(None) if request_id is None else Alert.request_id == request_id,
+        )
+    )
+    if existing is not None:
+        return None
+    alert = Alert(kind=kind, message=message, org_id=org_id, request_id=request_id)
+    session.add(alert)
+    return alert
+
+
+def move_request(
+    session: Session,
+    request: ErasureRequest,
+    to: RequestStatus,
+    *,
+    at: datetime,
+    kind: str,
+    data: dict[str, leaves.LeafValue] | None = None,
+) -> None:
+    """Change a request's status with its leaf, in the caller's transaction."""
+    previous = request.status
+    request.status = to
+    request.updated_at = at
+    if to in TERMINAL_REQUEST_STATUSES:
+        request.completed_at = at
+    leaves.append(
+        session,
+        kind=kind,
+        request_id=request.id,
+        at=at,
+        data={"from_status": previous.value, "to_status": to.value, **(data or {})},
+    )
+
+
+def settle_request(
+    session: Session, request_id: uuid.UUID, *, at: datetime
+) -> ErasureRequest | None:
+    """Move a request on from its targets' states: all sent -> confirming; all final -> completed
+    or failed (and its linked duplicates with it). Locks the request row, then reads its targets,
+    so two transactions finishing its last targets cannot both miss (or both make) the completion.
+    """
+    request = lock_request(session, request_id)
+    if request is None or request.status in TERMINAL_REQUEST_STATUSES:
+        return request
+    if request.status not in (RequestStatus.DELETING, RequestStatus.CONFIRMING):
+        return request
+    targets = session.scalars(
+        select(Target)
+        .where(Target.request_id == request_id)
+        .execution_options(populate_existing=True)
+    ).all()
+    counts = Counter(target.status for target in targets)
+    if any(counts[status] for status in UNSENT_TARGET_STATUSES):
+        return request
+    if any(counts[status] for status in SENT_TARGET_STATUSES):
+        if request.status is RequestStatus.DELETING:
+            move_request(
+                session, request, RequestStatus.CONFIRMING, at=at, kind="request.confirming"
+            )
+        return request
+    summary: dict[str, leaves.LeafValue] = {
+        "targets_deleted": counts[TargetStatus.DELETED],
+        "targets_failed": counts[TargetStatus.FAILED],
+        "targets_withdrawn": counts[TargetStatus.WITHDRAWN],
+    }
+    if counts[TargetStatus.FAILED]:
+        request.outcome = (
+            f"{counts[TargetStatus.FAILED]} of {len(targets)} record(s) could not be deleted; "
+            "see the targets' failure reasons"
+        )
+        move_request(
+            session, request, RequestStatus.FAILED, at=at, kind="request.failed", data=summary
+        )
+    else:
+        request.outcome = (
+            f"{counts[TargetStatus.DELETED]} Salesforce record(s) deleted and confirmed absent"
+        )
+        move_request(
+            session, request, RequestStatus.COMPLETED, at=at, kind="request.completed", data=summary
+        )
+    follow_primary(session, request, at=at)
+    return request
+
+
+def follow_primary(session: Session, primary: ErasureRequest, *, at: datetime) -> int:
+    """Linked duplicates end as their primary did; after a cancel or rejection they run alone."""
+    duplicates = session.scalars(
+        select(ErasureRequest)
+        .where(
+            ErasureRequest.duplicate_of_id == primary.id,
+            ErasureRequest.status.not_in(TERMINAL_REQUEST_STATUSES),
+        )
+        .order_by(ErasureRequest.id)
+        .with_for_update()
+    ).all()
+    for duplicate in duplicates:
+        if primary.status in FOLLOWED_OUTCOMES:
+            duplicate.outcome = f"carried out as request {primary.id}: {primary.outcome or ''}"
+            move_request(
+                session,
+                duplicate,
+                primary.status,
+                at=at,
+                kind=f"request.{primary.status.value}",
+                data={"follows": str(primary.id)},
+            )
+        else:
+            enqueue_resolve(session, duplicate)
+    return len(duplicates)
