@@ -79,19 +79,21 @@ def sandbox(sandbox_server: SandboxHandle) -> SandboxHandle:
     return sandbox_server
 
 
-def client_factory(org: OrgSettings, credential: CredentialSettings) -> SalesforcePort:
-    # One store per process is enough here: a single process drives the pipeline.
-    return SalesforceClient(
-        org,
-        credential,
-        tokens=_TOKENS,
-        usage=_USAGE,
-        timeouts=Timeouts(connect_s=2.0, read_s=5.0),
-    )
+def client_factory() -> Callable[[OrgSettings, CredentialSettings], SalesforcePort]:
+    """Clients sharing one token and usage store (a single process drives the pipeline here),
+    fresh per test so one test's 429 hold never leaks into the next."""
+    tokens, usage = InMemoryTokenStore(), InMemoryUsageStore()
 
+    def build(org: OrgSettings, credential: CredentialSettings) -> SalesforcePort:
+        return SalesforceClient(
+            org,
+            credential,
+            tokens=tokens,
+            usage=usage,
+            timeouts=Timeouts(connect_s=2.0, read_s=5.0),
+        )
 
-_TOKENS = InMemoryTokenStore()
-_USAGE = InMemoryUsageStore()
+    return build
 
 
 @dataclass
@@ -244,7 +246,7 @@ def make_world(
         org_id, name, cred_ids = make_org(maker, vault, sandbox, credentials=credentials, **options)
         ctx = Pipeline(
             sessionmaker=maker,
-            clients=Clients(client_factory, vault),
+            clients=Clients(client_factory(), vault),
             vault=vault,
             pseudonym_key=settings.pseudonym_key_bytes,
             tunables=tunables,
