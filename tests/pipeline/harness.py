@@ -1,0 +1,167 @@
+"""Real processes for the end-to-end and reliability tests: a private redis-server on a free port,
+and `celery -A erasure.worker worker --beat` subprocesses pointed at the test database."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import redis
+
+from erasure.config import Settings
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class RedisServer:
+    """Our own redis-server, so restarting or flushing it never touches the shared one."""
+
+    workdir: Path
+    port: int = field(default_factory=free_port)
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(
+            [
+                "redis-server",
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(self.workdir),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                redis.Redis(port=self.port).ping()
+                return
+            except redis.ConnectionError:
+                time.sleep(0.05)
+        raise RuntimeError("redis-server did not start")
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.terminate()
+            self.process.wait(10)
+            self.process = None
+
+    def flush_and_restart(self) -> None:
+        redis.Redis(port=self.port).flushall()
+        self.stop()
+        self.start()
+
+
+def worker_env(settings: Settings, *, database_url: str, broker_url: str) -> dict[str, str]:
+    keys = ",".join(
+        f"{key_id}:{material.get_secret_value()}"
+        for key_id, material in settings.encryption_keys.items()
+    )
+    return {
+        **{k: v for k, v in os.environ.items() if not k.startswith("ERASURE_")},
+        "ERASURE_MODE": "development",
+        "ERASURE_DATABASE_URL": database_url,
+        "ERASURE_BROKER_URL": broker_url,
+        "ERASURE_ENCRYPTION_KEYS": keys,
+        "ERASURE_PSEUDONYM_KEY": settings.pseudonym_key.get_secret_value(),
+        "ERASURE_DISPATCH_INTERVAL_S": "0.5",
+        "ERASURE_CONFIRM_INTERVAL_S": "0.5",
+        "ERASURE_BATCH_LINGER_S": "0",
+        "ERASURE_STALL_S": "3",
+        "ERASURE_SALESFORCE_READ_TIMEOUT_S": "3",
+        "PYTHONWARNINGS": "ignore",
+    }
+
+
+@dataclass
+class Worker:
+    """One `celery worker` (optionally with beat) in its own process group."""
+
+    env: dict[str, str]
+    workdir: Path
+    beat: bool = True
+    concurrency: int = 2
+    process: subprocess.Popen[bytes] | None = None
+    starts: int = 0
+
+    def start(self) -> None:
+        self.starts += 1
+        log = (self.workdir / f"worker-{self.starts}.log").open("ab")
+        command = [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "erasure.worker",
+            "worker",
+            f"--concurrency={self.concurrency}",
+            "--loglevel=INFO",
+            "--without-gossip",
+            "--without-mingle",
+            f"--hostname=w{self.starts}-{os.getpid()}@%h",
+        ]
+        if self.beat:
+            command += ["--beat", f"--schedule={self.workdir / f'beat-{self.starts}'}"]
+        self.process = subprocess.Popen(
+            command, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
+        log.close()
+
+    def children(self) -> list[int]:
+        if self.process is None:
+            return []
+        path = Path(f"/proc/{self.process.pid}/task/{self.process.pid}/children")
+        try:
+            return [int(p) for p in path.read_text().split()]
+        except (FileNotFoundError, ProcessLookupError):
+            return []
+
+    def kill_child(self) -> bool:
+        children = self.children()
+        if not children:
+            return False
+        os.kill(children[0], signal.SIGKILL)
+        return True
+
+    def kill_all(self) -> None:
+        """kill -9 the parent and everything it started (its process group)."""
+        if self.process is None:
+            return
+        try:
+            os.killpg(self.process.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        self.process.wait(10)
+        self.process = None
+
+    def stop(self) -> None:
+        if self.process is None:
+            return
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(15)
+        except subprocess.TimeoutExpired:
+            pass
+        self.kill_all()
