@@ -29,6 +29,8 @@ def make_engine(database_url: str, *, pool_size: int = 5) -> Engine:
     return create_engine(
         database_url,
         pool_pre_ping=True,
+        # Errors and echo never show bound values: they may be ciphertexts, pseudonyms or ids.
+        hide_parameters=True,
         pool_size=pool_size,
         max_overflow=pool_size,
         # A statement that hangs on a lock must not hang a worker forever.
