@@ -3,6 +3,7 @@ and `celery -A erasure.worker worker --beat` subprocesses pointed at the test da
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -149,10 +150,8 @@ class Worker:
         """kill -9 the parent and everything it started (its process group)."""
         if self.process is None:
             return
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(self.process.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
         self.process.wait(10)
         self.process = None
 
@@ -160,8 +159,6 @@ class Worker:
         if self.process is None:
             return
         self.process.send_signal(signal.SIGTERM)
-        try:
+        with contextlib.suppress(subprocess.TimeoutExpired):
             self.process.wait(15)
-        except subprocess.TimeoutExpired:
-            pass
         self.kill_all()
