@@ -114,7 +114,7 @@ def create_celery(settings: Settings) -> Celery:
             "relay-outbox": tick("erasure.relay_outbox", RELAY_INTERVAL_S),
             "dispatch": tick("erasure.dispatch", settings.dispatch_interval_s),
             "confirm": tick("erasure.confirm", settings.confirm_interval_s),
-            "sweep": tick("erasure.sweep", SWEEP_INTERVAL_S),
+            "sweep": tick("erasure.sweep", min(SWEEP_INTERVAL_S, settings.stall_s)),
             "predict": tick("erasure.predict", PREDICT_INTERVAL_S),
         },
     )

@@ -8,6 +8,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -43,6 +44,7 @@ from erasure.salesforce import (
     Timeouts,
 )
 from erasure.salesforce.sandbox import SandboxConfig, SandboxHandle, run_in_thread, seed_demo
+from tests.pipeline.harness import RedisServer, Worker, worker_env
 
 APPS = [(f"pipeline-app-{n}", f"pipeline-secret-{n}-0123456789") for n in (1, 2, 3)]
 
@@ -264,3 +266,29 @@ def make_world(
 @pytest.fixture
 def world(make_world: Callable[..., World]) -> World:
     return make_world()
+
+
+@pytest.fixture
+def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
+    server = RedisServer(tmp_path)
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def make_worker(
+    settings: Settings, database_url: str, redis_server: RedisServer, tmp_path: Path
+) -> Iterator[Callable[..., Worker]]:
+    started: list[Worker] = []
+
+    def make(**options: object) -> Worker:
+        env = worker_env(settings, database_url=database_url, broker_url=redis_server.url)
+        worker = Worker(env, tmp_path, **options)  # type: ignore[arg-type]
+        worker.start()
+        started.append(worker)
+        return worker
+
+    yield make
+    for worker in started:
+        worker.kill_all()

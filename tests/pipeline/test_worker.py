@@ -4,44 +4,16 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 
 import pytest
 from sqlalchemy import func, select
 
-from erasure.config import Settings
 from erasure.models import AuditLeaf, RequestStatus
 from tests.pipeline.conftest import World
-from tests.pipeline.harness import RedisServer, Worker, worker_env
+from tests.pipeline.harness import Worker
 
 pytestmark = [pytest.mark.worker, pytest.mark.slow]
-
-
-@pytest.fixture
-def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
-    server = RedisServer(tmp_path)
-    server.start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def make_worker(
-    settings: Settings, database_url: str, redis_server: RedisServer, tmp_path: Path
-) -> Iterator[Callable[..., Worker]]:
-    started: list[Worker] = []
-
-    def make(**options: object) -> Worker:
-        env = worker_env(settings, database_url=database_url, broker_url=redis_server.url)
-        worker = Worker(env, tmp_path, **options)  # type: ignore[arg-type]
-        worker.start()
-        started.append(worker)
-        return worker
-
-    yield make
-    for worker in started:
-        worker.kill_all()
 
 
 def wait_final(
