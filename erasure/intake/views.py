@@ -343,3 +343,7 @@ def cancel_erasure_request(request_id: uuid.UUID) -> Response:
     rendered = render(erasure_request)
     session.commit()
     return _json(200, rendered)
+
+
+# The officer actions register their routes on `bp`; imported last, once `bp` and the helpers exist.
+from erasure.intake import actions as _actions  # noqa: E402, F401

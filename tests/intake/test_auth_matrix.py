@@ -23,6 +23,9 @@ MATRIX: list[tuple[str, str, frozenset[Role]]] = [
     ("GET", "/v1/erasure-requests", frozenset({OF, AP, AU, IN, AD})),
     ("GET", "/v1/erasure-requests/<uuid:request_id>", frozenset({OF, AP, AU, IN, AD})),
     ("POST", "/v1/erasure-requests/<uuid:request_id>/cancel", frozenset({OF, IN, AD})),
+    ("POST", "/v1/erasure-requests/<uuid:request_id>/approve", frozenset({AP, AD})),
+    ("POST", "/v1/erasure-requests/<uuid:request_id>/retry", frozenset({OF, AD})),
+    ("POST", "/v1/erasure-requests/<uuid:request_id>/extend", frozenset({OF, AD})),
     ("GET", "/v1/erasure-requests/<uuid:request_id>/certificate", frozenset({OF, AP, AU, IN, AD})),
     ("GET", "/v1/audit/checkpoint", frozenset({OF, AP, AU, IN, AD})),
     ("POST", "/v1/subject-lookups", frozenset({OF, AD})),
@@ -51,7 +54,9 @@ def _call(
 ) -> Any:
     path = rule.replace("<uuid:request_id>", request_id)
     if method == "POST":
-        body = {"reason": "test"} if path.endswith("/cancel") else BODY
+        body = {"reason": "test"} if path.endswith(("/cancel", "/extend")) else BODY
+        if path.endswith(("/approve", "/retry")):
+            body = {}
         if path.endswith("/subject-lookups"):
             body = {"subject": BODY["subject"]}
         return client.post(path, json=body, headers=headers)
@@ -112,6 +117,8 @@ def test_auth_matrix(
     elif Role(who) == Role.INTEGRATION and "<uuid" in rule:
         # Integrations see only requests they submitted: someone else's is "not found".
         assert response.status_code == 404
+    elif rule.endswith("/approve"):
+        assert response.status_code == 409  # allowed, but this org does not require approval
     elif rule.endswith("/certificate"):
         assert response.status_code == 409  # allowed, but the request has not completed
     elif rule == "/v1/audit/checkpoint":

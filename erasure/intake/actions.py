@@ -1,0 +1,119 @@
+"""POST /v1/erasure-requests/{id}/approve|retry|extend: officers and approvers acting on a request
+in flight. Registered on the intake blueprint; the domain rules live in erasure.pipeline.actions."""
+
+from __future__ import annotations
+
+import uuid
+
+from flask import Response
+from pydantic import AwareDatetime, Field
+
+from erasure.intake.auth import current_key, requires
+from erasure.intake.body import read_json_object
+from erasure.intake.openapi import Documented, documented
+from erasure.intake.resources import get_session, web_resources
+from erasure.intake.schemas import ErasureRequestOut, ProblemOut, Strict
+from erasure.intake.views import _json, _scope, bp, kick_relay, parse_body, render
+from erasure.models import Role
+from erasure.pipeline import actions
+from erasure.pipeline.context import utcnow
+
+APPROVERS = (Role.APPROVER, Role.ADMIN)
+OPERATORS = (Role.OFFICER, Role.ADMIN)
+
+
+class ApproveIn(Strict):
+    note: str | None = Field(None, max_length=500, description="Optional; not stored in the log.")
+
+
+class RetryIn(Strict):
+    targets: list[uuid.UUID] = Field(
+        default_factory=list, max_length=1000, description="Failed targets to retry; empty = all."
+    )
+
+
+class ExtendIn(Strict):
+    reason: str = Field(min_length=1, max_length=500, description="Why more time is needed.")
+    until: AwareDatetime | None = Field(
+        None, description="The new deadline; default: the furthest the regulation allows."
+    )
+
+
+def _body(model: type[Strict]) -> object:
+    settings = web_resources().settings
+    document = read_json_object(
+        max_bytes=settings.max_body_bytes, max_depth=settings.max_json_depth
+    )
+    return parse_body(model, document)
+
+
+def _respond(request_id: uuid.UUID) -> Response:
+    from erasure import workflow
+
+    session = get_session()
+    session.commit()
+    kick_relay()
+    return _json(200, render(workflow.get_request(session, request_id)))
+
+
+_ERRORS = {404: ("No such request.", ProblemOut), 409: ("Not possible in this state.", ProblemOut)}
+
+
+@bp.post("/erasure-requests/<uuid:request_id>/approve")
+@requires(*APPROVERS)
+@documented(
+    Documented(
+        summary="Approve a request (orgs that require approval)",
+        tag="erasure-requests",
+        body=ApproveIn,
+        responses={200: ("Approved; it will now be carried out.", ErasureRequestOut), **_ERRORS},
+    )
+)
+def approve_erasure_request(request_id: uuid.UUID) -> Response:
+    _body(ApproveIn)
+    actions.approve(get_session(), request_id, approver_key_id=current_key().id, at=utcnow())
+    return _respond(request_id)
+
+
+@bp.post("/erasure-requests/<uuid:request_id>/retry")
+@requires(*OPERATORS)
+@documented(
+    Documented(
+        summary="Retry failed targets (or a stalled request)",
+        tag="erasure-requests",
+        body=RetryIn,
+        responses={200: ("Queued again.", ErasureRequestOut), **_ERRORS},
+    )
+)
+def retry_erasure_request(request_id: uuid.UUID) -> Response:
+    body = _body(RetryIn)
+    assert isinstance(body, RetryIn)  # noqa: S101  # parse_body returned the model asked for
+    actions.retry(
+        get_session(), request_id, target_ids=body.targets, api_key_id=_scope(), at=utcnow()
+    )
+    return _respond(request_id)
+
+
+@bp.post("/erasure-requests/<uuid:request_id>/extend")
+@requires(*OPERATORS)
+@documented(
+    Documented(
+        summary="Extend the deadline, with a reason, within what the regulation allows",
+        tag="erasure-requests",
+        body=ExtendIn,
+        responses={200: ("Extended.", ErasureRequestOut), **_ERRORS},
+    )
+)
+def extend_erasure_request(request_id: uuid.UUID) -> Response:
+    body = _body(ExtendIn)
+    assert isinstance(body, ExtendIn)  # noqa: S101  # parse_body returned the model asked for
+    actions.extend(
+        get_session(),
+        request_id,
+        reason=body.reason,
+        until=body.until,
+        vault=web_resources().protection.vault,
+        api_key_id=_scope(),
+        at=utcnow(),
+    )
+    return _respond(request_id)

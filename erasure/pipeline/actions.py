@@ -1,0 +1,181 @@
+"""What officers and approvers do to a request in flight: approve it, retry what failed, extend
+its deadline with a reason. (Cancel lives in erasure.workflow.) Each is one transition with its
+audit leaf and, where work follows, an outbox row. Nothing here commits.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from collections.abc import Collection
+from datetime import datetime
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from erasure import deadlines
+from erasure.errors import InvalidTransition, NotFound
+from erasure.identifiers import Sealed, Vault
+from erasure.models import (
+    TERMINAL_REQUEST_STATUSES,
+    Alert,
+    ErasureRequest,
+    RequestStatus,
+    Target,
+    TargetStatus,
+)
+from erasure.pipeline.states import (
+    UNSENT_TARGET_STATUSES,
+    enqueue_resolve,
+    lock_request,
+    move_request,
+)
+from erasure.pipeline.sweep import PARKED
+from erasure.workflow import notes_context
+
+#: Before targets exist, a retry re-runs the resolve step.
+_RESOLVE_STATES = (RequestStatus.RECEIVED, RequestStatus.APPROVED, RequestStatus.RESOLVING)
+
+
+def _locked(
+    session: Session, request_id: uuid.UUID, api_key_id: uuid.UUID | None
+) -> ErasureRequest:
+    request = lock_request(session, request_id)
+    if request is None or (api_key_id is not None and request.api_key_id != api_key_id):
+        raise NotFound("no such erasure request")
+    return request
+
+
+def approve(
+    session: Session, request_id: uuid.UUID, *, approver_key_id: uuid.UUID | None, at: datetime
+) -> ErasureRequest:
+    """awaiting_approval -> approved, and the resolve step is queued. Raises InvalidTransition."""
+    request = _locked(session, request_id, None)
+    if request.status is not RequestStatus.AWAITING_APPROVAL:
+        raise InvalidTransition(f"the request is {request.status.value}, not awaiting approval")
+    move_request(
+        session,
+        request,
+        RequestStatus.APPROVED,
+        at=at,
+        kind="request.approved",
+        data={"approver_key": str(approver_key_id) if approver_key_id else None},
+    )
+    enqueue_resolve(session, request)
+    return request
+
+
+def retry(
+    session: Session,
+    request_id: uuid.UUID,
+    *,
+    target_ids: Collection[uuid.UUID] = (),
+    api_key_id: uuid.UUID | None = None,
+    at: datetime,
+) -> ErasureRequest:
+    """Send failed targets again (all of them, or those named), or re-run a stalled or parked
+    resolve. The request returns to `deleting`. Raises NotFound, InvalidTransition."""
+    request = _locked(session, request_id, api_key_id)
+    if request.status in (RequestStatus.CANCELLED, RequestStatus.REJECTED):
+        raise InvalidTransition(f"the request is {request.status.value}")
+    session.execute(
+        update(Alert)
+        .where(Alert.request_id == request.id, Alert.kind == PARKED, Alert.resolved_at.is_(None))
+        .values(resolved_at=at)
+    )
+    if request.status in _RESOLVE_STATES:
+        move_request(
+            session, request, request.status, at=at, kind="request.retried", data={"targets": []}
+        )
+        enqueue_resolve(session, request)
+        return request
+    query = select(Target).where(
+        Target.request_id == request.id, Target.status == TargetStatus.FAILED
+    )
+    if target_ids:
+        query = query.where(Target.id.in_(list(target_ids)))
+    targets = list(session.scalars(query.order_by(Target.id).with_for_update()))
+    if target_ids and len(targets) != len(set(target_ids)):
+        raise InvalidTransition("only failed targets of this request can be retried")
+    if not targets:
+        raise InvalidTransition("the request has no failed target to retry")
+    for target in targets:
+        # log_id stays until a new log replaces it, so reconciliation never mistakes the old
+        # log for the new call's.
+        target.status = TargetStatus.PENDING
+        target.delete_call_id = None
+        target.failure_reason = None
+        target.next_check_at = None
+        target.updated_at = at
+    request.outcome = None
+    request.completed_at = None
+    move_request(
+        session,
+        request,
+        RequestStatus.DELETING,
+        at=at,
+        kind="request.retried",
+        data={"targets": [str(t.id) for t in targets]},
+    )
+    return request
+
+
+def extend(
+    session: Session,
+    request_id: uuid.UUID,
+    *,
+    reason: str,
+    until: datetime | None,
+    vault: Vault,
+    api_key_id: uuid.UUID | None = None,
+    at: datetime,
+) -> ErasureRequest:
+    """Move the deadline later, within what the regulation allows from the original deadline
+    (GDPR: two more months; CCPA: 45 more days). The reason is kept encrypted with the request's
+    notes (free text may name people); the leaf holds its SHA-256. Raises InvalidTransition."""
+    request = _locked(session, request_id, api_key_id)
+    if request.status in TERMINAL_REQUEST_STATUSES:
+        raise InvalidTransition(f"the request is already {request.status.value}")
+    original = deadlines.due_at(request.regulation, request.received_at)
+    limit = deadlines.extended_due_at(request.regulation, original)
+    if limit is None:
+        raise InvalidTransition(f"{request.regulation.value} allows no extension")
+    new_due = until or limit
+    if new_due > limit:
+        raise InvalidTransition(
+            f"{request.regulation.value} allows an extension to {limit.isoformat()} at most"
+        )
+    if new_due <= request.due_at:
+        raise InvalidTransition("the new deadline must be later than the current one")
+    previous = request.due_at
+    request.due_at = new_due
+    session.execute(
+        update(Target)
+        .where(Target.request_id == request.id, Target.status.in_(UNSENT_TARGET_STATUSES))
+        .values(due_at=new_due)
+    )
+    notes = ""
+    if request.notes_ciphertext is not None and request.notes_key_id is not None:
+        notes = vault.open(
+            Sealed(request.notes_key_id, request.notes_ciphertext),
+            context=notes_context(request.id),
+        )
+    sealed = vault.seal(
+        f"{notes}\n[deadline extended {at.date().isoformat()}] {reason}".strip(),
+        context=notes_context(request.id),
+    )
+    request.notes_ciphertext, request.notes_key_id = sealed.ciphertext, sealed.key_id
+    request.is_at_risk = False  # the predictor re-evaluates against the new deadline
+    move_request(
+        session,
+        request,
+        request.status,
+        at=at,
+        kind="request.extended",
+        data={
+            "from_due_at": previous.isoformat(),
+            "to_due_at": new_due.isoformat(),
+            "reason_sha256": hashlib.sha256(reason.encode()).hexdigest(),
+        },
+    )
+    return request
