@@ -509,3 +509,239 @@ class TaskDelivery(Base):
     deliveries: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     parked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     last_seen_at: Mapped[datetime] = _now_column()
+
+
+# --- Integrations: ticketing webhooks in, signed callbacks out, OpenDSR (erasure.integrations) ---
+
+
+class WebhookScheme(StrEnum):
+    """How an inbound webhook proves where it came from."""
+
+    JIRA = "jira"  # X-Hub-Signature: sha256=<hex HMAC-SHA256 of the body>
+    ZENDESK = "zendesk"  # base64 HMAC-SHA256 of timestamp + body
+    STANDARD_WEBHOOKS = "standard_webhooks"  # webhook-id/-timestamp/-signature, v1
+    SHARED_SECRET = "shared_secret"  # a secret header only: no body integrity (ServiceNow legacy)
+
+
+class DeliveryOutcome(StrEnum):
+    CREATED = "created"
+    IGNORED = "ignored"
+
+
+class CallbackChannel(StrEnum):
+    STANDARD_WEBHOOKS = "standard_webhooks"
+    OPENDSR = "opendsr"
+    TICKET_COMMENT = "ticket_comment"
+
+
+class CallbackStatus(StrEnum):
+    PENDING = "pending"
+    DELIVERED = "delivered"
+    DEAD = "dead"
+
+
+class WebhookSource(Base):
+    """A ticketing system that may send erasure requests to `/v1/webhooks/<name>`."""
+
+    __tablename__ = "webhook_sources"
+
+    id: Mapped[uuid.UUID] = mapped_column(**_uuid_pk)
+    name: Mapped[str] = mapped_column(String(64), unique=True, comment="slug in the webhook URL")
+    system: Mapped[Source] = mapped_column(_enum(Source, "webhook_system"))
+    scheme: Mapped[WebhookScheme] = mapped_column(_enum(WebhookScheme, "webhook_scheme"))
+    mapping: Mapped[dict[str, Any]] = mapped_column(
+        JSONB, default=dict, comment="overrides of the system's mapping preset"
+    )
+    org: Mapped[str | None] = mapped_column(String(64), comment="org name; NULL: the default")
+    api_key_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("api_keys.id"), comment="requests are attributed to this key (its scope)"
+    )
+    comment_base_url: Mapped[str | None] = mapped_column(
+        String(2048), comment="REST API base of the ticket system, for comment-back"
+    )
+    comment_user: Mapped[str | None] = mapped_column(String(255))
+    comment_token_ciphertext: Mapped[bytes | None] = mapped_column(
+        LargeBinary, comment="API token for comment-back, AES-256-GCM under `comment_token_key_id`"
+    )
+    comment_token_key_id: Mapped[str | None] = mapped_column(String(32))
+    is_active: Mapped[bool] = mapped_column(Boolean, default=True, server_default=text("true"))
+    created_at: Mapped[datetime] = _now_column()
+
+
+class WebhookSecret(Base):
+    """A verification secret of a source. Several may be valid at once during a rotation."""
+
+    __tablename__ = "webhook_secrets"
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    source_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("webhook_sources.id", ondelete="CASCADE"), index=True
+    )
+    ciphertext: Mapped[bytes | None] = mapped_column(
+        LargeBinary, comment="HMAC key sealed with the Vault (an HMAC check needs the key back)"
+    )
+    key_id: Mapped[str | None] = mapped_column(String(32))
+    secret_hash: Mapped[bytes | None] = mapped_column(
+        LargeBinary(32), comment="SHA-256 of a shared secret (compared, never needed back)"
+    )
+    created_at: Mapped[datetime] = _now_column()
+    expires_at: Mapped[datetime | None] = mapped_column(
+        DateTime(timezone=True), comment="a rotated-out secret stops verifying after this"
+    )
+
+    __table_args__ = (
+        CheckConstraint("(ciphertext IS NULL) <> (secret_hash IS NULL)", name="sealed_xor_hashed"),
+    )
+
+
+class WebhookDelivery(Base):
+    """An accepted (authentic) inbound delivery, recorded in the transaction that acts on it.
+    Its two unique keys make a replay, with or without a fresh delivery id, create nothing."""
+
+    __tablename__ = "webhook_deliveries"
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    source_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("webhook_sources.id", ondelete="CASCADE")
+    )
+    delivery_id: Mapped[str] = mapped_column(String(255), comment="the sender's delivery id")
+    digest: Mapped[bytes] = mapped_column(
+        LargeBinary(32), comment="SHA-256 of the signed bytes: catches a replay under a new id"
+    )
+    outcome: Mapped[DeliveryOutcome] = mapped_column(_enum(DeliveryOutcome, "delivery_outcome"))
+    reason: Mapped[str | None] = mapped_column(Text, comment="why it was ignored; no personal data")
+    ticket_id: Mapped[str | None] = mapped_column(String(255))
+    request_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("erasure_requests.id", ondelete="SET NULL"), index=True
+    )
+    received_at: Mapped[datetime] = _now_column()
+
+    __table_args__ = (
+        UniqueConstraint("source_id", "delivery_id", name="uq_webhook_deliveries_source_delivery"),
+        UniqueConstraint("source_id", "digest", name="uq_webhook_deliveries_source_digest"),
+    )
+
+
+class CallbackSubscription(Base):
+    """Where to POST a request's state changes: for the requests of an API key, of a webhook
+    source, or (OpenDSR `status_callback_urls`) of one request."""
+
+    __tablename__ = "callback_subscriptions"
+
+    id: Mapped[uuid.UUID] = mapped_column(**_uuid_pk)
+    channel: Mapped[CallbackChannel] = mapped_column(_enum(CallbackChannel, "callback_channel"))
+    url: Mapped[str] = mapped_column(String(2048))
+    api_key_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("api_keys.id", ondelete="CASCADE"), index=True
+    )
+    webhook_source_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("webhook_sources.id", ondelete="CASCADE"), index=True
+    )
+    request_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("erasure_requests.id", ondelete="CASCADE"), index=True
+    )
+    secret_ciphertext: Mapped[bytes | None] = mapped_column(
+        LargeBinary, comment="Standard Webhooks signing secret, sealed; NULL for OpenDSR"
+    )
+    secret_key_id: Mapped[str | None] = mapped_column(String(32))
+    is_active: Mapped[bool] = mapped_column(Boolean, default=True, server_default=text("true"))
+    created_at: Mapped[datetime] = _now_column()
+
+
+class CallbackDelivery(Base):
+    """One outbound message (a signed callback or a ticket comment), delivered from the database
+    with retries; `id` is its webhook-id, the same on every attempt."""
+
+    __tablename__ = "callback_deliveries"
+
+    id: Mapped[uuid.UUID] = mapped_column(**_uuid_pk)
+    channel: Mapped[CallbackChannel] = mapped_column(_enum(CallbackChannel, "callback_channel"))
+    subscription_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("callback_subscriptions.id", ondelete="CASCADE")
+    )
+    webhook_source_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("webhook_sources.id", ondelete="CASCADE"), comment="ticket comments"
+    )
+    request_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("erasure_requests.id", ondelete="CASCADE"), index=True
+    )
+    leaf_id: Mapped[int] = mapped_column(BigInteger, comment="the audit leaf it reports")
+    event: Mapped[str] = mapped_column(String(64))
+    body: Mapped[str] = mapped_column(Text, comment="the exact bytes sent on every attempt; no PII")
+    status: Mapped[CallbackStatus] = mapped_column(
+        _enum(CallbackStatus, "callback_status"), default=CallbackStatus.PENDING
+    )
+    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    next_attempt_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now()
+    )
+    last_attempt_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    last_error: Mapped[str | None] = mapped_column(
+        String(255), comment="HTTP status or error class; never a response body"
+    )
+    delivered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = _now_column()
+
+    __table_args__ = (
+        UniqueConstraint(
+            "subscription_id", "leaf_id", name="uq_callback_deliveries_subscription_leaf"
+        ),
+        UniqueConstraint("webhook_source_id", "leaf_id", name="uq_callback_deliveries_source_leaf"),
+        Index(
+            "ix_callback_deliveries_due",
+            "next_attempt_at",
+            postgresql_where=text("status = 'pending'"),
+        ),
+        Index("ix_callback_deliveries_status", "status"),
+    )
+
+
+class IntegrationCursor(Base):
+    """How far a reader of the audit log (the callback dispatcher) has got."""
+
+    __tablename__ = "integration_cursors"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    leaf_id: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    updated_at: Mapped[datetime] = _now_column()
+
+
+class ProcessorKey(Base):
+    """The OpenDSR processor key pair: the private key sealed, the certificate public."""
+
+    __tablename__ = "processor_keys"
+
+    id: Mapped[int] = mapped_column(Integer, Identity(), primary_key=True)
+    private_key_ciphertext: Mapped[bytes] = mapped_column(LargeBinary)
+    key_id: Mapped[str] = mapped_column(String(32))
+    certificate_pem: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = _now_column()
+
+
+# --- People who use the console (erasure.ui) ---
+
+
+class User(Base):
+    """A person who signs in to the console, with the same roles as API keys. The password is
+    stored only as an argon2id hash; repeated failures lock the account for a while."""
+
+    __tablename__ = "users"
+
+    id: Mapped[uuid.UUID] = mapped_column(**_uuid_pk)
+    email: Mapped[str] = mapped_column(
+        String(320), unique=True, comment="sign-in name, lower case (staff, not a data subject)"
+    )
+    name: Mapped[str] = mapped_column(String(128))
+    role: Mapped[Role] = mapped_column(_enum(Role, "user_role"))
+    password_hash: Mapped[str] = mapped_column(String(255), comment="argon2id PHC string")
+    is_active: Mapped[bool] = mapped_column(Boolean, default=True, server_default=text("true"))
+    session_version: Mapped[int] = mapped_column(
+        Integer,
+        default=0,
+        server_default="0",
+        comment="bumped on sign-out: old cookies stop working",
+    )
+    failed_attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    locked_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    last_sign_in_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = _now_column()

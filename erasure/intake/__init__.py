@@ -17,6 +17,9 @@ def init_app(app: Flask) -> None:
 
     del audit_views  # imported for its routes on views.bp, which must exist before registration
     app.register_blueprint(views.bp)
+    from erasure.intake.webhook_views import register as register_integrations
+
+    register_integrations(app)  # webhooks, callbacks, OpenDSR: their own blueprints
     problems.register_error_handlers(app)
     app.teardown_appcontext(close_session)
 

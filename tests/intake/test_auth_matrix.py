@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 import pytest
@@ -29,6 +30,10 @@ MATRIX: list[tuple[str, str, frozenset[Role]]] = [
     ("GET", "/v1/erasure-requests/<uuid:request_id>/certificate", frozenset({OF, AP, AU, IN, AD})),
     ("GET", "/v1/audit/checkpoint", frozenset({OF, AP, AU, IN, AD})),
     ("POST", "/v1/subject-lookups", frozenset({OF, AD})),
+    # Integrations (tests/integrations): webhook sources.
+    ("POST", "/v1/webhook-sources", frozenset({AD})),
+    ("GET", "/v1/webhook-sources", frozenset({AD})),
+    ("POST", "/v1/webhook-sources/<source_name>/secrets", frozenset({AD})),
 ]
 
 
@@ -59,6 +64,10 @@ def _call(
             body = {}
         if path.endswith("/subject-lookups"):
             body = {"subject": BODY["subject"]}
+        if path.startswith("/v1/webhook-sources"):
+            body = {"name": f"m-{uuid.uuid4().hex[:8]}", "system": "jira"}
+            if "<source_name>" in path:
+                path, body = path.replace("<source_name>", "no-such-source"), {}
         return client.post(path, json=body, headers=headers)
     return client.get(path, headers=headers)
 
@@ -121,10 +130,11 @@ def test_auth_matrix(
         assert response.status_code == 409  # allowed, but this org does not require approval
     elif rule.endswith("/certificate"):
         assert response.status_code == 409  # allowed, but the request has not completed
-    elif rule == "/v1/audit/checkpoint":
-        assert response.status_code in {200, 404}  # allowed; 404 until the first checkpoint
+    elif rule == "/v1/audit/checkpoint" or "<source_name>" in rule:
+        # Allowed; 404 until the first checkpoint, and for a webhook source that does not exist.
+        assert response.status_code in {200, 404}
     else:
-        assert response.status_code in {200, 202}, response.get_data(as_text=True)
+        assert response.status_code in {200, 201, 202}, response.get_data(as_text=True)
 
 
 def test_integrations_see_only_their_own_requests(

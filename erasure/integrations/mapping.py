@@ -1,0 +1,190 @@
+"""From a ticket's JSON to an erasure submission: a small, configurable field mapping with a
+preset per ticket system. A ticket that does not match is ignored, with a reason that names the
+rule or field, never a value. Pure: no I/O.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from erasure.identifiers import InvalidIdentifier, normalize
+from erasure.models import IdentifierKind, Regulation, Source
+from erasure.workflow import Identifier
+
+
+class Condition(BaseModel):
+    """One rule a ticket must meet. `path` is dotted (`issue.fields.labels`)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    path: str = Field(min_length=1, max_length=200)
+    equals: str | None = None
+    one_of: list[str] | None = None
+    contains: str | None = Field(
+        None, description="a list holds it, or a space/comma-separated string has it as a word"
+    )
+
+
+class FieldMapping(BaseModel):
+    """Where a system's payload keeps what an erasure request needs."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    match: list[Condition] = Field(default_factory=list)
+    email: list[str] = Field(default_factory=list, description="paths tried in order")
+    phone: list[str] = Field(default_factory=list)
+    messaging_platform_key: list[str] = Field(default_factory=list)
+    reference_id: str
+    reference_url: str | None = None
+    regulation: str | None = Field(None, description="path of a regulation value, if any")
+    default_regulation: Regulation = Regulation.GDPR
+
+
+PRESETS: dict[Source, dict[str, Any]] = {
+    # Jira Cloud admin webhook on "issue created/updated", JQL-filtered or not: the issue's
+    # reporter is the subject (a Jira Service Management portal customer); label it to act.
+    Source.JIRA: {
+        "match": [
+            {"path": "webhookEvent", "one_of": ["jira:issue_created", "jira:issue_updated"]},
+            {"path": "issue.fields.labels", "contains": "gdpr-erasure"},
+        ],
+        "email": ["issue.fields.reporter.emailAddress"],
+        "reference_id": "issue.key",
+        "reference_url": "issue.self",
+    },
+    # Zendesk trigger webhook with the JSON body documented in docs/integrations.md.
+    Source.ZENDESK: {
+        "match": [{"path": "ticket.tags", "contains": "gdpr_erasure"}],
+        "email": ["ticket.requester.email", "ticket.requester_email"],
+        "phone": ["ticket.requester.phone"],
+        "reference_id": "ticket.id",
+        "reference_url": "ticket.url",
+    },
+    # The business rule script in docs/integrations.md.
+    Source.SERVICENOW: {
+        "match": [{"path": "request_type", "equals": "erasure"}],
+        "email": ["subject.email"],
+        "phone": ["subject.phone"],
+        "reference_id": "sys_id",
+        "reference_url": "url",
+        "regulation": "regulation",
+    },
+    Source.STANDARD_WEBHOOKS: {
+        "match": [{"path": "type", "equals": "erasure.requested"}],
+        "email": ["data.subject.email"],
+        "phone": ["data.subject.phone"],
+        "messaging_platform_key": ["data.subject.messaging_platform_key"],
+        "reference_id": "data.reference.id",
+        "reference_url": "data.reference.url",
+        "regulation": "data.regulation",
+    },
+}
+
+
+class InvalidMapping(ValueError):
+    """A configured mapping is malformed."""
+
+
+def mapping_for(system: Source, overrides: Mapping[str, Any] | None = None) -> FieldMapping:
+    """The system's preset with the configured keys replaced. Raises InvalidMapping."""
+    preset = PRESETS.get(system)
+    if preset is None:
+        raise InvalidMapping(f"no mapping preset for {system.value}")
+    try:
+        return FieldMapping.model_validate({**preset, **(overrides or {})})
+    except ValidationError as exc:
+        fields = ", ".join(".".join(str(p) for p in e["loc"]) for e in exc.errors())
+        raise InvalidMapping(f"invalid mapping ({fields})") from None
+
+
+@dataclass(frozen=True)
+class Ticket:
+    reference_id: str
+    reference_url: str | None
+    identifiers: list[Identifier]
+    regulation: Regulation
+
+
+@dataclass(frozen=True)
+class Ignored:
+    reason: str
+
+
+def lookup(document: object, path: str) -> object:
+    current = document
+    for part in path.split("."):
+        if isinstance(current, Mapping) and part in current:
+            current = current[part]
+        elif isinstance(current, list) and part.isdigit() and int(part) < len(current):
+            current = current[int(part)]
+        else:
+            return None
+    return current
+
+
+def _holds(condition: Condition, value: object) -> bool:
+    if condition.equals is not None and str(value) != condition.equals:
+        return False
+    if condition.one_of is not None and str(value) not in condition.one_of:
+        return False
+    if condition.contains is not None:
+        if isinstance(value, list):
+            items = [str(item) for item in value]
+        elif isinstance(value, str):
+            items = value.replace(",", " ").split()
+        else:
+            return False
+        if condition.contains not in items:
+            return False
+    return value is not None
+
+
+def _text(value: object, limit: int) -> str | None:
+    if isinstance(value, int | str) and not isinstance(value, bool):
+        text = str(value).strip()
+        return text[:limit] if text else None
+    return None
+
+
+_KINDS = (
+    ("email", IdentifierKind.EMAIL),
+    ("phone", IdentifierKind.PHONE),
+    ("messaging_platform_key", IdentifierKind.MESSAGING_PLATFORM_KEY),
+)
+
+
+def map_ticket(mapping: FieldMapping, document: Mapping[str, Any]) -> Ticket | Ignored:
+    """An erasure request from a ticket, or the reason the ticket is not one."""
+    for condition in mapping.match:
+        if not _holds(condition, lookup(document, condition.path)):
+            return Ignored(f"does not match the rule on `{condition.path}`")
+    reference_id = _text(lookup(document, mapping.reference_id), 255)
+    if reference_id is None:
+        return Ignored(f"no ticket id at `{mapping.reference_id}`")
+    identifiers: list[Identifier] = []
+    for attribute, kind in _KINDS:
+        for path in getattr(mapping, attribute):
+            raw = _text(lookup(document, path), 320)
+            if raw is None:
+                continue
+            try:
+                identifiers.append(Identifier(kind, normalize(kind, raw)))
+            except InvalidIdentifier as exc:
+                return Ignored(f"the subject's {kind.value} at `{path}` {exc}")
+            break
+    if not identifiers:
+        return Ignored("the ticket names no subject identifier at the mapped fields")
+    regulation = mapping.default_regulation
+    if mapping.regulation:
+        raw_regulation = _text(lookup(document, mapping.regulation), 32)
+        if raw_regulation:
+            try:
+                regulation = Regulation(raw_regulation.lower())
+            except ValueError:
+                return Ignored(f"unknown regulation at `{mapping.regulation}`")
+    url = _text(lookup(document, mapping.reference_url), 2048) if mapping.reference_url else None
+    return Ticket(reference_id, url, identifiers, regulation)

@@ -1,0 +1,35 @@
+"""Fixtures for integration tests: webhook sources with known secrets, local HTTP receivers."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+
+import pytest
+from sqlalchemy.orm import Session
+
+from erasure.integrations import sources
+from erasure.models import Source, WebhookScheme, WebhookSource
+from erasure.workflow import Protection
+
+MakeSource = Callable[..., tuple[WebhookSource, str]]
+
+
+@pytest.fixture
+def make_source(db_session: Session, protection: Protection) -> MakeSource:
+    def make(
+        system: Source, scheme: WebhookScheme | None = None, **kwargs: object
+    ) -> tuple[WebhookSource, str]:
+        source, secret = sources.create_source(
+            db_session,
+            name=f"{system.value.replace('_', '-')}-{uuid.uuid4().hex[:6]}",
+            system=system,
+            scheme=scheme,
+            vault=protection.vault,
+            **kwargs,  # type: ignore[arg-type]
+        )
+        # Committed (to the test's savepoint): a view's rollback must not take the source too.
+        db_session.commit()
+        return source, secret
+
+    return make
