@@ -7,13 +7,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from flask import Flask, Response, jsonify
+from flask import Flask
 from sqlalchemy.orm import Session
 
 from erasure.audit.checkpoint import SigningKey
 from erasure.config import Settings
 from erasure.db import make_engine, make_sessionmaker
 from erasure.identifiers import Vault
+from erasure.observability.logs import configure_logging
 from erasure.workflow import Protection
 
 
@@ -26,7 +27,9 @@ def load_signing_key(settings: Settings) -> SigningKey | None:
 def create_app(
     settings: Settings | None = None, *, session_factory: Callable[[], Session] | None = None
 ) -> Flask:
-    settings = settings or Settings.from_env()
+    if settings is None:  # the production entry point (gunicorn): configure the process too
+        settings = Settings.from_env()
+        configure_logging(settings.log_level)
     app = Flask("erasure")
     # Werkzeug stops reading a body past this even when no Content-Length was sent.
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
@@ -47,9 +50,10 @@ def create_app(
     from erasure import intake
 
     intake.init_app(app)
+    from erasure import ui
 
-    @app.get("/healthz")
-    def healthz() -> Response:
-        return jsonify(status="ok")
+    ui.init_app(app, settings)
+    from erasure.observability import web as observability
 
+    observability.init_app(app)
     return app

@@ -1,0 +1,1 @@
+"""Operating erasure: structured logs with correlation ids, Prometheus metrics, health checks."""

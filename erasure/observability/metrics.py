@@ -1,0 +1,168 @@
+"""Prometheus metrics. Counts of what is in the database (requests by state and source, deadlines
+at risk, quota used per credential, backlog, outbox, audit) are read at scrape time, so every
+process agrees and nothing is lost on restart; per-process histograms (HTTP and task latency)
+use prometheus-client's multiprocess mode when PROMETHEUS_MULTIPROC_DIR is set.
+
+Labels carry states, sources, route names and credential names, never personal data.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+
+from prometheus_client import REGISTRY, CollectorRegistry, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.multiprocess import MultiProcessCollector
+from prometheus_client.registry import Collector
+from sqlalchemy import and_, func, select
+from sqlalchemy.orm import Session
+
+from erasure.models import (
+    TERMINAL_REQUEST_STATUSES,
+    AuditLeaf,
+    Credential,
+    DeleteCall,
+    ErasureRequest,
+    Org,
+    OutboxMessage,
+    Target,
+    TargetStatus,
+)
+
+HTTP_LATENCY = Histogram(
+    "erasure_http_request_seconds",
+    "HTTP request latency by route and status class.",
+    ["route", "method", "status"],
+)
+TASK_LATENCY = Histogram(
+    "erasure_task_seconds", "Celery task run time by task name and outcome.", ["task", "outcome"]
+)
+
+_BACKLOG = (TargetStatus.PENDING, TargetStatus.BLOCKED_OPEN_SESSION, TargetStatus.BATCHED)
+
+
+class DatabaseCollector(Collector):
+    """Reads the state of the service from Postgres at each scrape."""
+
+    def __init__(self, session: Session) -> None:
+        self._session = session
+
+    def collect(self) -> Iterator[Metric]:
+        now = datetime.now(UTC)
+        session = self._session
+        requests = GaugeMetricFamily(
+            "erasure_requests",
+            "Erasure requests by state and source.",
+            labels=["status", "source"],
+        )
+        for status, source, count in session.execute(
+            select(ErasureRequest.status, ErasureRequest.source, func.count()).group_by(
+                ErasureRequest.status, ErasureRequest.source
+            )
+        ):
+            requests.add_metric([status.value, source.value], count)
+        yield requests
+
+        open_requests = ErasureRequest.status.not_in(TERMINAL_REQUEST_STATUSES)
+        at_risk = (
+            session.scalar(select(func.count()).where(open_requests, ErasureRequest.is_at_risk))
+            or 0
+        )
+        overdue = (
+            session.scalar(select(func.count()).where(open_requests, ErasureRequest.due_at < now))
+            or 0
+        )
+        yield GaugeMetricFamily(
+            "erasure_requests_at_risk",
+            "Open requests predicted to miss their deadline.",
+            value=at_risk,
+        )
+        yield GaugeMetricFamily(
+            "erasure_requests_overdue", "Open requests past their deadline.", value=overdue
+        )
+
+        targets = GaugeMetricFamily(
+            "erasure_targets", "Salesforce records to delete, by state.", labels=["status"]
+        )
+        for target_status, count in session.execute(
+            select(Target.status, func.count()).group_by(Target.status)
+        ):
+            targets.add_metric([target_status.value], count)
+        yield targets
+        backlog = session.scalar(select(func.count()).where(Target.status.in_(_BACKLOG))) or 0
+        yield GaugeMetricFamily(
+            "erasure_backlog_targets", "Targets not yet sent to Salesforce.", value=backlog
+        )
+
+        calls = CounterMetricFamily(
+            "erasure_delete_calls",
+            "Delete calls spent, by credential and outcome.",
+            labels=["org", "credential", "outcome"],
+        )
+        used = GaugeMetricFamily(
+            "erasure_quota_used",
+            "Delete calls in the credential's current window.",
+            labels=["org", "credential"],
+        )
+        left = GaugeMetricFamily(
+            "erasure_quota_left",
+            "Delete calls left in the credential's current window.",
+            labels=["org", "credential"],
+        )
+        for org_name, credential_name, outcome, count in session.execute(
+            select(Org.name, Credential.name, DeleteCall.status, func.count())
+            .join(Credential, Credential.id == DeleteCall.credential_id)
+            .join(Org, Org.id == Credential.org_id)
+            .group_by(Org.name, Credential.name, DeleteCall.status)
+        ):
+            calls.add_metric([org_name, credential_name, outcome.value], count)
+        for org, credential in session.execute(
+            select(Org, Credential).join(Credential, Credential.org_id == Org.id)
+        ):
+            in_window = (
+                session.scalar(
+                    select(func.count()).where(
+                        and_(
+                            DeleteCall.credential_id == credential.id,
+                            DeleteCall.sent_at > now - timedelta(seconds=org.window_s),
+                        )
+                    )
+                )
+                or 0
+            )
+            used.add_metric([org.name, credential.name], in_window)
+            left.add_metric(
+                [org.name, credential.name], max(0, org.delete_calls_per_window - in_window)
+            )
+        yield calls
+        yield used
+        yield left
+
+        outbox = (
+            session.scalar(select(func.count()).where(OutboxMessage.published_at.is_(None))) or 0
+        )
+        yield GaugeMetricFamily(
+            "erasure_outbox_unpublished", "Outbox rows not yet published.", value=outbox
+        )
+        unsequenced = (
+            session.scalar(select(func.count()).where(AuditLeaf.leaf_index.is_(None))) or 0
+        )
+        yield GaugeMetricFamily(
+            "erasure_audit_unsequenced_leaves",
+            "Audit leaves waiting for the sequencer.",
+            value=unsequenced,
+        )
+
+
+def render(session: Session) -> bytes:
+    """The exposition text for /metrics: every process's histograms, then the database state."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        processes = CollectorRegistry()
+        MultiProcessCollector(processes)  # type: ignore[no-untyped-call]  # untyped upstream
+    else:
+        processes = REGISTRY
+    database = CollectorRegistry()
+    database.register(DatabaseCollector(session))
+    return generate_latest(processes) + generate_latest(database)

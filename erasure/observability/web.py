@@ -1,0 +1,54 @@
+"""The web side of observability: /healthz, /readyz, /metrics, request latency, and the
+correlation id carried into log records."""
+
+from __future__ import annotations
+
+import time
+
+from flask import Flask, Response, g, jsonify, request
+
+from erasure.intake.resources import get_session, web_resources
+from erasure.observability import health, logs, metrics
+
+
+def init_app(app: Flask) -> None:
+    heads: set[str] = set()
+
+    @app.before_request
+    def _start() -> None:
+        g.started_at = time.perf_counter()
+        logs.correlation_id.set(g.get("correlation_id"))
+
+    @app.after_request
+    def _observe(response: Response) -> Response:
+        started = g.get("started_at")
+        if started is not None:
+            route = request.url_rule.rule if request.url_rule else "(unmatched)"
+            metrics.HTTP_LATENCY.labels(
+                route, request.method, f"{response.status_code // 100}xx"
+            ).observe(time.perf_counter() - started)
+        return response
+
+    @app.get("/healthz")
+    def healthz() -> Response:
+        return jsonify(status="ok")
+
+    @app.get("/readyz")
+    def readyz() -> tuple[Response, int]:
+        resources = web_resources()
+        if not heads:
+            heads.update(health.expected_heads(resources.settings.database_url))
+        readiness = health.check_readiness(
+            get_session(),
+            heads=heads,
+            broker_url=resources.settings.broker_url,
+            has_signing_key=resources.signing_key is not None,
+        )
+        return jsonify(status="ready" if readiness.ok else "not ready", checks=readiness.checks), (
+            200 if readiness.ok else 503
+        )
+
+    @app.get("/metrics")
+    def metrics_endpoint() -> Response:
+        body = metrics.render(get_session())
+        return Response(body, mimetype="text/plain; version=0.0.4")
