@@ -5,9 +5,11 @@ A composition root: it reads Settings and builds engines; nothing imports it.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -34,10 +36,17 @@ def _settings() -> Settings:  # imported lazily: `erasure --help` needs no envir
         raise click.ClickException(f"configuration is incomplete or invalid: {missing}") from None
 
 
-def _session() -> Session:
+@contextlib.contextmanager
+def _session() -> Iterator[Session]:
+    """A session on an engine of its own, disposed afterwards: a command leaves no connection."""
     from erasure.db import make_engine, make_sessionmaker
 
-    return make_sessionmaker(make_engine(_settings().database_url))()
+    engine = make_engine(_settings().database_url, pool_size=1)
+    try:
+        with make_sessionmaker(engine)() as session:
+            yield session
+    finally:
+        engine.dispose()
 
 
 @click.group()

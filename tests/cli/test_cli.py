@@ -1,0 +1,146 @@
+"""The `erasure` command line against the test database."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+import uuid
+from collections.abc import Iterator
+
+import pytest
+from click.testing import CliRunner
+from sqlalchemy import select
+
+from erasure.api_keys import authenticate
+from erasure.cli import main
+from erasure.config import Settings
+from erasure.db import make_engine, make_sessionmaker
+from erasure.models import Org, Role
+
+
+@pytest.fixture
+def env(settings: Settings) -> dict[str, str]:
+    return {
+        "ERASURE_DATABASE_URL": settings.database_url,
+        "ERASURE_ENCRYPTION_KEYS": ",".join(
+            f"{k}:{v.get_secret_value()}" for k, v in settings.encryption_keys.items()
+        ),
+        "ERASURE_PSEUDONYM_KEY": settings.pseudonym_key.get_secret_value(),
+        "ERASURE_PUBLIC_URL": "http://127.0.0.1",
+        "ERASURE_BROKER_URL": "memory://",
+    }
+
+
+@pytest.fixture
+def runner() -> CliRunner:
+    return CliRunner()
+
+
+def test_api_keys_create_prints_a_working_key_once(
+    runner: CliRunner, env: dict[str, str], settings: Settings
+) -> None:
+    result = runner.invoke(
+        main, ["api-keys", "create", "--role", "auditor", "--name", "Ana (audit)"], env=env
+    )
+    assert result.exit_code == 0, result.output
+    key = result.stdout.strip()
+    assert key.startswith("ek_")
+    engine = make_engine(settings.database_url)
+    with make_sessionmaker(engine)() as session:
+        record = authenticate(session, key)
+        assert record is not None and record.role is Role.AUDITOR
+        prefix = record.prefix
+    revoked = runner.invoke(main, ["api-keys", "revoke", prefix], env=env)
+    assert revoked.exit_code == 0
+    with make_sessionmaker(engine)() as session:
+        assert authenticate(session, key) is None
+    engine.dispose()
+
+
+def test_orgs_add_and_credentials_never_take_a_secret_on_the_command_line(
+    runner: CliRunner, env: dict[str, str], settings: Settings
+) -> None:
+    name = f"cli-{uuid.uuid4().hex[:6]}"
+    assert (
+        runner.invoke(
+            main, ["orgs", "add", name, "--my-domain", "https://acme.my.salesforce.com"], env=env
+        ).exit_code
+        == 0
+    )
+    again = runner.invoke(
+        main, ["orgs", "add", name, "--my-domain", "https://acme.my.salesforce.com"], env=env
+    )
+    assert again.exit_code != 0 and "already exists" in again.output
+    added = runner.invoke(
+        main,
+        ["orgs", "add-credential", name, "eu-1", "--client-id", "3MVG9"],
+        env=env | {"ERASURE_NEW_CLIENT_SECRET": "s3cr3t-value"},
+    )
+    assert added.exit_code == 0, added.output
+    assert "s3cr3t-value" not in added.output
+    engine = make_engine(settings.database_url)
+    with make_sessionmaker(engine)() as session:
+        org = session.scalar(select(Org).where(Org.name == name))
+        assert org is not None and [c.name for c in org.credentials] == ["eu-1"]
+        assert b"s3cr3t-value" not in org.credentials[0].client_secret_ciphertext
+        session.delete(org.credentials[0])
+        session.delete(org)
+        session.commit()
+    engine.dispose()
+
+
+def test_missing_configuration_is_a_clear_error(runner: CliRunner) -> None:
+    result = runner.invoke(
+        main,
+        ["api-keys", "create", "--role", "admin", "--name", "x"],
+        env={"ERASURE_DATABASE_URL": ""},
+    )
+    assert result.exit_code != 0
+    assert "ERASURE_ENCRYPTION_KEYS" in result.output and "ERASURE_PSEUDONYM_KEY" in result.output
+
+
+@pytest.fixture
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture
+def served(env: dict[str, str], free_port: int) -> Iterator[str]:
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "erasure.cli",
+            "serve",
+            "--bind",
+            f"127.0.0.1:{free_port}",
+            "--workers",
+            "1",
+        ],
+        env={**os.environ, **env},
+    )
+    url = f"http://127.0.0.1:{free_port}"
+    try:
+        for _ in range(100):
+            try:
+                urllib.request.urlopen(f"{url}/healthz", timeout=1)  # noqa: S310  # loopback
+                break
+            except OSError:
+                time.sleep(0.1)
+        yield url
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(20)
+
+
+def test_serve_runs_the_api_under_gunicorn(served: str) -> None:
+    with urllib.request.urlopen(f"{served}/healthz", timeout=5) as response:  # noqa: S310  # loopback
+        assert response.status == 200
+        assert response.headers["Server"].startswith("gunicorn")
