@@ -116,6 +116,8 @@ def create_celery(settings: Settings) -> Celery:
             "confirm": tick("erasure.confirm", settings.confirm_interval_s),
             "sweep": tick("erasure.sweep", min(SWEEP_INTERVAL_S, settings.stall_s)),
             "predict": tick("erasure.predict", PREDICT_INTERVAL_S),
+            "dispatch-callbacks": tick("erasure.dispatch_callbacks", CALLBACK_INTERVAL_S),
+            "send-callbacks": tick("erasure.send_callbacks", CALLBACK_INTERVAL_S),
         },
     )
     return app
@@ -236,3 +238,48 @@ def sweep_stalled(self: ErasureTask) -> int:
 def predict(self: ErasureTask) -> int:
     """Refresh predicted completion times and "deadline at risk" flags."""
     return sweep.predict(self.pipeline())
+
+
+# --- Integrations: status callbacks and ticket comments (erasure.integrations.callbacks) ---
+
+CALLBACK_INTERVAL_S = 2.0
+CALLBACK_BATCH = 100
+
+
+def _callback_senders(settings: Settings) -> Any:
+    from urllib.parse import urlsplit
+
+    from erasure.identifiers import Vault
+    from erasure.integrations.callbacks import Senders
+    from erasure.integrations.transport import RequestsTransport
+
+    return Senders(
+        transport=RequestsTransport(),
+        vault=Vault(settings.encryption_key_bytes),
+        processor_common_name=urlsplit(settings.public_url).hostname or "localhost",
+    )
+
+
+@shared_task(name="erasure.dispatch_callbacks", base=ErasureTask, bind=True, acks_late=True)  # type: ignore[untyped-decorator]
+def dispatch_callbacks(self: ErasureTask) -> int:
+    """Turn new request events of the audit log into callback and comment deliveries."""
+    from erasure.integrations import callbacks
+
+    links = callbacks.Links(self.resources().settings.public_url)
+    with self.new_session() as session, session.begin():
+        return callbacks.dispatch(session, links=links)
+
+
+@shared_task(name="erasure.send_callbacks", base=ErasureTask, bind=True, acks_late=True)  # type: ignore[untyped-decorator]
+def send_callbacks(self: ErasureTask) -> int:
+    """Attempt due deliveries, one transaction each (a kill mid-call leaves the row pending)."""
+    from erasure.integrations import callbacks
+
+    senders = _callback_senders(self.resources().settings)
+    sent = 0
+    for _ in range(CALLBACK_BATCH):
+        with self.new_session() as session, session.begin():
+            if not callbacks.send_next(session, senders):
+                break
+        sent += 1
+    return sent

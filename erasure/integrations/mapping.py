@@ -42,6 +42,9 @@ class FieldMapping(BaseModel):
     reference_url: str | None = None
     regulation: str | None = Field(None, description="path of a regulation value, if any")
     default_regulation: Regulation = Regulation.GDPR
+    ticket_table: str | None = Field(
+        None, max_length=80, description="ServiceNow: the table work notes are written to"
+    )
 
 
 PRESETS: dict[Source, dict[str, Any]] = {
@@ -72,6 +75,7 @@ PRESETS: dict[Source, dict[str, Any]] = {
         "reference_id": "sys_id",
         "reference_url": "url",
         "regulation": "regulation",
+        "ticket_table": "sn_customerservice_case",
     },
     Source.STANDARD_WEBHOOKS: {
         "match": [{"path": "type", "equals": "erasure.requested"}],

@@ -34,6 +34,10 @@ MATRIX: list[tuple[str, str, frozenset[Role]]] = [
     ("POST", "/v1/webhook-sources", frozenset({AD})),
     ("GET", "/v1/webhook-sources", frozenset({AD})),
     ("POST", "/v1/webhook-sources/<source_name>/secrets", frozenset({AD})),
+    ("POST", "/v1/callback-subscriptions", frozenset({IN, AD})),
+    ("GET", "/v1/callback-subscriptions", frozenset({IN, AD})),
+    ("GET", "/v1/callback-deliveries", frozenset({OF, AD})),
+    ("POST", "/v1/callback-deliveries/<uuid:delivery_id>/redeliver", frozenset({OF, AD})),
 ]
 
 
@@ -57,7 +61,9 @@ def test_the_matrix_covers_every_protected_endpoint(app: Flask) -> None:
 def _call(
     client: FlaskClient, method: str, rule: str, request_id: str, headers: dict[str, str]
 ) -> Any:
-    path = rule.replace("<uuid:request_id>", request_id)
+    path = rule.replace("<uuid:request_id>", request_id).replace(
+        "<uuid:delivery_id>", str(uuid.uuid4())
+    )
     if method == "POST":
         body = {"reason": "test"} if path.endswith(("/cancel", "/extend")) else BODY
         if path.endswith(("/approve", "/retry")):
@@ -68,6 +74,8 @@ def _call(
             body = {"name": f"m-{uuid.uuid4().hex[:8]}", "system": "jira"}
             if "<source_name>" in path:
                 path, body = path.replace("<source_name>", "no-such-source"), {}
+        if path.startswith("/v1/callback-subscriptions"):
+            body = {"url": "https://receiver.example/hooks"}
         return client.post(path, json=body, headers=headers)
     return client.get(path, headers=headers)
 
@@ -130,8 +138,8 @@ def test_auth_matrix(
         assert response.status_code == 409  # allowed, but this org does not require approval
     elif rule.endswith("/certificate"):
         assert response.status_code == 409  # allowed, but the request has not completed
-    elif rule == "/v1/audit/checkpoint" or "<source_name>" in rule:
-        # Allowed; 404 until the first checkpoint, and for a webhook source that does not exist.
+    elif rule == "/v1/audit/checkpoint" or "<source_name>" in rule or "delivery_id>" in rule:
+        # Allowed; 404 until the first checkpoint, and for a source or delivery that does not exist.
         assert response.status_code in {200, 404}
     else:
         assert response.status_code in {200, 201, 202}, response.get_data(as_text=True)
