@@ -102,6 +102,12 @@ class Settings(BaseSettings):
         "(crypto-shredding); the audit log and certificates still verify afterwards.",
     )
     log_level: str = Field("INFO", description="Python log level of the service's own loggers.")
+    secret_key: SecretStr | None = Field(
+        None,
+        description="Signs the console's session cookies (at least 32 characters, random). "
+        "Required in production for the web console, which answers 503 without it; in "
+        "development a random key is made per process. `erasure standalone` generates one.",
+    )
     redis_url: str | None = Field(
         None,
         repr=False,  # may carry a password
@@ -165,6 +171,13 @@ class Settings(BaseSettings):
     @classmethod
     def _check_pseudonym_key(cls, value: SecretStr) -> SecretStr:
         _decode_key(value.get_secret_value(), what="pseudonym_key")
+        return value
+
+    @field_validator("secret_key")
+    @classmethod
+    def _check_secret_key(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < 32:
+            raise ValueError("secret_key must be at least 32 characters")
         return value
 
     @model_validator(mode="after")

@@ -1,0 +1,121 @@
+"""Settings for admins: orgs and their pool of execution users (health and quota), API keys,
+console users, and the webhook sources and callback subscriptions when the integrations exist."""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+from typing import Any
+
+from flask import flash, redirect, render_template, request, url_for
+from flask.typing import ResponseReturnValue
+from sqlalchemy import select
+from sqlalchemy.orm import selectinload
+
+from erasure import models
+from erasure.api_keys import create_api_key, revoke_api_key
+from erasure.intake.resources import get_session
+from erasure.models import ApiKey, Org, Role, User
+from erasure.ui import accounts, bp, queries, security
+
+logger = logging.getLogger(__name__)
+
+
+def _optional_rows(model_name: str) -> list[Any] | None:
+    model = getattr(models, model_name, None)  # present once the integrations are installed
+    if model is None:
+        return None
+    return list(get_session().scalars(select(model).order_by(model.created_at.desc()).limit(200)))
+
+
+@bp.get("/settings")
+@security.requires("admin")
+def settings(new_key: str | None = None) -> str:
+    session = get_session()
+    now = datetime.now(UTC)
+    orgs = session.scalars(
+        select(Org).options(selectinload(Org.credentials)).order_by(Org.name)
+    ).all()
+    return render_template(
+        "ui/settings.html",
+        title="Settings",
+        now=now,
+        orgs=orgs,
+        quotas={(q.org, q.credential): q for q in queries.quotas(session, now)},
+        api_keys=session.scalars(select(ApiKey).order_by(ApiKey.created_at.desc())).all(),
+        users=session.scalars(select(User).order_by(User.email)).all(),
+        roles=list(Role),
+        webhook_sources=_optional_rows("WebhookSource"),
+        subscriptions=_optional_rows("CallbackSubscription"),
+        new_key=new_key,
+    )
+
+
+@bp.post("/settings/api-keys")
+@security.requires("admin")
+def create_key() -> ResponseReturnValue:
+    name = request.form.get("name", "").strip()[:128]
+    role_text = request.form.get("role", "")
+    if not name or role_text not in Role.__members__.values():
+        flash("Give the key a name and a role.", "error")
+        return redirect(url_for("ui.settings"), code=303)
+    session = get_session()
+    new = create_api_key(session, name=name, role=Role(role_text))
+    session.commit()
+    logger.info("console: API key %s created (role %s)", new.record.prefix, role_text)
+    # Shown once, in this response only (never in a URL, a flash cookie or a log).
+    return settings(new_key=new.secret)
+
+
+@bp.post("/settings/api-keys/<prefix>/revoke")
+@security.requires("admin")
+def revoke_key(prefix: str) -> ResponseReturnValue:
+    session = get_session()
+    record = revoke_api_key(session, prefix=prefix)
+    session.commit()
+    flash(f"Key {prefix} revoked." if record else "No such key.", "info" if record else "error")
+    return redirect(url_for("ui.settings"), code=303)
+
+
+@bp.post("/settings/users")
+@security.requires("admin")
+def create_user() -> ResponseReturnValue:
+    role_text = request.form.get("role", "")
+    if role_text not in Role.__members__.values() or role_text == Role.INTEGRATION.value:
+        flash("Choose a role for the user.", "error")
+        return redirect(url_for("ui.settings"), code=303)
+    session = get_session()
+    try:
+        user = accounts.create_user(
+            session,
+            email=request.form.get("email", ""),
+            name=request.form.get("name", ""),
+            role=Role(role_text),
+            password=request.form.get("password", ""),
+        )
+    except ValueError as exc:
+        session.rollback()
+        flash(str(exc), "error")
+        return redirect(url_for("ui.settings"), code=303)
+    session.commit()
+    logger.info("console: user %s created (role %s)", user.id, role_text)
+    flash(f"User {user.email} created.")
+    return redirect(url_for("ui.settings"), code=303)
+
+
+@bp.post("/settings/users/<uuid:user_id>/active")
+@security.requires("admin")
+def toggle_user(user_id: Any) -> ResponseReturnValue:
+    session = get_session()
+    user = session.get(User, user_id)
+    me = security.current_user()
+    if user is None or (me is not None and user.id == me.id):
+        flash("You cannot disable yourself.", "error")
+        return redirect(url_for("ui.settings"), code=303)
+    user.is_active = not user.is_active
+    user.session_version += 1
+    user.locked_until = None
+    user.failed_attempts = 0
+    session.commit()
+    flash(f"User {user.email} {'enabled' if user.is_active else 'disabled'}.")
+    return redirect(url_for("ui.settings"), code=303)

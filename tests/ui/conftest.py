@@ -1,0 +1,101 @@
+"""Console fixtures: an app whose settings carry a session secret, users of every role, and a
+signed-in test client per role."""
+
+from __future__ import annotations
+
+import re
+import secrets
+from collections.abc import Callable
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from pydantic import SecretStr
+from sqlalchemy.orm import Session
+
+from erasure.app import create_app
+from erasure.audit import store
+from erasure.audit.checkpoint import SigningKey
+from erasure.config import Settings
+from erasure.models import Org, Role, User
+from erasure.ui import accounts
+
+PASSWORD = "correct horse battery staple"
+CONSOLE_ROLES = (Role.OFFICER, Role.APPROVER, Role.AUDITOR, Role.ADMIN)
+
+
+@pytest.fixture(scope="session")
+def ui_settings(settings: Settings) -> Settings:
+    return settings.model_copy(update={"secret_key": SecretStr(secrets.token_urlsafe(32))})
+
+
+@pytest.fixture
+def ui_app(ui_settings: Settings, db_session: Session) -> Flask:
+    return create_app(ui_settings, session_factory=lambda: db_session)
+
+
+@pytest.fixture
+def ui_client(ui_app: Flask) -> FlaskClient:
+    return ui_app.test_client()
+
+
+UserMaker = Callable[[Role], User]
+
+
+@pytest.fixture
+def make_user(db_session: Session) -> UserMaker:
+    def make(role: Role) -> User:
+        user = accounts.create_user(
+            db_session,
+            email=f"{role.value}-{secrets.token_hex(4)}@example.org",
+            name=f"Test {role.value}",
+            role=role,
+            password=PASSWORD,
+        )
+        db_session.flush()
+        return user
+
+    return make
+
+
+def csrf_of(html: str) -> str:
+    match = re.search(r'name="csrf_token" value="([^"]+)"', html)
+    assert match, "no CSRF token in the page"
+    return match.group(1)
+
+
+def sign_in(client: FlaskClient, user: User, password: str = PASSWORD) -> str:
+    """Sign in through the form; returns the session's CSRF token."""
+    page = client.get("/ui/sign-in")
+    token = csrf_of(page.get_data(as_text=True))
+    response = client.post(
+        "/ui/sign-in", data={"csrf_token": token, "email": user.email, "password": password}
+    )
+    assert response.status_code == 302, response.get_data(as_text=True)
+    return csrf_of(client.get("/ui/").get_data(as_text=True))
+
+
+@pytest.fixture
+def checkpointed(db_session: Session, signing_key: SigningKey, org: Org) -> None:
+    """A signed checkpoint over everything so far (rolled back with the test)."""
+    from erasure.audit import leaves
+
+    leaves.append(db_session, kind="test.marker", request_id=None, data={})
+    while store.sequence(db_session):
+        pass
+    store.sign_checkpoint(db_session, signing_key, origin="erasure.test/audit")
+    db_session.flush()
+
+
+SignedIn = Callable[[Role], tuple[FlaskClient, str]]
+
+
+@pytest.fixture
+def signed_in(ui_app: Flask, make_user: UserMaker) -> SignedIn:
+    """A fresh client signed in as a new user of `role`, and its CSRF token."""
+
+    def make(role: Role) -> tuple[FlaskClient, str]:
+        client = ui_app.test_client()
+        return client, sign_in(client, make_user(role))
+
+    return make
