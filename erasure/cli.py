@@ -118,6 +118,39 @@ def worker(beat: bool, concurrency: int, loglevel: str) -> None:
     celery_app.worker_main(argv)
 
 
+@main.group()
+def users() -> None:
+    """People who sign in to the web console (/ui)."""
+
+
+@users.command("create")
+@click.option(
+    "--role", required=True, type=click.Choice([r.value for r in Role if r is not Role.INTEGRATION])
+)
+@click.option("--email", required=True, help="The sign-in name.")
+@click.option("--name", default="", help="Display name (defaults to the email).")
+@click.option(
+    "--password-env",
+    default="ERASURE_NEW_USER_PASSWORD",
+    show_default=True,
+    help="Environment variable holding the password; otherwise a hidden prompt asks for it.",
+)
+def users_create(role: str, email: str, name: str, password_env: str) -> None:
+    """Create a console user (argon2id-hashed password, 12+ characters)."""
+    from erasure.ui.accounts import create_user
+
+    password = os.environ.get(password_env) or click.prompt(
+        "password", hide_input=True, confirmation_prompt=True
+    )
+    with _session() as session:
+        try:
+            user = create_user(session, email=email, name=name, role=Role(role), password=password)
+        except ValueError as exc:
+            raise click.ClickException(str(exc)) from None
+        session.commit()
+        click.echo(f"created {role} user {user.email}")
+
+
 @main.group("api-keys")
 def api_keys() -> None:
     """API keys for machines and scripts."""

@@ -89,6 +89,14 @@ def ensure_keys(data: DataDir) -> dict[str, str]:
         name, sep, value = line.partition("=")
         if sep:
             values[name.strip()] = value.strip()
+    if "ERASURE_SECRET_KEY" not in values:  # the console's cookie key (data dirs made before it)
+        values["ERASURE_SECRET_KEY"] = secrets.token_urlsafe(32)
+        _write_private(
+            data.settings_file,
+            "".join(
+                f"{k}={v}\n" for k, v in values.items() if k != "ERASURE_AUDIT_SIGNING_KEY_FILE"
+            ),
+        )
     return values
 
 
@@ -145,6 +153,30 @@ def worker_process(env: dict[str, str], data: DataDir) -> Iterator[subprocess.Po
             process.kill()
             process.wait()
         log.close()
+
+
+ADMIN_LOGIN_FILE = "admin-console-login"
+
+
+def bootstrap_admin_user(data: DataDir, settings: Settings) -> bool:
+    """Create the first console admin, once; its login goes to a 0600 file in the data dir."""
+    path = data.root / ADMIN_LOGIN_FILE
+    if path.exists():
+        return False
+    from erasure.db import make_engine, make_sessionmaker
+    from erasure.models import Role
+    from erasure.ui.accounts import create_user, generate_password
+
+    email, password = "admin@localhost", generate_password()
+    engine = make_engine(settings.database_url, pool_size=1)
+    with make_sessionmaker(engine)() as session:
+        create_user(
+            session, email=email, name="Standalone admin", role=Role.ADMIN, password=password
+        )
+        session.commit()
+    engine.dispose()
+    _write_private(path, f"email: {email}\npassword: {password}\n")
+    return True
 
 
 def bootstrap_admin_key(data: DataDir, settings: Settings) -> bool:
@@ -281,9 +313,11 @@ def run(*, data_dir: Path, host: str, port: int, with_sandbox: bool = True) -> N
                 "encryption_keys": keys["ERASURE_ENCRYPTION_KEYS"],
                 "pseudonym_key": keys["ERASURE_PSEUDONYM_KEY"],
                 "audit_signing_key_file": keys["ERASURE_AUDIT_SIGNING_KEY_FILE"],
+                "secret_key": keys["ERASURE_SECRET_KEY"],
             }
         )
         created = bootstrap_admin_key(data, settings)
+        console_created = bootstrap_admin_user(data, settings)
         sandbox_url = None
         if with_sandbox:
             credentials = sandbox_credentials(data)
@@ -294,6 +328,10 @@ def run(*, data_dir: Path, host: str, port: int, with_sandbox: bool = True) -> N
         server = make_server(host, port, create_app(settings), threaded=True)
         console.print(f"API:            {public_url}  (OpenAPI at {public_url}/openapi.json)")
         console.print(f"Admin API key:  {data.admin_key_file}" + ("  (new)" if created else ""))
+        console.print(
+            f"Console:        {public_url}/ui/  (sign in with the login in "
+            f"{data.root / ADMIN_LOGIN_FILE}" + (", new)" if console_created else ")")
+        )
         if sandbox_url:
             console.print(
                 f"Salesforce:     sandbox org `{SANDBOX_ORG}` at {sandbox_url}, seeded with demo subjects "
