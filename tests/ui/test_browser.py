@@ -1,0 +1,188 @@
+"""The console in headless Chromium (Debian's /usr/bin/chromium, driven by Playwright): an officer
+signs in, submits a request, watches it reach `completed` against the Salesforce sandbox, downloads
+its certificate and verifies it offline; an auditor sees neither the officer's pages nor actions.
+Saves the screenshots the README shows (docs/console-*.png).
+
+The pipeline runs in this process, step by step (resolve, quota-scheduled delete, confirm against
+the sandbox over HTTPS), exactly as tests/pipeline drives it; the Celery worker path is covered
+by tests/pipeline/test_worker.py.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+import threading
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from pydantic import SecretStr
+from sqlalchemy import Engine, delete
+from werkzeug.serving import make_server
+
+from erasure.app import create_app
+from erasure.audit import store
+from erasure.audit.certificate import verify_certificate
+from erasure.audit.checkpoint import SigningKey
+from erasure.config import Mode, Settings
+from erasure.db import make_sessionmaker
+from erasure.models import RequestStatus, Role, User
+from erasure.ui import accounts
+from tests.pipeline.conftest import (  # noqa: F401  # fixtures: a sandbox org and a pipeline
+    World,
+    make_world,
+    sandbox,
+    sandbox_server,
+    world,
+)
+from tests.ui.conftest import PASSWORD
+
+CHROMIUM = Path("/usr/bin/chromium")
+DOCS = Path(__file__).resolve().parents[2] / "docs"
+TIMEOUT_MS = 60_000
+
+playwright_sync = pytest.importorskip("playwright.sync_api")
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(
+        not CHROMIUM.exists(), reason="needs Debian's chromium (.ci/run installs it)"
+    ),
+]
+
+
+@pytest.fixture
+def console_url(settings: Settings, engine: Engine) -> Iterator[str]:
+    """The app over real HTTP in development mode (cookies without Secure, as standalone runs)."""
+    dev = settings.model_copy(
+        update={"mode": Mode.DEVELOPMENT, "secret_key": SecretStr(secrets.token_urlsafe(32))}
+    )
+    server = make_server(
+        "127.0.0.1", 0, create_app(dev, session_factory=make_sessionmaker(engine)), threaded=True
+    )
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture
+def people(engine: Engine) -> Iterator[dict[Role, str]]:
+    """Committed users (the live server uses its own connections); removed afterwards."""
+    maker = make_sessionmaker(engine)
+    emails = {}
+    with maker() as session:
+        for role in (Role.OFFICER, Role.AUDITOR):
+            email = f"browser-{role.value}-{uuid.uuid4().hex[:6]}@example.org"
+            accounts.create_user(
+                session, email=email, name=f"Browser {role.value}", role=role, password=PASSWORD
+            )
+            emails[role] = email
+        session.commit()
+    yield emails
+    with maker() as session:
+        session.execute(delete(User).where(User.email.in_(emails.values())))
+        session.commit()
+
+
+@pytest.fixture
+def browser() -> Iterator[object]:
+    with playwright_sync.sync_playwright() as p:
+        instance = p.chromium.launch(
+            executable_path=str(CHROMIUM),
+            args=[
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--no-first-run",
+            ],
+        )
+        yield instance
+        instance.close()
+
+
+def sign_in(page: object, url: str, email: str) -> None:
+    page.goto(f"{url}/ui/sign-in")  # type: ignore[attr-defined]
+    page.get_by_label("Email").fill(email)  # type: ignore[attr-defined]
+    page.get_by_label("Password").fill(PASSWORD)  # type: ignore[attr-defined]
+    page.get_by_role("button", name="Sign in").click()  # type: ignore[attr-defined]
+    page.get_by_role("heading", name="Dashboard").wait_for(timeout=TIMEOUT_MS)  # type: ignore[attr-defined]
+
+
+def test_officer_submits_watches_completion_and_verifies_certificate(
+    browser: object,
+    console_url: str,
+    people: dict[Role, str],
+    world: World,
+    engine: Engine,
+    signing_key: SigningKey,
+    tmp_path: Path,
+) -> None:
+    context = browser.new_context(viewport={"width": 1100, "height": 900}, accept_downloads=True)  # type: ignore[attr-defined]
+    context.set_default_timeout(TIMEOUT_MS)
+    page = context.new_page()
+    sign_in(page, console_url, people[Role.OFFICER])
+
+    page.get_by_role("link", name="New request").click()
+    page.get_by_label("Phone (E.164, e.g. +14155550100)").fill("+14155550001")
+    page.get_by_label("Salesforce org").select_option(world.org_name)
+    page.get_by_label("Ticket system (e.g. jira)").fill("jira")
+    page.get_by_label("Ticket id").fill("PRIV-BROWSER-1")
+    page.get_by_role("button", name="Submit request").click()
+    page.wait_for_url(re.compile(r".*/ui/requests/[0-9a-f-]{36}$"))
+    request_id = uuid.UUID(page.url.rsplit("/", 1)[-1])
+    assert "+14155550001" not in page.content()  # the page shows pseudonyms, never the phone
+
+    # The pipeline carries it out against the sandbox; then the sequencer checkpoints the log.
+    world.wait_for([request_id], (RequestStatus.COMPLETED,), timeout=60)
+    with make_sessionmaker(engine)() as session:
+        while store.sequence(session):
+            pass
+        store.sign_checkpoint(session, signing_key, origin="erasure.test/audit")
+        session.commit()
+
+    page.reload()
+    page.locator('#status[data-status="completed"]').wait_for()
+    assert page.locator("td", has_text="deleted").count() >= 1
+    DOCS.mkdir(exist_ok=True)
+    page.screenshot(path=str(DOCS / "console-request.png"), full_page=True)
+
+    with page.expect_download() as download_info:
+        page.locator("#certificate").click()
+    certificate = tmp_path / "certificate.json"
+    download_info.value.save_as(str(certificate))
+    report = verify_certificate(certificate.read_bytes(), signing_key.verifier())
+    assert report.ok, report.to_json()
+
+    page.get_by_role("link", name="Requests", exact=True).click()
+    page.get_by_role("heading", name="Requests").wait_for()
+    page.screenshot(path=str(DOCS / "console-list.png"), full_page=True)
+    page.get_by_role("link", name="Dashboard").click()
+    page.get_by_role("heading", name="Requests by state").wait_for()
+    page.screenshot(path=str(DOCS / "console-dashboard.png"), full_page=True)
+
+    # Phone width: the same pages stay usable (no horizontal page scroll beyond tables).
+    page.set_viewport_size({"width": 390, "height": 800})
+    page.goto(f"{console_url}/ui/requests/{request_id}")
+    page.locator('#status[data-status="completed"]').wait_for()
+    context.close()
+
+    # An auditor sees the request, but neither the officer's pages nor the actions.
+    auditor = browser.new_context()  # type: ignore[attr-defined]
+    auditor.set_default_timeout(TIMEOUT_MS)
+    page = auditor.new_page()
+    sign_in(page, console_url, people[Role.AUDITOR])
+    assert page.get_by_role("link", name="New request").count() == 0
+    assert page.get_by_role("link", name="Audit").count() == 1
+    page.goto(f"{console_url}/ui/requests/{request_id}")
+    page.locator('#status[data-status="completed"]').wait_for()
+    assert page.get_by_role("button", name="Cancel request").count() == 0
+    response = page.goto(f"{console_url}/ui/requests/new")
+    assert response is not None and response.status == 403
+    response = page.goto(f"{console_url}/ui/settings")
+    assert response is not None and response.status == 403
+    auditor.close()
