@@ -117,7 +117,7 @@ def test_officer_submits_watches_completion_and_verifies_certificate(
     browser: object,
     console_url: str,
     people: dict[Role, str],
-    world: World,
+    world: World,  # noqa: F811  # the fixture imported above
     engine: Engine,
     signing_key: SigningKey,
     tmp_path: Path,
