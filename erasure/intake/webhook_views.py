@@ -284,7 +284,8 @@ def rotate_webhook_secret(source_name: str) -> Response:
 
 def register(app: Flask) -> None:
     """Register the integration blueprints (webhooks, callbacks, OpenDSR) on the app."""
-    from erasure.intake import callback_views
+    from erasure.intake import callback_views, opendsr_views
 
     app.register_blueprint(bp)
     app.register_blueprint(callback_views.bp)
+    app.register_blueprint(opendsr_views.bp)

@@ -38,7 +38,14 @@ MATRIX: list[tuple[str, str, frozenset[Role]]] = [
     ("GET", "/v1/callback-subscriptions", frozenset({IN, AD})),
     ("GET", "/v1/callback-deliveries", frozenset({OF, AD})),
     ("POST", "/v1/callback-deliveries/<uuid:delivery_id>/redeliver", frozenset({OF, AD})),
+    ("POST", "/opendsr/requests", frozenset({IN, AD})),
+    ("GET", "/opendsr/requests/<subject_request_id>", frozenset({IN, AD})),
+    ("DELETE", "/opendsr/requests/<subject_request_id>", frozenset({IN, AD})),
 ]
+
+
+# Path parameters the matrix fills with something that does not exist: allowed callers get 404.
+MISSING_PARAMS = ("<source_name>", "<uuid:delivery_id>", "<subject_request_id>")
 
 
 def test_the_matrix_covers_every_protected_endpoint(app: Flask) -> None:
@@ -64,6 +71,9 @@ def _call(
     path = rule.replace("<uuid:request_id>", request_id).replace(
         "<uuid:delivery_id>", str(uuid.uuid4())
     )
+    path = path.replace("<subject_request_id>", "no-such-request")
+    if method == "DELETE":
+        return client.delete(path, headers=headers)
     if method == "POST":
         body = {"reason": "test"} if path.endswith(("/cancel", "/extend")) else BODY
         if path.endswith(("/approve", "/retry")):
@@ -76,6 +86,14 @@ def _call(
                 path, body = path.replace("<source_name>", "no-such-source"), {}
         if path.startswith("/v1/callback-subscriptions"):
             body = {"url": "https://receiver.example/hooks"}
+        if path == "/opendsr/requests":
+            body = {
+                "subject_request_id": str(uuid.uuid4()),
+                "subject_request_type": "erasure",
+                "subject_identities": [
+                    {"identity_type": "phone_number", "identity_value": "+14155552671"}
+                ],
+            }
         return client.post(path, json=body, headers=headers)
     return client.get(path, headers=headers)
 
@@ -138,7 +156,7 @@ def test_auth_matrix(
         assert response.status_code == 409  # allowed, but this org does not require approval
     elif rule.endswith("/certificate"):
         assert response.status_code == 409  # allowed, but the request has not completed
-    elif rule == "/v1/audit/checkpoint" or "<source_name>" in rule or "delivery_id>" in rule:
+    elif rule == "/v1/audit/checkpoint" or any(p in rule for p in MISSING_PARAMS):
         # Allowed; 404 until the first checkpoint, and for a source or delivery that does not exist.
         assert response.status_code in {200, 404}
     else:

@@ -1,0 +1,115 @@
+"""OpenDSR 2.0 as a processor: create an erasure (the controller's `subject_request_id` is the
+idempotency key), read its status, cancel it while pending; callbacks to `status_callback_urls`
+are delivery rows of the `opendsr` channel (erasure.integrations.callbacks). Nothing here commits.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from erasure import workflow
+from erasure.errors import InvalidTransition, NotFound
+from erasure.integrations import callbacks
+from erasure.models import (
+    CallbackChannel,
+    ErasureRequest,
+    IdentifierKind,
+    Regulation,
+    Source,
+)
+
+API_VERSION = "2.0"
+IDENTITY_KINDS = {"email": IdentifierKind.EMAIL, "phone_number": IdentifierKind.PHONE}
+REGULATIONS = {"gdpr": Regulation.GDPR, "ccpa": Regulation.CCPA, "lgpd": Regulation.LGPD}
+
+
+@dataclass(frozen=True)
+class OpenDsrRequest:
+    subject_request_id: str
+    regulation: Regulation
+    identifiers: Sequence[workflow.Identifier]
+    submitted_time: datetime | None
+    status_callback_urls: Sequence[str]
+
+
+def _lock_key(api_key_id: uuid.UUID, subject_request_id: str) -> int:
+    digest = hashlib.sha256(f"opendsr:{api_key_id}:{subject_request_id}".encode()).digest()
+    return int.from_bytes(digest[:8], "big", signed=True)
+
+
+def find(session: Session, *, api_key_id: uuid.UUID, subject_request_id: str) -> ErasureRequest:
+    erasure_request = session.scalar(
+        select(ErasureRequest).where(
+            ErasureRequest.source == Source.OPENDSR,
+            ErasureRequest.api_key_id == api_key_id,
+            ErasureRequest.reference_id == subject_request_id,
+        )
+    )
+    if erasure_request is None:
+        raise NotFound("no such subject request")
+    return erasure_request
+
+
+def create(
+    session: Session,
+    request: OpenDsrRequest,
+    *,
+    api_key_id: uuid.UUID,
+    protection: workflow.Protection,
+    default_org: str | None,
+) -> tuple[ErasureRequest, bool]:
+    """The erasure for this subject request: (request, True) when created now, (the existing
+    one, False) on a retry with the same `subject_request_id`. Raises InvalidCallbackUrl,
+    UnknownOrg."""
+    for url in request.status_callback_urls:
+        callbacks.check_url(url)
+    session.execute(
+        select(func.pg_advisory_xact_lock(_lock_key(api_key_id, request.subject_request_id)))
+    )
+    try:
+        return find(
+            session, api_key_id=api_key_id, subject_request_id=request.subject_request_id
+        ), False
+    except NotFound:
+        pass
+    erasure_request = workflow.submit_request(
+        session,
+        workflow.Submission(
+            identifiers=request.identifiers,
+            regulation=request.regulation,
+            source=Source.OPENDSR,
+            received_at=request.submitted_time,
+            reference_system="opendsr",
+            reference_id=request.subject_request_id,
+            api_key_id=api_key_id,
+        ),
+        protection=protection,
+        default_org=default_org,
+    )
+    for url in dict.fromkeys(request.status_callback_urls):
+        callbacks.subscribe(
+            session,
+            url=url,
+            vault=protection.vault,
+            channel=CallbackChannel.OPENDSR,
+            request_id=erasure_request.id,
+        )
+    return erasure_request, True
+
+
+def cancel(session: Session, *, api_key_id: uuid.UUID, subject_request_id: str) -> ErasureRequest:
+    """Cancel while pending (OpenDSR: not once processing began). Raises NotFound,
+    InvalidTransition."""
+    erasure_request = find(session, api_key_id=api_key_id, subject_request_id=subject_request_id)
+    if callbacks.opendsr_status(erasure_request.status) != "pending":
+        raise InvalidTransition("only a pending subject request can be cancelled")
+    return workflow.cancel_request(
+        session, erasure_request.id, reason="cancelled by the controller (OpenDSR)"
+    )

@@ -1,0 +1,149 @@
+"""OpenDSR conformance walk: discovery, create (idempotent on subject_request_id), status,
+cancel while pending, and a signed callback verified with the certificate from discovery."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from typing import Any
+
+from flask.testing import FlaskClient
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from erasure.integrations import callbacks, processor
+from erasure.integrations.transport import RequestsTransport
+from erasure.models import AuditLeaf, ErasureRequest, IntegrationCursor, Org, RequestStatus, Role
+from erasure.workflow import Protection
+from tests.conftest import KeyMaker
+from tests.integrations.receivers import receiver
+
+EMAIL = "opendsr.canary@example.com"
+
+
+def _body(srid: str, callback_url: str) -> dict[str, Any]:
+    return {
+        "api_version": "2.0",
+        "regulation": "gdpr",
+        "subject_request_id": srid,
+        "subject_request_type": "erasure",
+        "submitted_time": "2026-11-20T10:00:00Z",
+        "subject_identities": [
+            {"identity_type": "email", "identity_value": EMAIL, "identity_format": "raw"}
+        ],
+        "status_callback_urls": [callback_url],
+        "extensions": {"example.com": {"note": "ignored"}},
+    }
+
+
+def test_opendsr_walk(
+    client: FlaskClient, db_session: Session, org: Org, make_key: KeyMaker, protection: Protection
+) -> None:
+    headers = {"Authorization": f"Bearer {make_key(Role.INTEGRATION)}"}
+    last = db_session.scalar(select(func.max(AuditLeaf.id))) or 0
+    db_session.merge(IntegrationCursor(name=callbacks.CURSOR, leaf_id=last))
+    discovery = client.get("/opendsr/discovery")
+    assert discovery.status_code == 200
+    doc = discovery.get_json()
+    assert doc["api_version"] == "2.0" and "erasure" in doc["supported_subject_request_types"]
+    certificate = client.get(doc["processor_certificate"].removeprefix("https://erasure.test"))
+    assert certificate.status_code == 200
+    pem = certificate.get_data(as_text=True)
+    assert pem.startswith("-----BEGIN CERTIFICATE-----")
+
+    srid = str(uuid.uuid4())
+    with receiver() as rx:
+        created = client.post(
+            "/opendsr/requests", json=_body(srid, rx.url + "/cb"), headers=headers
+        )
+        assert created.status_code == 201, created.get_json()
+        out = created.get_json()
+        assert out["subject_request_id"] == srid and out["request_status"] == "pending"
+        assert out["expected_completion_time"]
+        again = client.post("/opendsr/requests", json=_body(srid, rx.url + "/cb"), headers=headers)
+        assert again.status_code == 200
+        assert again.get_json()["processor_request_id"] == out["processor_request_id"]
+        assert (
+            db_session.scalar(
+                select(func.count())
+                .select_from(ErasureRequest)
+                .where(ErasureRequest.reference_id == srid)
+            )
+            == 1
+        )
+
+        status = client.get(f"/opendsr/requests/{srid}", headers=headers)
+        assert status.status_code == 200 and status.get_json()["request_status"] == "pending"
+        other = {"Authorization": f"Bearer {make_key(Role.INTEGRATION)}"}
+        assert client.get(f"/opendsr/requests/{srid}", headers=other).status_code == 404
+
+        cancelled = client.delete(f"/opendsr/requests/{srid}", headers=headers)
+        assert (
+            cancelled.status_code == 202 and cancelled.get_json()["request_status"] == "cancelled"
+        )
+        assert client.delete(f"/opendsr/requests/{srid}", headers=headers).status_code == 409
+
+        assert callbacks.dispatch(db_session, links=callbacks.Links("https://erasure.test")) == 2
+        senders = callbacks.Senders(
+            transport=RequestsTransport(),
+            vault=protection.vault,
+            processor_common_name="erasure.test",
+        )
+        while callbacks.send_next(db_session, senders):
+            pass
+    assert len(rx.received) == 2
+    statuses = []
+    for got in rx.received:
+        assert processor.verify(pem, got.body, got.headers["X-Opendsr-Signature"])
+        assert not processor.verify(pem, got.body + b" ", got.headers["X-Opendsr-Signature"])
+        event = json.loads(got.body)
+        assert event["subject_request_id"] == srid
+        assert event["status_callback_url"] == rx.url + "/cb"
+        statuses.append(event["request_status"])
+        assert EMAIL not in got.body.decode()
+    assert statuses == ["pending", "cancelled"]
+
+
+def test_cancel_after_processing_began_is_refused(
+    client: FlaskClient, db_session: Session, org: Org, make_key: KeyMaker
+) -> None:
+    headers = {"Authorization": f"Bearer {make_key(Role.INTEGRATION)}"}
+    srid = "ctrl-42"
+    assert (
+        client.post(
+            "/opendsr/requests", json=_body(srid, "https://c.example/cb"), headers=headers
+        ).status_code
+        == 201
+    )
+    erasure_request = db_session.scalar(
+        select(ErasureRequest).where(ErasureRequest.reference_id == srid)
+    )
+    assert erasure_request is not None
+    erasure_request.status = RequestStatus.DELETING
+    db_session.commit()
+    assert (
+        client.get(f"/opendsr/requests/{srid}", headers=headers).get_json()["request_status"]
+        == "in_progress"
+    )
+    refused = client.delete(f"/opendsr/requests/{srid}", headers=headers)
+    assert refused.status_code == 409 and refused.mimetype == "application/problem+json"
+
+
+def test_bad_opendsr_input_is_a_clear_4xx_and_writes_nothing(
+    client: FlaskClient, db_session: Session, org: Org, make_key: KeyMaker
+) -> None:
+    headers = {"Authorization": f"Bearer {make_key(Role.INTEGRATION)}"}
+    before = db_session.scalar(select(func.count()).select_from(ErasureRequest))
+    bad_email = _body("x1", "https://c.example/cb")
+    bad_email["subject_identities"][0]["identity_value"] = "not-an-email"
+    response = client.post("/opendsr/requests", json=bad_email, headers=headers)
+    assert response.status_code == 422
+    assert response.get_json()["errors"][0]["field"] == "subject_identities.0.identity_value"
+    assert "not-an-email" not in response.get_data(as_text=True)
+    bad_url = _body("x2", "http://internal.example/cb")
+    response = client.post("/opendsr/requests", json=bad_url, headers=headers)
+    assert response.status_code == 422
+    assert response.get_json()["errors"][0]["field"] == "status_callback_urls"
+    wrong_type = {**_body("x3", "https://c.example/cb"), "subject_request_type": "access"}
+    assert client.post("/opendsr/requests", json=wrong_type, headers=headers).status_code == 422
+    assert db_session.scalar(select(func.count()).select_from(ErasureRequest)) == before
