@@ -169,15 +169,16 @@ def bulk_upload() -> ResponseReturnValue:
         for start in range(0, len(rows), CHUNK):
             chunk = rows[start : start + CHUNK]
             refs = [_reference(r.body) for r in chunk]
-            existing = set(
-                session.execute(
+            existing = {
+                (str(system), str(ref_id))
+                for system, ref_id in session.execute(
                     select(ErasureRequest.reference_system, ErasureRequest.reference_id).where(
                         tuple_(ErasureRequest.reference_system, ErasureRequest.reference_id).in_(
                             refs
                         )
                     )
-                ).tuples()
-            )
+                )
+            }
             for row in chunk:
                 if _reference(row.body) in existing:
                     skipped += 1
