@@ -1,35 +1,37 @@
-"""Where the console's request actions come from.
-
-Cancel is `erasure.workflow.cancel_request`. Approve, retry-failed and extend-the-deadline belong to
-the pipeline; the console calls them from `erasure.pipeline.actions` once that module provides them,
-with these signatures (each changes state with its audit leaf in the caller's transaction, does not
-commit, and raises erasure.errors.NotFound / InvalidTransition):
-
-    approve_request(session, request_id, *, actor: str) -> ErasureRequest
-    retry_failed(session, request_id, *, actor: str) -> ErasureRequest
-    extend_deadline(session, request_id, *, reason: str, actor: str) -> ErasureRequest
-
-Until then their forms are not offered and a POST answers 501.
-"""
+"""The console's request actions beyond cancel (erasure.workflow): approve, retry failed records,
+extend the deadline, as the pipeline defines them (erasure.pipeline.actions). Each changes state
+with its audit leaf in the caller's transaction; the view commits."""
 
 from __future__ import annotations
 
-import importlib
-from collections.abc import Callable
-from typing import Any
+import uuid
+from datetime import UTC, datetime
 
-PIPELINE_ACTIONS = "erasure.pipeline.actions"
-NAMES = {"approve": "approve_request", "retry": "retry_failed", "extend": "extend_deadline"}
+from sqlalchemy.orm import Session
+
+from erasure.identifiers import Vault
+from erasure.models import ErasureRequest
+from erasure.pipeline import actions as pipeline_actions
+
+MESSAGES = {
+    "approve": "Request approved.",
+    "retry": "Failed records queued again.",
+    "extend": "Deadline extended.",
+}
 
 
-def pipeline_action(action: str) -> Callable[..., Any] | None:
-    try:
-        module = importlib.import_module(PIPELINE_ACTIONS)
-    except ModuleNotFoundError:
-        return None
-    function = getattr(module, NAMES[action], None)
-    return function if callable(function) else None
-
-
-def available() -> dict[str, bool]:
-    return {action: pipeline_action(action) is not None for action in NAMES}
+def run(
+    action: str, session: Session, request_id: uuid.UUID, *, vault: Vault, reason: str = ""
+) -> ErasureRequest:
+    """Raises erasure.errors.NotFound / InvalidTransition like the pipeline does."""
+    now = datetime.now(UTC)
+    if action == "approve":
+        # Console approvals carry no API key; the leaf records a null approver key.
+        return pipeline_actions.approve(session, request_id, approver_key_id=None, at=now)
+    if action == "retry":
+        return pipeline_actions.retry(session, request_id, at=now)
+    if action == "extend":
+        return pipeline_actions.extend(
+            session, request_id, reason=reason, until=None, vault=vault, at=now
+        )
+    raise ValueError(f"unknown action {action!r}")

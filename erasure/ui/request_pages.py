@@ -438,16 +438,16 @@ def request_detail(request_id: uuid.UUID) -> str:
         }
         for t in sorted(erasure_request.targets, key=lambda t: (t.created_at, t.id))
     ]
-    backends = actions.available()
     open_ = not erasure_request.status.is_terminal
     has_failed = any(t.status is TargetStatus.FAILED for t in erasure_request.targets)
     offered = {
         "cancel": open_ and security.can("cancel"),
         "approve": erasure_request.status is RequestStatus.AWAITING_APPROVAL
-        and security.can("approve")
-        and backends["approve"],
-        "retry": has_failed and security.can("retry") and backends["retry"],
-        "extend": open_ and security.can("extend") and backends["extend"],
+        and security.can("approve"),
+        "retry": has_failed
+        and erasure_request.status not in (RequestStatus.CANCELLED, RequestStatus.REJECTED)
+        and security.can("retry"),
+        "extend": open_ and security.can("extend"),
         "certificate": erasure_request.status in certify.CERTIFIABLE
         and security.can("certificate"),
     }
@@ -461,7 +461,6 @@ def request_detail(request_id: uuid.UUID) -> str:
         pseudonyms=queries.subject_pseudonyms(entries),
         targets=targets,
         offered=offered,
-        missing_backends=[name for name, ok in backends.items() if not ok],
     )
 
 
@@ -498,18 +497,13 @@ def cancel(request_id: uuid.UUID) -> ResponseReturnValue:
     return _done(request_id, f"Request {outcome}.")
 
 
-def _pipeline(action: str, request_id: uuid.UUID, **kwargs: str) -> ResponseReturnValue:
-    function = actions.pipeline_action(action)
-    if function is None:
-        abort(
-            Response(
-                "This action needs the pipeline's actions module, not installed yet.", status=501
-            )
-        )
+def _pipeline(action: str, request_id: uuid.UUID, reason: str = "") -> ResponseReturnValue:
     user = security.current_user()
     session = get_session()
     try:
-        function(session, request_id, actor=f"user:{user.id if user else ''}", **kwargs)
+        actions.run(
+            action, session, request_id, vault=web_resources().protection.vault, reason=reason
+        )
     except NotFound:
         abort(404)
     except ErasureError as exc:
@@ -518,14 +512,10 @@ def _pipeline(action: str, request_id: uuid.UUID, **kwargs: str) -> ResponseRetu
         return redirect(url_for("ui.request_detail", request_id=request_id), code=303)
     session.commit()
     kick_relay()
-    return _done(
-        request_id,
-        {
-            "approve": "Request approved.",
-            "retry": "Failed records queued again.",
-            "extend": "Deadline extended.",
-        }[action],
+    logger.info(
+        "console: user %s did %s on request %s", user.id if user else None, action, request_id
     )
+    return _done(request_id, actions.MESSAGES[action])
 
 
 @bp.post("/requests/<uuid:request_id>/approve")

@@ -173,3 +173,40 @@ def test_admin_creates_api_key_shown_once(signed_in: SignedIn) -> None:
     assert (
         "ek_" not in admin.get("/ui/settings").get_data(as_text=True).split('id="new-key"')[0][-5:]
     )
+
+
+def test_approve_and_extend_through_the_pipeline_actions(
+    signed_in: SignedIn, org: Org, db_session: Session
+) -> None:
+    officer, token = signed_in(Role.OFFICER)
+    created = officer.post(
+        "/ui/requests/new", data={"csrf_token": token, "phone": PHONE, "regulation": "gdpr"}
+    )
+    detail_url = created.headers["Location"]
+    request_id = uuid.UUID(detail_url.rsplit("/", 1)[-1])
+    erasure_request = db_session.get(ErasureRequest, request_id)
+    assert erasure_request is not None
+    erasure_request.status = RequestStatus.AWAITING_APPROVAL
+    db_session.flush()
+    officer_page = officer.get(detail_url).get_data(as_text=True)
+    assert "Approve</button>" not in officer_page and "Extend deadline" in officer_page
+    refused = officer.post(f"/ui/requests/{request_id}/approve", data={"csrf_token": token})
+    assert refused.status_code == 403
+    approver, approver_token = signed_in(Role.APPROVER)
+    page = approver.get(detail_url).get_data(as_text=True)
+    assert "Approve</button>" in page and "Extend deadline" not in page
+    approved = approver.post(
+        f"/ui/requests/{request_id}/approve", data={"csrf_token": approver_token}
+    )
+    assert approved.status_code == 303
+    assert erasure_request.status is RequestStatus.APPROVED
+    due = erasure_request.due_at
+    extended = officer.post(
+        f"/ui/requests/{request_id}/extend",
+        data={"csrf_token": token, "reason": "complex request, subject informed"},
+    )
+    assert extended.status_code == 303
+    assert erasure_request.due_at > due
+    timeline = officer.get(detail_url).get_data(as_text=True)
+    assert "request.approved" in timeline and "request.extended" in timeline
+    assert "subject informed" not in timeline  # the reason is kept encrypted, the leaf has a hash
