@@ -10,18 +10,12 @@ from collections.abc import Callable
 from flask import Flask
 from sqlalchemy.orm import Session
 
-from erasure.audit.checkpoint import SigningKey
+from erasure.audit.checkpoint import load_signing_key
 from erasure.config import Settings
 from erasure.db import make_engine, make_sessionmaker
 from erasure.identifiers import Vault
 from erasure.observability.logs import configure_logging
 from erasure.workflow import Protection
-
-
-def load_signing_key(settings: Settings) -> SigningKey | None:
-    if settings.audit_signing_key_file is None:
-        return None
-    return SigningKey.parse(settings.audit_signing_key_file.read_text())
 
 
 def create_app(
@@ -41,7 +35,7 @@ def create_app(
         settings=settings,
         session_factory=session_factory or make_sessionmaker(make_engine(settings.database_url)),
         owns_sessions=session_factory is None,
-        signing_key=load_signing_key(settings),
+        signing_key=load_signing_key(settings.audit_signing_key_file),
         protection=Protection(
             vault=Vault(settings.encryption_key_bytes), pseudonym_key=settings.pseudonym_key_bytes
         ),

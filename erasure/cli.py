@@ -285,13 +285,14 @@ def standalone(data_dir: Path, port: int, host: str, sandbox: bool) -> None:
 
 
 def _signing_key_from(settings: Settings) -> SigningKey:
-    from erasure.audit.checkpoint import SigningKey
+    from erasure.audit.checkpoint import load_signing_key
 
-    if settings.audit_signing_key_file is None:
+    key = load_signing_key(settings.audit_signing_key_file)
+    if key is None:
         raise click.ClickException(
             "ERASURE_AUDIT_SIGNING_KEY_FILE is not set (see `erasure keys generate`)"
         )
-    return SigningKey.parse(settings.audit_signing_key_file.read_text())
+    return key
 
 
 @click.command("sequence")

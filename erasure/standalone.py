@@ -302,6 +302,8 @@ def run(*, data_dir: Path, host: str, port: int, with_sandbox: bool = True) -> N
             "ERASURE_DATABASE_URL": database_url,
             "ERASURE_BROKER_URL": broker_url,
             "ERASURE_PUBLIC_URL": public_url,
+            # One person, one machine: sign checkpoints often so certificates come quickly.
+            "ERASURE_AUDIT_CHECKPOINT_INTERVAL_S": "5",
         }
         schema.upgrade(database_url)
         settings = Settings.model_validate(

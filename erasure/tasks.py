@@ -21,7 +21,9 @@ from celery import Celery, Task, shared_task
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
-from erasure import outbox
+from erasure import outbox, retention
+from erasure.audit import store as audit_store
+from erasure.audit.checkpoint import SigningKey
 from erasure.config import Settings
 from erasure.pipeline import confirm as confirm_step
 from erasure.pipeline import resolve as resolve_step
@@ -35,6 +37,8 @@ RELAY_INTERVAL_S = 2.0
 SWEEP_INTERVAL_S = 15.0
 PREDICT_INTERVAL_S = 15.0
 RESOLVE_MAX_RETRIES = 5
+AUDIT_SEQUENCE_INTERVAL_S = 1.0
+RETENTION_INTERVAL_S = 3600.0
 
 
 @dataclass(frozen=True)
@@ -45,6 +49,7 @@ class WorkerResources:
     sessionmaker: Callable[[], Session]
     celery: Celery
     pipeline: Pipeline | None = field(default=None)
+    signing_key: SigningKey | None = field(default=None)
 
 
 def tunables(settings: Settings) -> Tunables:
@@ -118,6 +123,11 @@ def create_celery(settings: Settings) -> Celery:
             "predict": tick("erasure.predict", PREDICT_INTERVAL_S),
             "dispatch-callbacks": tick("erasure.dispatch_callbacks", CALLBACK_INTERVAL_S),
             "send-callbacks": tick("erasure.send_callbacks", CALLBACK_INTERVAL_S),
+            "sequence-audit": tick("erasure.sequence_audit", AUDIT_SEQUENCE_INTERVAL_S),
+            "checkpoint-audit": tick(
+                "erasure.checkpoint_audit", settings.audit_checkpoint_interval_s
+            ),
+            "shred-expired": tick("erasure.shred_expired", RETENTION_INTERVAL_S),
         },
     )
     return app
@@ -283,3 +293,42 @@ def send_callbacks(self: ErasureTask) -> int:
                 break
         sent += 1
     return sent
+
+
+@shared_task(name="erasure.sequence_audit", base=ErasureTask, bind=True, acks_late=True)  # type: ignore[untyped-decorator]
+def sequence_audit(self: ErasureTask) -> int:
+    """Give queued audit leaves their positions in the Merkle tree (one sequencer at a time)."""
+    total = 0
+    with self.new_session() as session:
+        while count := audit_store.sequence(session):
+            session.commit()
+            total += count
+    return total
+
+
+@shared_task(name="erasure.checkpoint_audit", base=ErasureTask, bind=True, acks_late=True)  # type: ignore[untyped-decorator]
+def checkpoint_audit(self: ErasureTask) -> int:
+    """Sign a checkpoint of the tree if it grew; returns the signed size, or 0."""
+    resources = self.resources()
+    if resources.signing_key is None:
+        logger.warning("no audit signing key configured: checkpoints are not being signed")
+        return 0
+    with self.new_session() as session, session.begin():
+        while audit_store.sequence(session):
+            pass
+        checkpoint = audit_store.sign_checkpoint(
+            session, resources.signing_key, origin=resources.settings.checkpoint_origin
+        )
+        return checkpoint.size if checkpoint else 0
+
+
+@shared_task(name="erasure.shred_expired", base=ErasureTask, bind=True, acks_late=True)  # type: ignore[untyped-decorator]
+def shred_expired(self: ErasureTask) -> int:
+    """Crypto-shred the identifiers of requests whose retention period has ended."""
+    days = self.resources().settings.retention_days
+    total = 0
+    with self.new_session() as session:
+        while count := retention.shred_expired(session, retention=timedelta(days=days)):
+            session.commit()
+            total += count
+    return total

@@ -13,6 +13,7 @@ import redis
 from celery.signals import worker_init, worker_process_init
 
 from erasure import tasks
+from erasure.audit.checkpoint import load_signing_key
 from erasure.config import Settings
 from erasure.db import make_engine, make_sessionmaker
 from erasure.identifiers import Vault
@@ -72,6 +73,7 @@ def _install(**_: Any) -> None:
             sessionmaker=pipeline.sessionmaker,
             celery=celery_app,
             pipeline=pipeline,
+            signing_key=load_signing_key(settings.audit_signing_key_file),
         )
     )
 

@@ -23,6 +23,7 @@ import binascii
 import hashlib
 import re
 from dataclasses import dataclass
+from pathlib import Path
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
@@ -347,3 +348,8 @@ def open_checkpoint(
 def read_checkpoint_unverified(note: str | bytes) -> Checkpoint:
     """Parse a signed checkpoint WITHOUT checking signatures (exporters' sanity checks only)."""
     return Checkpoint.parse(parse_note(note).text)
+
+
+def load_signing_key(path: Path | None) -> SigningKey | None:
+    """The signing key in the file at `path` (written by `erasure keys generate`), or None."""
+    return None if path is None else SigningKey.parse(path.read_text())

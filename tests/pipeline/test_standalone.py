@@ -14,6 +14,8 @@ from typing import Any
 import pytest
 import requests
 
+from erasure.audit.certificate import verify_certificate
+from erasure.audit.checkpoint import VerifierKey
 from tests.pipeline.harness import free_port
 
 pytestmark = [pytest.mark.worker, pytest.mark.slow]
@@ -63,6 +65,19 @@ def _stop(process: subprocess.Popen[bytes]) -> int:
         raise
 
 
+def _certificate(url: str, request_id: str, headers: dict[str, str], timeout: float = 60) -> bytes:
+    deadline = time.monotonic() + timeout
+    while True:
+        response = requests.get(
+            f"{url}/v1/erasure-requests/{request_id}/certificate", headers=headers, timeout=10
+        )
+        if response.status_code == 200:
+            return response.content
+        assert response.status_code == 409 and response.json()["code"] == "not_ready", response.text
+        assert time.monotonic() < deadline, "no checkpoint covered the request in time"
+        time.sleep(float(response.headers.get("Retry-After", "1")))
+
+
 def test_standalone_completes_a_demo_request_and_keeps_it_across_restarts(
     tmp_path: Path,
 ) -> None:
@@ -93,6 +108,14 @@ def test_standalone_completes_a_demo_request_and_keeps_it_across_restarts(
             time.sleep(0.5)
         assert body["status"] == "completed", (body, log.read_text()[-3000:])
         assert body["targets"] == {"deleted": 1}
+        # The certificate of erasure arrives once the worker has checkpointed the request's
+        # leaves, and verifies offline with nothing but the published public key.
+        certificate = _certificate(url, request_id, headers)
+        verifier = VerifierKey.parse(
+            requests.get(f"{url}/v1/audit/public-key", timeout=10).text.strip()
+        )
+        report = verify_certificate(certificate, verifier)
+        assert report.ok, report.findings
     finally:
         code = _stop(process)
     assert code == 0, log.read_text()[-3000:]
