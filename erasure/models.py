@@ -384,6 +384,9 @@ class OutboxMessage(Base):
     )
     published_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     publish_attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    correlation_id: Mapped[str | None] = mapped_column(
+        String(64), comment="of the HTTP request or task that caused it, for the logs"
+    )
 
     __table_args__ = (
         Index(

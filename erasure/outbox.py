@@ -7,23 +7,30 @@ Framework-free: publishing goes through a callable the Celery edge provides.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from erasure import correlation
 from erasure.models import OutboxMessage
 
-Publisher = Callable[[str, Sequence[Any]], None]
+
+class Publisher(Protocol):
+    def __call__(
+        self, task_name: str, args: Sequence[Any], *, correlation_id: str | None = None
+    ) -> None: ...
 
 
 def enqueue(
     session: Session, task_name: str, args: Sequence[Any], *, not_before: datetime | None = None
 ) -> OutboxMessage:
     """Record work to publish after commit. `args` are ids only. Does not commit."""
-    message = OutboxMessage(task_name=task_name, args=list(args))
+    message = OutboxMessage(
+        task_name=task_name, args=list(args), correlation_id=correlation.current.get()
+    )
     if not_before is not None:
         message.available_at = not_before
     session.add(message)
@@ -47,7 +54,7 @@ def publish_due(session: Session, publish: Publisher, *, limit: int = 500) -> in
     ).all()
     for message in rows:
         message.publish_attempts += 1
-        publish(message.task_name, message.args)
+        publish(message.task_name, message.args, correlation_id=message.correlation_id)
         message.published_at = now
     return len(rows)
 

@@ -170,8 +170,10 @@ class RelayKicker:
 
 
 def publisher(app: Celery) -> outbox.Publisher:
-    def publish(task_name: str, args: Sequence[Any]) -> None:
-        app.send_task(task_name, args=list(args))
+    def publish(task_name: str, args: Sequence[Any], *, correlation_id: str | None = None) -> None:
+        # A custom message header: the worker's task_prerun handler logs under this id.
+        headers = {"correlation_id": correlation_id} if correlation_id else None
+        app.send_task(task_name, args=list(args), headers=headers)
 
     return publish
 

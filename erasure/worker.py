@@ -17,6 +17,8 @@ from erasure.audit.checkpoint import load_signing_key
 from erasure.config import Settings
 from erasure.db import make_engine, make_sessionmaker
 from erasure.identifiers import Vault
+from erasure.observability import task_signals
+from erasure.observability.logs import configure_logging
 from erasure.pipeline.context import Pipeline
 from erasure.pipeline.salesforce_port import ClientFactory, Clients, SalesforcePort
 from erasure.salesforce import (
@@ -29,6 +31,8 @@ from erasure.salesforce import (
 )
 
 settings = Settings.from_env()
+configure_logging(settings.log_level)
+task_signals.connect()
 celery_app = tasks.create_celery(settings)
 celery_app.set_current()
 celery_app.set_default()

@@ -15,7 +15,9 @@ from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import Any
 
-correlation_id: ContextVar[str | None] = ContextVar("correlation_id", default=None)
+from erasure import correlation
+
+correlation_id = correlation.current
 task_name: ContextVar[str | None] = ContextVar("task_name", default=None)
 
 _REDACTIONS = [

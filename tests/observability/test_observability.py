@@ -90,3 +90,44 @@ def test_redaction_leaves_ids_alone() -> None:
     assert JsonFormatter().format(
         logging.LogRecord("x", logging.INFO, __file__, 1, text, None, None)
     )
+
+
+def test_the_correlation_id_travels_from_the_http_request_into_the_tasks_it_causes(
+    client: FlaskClient, org: Org, officer_headers: dict[str, str], db_session: Session
+) -> None:
+    from erasure import outbox
+    from erasure.observability import task_signals
+
+    response = client.post(
+        "/v1/erasure-requests",
+        json={"subject": {"phone": "+14155552671"}, "regulation": "gdpr"},
+        headers=officer_headers | {"X-Request-Id": "req-7f3a9c21"},
+    )
+    assert response.status_code == 202 and response.headers["X-Request-Id"] == "req-7f3a9c21"
+    published: list[tuple[str, str | None]] = []
+    outbox.publish_due(
+        db_session,
+        lambda name, args, correlation_id=None: published.append((name, correlation_id)),
+    )
+    assert ("erasure.resolve", "req-7f3a9c21") in published
+
+    # In the worker, the message header becomes the task's correlation id, and its run is timed.
+    class FakeRequest:
+        correlation_id = "req-7f3a9c21"
+
+    class Task:
+        name = "erasure.resolve"
+        request = FakeRequest()
+
+    task_signals._on_prerun(task_id="t-1", task=Task())
+    assert correlation_id.get() == "req-7f3a9c21"
+    headers: dict[str, str] = {}
+    task_signals._on_publish(headers=headers)  # a task it publishes carries the id on
+    assert headers == {"correlation_id": "req-7f3a9c21"}
+    task_signals._on_postrun(task_id="t-1", task=Task(), state="SUCCESS")
+    assert correlation_id.get() is None
+    from prometheus_client import REGISTRY
+
+    assert REGISTRY.get_sample_value(
+        "erasure_task_seconds_count", {"task": "erasure.resolve", "outcome": "success"}
+    )
