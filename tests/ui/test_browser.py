@@ -1,7 +1,8 @@
 """The console in headless Chromium (Debian's /usr/bin/chromium, driven by Playwright): an officer
 signs in, submits a request, watches it reach `completed` against the Salesforce sandbox, downloads
 its certificate and verifies it offline; an auditor sees neither the officer's pages nor actions.
-Saves the screenshots the README shows (docs/console-*.png).
+Takes the screenshots the README shows: into docs/ with ERASURE_SCREENSHOTS=1 (to refresh
+them), else into the test's temporary directory, so a test run leaves the tree clean.
 
 The pipeline runs in this process, step by step (resolve, quota-scheduled delete, confirm against
 the sandbox over HTTPS), exactly as tests/pipeline drives it; the Celery worker path is covered
@@ -10,6 +11,7 @@ by tests/pipeline/test_worker.py.
 
 from __future__ import annotations
 
+import os
 import re
 import secrets
 import threading
@@ -122,6 +124,7 @@ def test_officer_submits_watches_completion_and_verifies_certificate(
     signing_key: SigningKey,
     tmp_path: Path,
 ) -> None:
+    shots = DOCS if os.environ.get("ERASURE_SCREENSHOTS") == "1" else tmp_path / "screenshots"
     context = browser.new_context(viewport={"width": 1100, "height": 900}, accept_downloads=True)  # type: ignore[attr-defined]
     context.set_default_timeout(TIMEOUT_MS)
     page = context.new_page()
@@ -148,8 +151,8 @@ def test_officer_submits_watches_completion_and_verifies_certificate(
     page.reload()
     page.locator('#status[data-status="completed"]').wait_for()
     assert page.locator("td", has_text="deleted").count() >= 1
-    DOCS.mkdir(exist_ok=True)
-    page.screenshot(path=str(DOCS / "console-request.png"), full_page=True)
+    shots.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(shots / "console-request.png"), full_page=True)
 
     with page.expect_download() as download_info:
         page.locator("#certificate").click()
@@ -160,10 +163,10 @@ def test_officer_submits_watches_completion_and_verifies_certificate(
 
     page.get_by_role("link", name="Requests", exact=True).click()
     page.get_by_role("heading", name="Requests").wait_for()
-    page.screenshot(path=str(DOCS / "console-list.png"), full_page=True)
+    page.screenshot(path=str(shots / "console-list.png"), full_page=True)
     page.get_by_role("link", name="Dashboard").click()
     page.get_by_role("heading", name="Requests by state").wait_for()
-    page.screenshot(path=str(DOCS / "console-dashboard.png"), full_page=True)
+    page.screenshot(path=str(shots / "console-dashboard.png"), full_page=True)
 
     # Phone width: the same pages stay usable (no horizontal page scroll beyond tables).
     page.set_viewport_size({"width": 390, "height": 800})
