@@ -13,7 +13,7 @@ from sqlalchemy import select
 from erasure.intake.auth import current_key, requires
 from erasure.intake.body import read_json_object
 from erasure.intake.openapi import Documented, documented, query_param
-from erasure.intake.problems import Problem
+from erasure.intake.problems import Problem, field_error
 from erasure.intake.resources import get_session, web_resources
 from erasure.intake.schemas import ProblemOut
 from erasure.intake.views import parse_body
@@ -112,13 +112,7 @@ def _render_delivery(row: CallbackDelivery) -> dict[str, Any]:
 
 
 def _invalid(field: str, detail: str) -> Problem:
-    return Problem(
-        422,
-        "Invalid request",
-        f"{field}: {detail}",
-        code="validation_error",
-        errors=[{"field": field, "detail": detail}],
-    )
+    return field_error(422, field, detail, code="validation_error")
 
 
 @bp.post("/callback-subscriptions")

@@ -17,7 +17,7 @@ from erasure.errors import NotFound
 from erasure.intake.auth import requires
 from erasure.intake.body import read_body, read_json_object
 from erasure.intake.openapi import Documented, documented
-from erasure.intake.problems import Problem
+from erasure.intake.problems import Problem, field_error
 from erasure.intake.resources import get_session, web_resources
 from erasure.intake.schemas import ProblemOut
 from erasure.intake.views import parse_body
@@ -184,13 +184,7 @@ def _parse(model: type[BaseModel]) -> Any:
 
 
 def _invalid(field: str, detail: str) -> Problem:
-    return Problem(
-        422,
-        "Invalid request",
-        f"{field}: {detail}",
-        code="validation_error",
-        errors=[{"field": field, "detail": detail}],
-    )
+    return field_error(422, field, detail, code="validation_error")
 
 
 @bp.post("/webhook-sources")
