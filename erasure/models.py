@@ -523,7 +523,7 @@ class WebhookScheme(StrEnum):
     JIRA = "jira"  # X-Hub-Signature: sha256=<hex HMAC-SHA256 of the body>
     ZENDESK = "zendesk"  # base64 HMAC-SHA256 of timestamp + body
     STANDARD_WEBHOOKS = "standard_webhooks"  # webhook-id/-timestamp/-signature, v1
-    SHARED_SECRET = "shared_secret"  # a secret header only: no body integrity (ServiceNow legacy)
+    SHARED_SECRET = "shared_secret"  # noqa: S105  # names a scheme (a secret header, no body integrity), holds no secret
 
 
 class DeliveryOutcome(StrEnum):
