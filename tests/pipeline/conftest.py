@@ -139,7 +139,9 @@ class World:
         """Publish the outbox by running resolve messages in this process."""
         messages: list[tuple[str, list[Any]]] = []
         with self.session() as session, session.begin():
-            outbox.publish_due(session, lambda name, args, correlation_id=None: messages.append((name, list(args))))
+            outbox.publish_due(
+                session, lambda name, args, correlation_id=None: messages.append((name, list(args)))
+            )
         for name, args in messages:
             self.published.append((name, args))
             if name == workflow.RESOLVE_TASK:
