@@ -83,6 +83,11 @@ def read_json_object(*, max_bytes: int, max_depth: int) -> dict[str, Any]:
         raise Problem(
             400, "Malformed JSON", "the body is not UTF-8", code="malformed_json"
         ) from exc
+    if "\x00" in text or "\\u0000" in text:
+        # Postgres text cannot hold NUL; refuse it here rather than fail on the way in.
+        raise Problem(
+            400, "Malformed JSON", "strings may not contain NUL characters", code="malformed_json"
+        )
     if _depth(text) > max_depth:
         raise Problem(
             400,

@@ -144,7 +144,8 @@ def _problem_model() -> type[BaseModel]:
 
 
 def _common_errors(authenticated: bool, has_body: bool) -> dict[int, str]:
-    errors: dict[int, str] = {}
+    # Any request can be malformed (a NUL in the path or query, for one).
+    errors: dict[int, str] = {400: "Malformed request."}
     if authenticated:
         errors |= {401: "No valid API key.", 403: "The key's role may not use this endpoint."}
     if has_body:

@@ -146,6 +146,7 @@ CASES = [
     ),
     ("unknown org", with_(org="nope"), JSON, 422, "unknown_org", "org"),
     ("wrong type", with_(subject="+14155552671"), JSON, 422, "validation_error", "subject"),
+    ("NUL in a string", with_(notes="a\u0000b"), JSON, 400, "malformed_json", None),
 ]
 
 
@@ -273,3 +274,19 @@ def test_bad_cursor_is_400(client: FlaskClient, officer_headers: dict[str, str])
     response = client.get("/v1/erasure-requests?cursor=garbage", headers=officer_headers)
     assert response.status_code == 400
     assert response.get_json()["errors"][0]["field"] == "cursor"
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["/v1/erasure-requests?reference_id=a%00b", "/v1/webhooks/a%00b", "/v1/erasure-requests/x%00"],
+)
+def test_nul_in_a_path_or_query_is_400(
+    client: FlaskClient, officer_headers: dict[str, str], path: str
+) -> None:
+    response = (
+        client.get(path, headers=officer_headers)
+        if "?" in path
+        else client.post(path, headers=officer_headers)
+    )
+    assert response.status_code == 400
+    assert response.mimetype == "application/problem+json"
