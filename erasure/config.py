@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import ipaddress
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
@@ -142,6 +143,13 @@ class Settings(BaseSettings):
     salesforce_read_timeout_s: float = Field(
         30.0, gt=0, description="Read timeout of every Salesforce call, seconds."
     )
+    callback_allowed_networks: Annotated[tuple[str, ...], NoDecode] = Field(
+        (),
+        description="Networks (CIDR, comma-separated, e.g. `10.20.0.0/16,127.0.0.1/32`) that "
+        "callback and ticket-comment URLs may reach although not public. Unset: private, "
+        "loopback, link-local and metadata addresses are refused when subscribing and when "
+        "delivering (SSRF guard); set it for on-premise receivers.",
+    )
 
     @field_validator("encryption_keys", mode="before")
     @classmethod
@@ -156,6 +164,20 @@ class Settings(BaseSettings):
                     raise ValueError(f"encryption key id {key_id!r} appears twice")
                 keys[key_id] = material
             return keys
+        return value
+
+    @field_validator("callback_allowed_networks", mode="before")
+    @classmethod
+    def _parse_networks(cls, value: object) -> object:
+        if isinstance(value, str):
+            value = tuple(part.strip() for part in value.split(",") if part.strip())
+        if isinstance(value, (list, tuple)):
+            try:
+                return tuple(str(ipaddress.ip_network(str(n), strict=False)) for n in value)
+            except ValueError as exc:
+                raise ValueError(
+                    "callback_allowed_networks: CIDR networks, comma-separated"
+                ) from exc
         return value
 
     @field_validator("encryption_keys")

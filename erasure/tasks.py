@@ -263,10 +263,12 @@ def _callback_senders(settings: Settings) -> Any:
 
     from erasure.identifiers import Vault
     from erasure.integrations.callbacks import Senders
-    from erasure.integrations.transport import RequestsTransport
+    from erasure.integrations.transport import AddressGuard, RequestsTransport
 
     return Senders(
-        transport=RequestsTransport(),
+        transport=RequestsTransport(
+            guard=AddressGuard.allowing(settings.callback_allowed_networks)
+        ),
         vault=Vault(settings.encryption_key_bytes),
         processor_common_name=urlsplit(settings.public_url).hostname or "localhost",
     )

@@ -18,6 +18,7 @@ from erasure.intake.resources import get_session, web_resources
 from erasure.intake.schemas import ProblemOut
 from erasure.intake.views import parse_body
 from erasure.integrations import callbacks
+from erasure.integrations.transport import AddressGuard
 from erasure.models import (
     CallbackChannel,
     CallbackDelivery,
@@ -154,6 +155,7 @@ def create_subscription() -> Response:
             session,
             url=body.url,
             vault=web_resources().protection.vault,
+            guard=AddressGuard.allowing(settings.callback_allowed_networks),
             api_key_id=api_key_id,
             webhook_source_id=source_id,
         )

@@ -19,6 +19,7 @@ from erasure.intake.resources import get_session, web_resources
 from erasure.intake.schemas import ProblemOut
 from erasure.intake.views import parse_body
 from erasure.integrations import callbacks, opendsr, processor
+from erasure.integrations.transport import AddressGuard
 from erasure.models import ErasureRequest, Role
 from erasure.workflow import Identifier
 
@@ -169,6 +170,7 @@ def create_subject_request() -> Response:
             api_key_id=current_key().id,
             protection=resources.protection,
             default_org=settings.default_org,
+            guard=AddressGuard.allowing(settings.callback_allowed_networks),
         )
     except callbacks.InvalidCallbackUrl as exc:
         field = "status_callback_urls"

@@ -27,7 +27,7 @@ from sqlalchemy.orm import Session
 from erasure.errors import InvalidTransition, NotFound
 from erasure.identifiers import Sealed, Vault
 from erasure.integrations import comments, processor, signatures
-from erasure.integrations.transport import Transport, TransportError
+from erasure.integrations.transport import AddressGuard, BlockedAddress, Transport, TransportError
 from erasure.models import (
     AuditLeaf,
     CallbackChannel,
@@ -89,22 +89,41 @@ class InvalidCallbackUrl(ValueError):
     pass
 
 
-def check_url(url: str) -> str:
-    """https, or http to a loopback address (local receivers); no credentials in the URL."""
+def _check_form(url: str) -> None:
     parts = urlsplit(url)
     host = parts.hostname or ""
     if parts.username or parts.password:
         raise InvalidCallbackUrl("a callback URL must not carry credentials")
     if parts.scheme == "https" and host:
-        return url
+        return
     if parts.scheme == "http":
         try:
             if ipaddress.ip_address(host).is_loopback:
-                return url
+                return
         except ValueError:
             if host == "localhost":
-                return url
+                return
     raise InvalidCallbackUrl("a callback URL must be https (http only to a loopback address)")
+
+
+def check_url(url: str, *, guard: AddressGuard) -> str:
+    """https, or http to a loopback address (local receivers); no credentials in the URL; and
+    (SSRF) not a name or address that resolves to a private, loopback, link-local or metadata
+    address unless the guard allows that network. Delivery checks the address again."""
+    _check_form(url)
+    parts = urlsplit(url)
+    try:
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+    except ValueError:
+        raise InvalidCallbackUrl("a callback URL must have a valid port") from None
+    try:
+        guard.check_host(parts.hostname or "", port)
+    except BlockedAddress:
+        raise InvalidCallbackUrl(
+            "a callback URL must reach a public address (private, loopback, link-local and "
+            "metadata addresses are refused unless ERASURE_CALLBACK_ALLOWED_NETWORKS allows them)"
+        ) from None
+    return url
 
 
 def secret_context(subscription_id: uuid.UUID) -> str:
@@ -116,6 +135,7 @@ def subscribe(
     *,
     url: str,
     vault: Vault,
+    guard: AddressGuard,
     channel: CallbackChannel = CallbackChannel.STANDARD_WEBHOOKS,
     api_key_id: uuid.UUID | None = None,
     webhook_source_id: uuid.UUID | None = None,
@@ -128,7 +148,7 @@ def subscribe(
     subscription = CallbackSubscription(
         id=uuid.uuid4(),
         channel=channel,
-        url=check_url(url),
+        url=check_url(url, guard=guard),
         api_key_id=api_key_id,
         webhook_source_id=webhook_source_id,
         request_id=request_id,

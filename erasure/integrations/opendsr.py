@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 from erasure import workflow
 from erasure.errors import InvalidTransition, NotFound
 from erasure.integrations import callbacks
+from erasure.integrations.transport import AddressGuard
 from erasure.models import (
     CallbackChannel,
     ErasureRequest,
@@ -64,12 +65,13 @@ def create(
     api_key_id: uuid.UUID,
     protection: workflow.Protection,
     default_org: str | None,
+    guard: AddressGuard,
 ) -> tuple[ErasureRequest, bool]:
     """The erasure for this subject request: (request, True) when created now, (the existing
     one, False) on a retry with the same `subject_request_id`. Raises InvalidCallbackUrl,
     UnknownOrg."""
     for url in request.status_callback_urls:
-        callbacks.check_url(url)
+        callbacks.check_url(url, guard=guard)
     session.execute(
         select(func.pg_advisory_xact_lock(_lock_key(api_key_id, request.subject_request_id)))
     )
@@ -98,6 +100,7 @@ def create(
             session,
             url=url,
             vault=protection.vault,
+            guard=guard,
             channel=CallbackChannel.OPENDSR,
             request_id=erasure_request.id,
         )

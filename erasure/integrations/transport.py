@@ -1,19 +1,81 @@
 """Outbound HTTP for callbacks and ticket comments, behind a small Protocol so the domain code
 never imports an HTTP client. The real one uses `requests` with timeouts and no redirects (a
-redirect would let a receiver point our signed POST at another host)."""
+redirect would let a receiver point our signed POST at another host), and an SSRF guard: it
+refuses to connect to private, loopback, link-local, metadata or otherwise non-public addresses
+unless a network is explicitly allowed. The guard checks the address each socket actually
+connects to, before a byte is sent, so a name that is re-pointed after it was checked (DNS
+rebinding) is still refused."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Protocol
+import ipaddress
+import socket
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol, TypeVar
+from urllib.parse import urlsplit
 
 import requests
+from requests.adapters import HTTPAdapter
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+from urllib3.exceptions import NewConnectionError
 
 TIMEOUT_S = (5.0, 15.0)  # connect, read
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+Address = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+#: Cloud metadata services (besides 169.254.169.254, already link-local).
+METADATA = (
+    ipaddress.ip_network("fd00:ec2::254/128"),  # AWS IMDS over IPv6
+    ipaddress.ip_network("100.100.100.200/32"),  # Alibaba Cloud
+)
 
 
 class TransportError(Exception):
     """The request did not get an HTTP answer. The message holds no URL and no body."""
+
+
+class BlockedAddress(TransportError):
+    """The destination is not a public address, and no allowed network holds it."""
+
+
+@dataclass(frozen=True)
+class AddressGuard:
+    """Which destination addresses outbound calls may reach: public ones, plus `allowed`
+    networks (tests, on-premise receivers: `ERASURE_CALLBACK_ALLOWED_NETWORKS`)."""
+
+    allowed: tuple[Network, ...] = ()
+
+    @classmethod
+    def allowing(cls, networks: Iterable[str]) -> AddressGuard:
+        return cls(tuple(ipaddress.ip_network(n, strict=False) for n in networks))
+
+    def permits(self, address: str | Address) -> bool:
+        ip = ipaddress.ip_address(address) if isinstance(address, str) else address
+        if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+            ip = ip.ipv4_mapped  # ::ffff:10.0.0.1 is 10.0.0.1
+        if any(ip in network for network in self.allowed):
+            return True
+        if any(ip in network for network in METADATA):
+            return False
+        return ip.is_global and not ip.is_multicast
+
+    def check_host(self, host: str, port: int) -> None:
+        """Raise BlockedAddress when `host` is, or resolves to, an address not permitted (every
+        address it resolves to must be). A name that does not resolve passes: nothing can be
+        sent to it, and the connection-time check stays authoritative."""
+        try:
+            addresses = {ipaddress.ip_address(host.strip("[]"))}
+        except ValueError:
+            try:
+                infos = socket.getaddrinfo(host, port, proto=socket.IPPROTO_TCP)
+            except (socket.gaierror, UnicodeError):
+                return
+            addresses = {ipaddress.ip_address(str(info[4][0]).split("%")[0]) for info in infos}
+        if not all(self.permits(a) for a in addresses):
+            raise BlockedAddress("the destination is not a public address")
 
 
 class Transport(Protocol):
@@ -22,13 +84,56 @@ class Transport(Protocol):
         ...
 
 
+_C = TypeVar("_C", bound=HTTPConnection)
+
+
+def _guarded_connection(base: type[_C], guard: AddressGuard) -> type[_C]:
+    class Guarded(base):  # type: ignore[valid-type,misc]
+        def _new_conn(self) -> socket.socket:
+            sock: socket.socket = super()._new_conn()
+            peer = str(sock.getpeername()[0]).split("%")[0]
+            if not guard.permits(peer):
+                sock.close()
+                raise NewConnectionError(self, "BlockedAddress: not a public address")
+            return sock
+
+    return Guarded
+
+
+class _GuardedAdapter(HTTPAdapter):
+    def __init__(self, guard: AddressGuard) -> None:
+        self._guard = guard
+        super().__init__()
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        guard = self._guard
+
+        class HttpPool(HTTPConnectionPool):
+            ConnectionCls = _guarded_connection(HTTPConnection, guard)
+
+        class HttpsPool(HTTPSConnectionPool):
+            ConnectionCls = _guarded_connection(HTTPSConnection, guard)
+
+        self.poolmanager.pool_classes_by_scheme = {"http": HttpPool, "https": HttpsPool}
+
+
 class RequestsTransport:
-    def __init__(self, *, timeout_s: tuple[float, float] = TIMEOUT_S) -> None:
+    def __init__(
+        self, *, timeout_s: tuple[float, float] = TIMEOUT_S, guard: AddressGuard | None = None
+    ) -> None:
+        self._guard = guard or AddressGuard()
         self._session = requests.Session()
         self._session.trust_env = False  # no proxy or netrc from the environment
+        for prefix in ("http://", "https://"):
+            self._session.mount(prefix, _GuardedAdapter(self._guard))
         self._timeout_s = timeout_s
 
     def send(self, method: str, url: str, *, body: bytes, headers: Mapping[str, str]) -> int:
+        parts = urlsplit(url)
+        self._guard.check_host(
+            parts.hostname or "", parts.port or (443 if parts.scheme == "https" else 80)
+        )
         try:
             response = self._session.request(
                 method,

@@ -8,7 +8,9 @@ from collections.abc import Callable
 import pytest
 from sqlalchemy.orm import Session
 
+from erasure.config import Settings
 from erasure.integrations import sources
+from erasure.integrations.transport import AddressGuard
 from erasure.models import Source, WebhookScheme, WebhookSource
 from erasure.workflow import Protection
 
@@ -33,3 +35,18 @@ def make_source(db_session: Session, protection: Protection) -> MakeSource:
         return source, secret
 
     return make
+
+
+#: The local receivers and fake ticket systems of these tests listen on loopback, which the SSRF
+#: guard refuses unless allowed (as an on-premise deployment would allow its own network).
+LOOPBACK = ("127.0.0.0/8", "::1/128")
+
+
+@pytest.fixture(scope="session")
+def settings(settings: Settings) -> Settings:
+    return settings.model_copy(update={"callback_allowed_networks": LOOPBACK})
+
+
+@pytest.fixture
+def guard() -> AddressGuard:
+    return AddressGuard.allowing(LOOPBACK)

@@ -15,7 +15,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from erasure.integrations import callbacks
-from erasure.integrations.transport import RequestsTransport
+from erasure.integrations.transport import AddressGuard, RequestsTransport
 from erasure.models import (
     AuditLeaf,
     CallbackDelivery,
@@ -26,6 +26,7 @@ from erasure.models import (
 )
 from erasure.workflow import Protection
 from tests.conftest import KeyMaker
+from tests.integrations.conftest import LOOPBACK
 from tests.integrations.receivers import receiver
 
 PHONE = "+14155552671"
@@ -36,7 +37,7 @@ LINKS = callbacks.Links("https://erasure.test")
 @pytest.fixture
 def senders(protection: Protection) -> callbacks.Senders:
     return callbacks.Senders(
-        transport=RequestsTransport(timeout_s=(2.0, 5.0)),
+        transport=RequestsTransport(timeout_s=(2.0, 5.0), guard=AddressGuard.allowing(LOOPBACK)),
         vault=protection.vault,
         processor_common_name="erasure.test",
     )

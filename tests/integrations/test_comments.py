@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from erasure.audit import leaves
 from erasure.integrations import callbacks
-from erasure.integrations.transport import RequestsTransport
+from erasure.integrations.transport import AddressGuard, RequestsTransport
 from erasure.models import (
     AuditLeaf,
     CallbackDelivery,
@@ -27,7 +27,7 @@ from erasure.models import (
     Source,
 )
 from erasure.workflow import Protection
-from tests.integrations.conftest import MakeSource
+from tests.integrations.conftest import LOOPBACK, MakeSource
 from tests.integrations.receivers import Received, receiver
 from tests.integrations.senders import SENDERS, dumps
 
@@ -110,7 +110,7 @@ def test_comment_back_on_completion_and_failure(
         db_session.flush()
         callbacks.dispatch(db_session, links=callbacks.Links("https://erasure.test"))
         senders = callbacks.Senders(
-            transport=RequestsTransport(),
+            transport=RequestsTransport(guard=AddressGuard.allowing(LOOPBACK)),
             vault=protection.vault,
             processor_common_name="erasure.test",
         )
@@ -156,7 +156,7 @@ def test_wrong_comment_credentials_are_retried_not_lost(
         leaves.append(db_session, kind="request.failed", request_id=request_id, data={})
         callbacks.dispatch(db_session, links=callbacks.Links("https://erasure.test"))
         senders = callbacks.Senders(
-            transport=RequestsTransport(),
+            transport=RequestsTransport(guard=AddressGuard.allowing(LOOPBACK)),
             vault=protection.vault,
             processor_common_name="erasure.test",
         )

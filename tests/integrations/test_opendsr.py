@@ -12,10 +12,11 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from erasure.integrations import callbacks, processor
-from erasure.integrations.transport import RequestsTransport
+from erasure.integrations.transport import AddressGuard, RequestsTransport
 from erasure.models import AuditLeaf, ErasureRequest, IntegrationCursor, Org, RequestStatus, Role
 from erasure.workflow import Protection
 from tests.conftest import KeyMaker
+from tests.integrations.conftest import LOOPBACK
 from tests.integrations.receivers import receiver
 
 EMAIL = "opendsr.canary@example.com"
@@ -85,7 +86,7 @@ def test_opendsr_walk(
 
         assert callbacks.dispatch(db_session, links=callbacks.Links("https://erasure.test")) == 2
         senders = callbacks.Senders(
-            transport=RequestsTransport(),
+            transport=RequestsTransport(guard=AddressGuard.allowing(LOOPBACK)),
             vault=protection.vault,
             processor_common_name="erasure.test",
         )
