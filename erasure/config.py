@@ -78,6 +78,38 @@ class Settings(BaseSettings):
     max_json_depth: int = Field(
         8, ge=2, le=64, description="Deepest accepted JSON nesting of a request body (400 above)."
     )
+    max_webhook_json_depth: int = Field(
+        32,
+        ge=2,
+        le=256,
+        description="Deepest accepted JSON nesting of an inbound ticketing webhook (their "
+        "payloads nest deeper than API bodies; 400 above).",
+    )
+    rate_limit_requests: int = Field(
+        1200,
+        ge=0,
+        description="Requests one API key may make per `rate_limit_window_s` (429 with "
+        "Retry-After above; 0 turns the limit off). Counted in Redis, shared by all workers.",
+    )
+    rate_limit_window_s: int = Field(
+        60, ge=1, description="The window of `rate_limit_requests`, in seconds."
+    )
+    auth_failure_limit: int = Field(
+        20,
+        ge=0,
+        description="Failed authentications per key prefix and per client address after which "
+        "that prefix or address is answered 429 until `auth_failure_window_s` ends (0: off).",
+    )
+    auth_failure_window_s: int = Field(
+        300, ge=1, description="The window of `auth_failure_limit`, in seconds."
+    )
+    forwarded_hops: int = Field(
+        0,
+        ge=0,
+        le=8,
+        description="Trusted proxies in front of the API: the client address is taken that many "
+        "entries from the right of X-Forwarded-For (0: the socket's address).",
+    )
     idempotency_ttl_s: int = Field(
         86400, ge=60, description="How long an Idempotency-Key is remembered, in seconds."
     )

@@ -1,7 +1,9 @@
 """Bearer API-key authentication and role checks for the HTTP API.
 
 401 when no valid key is presented (missing, malformed, unknown or revoked: one answer for all,
-so a caller learns nothing about which); 403 when the key's role may not use the endpoint.
+so a caller learns nothing about which); 403 when the key's role may not use the endpoint; 429
+(with Retry-After) when the key is over its request rate, or its prefix or the caller's address
+has failed to authenticate too often (`erasure.intake.limits`).
 """
 
 from __future__ import annotations
@@ -12,7 +14,8 @@ from typing import ParamSpec, TypeVar
 
 from flask import g, request
 
-from erasure.api_keys import authenticate
+from erasure.api_keys import authenticate, parse_prefix
+from erasure.intake import limits
 from erasure.intake.problems import Problem
 from erasure.intake.resources import get_session
 from erasure.models import ApiKey, Role
@@ -49,8 +52,11 @@ def requires(*roles: Role) -> Callable[[Callable[P, R]], Callable[P, R]]:
             scheme, _, token = header.partition(" ")
             if scheme.lower() != "bearer" or not token.strip():
                 raise _unauthorized()
+            prefix = parse_prefix(token.strip())
+            limits.admit(prefix)
             api_key = authenticate(get_session(), token.strip())
             if api_key is None:
+                limits.record_failure(prefix)
                 raise _unauthorized()
             if api_key.role not in allowed:
                 raise Problem(

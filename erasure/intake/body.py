@@ -111,3 +111,33 @@ def read_json_object(*, max_bytes: int, max_depth: int) -> dict[str, Any]:
             400, "Malformed JSON", "the body must be a JSON object", code="malformed_json"
         )
     return document
+
+
+def guard_body() -> None:
+    """A before_request hook: every JSON body, and every webhook body whatever its type, is held
+    to the size and nesting limits before any view (or signature check) sees it, so a deeply
+    nested document can never reach a JSON parser's recursion limit."""
+    if request.method not in {"POST", "PUT", "PATCH", "DELETE"} or request.path.startswith("/ui"):
+        return
+    webhook = request.path.startswith("/v1/webhooks/")
+    if not webhook and not _is_json_mimetype(request.mimetype):
+        return
+    from erasure.intake.resources import web_resources
+
+    settings = web_resources().settings
+    if request.content_length is not None and request.content_length > settings.max_body_bytes:
+        raise Problem(
+            413,
+            "Content too large",
+            f"the body may be at most {settings.max_body_bytes} bytes",
+            code="content_too_large",
+        )
+    raw = read_body(max_bytes=settings.max_body_bytes)
+    limit = settings.max_webhook_json_depth if webhook else settings.max_json_depth
+    if raw and _depth(raw.decode("utf-8", errors="replace")) > limit:
+        raise Problem(
+            400,
+            "JSON nested too deep",
+            f"nesting deeper than {limit} levels is refused",
+            code="json_too_deep",
+        )

@@ -114,13 +114,19 @@ def build_document(app: Flask, *, title: str = "erasure") -> dict[str, Any]:
                 }
             operation["responses"][str(status)] = response
         for status, description in _common_errors(bool(roles), doc.body is not None).items():
-            operation["responses"].setdefault(
-                str(status),
-                {
-                    "description": description,
-                    "content": {"application/problem+json": {"schema": problem}},
-                },
-            )
+            common: dict[str, Any] = {
+                "description": description,
+                "content": {"application/problem+json": {"schema": problem}},
+            }
+            if status == 429:
+                common["headers"] = {
+                    "Retry-After": {
+                        "description": "Seconds to wait before trying again.",
+                        "required": True,
+                        "schema": {"type": "string", "pattern": "^[0-9]+$"},
+                    }
+                }
+            operation["responses"].setdefault(str(status), common)
         methods = sorted((rule.methods or set()) - {"HEAD", "OPTIONS"})
         for method in methods:
             paths.setdefault(path, {})[method.lower()] = operation
@@ -147,7 +153,12 @@ def _common_errors(authenticated: bool, has_body: bool) -> dict[int, str]:
     # Any request can be malformed (a NUL in the path or query, for one).
     errors: dict[int, str] = {400: "Malformed request."}
     if authenticated:
-        errors |= {401: "No valid API key.", 403: "The key's role may not use this endpoint."}
+        errors |= {
+            401: "No valid API key.",
+            403: "The key's role may not use this endpoint.",
+            429: "Too many requests with this key, or too many failed authentications from this "
+            "key prefix or address; retry after `Retry-After` seconds.",
+        }
     if has_body:
         errors |= {
             400: "Malformed or too deeply nested JSON.",

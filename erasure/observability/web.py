@@ -7,17 +7,21 @@ import time
 
 from flask import Flask, Response, g, jsonify, request
 
+from erasure.intake import body, limits
 from erasure.intake.resources import get_session, web_resources
 from erasure.observability import health, logs, metrics
 
 
 def init_app(app: Flask) -> None:
     heads: set[str] = set()
+    limits.install(app)  # Redis-backed when Redis is configured: shared by every worker
 
     @app.before_request
     def _start() -> None:
         g.started_at = time.perf_counter()
         logs.correlation_id.set(g.get("correlation_id"))
+
+    app.before_request(body.guard_body)  # after the timer: a refused body is still measured
 
     @app.after_request
     def _observe(response: Response) -> Response:

@@ -1,0 +1,258 @@
+"""Abuse limits of the HTTP API: a request rate per API key, and a throttle on failed
+authentications per key prefix and per client address (both answered 429 with Retry-After).
+
+Counters are fixed windows that start at their first hit. They live in Redis
+(`Settings.shared_redis_url`, so every gunicorn worker and every API host share them), and in this
+process only when no Redis is configured (tests, a single-process install). A request costs one
+Redis round trip (one pipeline: the rate counter and the failure counters together); a failed
+authentication costs one more. If Redis cannot be reached the limits fail open: intake keeps
+working, a warning is logged and `erasure_rate_limiter_errors_total` counts it.
+
+Keys hold API-key prefixes (public lookup ids, not secrets) and client addresses; never a secret.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+import redis
+from flask import Flask, current_app, request
+from prometheus_client import Counter
+
+from erasure.config import Settings
+from erasure.intake.problems import Problem
+
+logger = logging.getLogger(__name__)
+
+THROTTLED = Counter(
+    "erasure_http_throttled",
+    "Requests answered 429 by the intake's abuse limits, by reason (rate or auth_failures).",
+    ["reason"],
+)
+LIMITER_ERRORS = Counter(
+    "erasure_rate_limiter_errors",
+    "Rate-limit checks that could not reach Redis (the request was let through).",
+)
+
+_EXTENSION = "erasure_limiter"
+REDIS_PREFIX = "erasure:rl"
+
+
+@dataclass(frozen=True)
+class Window:
+    limit: int
+    seconds: int
+
+
+class Counters(Protocol):
+    def check(
+        self, rate_key: str | None, rate: Window, fail_keys: Sequence[str], fails: Window
+    ) -> tuple[str, int] | None:
+        """Count one request against `rate_key`; (reason, retry-after seconds) when refused."""
+        ...
+
+    def record_failure(self, fail_keys: Sequence[str], fails: Window) -> None: ...
+
+
+def _retry_after(ttl_ms: int, window_s: int) -> int:
+    return max(1, math.ceil(ttl_ms / 1000)) if ttl_ms > 0 else window_s
+
+
+class RedisCounters:
+    def __init__(self, client: redis.Redis, *, prefix: str = REDIS_PREFIX) -> None:
+        self._redis = client
+        self._prefix = prefix
+
+    def check(
+        self, rate_key: str | None, rate: Window, fail_keys: Sequence[str], fails: Window
+    ) -> tuple[str, int] | None:
+        pipe = self._redis.pipeline(transaction=False)
+        if rate_key is not None:
+            name = f"{self._prefix}:rate:{rate_key}"
+            pipe.set(name, 0, ex=rate.seconds, nx=True)
+            pipe.incr(name)
+            pipe.pttl(name)
+        for key in fail_keys:
+            name = f"{self._prefix}:fail:{key}"
+            pipe.get(name)
+            pipe.pttl(name)
+        results = pipe.execute()
+        if rate_key is not None:
+            _, count, ttl = results[:3]
+            results = results[3:]
+            if int(count) > rate.limit:
+                return "rate", _retry_after(int(ttl), rate.seconds)
+        for index in range(0, len(results), 2):
+            count, ttl = results[index], results[index + 1]
+            if count is not None and int(count) >= fails.limit:
+                return "auth_failures", _retry_after(int(ttl), fails.seconds)
+        return None
+
+    def record_failure(self, fail_keys: Sequence[str], fails: Window) -> None:
+        pipe = self._redis.pipeline(transaction=False)
+        for key in fail_keys:
+            name = f"{self._prefix}:fail:{key}"
+            pipe.set(name, 0, ex=fails.seconds, nx=True)
+            pipe.incr(name)
+        pipe.execute()
+
+
+class MemoryCounters:
+    """This process only: for tests and installs without Redis (documented as such)."""
+
+    def __init__(self) -> None:
+        self._guard = threading.Lock()
+        self._counts: dict[str, tuple[int, float]] = {}
+
+    def _hit(self, name: str, seconds: int, now: float) -> tuple[int, float]:
+        count, expires = self._counts.get(name, (0, 0.0))
+        if expires <= now:
+            count, expires = 0, now + seconds
+        self._counts[name] = (count + 1, expires)
+        return count + 1, expires
+
+    def _prune(self, now: float) -> None:
+        if len(self._counts) > 10_000:
+            self._counts = {k: v for k, v in self._counts.items() if v[1] > now}
+
+    def check(
+        self, rate_key: str | None, rate: Window, fail_keys: Sequence[str], fails: Window
+    ) -> tuple[str, int] | None:
+        now = time.monotonic()
+        with self._guard:
+            self._prune(now)
+            if rate_key is not None:
+                count, expires = self._hit(f"rate:{rate_key}", rate.seconds, now)
+                if count > rate.limit:
+                    return "rate", max(1, math.ceil(expires - now))
+            for key in fail_keys:
+                count, expires = self._counts.get(f"fail:{key}", (0, 0.0))
+                if expires > now and count >= fails.limit:
+                    return "auth_failures", max(1, math.ceil(expires - now))
+        return None
+
+    def record_failure(self, fail_keys: Sequence[str], fails: Window) -> None:
+        now = time.monotonic()
+        with self._guard:
+            for key in fail_keys:
+                self._hit(f"fail:{key}", fails.seconds, now)
+
+
+class Limiter:
+    def __init__(self, counters: Counters, settings: Settings) -> None:
+        self.counters = counters
+        self.rate = Window(settings.rate_limit_requests, settings.rate_limit_window_s)
+        self.fails = Window(settings.auth_failure_limit, settings.auth_failure_window_s)
+        self.forwarded_hops = settings.forwarded_hops
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Limiter:
+        url = settings.shared_redis_url
+        if url is None:
+            return cls(MemoryCounters(), settings)
+        client = redis.Redis.from_url(url, socket_timeout=0.5, socket_connect_timeout=0.5)
+        return cls(RedisCounters(client), settings)
+
+    @property
+    def enabled(self) -> bool:
+        return self.rate.limit > 0 or self.fails.limit > 0
+
+
+def limiter() -> Limiter:
+    """The app's limiter, built on first use from its settings."""
+    app = current_app
+    found: Limiter | None = app.extensions.get(_EXTENSION)
+    if found is None:
+        from erasure.intake.resources import web_resources
+
+        found = app.extensions.setdefault(
+            _EXTENSION, Limiter.from_settings(web_resources().settings)
+        )
+    return found
+
+
+def install(app: Flask, counters: Counters | None = None) -> None:
+    """Build the app's limiter now (optionally on given counters, e.g. a test's Redis)."""
+    from erasure.intake.resources import WebResources
+
+    resources: WebResources = app.extensions["erasure"]
+    app.extensions[_EXTENSION] = (
+        Limiter(counters, resources.settings)
+        if counters is not None
+        else Limiter.from_settings(resources.settings)
+    )
+
+
+def client_address() -> str:
+    """The caller's address: REMOTE_ADDR, or the entry `forwarded_hops` from the right of
+    X-Forwarded-For when that many trusted proxies stand in front of the service."""
+    hops = limiter().forwarded_hops
+    if hops > 0:
+        chain = [part.strip() for part in request.headers.get("X-Forwarded-For", "").split(",")]
+        chain = [part for part in chain if part]
+        if len(chain) >= hops:
+            return chain[-hops][:64]
+    return (request.remote_addr or "unknown")[:64]
+
+
+def _too_many(reason: str, retry_after: int) -> Problem:
+    THROTTLED.labels(reason).inc()
+    detail = (
+        "too many requests with this API key; retry after the time in Retry-After"
+        if reason == "rate"
+        else "too many failed authentications; retry after the time in Retry-After"
+    )
+    return Problem(
+        429,
+        "Too many requests",
+        detail,
+        code="too_many_requests",
+        headers={"Retry-After": str(retry_after)},
+    )
+
+
+def _fail_keys(prefix: str | None) -> list[str]:
+    keys = [f"addr:{client_address()}"]
+    if prefix is not None:
+        keys.append(f"prefix:{prefix}")
+    return keys
+
+
+def admit(prefix: str | None) -> None:
+    """Before authenticating a presented key: count it against its rate, refuse (429) when the
+    key is over its rate or its prefix or the caller's address has failed too often."""
+    active = limiter()
+    if not active.enabled:
+        return
+    rate = active.rate if active.rate.limit > 0 else None
+    fails = _fail_keys(prefix) if active.fails.limit > 0 else []
+    try:
+        verdict = active.counters.check(
+            f"key:{prefix}" if prefix is not None and rate is not None else None,
+            active.rate,
+            fails,
+            active.fails,
+        )
+    except redis.RedisError:
+        LIMITER_ERRORS.inc()
+        logger.warning("rate limiter: Redis unreachable, request let through")
+        return
+    if verdict is not None:
+        raise _too_many(*verdict)
+
+
+def record_failure(prefix: str | None) -> None:
+    active = limiter()
+    if active.fails.limit <= 0:
+        return
+    try:
+        active.counters.record_failure(_fail_keys(prefix), active.fails)
+    except redis.RedisError:
+        LIMITER_ERRORS.inc()
+        logger.warning("rate limiter: Redis unreachable, failure not counted")
