@@ -192,22 +192,45 @@ def relay_outbox(self: ErasureTask) -> int:
     max_retries=RESOLVE_MAX_RETRIES,
 )
 def resolve(self: ErasureTask, request_id: str, attempt: int) -> str:
-    """Find the subject's records and move the request on; a stale attempt changes nothing."""
+    """Find the subject's records and move the request on; a stale attempt changes nothing.
+
+    A failed lookup is retried with the attempt its claim took (the claim bumped the request's
+    fencing number, so a retry carrying the old one would only ever be stale), a little sooner
+    than the sweeper would re-publish, and parked for a person once the message was tried
+    `max_task_deliveries` times (or its retries ran out, or the error is not retryable)."""
     ctx = self.pipeline()
     task_id = str(self.request.id or "")
     rid = uuid.UUID(request_id)
-    if task_id and sweep.count_delivery(ctx, task_id, self.name) > ctx.tunables.max_deliveries:
-        sweep.park(ctx, task_id, self.name, request_id=rid, why="too many deliveries")
-        return "parked"
+    deliveries, held = 0, int(attempt)
     try:
-        outcome = resolve_step.resolve(ctx, rid, int(attempt))
+        # Counted in its own committed transaction first: a message that kills its worker
+        # still counts, and is parked once it has come back too often.
+        deliveries = sweep.count_delivery(ctx, task_id, self.name) if task_id else 1
+        if deliveries > ctx.tunables.max_deliveries:
+            sweep.park(ctx, task_id, self.name, request_id=rid, why="too many deliveries")
+            return "parked"
+        claimed = resolve_step.claim(ctx, rid, held)
+        if isinstance(claimed, resolve_step.Outcome):
+            return claimed.value
+        held = claimed.attempt
+        outcome = resolve_step.record(ctx, claimed, resolve_step.look_up(ctx, claimed))
     except (SalesforceError, OperationalError) as exc:
         retryable = isinstance(exc, OperationalError) or exc.retryable
-        if not retryable or self.request.retries >= RESOLVE_MAX_RETRIES:
+        if (
+            not retryable
+            or self.request.retries >= RESOLVE_MAX_RETRIES
+            or deliveries >= ctx.tunables.max_deliveries
+        ):
             sweep.park(ctx, task_id, self.name, request_id=rid, why=type(exc).__name__)
             return "parked"
-        countdown = min(30, 2 ** (self.request.retries + 1))
-        raise self.retry(countdown=countdown, exc=exc) from exc
+        countdown = min(30.0, 2.0 ** (self.request.retries + 1), ctx.tunables.stall_s / 2)
+        raise self.retry(args=[request_id, held], countdown=countdown, exc=exc) from exc
+    except Exception as exc:
+        # A bug, not a transient fault: redelivering it (or re-publishing it from the sweeper)
+        # would fail the same way for ever, so a person looks at it.
+        logger.exception("resolve failed unexpectedly; parking the message")
+        sweep.park(ctx, task_id, self.name, request_id=rid, why=type(exc).__name__)
+        return "parked"
     finally:
         _relay_quietly(self)
     return outcome.value

@@ -59,16 +59,16 @@ class Outcome(StrEnum):
 
 
 @dataclass(frozen=True)
-class _Claim:
+class Claim:
     request_id: uuid.UUID
     attempt: int
     org_id: uuid.UUID
     identifiers: list[tuple[IdentifierKind, str]]
 
 
-def _claim(  # noqa: PLR0911  # one early return per reason a message changes nothing
+def claim(  # noqa: PLR0911  # one early return per reason a message changes nothing
     ctx: Pipeline, request_id: uuid.UUID, attempt: int
-) -> _Claim | Outcome:
+) -> Claim | Outcome:
     with ctx.sessionmaker() as session, session.begin():
         request = lock_request(session, request_id, skip_locked=True)
         if request is None:
@@ -127,10 +127,10 @@ def _claim(  # noqa: PLR0911  # one early return per reason a message changes no
             for row in rows
             if row.ciphertext is not None and row.key_id is not None
         ]
-        return _Claim(request_id, request.attempt, org.id, identifiers)
+        return Claim(request_id, request.attempt, org.id, identifiers)
 
 
-def _look_up(ctx: Pipeline, claim: _Claim) -> list[str]:
+def look_up(ctx: Pipeline, claim: Claim) -> list[str]:
     """Every MessagingEndUser id of the subject, deduplicated on the 15-char form."""
     with ctx.sessionmaker() as session:
         org = session.get(Org, claim.org_id)
@@ -138,13 +138,14 @@ def _look_up(ctx: Pipeline, claim: _Claim) -> list[str]:
             raise NoCredentialError("the org is gone")
         client = ctx.clients.any_for_org(org)
         if client is None:
-            with session.begin():
-                raise_alert(
-                    session,
-                    kind="org_has_no_credentials",
-                    message="the org has no active credential; requests wait",
-                    org_id=org.id,
-                )
+            # session.get above began the transaction: commit it (a nested begin() would raise).
+            raise_alert(
+                session,
+                kind="org_has_no_credentials",
+                message="the org has no active credential; requests wait",
+                org_id=org.id,
+            )
+            session.commit()
             raise NoCredentialError("the org has no active credential")
     found: dict[str, str] = {}
     direct: list[str] = []
@@ -168,7 +169,7 @@ class NoCredentialError(SalesforceError):
     org_fault = True
 
 
-def _record(ctx: Pipeline, claim: _Claim, end_user_ids: list[str]) -> Outcome:
+def record(ctx: Pipeline, claim: Claim, end_user_ids: list[str]) -> Outcome:
     with ctx.sessionmaker() as session, session.begin():
         request = lock_request(session, claim.request_id)
         if (
@@ -230,8 +231,8 @@ def resolve(ctx: Pipeline, request_id: uuid.UUID, attempt: int) -> Outcome:
     """Move a received (or approved) request to `deleting` with its targets, or finish it as
     `completed_no_data`. Raises SalesforceError on a failed lookup (the request stays
     `resolving`; a retry or the sweeper claims it again)."""
-    claim = _claim(ctx, request_id, attempt)
-    if isinstance(claim, Outcome):
-        return claim
-    end_user_ids = _look_up(ctx, claim)
-    return _record(ctx, claim, end_user_ids)
+    claimed = claim(ctx, request_id, attempt)
+    if isinstance(claimed, Outcome):
+        return claimed
+    end_user_ids = look_up(ctx, claimed)
+    return record(ctx, claimed, end_user_ids)
