@@ -29,6 +29,8 @@ from flask import (
     url_for,
 )
 from flask.typing import ResponseReturnValue
+from markupsafe import escape
+from werkzeug.exceptions import HTTPException
 
 from erasure.intake.resources import get_session
 from erasure.models import Role, User
@@ -136,6 +138,33 @@ def _too_large(_exc: Exception) -> tuple[str, int]:
     return render_template("ui/error.html", title="File too large", status=413), 413
 
 
+#: The console's answer to an unexpected error: standalone (it must render even when the database
+#: or the signed-in user cannot be loaded), with only the correlation id an operator looks up.
+_INTERNAL_ERROR_PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Something went wrong · erasure</title></head>
+<body><main><h1>Something went wrong</h1>
+<p>The error was logged. Quote this reference when you report it: <code>{cid}</code></p>
+<p><a href="/ui/">Back to the dashboard</a></p></main></body></html>
+"""
+
+
+def _unexpected(exc: Exception) -> ResponseReturnValue:
+    if isinstance(exc, HTTPException):  # e.g. 405: a plain page, not the API's problem+json
+        status = exc.code or 500
+        if status < 500:
+            title = exc.name or "Error"
+            return render_template("ui/error.html", title=title, status=status), status
+    else:
+        logger.error(
+            "console: unhandled error on %s %s",
+            request.method,
+            request.url_rule.rule if request.url_rule else "(no route)",
+            exc_info=exc,
+        )
+    page = _INTERNAL_ERROR_PAGE.format(cid=escape(g.get("correlation_id") or "unknown"))
+    return Response(page, status=500, mimetype="text/html")
+
+
 def _install(bp: Blueprint) -> None:
     """Hooks on the console blueprint: configuration check, CSRF, the signed-in user, headers.
     Run once, when this module is first imported (before the blueprint is registered)."""
@@ -183,6 +212,7 @@ def _install(bp: Blueprint) -> None:
     bp.register_error_handler(400, _bad_request)
     bp.register_error_handler(404, _not_found)
     bp.register_error_handler(413, _too_large)
+    bp.register_error_handler(Exception, _unexpected)  # never the API's JSON, never a traceback
 
 
 _install(bp)
