@@ -167,7 +167,7 @@ def submit_request(
     request_id = uuid.uuid4()
     erasure_request = ErasureRequest(
         id=request_id,
-        org_id=org.id,
+        org=org,  # the relationship, not just the id: rendering the answer needs no lazy load
         source=submission.source,
         reference_system=submission.reference_system,
         reference_id=submission.reference_id,
