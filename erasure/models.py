@@ -647,6 +647,14 @@ class CallbackSubscription(Base):
         LargeBinary, comment="Standard Webhooks signing secret, sealed; NULL for OpenDSR"
     )
     secret_key_id: Mapped[str | None] = mapped_column(String(32))
+    previous_secret_ciphertext: Mapped[bytes | None] = mapped_column(
+        LargeBinary,
+        comment="the secret before the last rotation, sealed; also signs until it expires",
+    )
+    previous_secret_key_id: Mapped[str | None] = mapped_column(String(32))
+    previous_secret_expires_at: Mapped[datetime | None] = mapped_column(
+        DateTime(timezone=True), comment="the previous secret stops signing after this"
+    )
     is_active: Mapped[bool] = mapped_column(Boolean, default=True, server_default=text("true"))
     created_at: Mapped[datetime] = _now_column()
 

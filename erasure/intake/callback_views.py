@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from flask import Blueprint, Response, jsonify, request
@@ -32,6 +32,7 @@ bp = Blueprint("callbacks", __name__, url_prefix="/v1")
 
 SUBSCRIBERS = (Role.INTEGRATION, Role.ADMIN)
 OFFICERS = (Role.OFFICER, Role.ADMIN)
+ADMINS = (Role.ADMIN,)
 
 
 class SubscriptionIn(BaseModel):
@@ -52,8 +53,23 @@ class SubscriptionOut(BaseModel):
     channel: CallbackChannel
     api_key_id: uuid.UUID | None
     webhook_source_id: uuid.UUID | None
+    is_active: bool
+    previous_secret_expires_at: datetime | None = Field(
+        None, description="During a rotation: when the previous secret stops signing."
+    )
     secret: str | None = Field(
         None, description="The Standard Webhooks secret (`whsec_...`), shown once."
+    )
+
+
+class RotateIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    previous_valid_for_s: int = Field(
+        86400,
+        ge=0,
+        le=30 * 86400,
+        description="How long callbacks keep a second signature with the current secret.",
     )
 
 
@@ -92,6 +108,8 @@ def _render_subscription(row: CallbackSubscription, secret: str | None = None) -
         channel=row.channel,
         api_key_id=row.api_key_id,
         webhook_source_id=row.webhook_source_id,
+        is_active=row.is_active,
+        previous_secret_expires_at=row.previous_secret_expires_at,
         secret=secret,
     ).model_dump(mode="json")
 
@@ -182,6 +200,60 @@ def list_subscriptions() -> Response:
         query = query.where(CallbackSubscription.api_key_id == key.id)
     rows = get_session().scalars(query.order_by(CallbackSubscription.created_at)).all()
     return _json(200, {"items": [_render_subscription(row) for row in rows]})
+
+
+@bp.post("/callback-subscriptions/<uuid:subscription_id>/secrets")
+@requires(*ADMINS)
+@documented(
+    Documented(
+        summary="Rotate a subscription's signing secret: the new one is shown once; callbacks "
+        "carry a signature with each secret for `previous_valid_for_s`",
+        tag="callbacks",
+        body=RotateIn,
+        responses={
+            201: ("Rotated; the new secret is shown once.", SubscriptionOut),
+            404: ("No such subscription.", ProblemOut),
+            409: ("Deleted, or not a Standard Webhooks subscription.", ProblemOut),
+        },
+    )
+)
+def rotate_subscription_secret(subscription_id: uuid.UUID) -> Response:
+    settings = web_resources().settings
+    document = read_json_object(
+        max_bytes=settings.max_body_bytes, max_depth=settings.max_json_depth
+    )
+    body: RotateIn = parse_body(RotateIn, document)
+    session = get_session()
+    subscription, secret = callbacks.rotate_secret(
+        session,
+        subscription_id,
+        vault=web_resources().protection.vault,
+        previous_valid_for=timedelta(seconds=body.previous_valid_for_s),
+    )
+    rendered = _render_subscription(subscription, secret)
+    session.commit()
+    return _json(201, rendered)
+
+
+@bp.delete("/callback-subscriptions/<uuid:subscription_id>")
+@requires(*ADMINS)
+@documented(
+    Documented(
+        summary="Delete (deactivate) a subscription: no more callbacks, its pending deliveries "
+        "are dead-lettered, its secrets destroyed; the delivery record stays",
+        tag="callbacks",
+        responses={
+            200: ("Deactivated.", SubscriptionOut),
+            404: ("No such subscription.", ProblemOut),
+        },
+    )
+)
+def delete_subscription(subscription_id: uuid.UUID) -> Response:
+    session = get_session()
+    subscription = callbacks.deactivate(session, subscription_id)
+    rendered = _render_subscription(subscription)
+    session.commit()
+    return _json(200, rendered)
 
 
 @bp.get("/callback-deliveries")

@@ -20,7 +20,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
-from sqlalchemy import or_, select
+from sqlalchemy import or_, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
@@ -164,6 +164,92 @@ def subscribe(
     session.add(subscription)
     session.flush()
     return subscription, secret
+
+
+def _locked_subscription(session: Session, subscription_id: uuid.UUID) -> CallbackSubscription:
+    subscription = session.scalar(
+        select(CallbackSubscription)
+        .where(CallbackSubscription.id == subscription_id)
+        .with_for_update()
+    )
+    if subscription is None:
+        raise NotFound("no such callback subscription")
+    return subscription
+
+
+def rotate_secret(
+    session: Session,
+    subscription_id: uuid.UUID,
+    *,
+    vault: Vault,
+    previous_valid_for: timedelta,
+    now: datetime | None = None,
+) -> tuple[CallbackSubscription, str]:
+    """A new signing secret (returned once). For `previous_valid_for`, every callback carries
+    two signatures (Standard Webhooks allows several, space-separated): one with the new secret
+    and one with the current, so receivers can switch at their pace; then only the new one.
+    Raises NotFound, InvalidTransition (inactive, or not a Standard Webhooks subscription)."""
+    now = now or datetime.now(UTC)
+    subscription = _locked_subscription(session, subscription_id)
+    if not subscription.is_active:
+        raise InvalidTransition("the subscription was deleted")
+    if subscription.channel is not CallbackChannel.STANDARD_WEBHOOKS:
+        raise InvalidTransition("only a Standard Webhooks subscription has a secret")
+    if previous_valid_for > timedelta(0) and subscription.secret_ciphertext is not None:
+        subscription.previous_secret_ciphertext = subscription.secret_ciphertext
+        subscription.previous_secret_key_id = subscription.secret_key_id
+        subscription.previous_secret_expires_at = now + previous_valid_for
+    else:
+        subscription.previous_secret_ciphertext = None
+        subscription.previous_secret_key_id = None
+        subscription.previous_secret_expires_at = None
+    secret = signatures.new_whsec()
+    sealed = vault.seal(secret, context=secret_context(subscription.id))
+    subscription.secret_ciphertext, subscription.secret_key_id = sealed.ciphertext, sealed.key_id
+    session.flush()
+    return subscription, secret
+
+
+def deactivate(
+    session: Session, subscription_id: uuid.UUID, *, now: datetime | None = None
+) -> CallbackSubscription:
+    """Stop a subscription: no new deliveries, its pending ones are dead-lettered (kept for the
+    record), and its secrets are destroyed. Idempotent. Raises NotFound."""
+    now = now or datetime.now(UTC)
+    subscription = _locked_subscription(session, subscription_id)
+    subscription.is_active = False
+    subscription.secret_ciphertext = subscription.secret_key_id = None
+    subscription.previous_secret_ciphertext = subscription.previous_secret_key_id = None
+    subscription.previous_secret_expires_at = None
+    session.execute(
+        update(CallbackDelivery)
+        .where(
+            CallbackDelivery.subscription_id == subscription.id,
+            CallbackDelivery.status == CallbackStatus.PENDING,
+        )
+        .values(status=CallbackStatus.DEAD, last_error="subscription deleted")
+    )
+    session.flush()
+    return subscription
+
+
+def signing_keys(subscription: CallbackSubscription, *, vault: Vault, now: datetime) -> list[bytes]:
+    """The current secret's key, then the previous one's while its overlap lasts."""
+    sealed = [(subscription.secret_key_id, subscription.secret_ciphertext)]
+    if (
+        subscription.previous_secret_expires_at is not None
+        and subscription.previous_secret_expires_at > now
+    ):
+        sealed.append(
+            (subscription.previous_secret_key_id, subscription.previous_secret_ciphertext)
+        )
+    keys = []
+    for key_id, ciphertext in sealed:
+        if key_id is None or ciphertext is None:
+            continue
+        secret = vault.open(Sealed(key_id, ciphertext), context=secret_context(subscription.id))
+        keys.append(signatures.whsec_key(secret))
+    return keys
 
 
 # --- The dispatcher: audit leaves -> delivery rows ---
@@ -382,7 +468,7 @@ def _request_for(
             raise NotFound("the webhook source was removed")
         return comments.request_for(source, json.loads(delivery.body), vault=senders.vault)
     subscription = session.get(CallbackSubscription, delivery.subscription_id)
-    if subscription is None:
+    if subscription is None or not subscription.is_active:
         raise NotFound("the subscription was removed")
     headers = {"Content-Type": "application/json", "User-Agent": "erasure-callbacks"}
     if subscription.channel is CallbackChannel.OPENDSR:
@@ -392,14 +478,11 @@ def _request_for(
         headers["X-OpenDSR-Signature"] = processor.sign(key, body, vault=senders.vault)
         headers["X-OpenDSR-Processor-Domain"] = senders.processor_common_name
         return "POST", subscription.url, headers, body
-    if subscription.secret_ciphertext is None or subscription.secret_key_id is None:
+    keys = signing_keys(subscription, vault=senders.vault, now=now)
+    if not keys:
         raise NotFound("the subscription has no secret")
-    secret = senders.vault.open(
-        Sealed(subscription.secret_key_id, subscription.secret_ciphertext),
-        context=secret_context(subscription.id),
-    )
     headers |= signatures.standard_headers(
-        keys=[signatures.whsec_key(secret)], msg_id=f"msg_{delivery.id.hex}", body=body, now=now
+        keys=keys, msg_id=f"msg_{delivery.id.hex}", body=body, now=now
     )
     return "POST", subscription.url, headers, body
 
@@ -476,6 +559,10 @@ def redeliver(
         raise NotFound("no such callback delivery")
     if delivery.status is CallbackStatus.DELIVERED:
         raise InvalidTransition("the callback was already delivered")
+    if delivery.subscription_id is not None:
+        subscription = session.get(CallbackSubscription, delivery.subscription_id)
+        if subscription is None or not subscription.is_active:
+            raise InvalidTransition("the subscription was deleted")
     delivery.status = CallbackStatus.PENDING
     delivery.attempts = 0
     delivery.next_attempt_at = now or datetime.now(UTC)

@@ -36,6 +36,8 @@ MATRIX: list[tuple[str, str, frozenset[Role]]] = [
     ("POST", "/v1/webhook-sources/<source_name>/secrets", frozenset({AD})),
     ("POST", "/v1/callback-subscriptions", frozenset({IN, AD})),
     ("GET", "/v1/callback-subscriptions", frozenset({IN, AD})),
+    ("POST", "/v1/callback-subscriptions/<uuid:subscription_id>/secrets", frozenset({AD})),
+    ("DELETE", "/v1/callback-subscriptions/<uuid:subscription_id>", frozenset({AD})),
     ("GET", "/v1/callback-deliveries", frozenset({OF, AD})),
     ("POST", "/v1/callback-deliveries/<uuid:delivery_id>/redeliver", frozenset({OF, AD})),
     ("POST", "/opendsr/requests", frozenset({IN, AD})),
@@ -45,7 +47,12 @@ MATRIX: list[tuple[str, str, frozenset[Role]]] = [
 
 
 # Path parameters the matrix fills with something that does not exist: allowed callers get 404.
-MISSING_PARAMS = ("<source_name>", "<uuid:delivery_id>", "<subject_request_id>")
+MISSING_PARAMS = (
+    "<source_name>",
+    "<uuid:delivery_id>",
+    "<uuid:subscription_id>",
+    "<subject_request_id>",
+)
 
 
 def test_the_matrix_covers_every_protected_endpoint(app: Flask) -> None:
@@ -71,6 +78,7 @@ def _call(
     path = rule.replace("<uuid:request_id>", request_id).replace(
         "<uuid:delivery_id>", str(uuid.uuid4())
     )
+    path = path.replace("<uuid:subscription_id>", str(uuid.uuid4()))
     path = path.replace("<subject_request_id>", "no-such-request")
     if method == "DELETE":
         return client.delete(path, headers=headers)
@@ -84,8 +92,10 @@ def _call(
             body = {"name": f"m-{uuid.uuid4().hex[:8]}", "system": "jira"}
             if "<source_name>" in path:
                 path, body = path.replace("<source_name>", "no-such-source"), {}
-        if path.startswith("/v1/callback-subscriptions"):
+        if path == "/v1/callback-subscriptions":
             body = {"url": "https://receiver.example/hooks"}
+        if path.endswith("/secrets") and path.startswith("/v1/callback-subscriptions"):
+            body = {"previous_valid_for_s": 60}
         if path == "/opendsr/requests":
             body = {
                 "subject_request_id": str(uuid.uuid4()),
