@@ -3,6 +3,10 @@ at risk, quota used per credential, backlog, outbox, audit) are read at scrape t
 process agrees and nothing is lost on restart; per-process histograms (HTTP and task latency)
 use prometheus-client's multiprocess mode when PROMETHEUS_MULTIPROC_DIR is set.
 
+Salesforce call counters (token fetches, 429s, every route's outcomes) are the client's own
+per-credential counters, read from the shared Redis usage store at scrape time. Intake 429s are a
+counter in `erasure.intake.limits`.
+
 Labels carry states, sources, route names and credential names, never personal data.
 """
 
@@ -12,6 +16,7 @@ import os
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
+import redis
 from prometheus_client import REGISTRY, CollectorRegistry, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.multiprocess import MultiProcessCollector
@@ -22,6 +27,7 @@ from sqlalchemy.orm import Session
 from erasure.models import (
     TERMINAL_REQUEST_STATUSES,
     AuditLeaf,
+    CallbackDelivery,
     Credential,
     DeleteCall,
     ErasureRequest,
@@ -29,7 +35,10 @@ from erasure.models import (
     OutboxMessage,
     Target,
     TargetStatus,
+    TaskDelivery,
 )
+from erasure.salesforce import CredentialSettings, OrgSettings, UsageStore
+from erasure.salesforce.models import Route
 
 HTTP_LATENCY = Histogram(
     "erasure_http_request_seconds",
@@ -46,8 +55,9 @@ _BACKLOG = (TargetStatus.PENDING, TargetStatus.BLOCKED_OPEN_SESSION, TargetStatu
 class DatabaseCollector(Collector):
     """Reads the state of the service from Postgres at each scrape."""
 
-    def __init__(self, session: Session) -> None:
+    def __init__(self, session: Session, usage: UsageStore | None = None) -> None:
         self._session = session
+        self._usage = usage
 
     def collect(self) -> Iterator[Metric]:
         now = datetime.now(UTC)
@@ -154,15 +164,109 @@ class DatabaseCollector(Collector):
             "Audit leaves waiting for the sequencer.",
             value=unsequenced,
         )
+        yield from self._callbacks()
+        yield from self._tasks()
+        if self._usage is not None:
+            try:
+                salesforce = list(self._salesforce(self._usage))
+            except redis.RedisError:
+                salesforce = []  # Redis down: the rest of the scrape still answers
+            yield from salesforce
+
+    def _callbacks(self) -> Iterator[Metric]:
+        deliveries = GaugeMetricFamily(
+            "erasure_callback_deliveries",
+            "Outbound callbacks and ticket comments, by channel and outcome "
+            "(pending, delivered, dead).",
+            labels=["channel", "status"],
+        )
+        retries = CounterMetricFamily(
+            "erasure_callback_retries",
+            "Delivery attempts of callbacks after their first, by channel.",
+            labels=["channel"],
+        )
+        retried: dict[str, int] = {}
+        for channel, status, count, extra in self._session.execute(
+            select(
+                CallbackDelivery.channel,
+                CallbackDelivery.status,
+                func.count(),
+                func.coalesce(func.sum(func.greatest(CallbackDelivery.attempts - 1, 0)), 0),
+            ).group_by(CallbackDelivery.channel, CallbackDelivery.status)
+        ):
+            deliveries.add_metric([channel.value, status.value], count)
+            retried[channel.value] = retried.get(channel.value, 0) + int(extra)
+        for channel_name, extra_attempts in sorted(retried.items()):
+            retries.add_metric([channel_name], extra_attempts)
+        yield deliveries
+        yield retries
+
+    def _tasks(self) -> Iterator[Metric]:
+        redelivered = CounterMetricFamily(
+            "erasure_task_redeliveries",
+            "Task messages delivered again (retries and redeliveries after a lost worker).",
+            labels=["task"],
+        )
+        parked = GaugeMetricFamily(
+            "erasure_tasks_parked",
+            "Task messages parked for a person after too many deliveries.",
+            labels=["task"],
+        )
+        for task, extra, parked_count in self._session.execute(
+            select(
+                TaskDelivery.task_name,
+                func.coalesce(func.sum(func.greatest(TaskDelivery.deliveries - 1, 0)), 0),
+                func.count(TaskDelivery.parked_at),
+            ).group_by(TaskDelivery.task_name)
+        ):
+            redelivered.add_metric([task], int(extra))
+            parked.add_metric([task], parked_count)
+        yield redelivered
+        yield parked
+
+    def _salesforce(self, usage: UsageStore) -> Iterator[Metric]:
+        calls = CounterMetricFamily(
+            "erasure_salesforce_calls",
+            "Salesforce calls by credential, route and outcome (HTTP status or error class).",
+            labels=["org", "credential", "route", "outcome"],
+        )
+        tokens = CounterMetricFamily(
+            "erasure_salesforce_token_fetches",
+            "Token requests to Salesforce by credential and outcome.",
+            labels=["org", "credential", "outcome"],
+        )
+        limited = CounterMetricFamily(
+            "erasure_salesforce_rate_limited",
+            "Salesforce calls answered 429, by credential and route.",
+            labels=["org", "credential", "route"],
+        )
+        for org, credential in self._session.execute(
+            select(Org, Credential).join(Credential, Credential.org_id == Org.id)
+        ):
+            # The client's counter key: a digest of the org URL and client id (no secret needed).
+            key = CredentialSettings(credential.client_id, "", credential.name).key(
+                OrgSettings(org.my_domain_url)
+            )
+            for route, outcomes in sorted(usage.counts(key).by_route.items()):
+                for outcome, count in sorted(outcomes.items()):
+                    calls.add_metric([org.name, credential.name, route, outcome], count)
+                    if route == Route.TOKEN:
+                        tokens.add_metric([org.name, credential.name, outcome], count)
+                    if outcome == "429":
+                        limited.add_metric([org.name, credential.name, route], count)
+        yield calls
+        yield tokens
+        yield limited
 
 
-def render(session: Session) -> bytes:
-    """The exposition text for /metrics: every process's histograms, then the database state."""
+def render(session: Session, usage: UsageStore | None = None) -> bytes:
+    """The exposition text for /metrics: every process's histograms and counters, then the
+    database state and (when a shared usage store is given) Salesforce's call counters."""
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         processes = CollectorRegistry()
         MultiProcessCollector(processes)  # type: ignore[no-untyped-call]  # untyped upstream
     else:
         processes = REGISTRY
     database = CollectorRegistry()
-    database.register(DatabaseCollector(session))
+    database.register(DatabaseCollector(session, usage))
     return generate_latest(processes) + generate_latest(database)

@@ -5,15 +5,30 @@ from __future__ import annotations
 
 import time
 
+import redis
 from flask import Flask, Response, g, jsonify, request
 
 from erasure.intake import body, limits
-from erasure.intake.resources import get_session, web_resources
+from erasure.intake.resources import WebResources, get_session, web_resources
 from erasure.observability import health, logs, metrics
+from erasure.salesforce import RedisUsageStore, UsageStore
+
+
+def usage_store(url: str | None) -> UsageStore | None:
+    """The workers' shared Salesforce call counters, when they share a Redis."""
+    if url is None:
+        return None
+    return RedisUsageStore(redis.Redis.from_url(url, socket_timeout=1, socket_connect_timeout=1))
+
+
+def web_resources_of(app: Flask) -> WebResources:
+    resources: WebResources = app.extensions["erasure"]
+    return resources
 
 
 def init_app(app: Flask) -> None:
     heads: set[str] = set()
+    usage = usage_store(web_resources_of(app).settings.shared_redis_url)
     limits.install(app)  # Redis-backed when Redis is configured: shared by every worker
 
     @app.before_request
@@ -54,5 +69,5 @@ def init_app(app: Flask) -> None:
 
     @app.get("/metrics")
     def metrics_endpoint() -> Response:
-        body = metrics.render(get_session())
+        body = metrics.render(get_session(), usage)
         return Response(body, mimetype="text/plain; version=0.0.4")

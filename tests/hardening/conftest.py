@@ -32,3 +32,7 @@ def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
     server.start()
     yield server
     server.stop()
+
+
+# The pipeline's HTTPS sandbox and hand-driven world, for the end-to-end redaction test.
+from tests.pipeline.conftest import make_world, sandbox, sandbox_server  # noqa: E402, F401
