@@ -15,6 +15,7 @@ from erasure.config import Settings
 from erasure.db import make_engine, make_sessionmaker
 from erasure.identifiers import Vault
 from erasure.observability.logs import configure_logging
+from erasure.salesforce_clients import client_builder
 from erasure.workflow import Protection
 
 
@@ -36,6 +37,7 @@ def create_app(
         session_factory=session_factory or make_sessionmaker(make_engine(settings.database_url)),
         owns_sessions=session_factory is None,
         signing_key=load_signing_key(settings.audit_signing_key_file),
+        salesforce_clients=client_builder(settings),
         protection=Protection(
             vault=Vault(settings.encryption_key_bytes), pseudonym_key=settings.pseudonym_key_bytes
         ),

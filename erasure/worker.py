@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import redis
 from celery.signals import worker_init, worker_process_init
 
 from erasure import tasks
@@ -20,15 +19,8 @@ from erasure.identifiers import Vault
 from erasure.observability import task_signals
 from erasure.observability.logs import configure_logging
 from erasure.pipeline.context import Pipeline
-from erasure.pipeline.salesforce_port import ClientFactory, Clients, SalesforcePort
-from erasure.salesforce import (
-    CredentialSettings,
-    OrgSettings,
-    RedisTokenStore,
-    RedisUsageStore,
-    SalesforceClient,
-    Timeouts,
-)
+from erasure.pipeline.salesforce_port import ClientFactory, Clients
+from erasure.salesforce_clients import client_builder
 
 settings = Settings.from_env()
 configure_logging(settings.log_level)
@@ -37,24 +29,9 @@ celery_app = tasks.create_celery(settings)
 celery_app.set_current()
 celery_app.set_default()
 
-REDIS_PREFIX = "erasure:sf"
-
 
 def client_factory(settings: Settings) -> ClientFactory:
-    url = settings.shared_redis_url
-    shared = redis.Redis.from_url(url) if url else None
-    timeouts = Timeouts(connect_s=5.0, read_s=settings.salesforce_read_timeout_s)
-
-    def build(org: OrgSettings, credential: CredentialSettings) -> SalesforcePort:
-        return SalesforceClient(
-            org,
-            credential,
-            tokens=RedisTokenStore(shared, prefix=REDIS_PREFIX) if shared else None,
-            usage=RedisUsageStore(shared, prefix=REDIS_PREFIX) if shared else None,
-            timeouts=timeouts,
-        )
-
-    return build
+    return client_builder(settings)  # a SalesforceClient is a SalesforcePort
 
 
 def build_pipeline(settings: Settings, engine_pool_size: int = 3) -> Pipeline:

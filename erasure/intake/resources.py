@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 
 from erasure.audit.checkpoint import SigningKey
 from erasure.config import Settings
+from erasure.salesforce import CredentialSettings, OrgSettings, SalesforceClient
 from erasure.workflow import Protection
 
 
@@ -20,6 +21,8 @@ class WebResources:
     owns_sessions: bool  # a session lent by a test is never closed by the app
     protection: Protection
     signing_key: SigningKey | None = None
+    # Builds a SalesforceClient for an org's credential (the console's token check).
+    salesforce_clients: Callable[[OrgSettings, CredentialSettings], SalesforceClient] | None = None
     publish: Callable[[str, list[object]], None] | None = None
 
 

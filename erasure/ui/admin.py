@@ -14,8 +14,12 @@ from sqlalchemy.orm import selectinload
 
 from erasure import models
 from erasure.api_keys import create_api_key, revoke_api_key
-from erasure.intake.resources import get_session
-from erasure.models import ApiKey, Org, Role, User
+from erasure.intake.resources import get_session, web_resources
+from erasure.models import ApiKey, Credential, Org, Role, User
+from erasure.orgs import client_secret
+from erasure.pipeline.salesforce_port import org_settings
+from erasure.salesforce import CredentialSettings
+from erasure.salesforce.errors import SalesforceError
 from erasure.ui import accounts, bp, queries, security
 
 logger = logging.getLogger(__name__)
@@ -118,4 +122,44 @@ def toggle_user(user_id: Any) -> ResponseReturnValue:
     user.failed_attempts = 0
     session.commit()
     flash(f"User {user.email} {'enabled' if user.is_active else 'disabled'}.")
+    return redirect(url_for("ui.settings"), code=303)
+
+
+@bp.post("/settings/credentials/<uuid:credential_id>/check")
+@security.requires("admin")
+def check_credential(credential_id: Any) -> ResponseReturnValue:
+    """Fetch a token for one execution user, live: is the credential healthy right now?
+
+    Read-only (a token request only); the token itself is never shown or logged.
+    """
+    session = get_session()
+    credential = session.get(Credential, credential_id)
+    resources = web_resources()
+    if credential is None or resources.salesforce_clients is None:
+        flash("No such execution user.", "error")
+        return redirect(url_for("ui.settings"), code=303)
+    org = credential.org
+    secret = client_secret(resources.protection.vault, org, credential)
+    client = resources.salesforce_clients(
+        org_settings(org), CredentialSettings(credential.client_id, secret, name=credential.name)
+    )
+    try:
+        token = client.token()
+    except SalesforceError as exc:
+        reason = exc.error_code or exc.code  # e.g. invalid_client: Salesforce's own word
+        logger.info(
+            "console: token check for %s/%s failed (%s)", org.name, credential.name, exc.code
+        )
+        flash(
+            f"{org.name} / {credential.name}: token refused ({reason}). Run `erasure salesforce check` for the fix.",
+            "error",
+        )
+    else:
+        expires = datetime.fromtimestamp(token.expires_at, UTC).strftime("%H:%M UTC")
+        flash(
+            f"{org.name} / {credential.name}: token OK (scope: {token.scope or 'n/a'}; expires {expires}).",
+            "info",
+        )
+    finally:
+        client.close()
     return redirect(url_for("ui.settings"), code=303)
