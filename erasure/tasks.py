@@ -18,7 +18,7 @@ from datetime import timedelta
 from typing import Any, ClassVar
 
 from celery import Celery, Task, shared_task
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.orm import Session
 
 from erasure import outbox, retention
@@ -197,7 +197,8 @@ def resolve(self: ErasureTask, request_id: str, attempt: int) -> str:
     A failed lookup is retried with the attempt its claim took (the claim bumped the request's
     fencing number, so a retry carrying the old one would only ever be stale), a little sooner
     than the sweeper would re-publish, and parked for a person once the message was tried
-    `max_task_deliveries` times (or its retries ran out, or the error is not retryable)."""
+    `max_task_deliveries` times (or its retries ran out, or the error is not retryable, or is
+    a bug). An outage of our own database is retried but never parked: the sweeper covers it."""
     ctx = self.pipeline()
     task_id = str(self.request.id or "")
     rid = uuid.UUID(request_id)
@@ -214,26 +215,44 @@ def resolve(self: ErasureTask, request_id: str, attempt: int) -> str:
             return claimed.value
         held = claimed.attempt
         outcome = resolve_step.record(ctx, claimed, resolve_step.look_up(ctx, claimed))
-    except (SalesforceError, OperationalError) as exc:
-        retryable = isinstance(exc, OperationalError) or exc.retryable
+    except (SalesforceError, DBAPIError) as exc:
+        countdown = min(30.0, 2.0 ** (self.request.retries + 1), ctx.tunables.stall_s / 2)
+        if isinstance(exc, DBAPIError):
+            if not _database_down(exc):
+                return _park_bug(self, ctx, task_id, rid, exc)
+            # Our own database is down: not the message's fault, never parked. Once the
+            # retries run out the message is dropped and the sweeper re-publishes the request.
+            if self.request.retries >= RESOLVE_MAX_RETRIES:
+                raise
+            raise self.retry(args=[request_id, held], countdown=countdown, exc=exc) from exc
         if (
-            not retryable
+            not exc.retryable
             or self.request.retries >= RESOLVE_MAX_RETRIES
             or deliveries >= ctx.tunables.max_deliveries
         ):
             sweep.park(ctx, task_id, self.name, request_id=rid, why=type(exc).__name__)
             return "parked"
-        countdown = min(30.0, 2.0 ** (self.request.retries + 1), ctx.tunables.stall_s / 2)
         raise self.retry(args=[request_id, held], countdown=countdown, exc=exc) from exc
-    except Exception as exc:
-        # A bug, not a transient fault: redelivering it (or re-publishing it from the sweeper)
-        # would fail the same way for ever, so a person looks at it.
-        logger.exception("resolve failed unexpectedly; parking the message")
-        sweep.park(ctx, task_id, self.name, request_id=rid, why=type(exc).__name__)
-        return "parked"
+    except Exception as exc:  # noqa: BLE001  # parked for a person, with the traceback logged
+        return _park_bug(self, ctx, task_id, rid, exc)
     finally:
         _relay_quietly(self)
     return outcome.value
+
+
+def _database_down(exc: DBAPIError) -> bool:
+    """Our database is unreachable (restarting, failing over), as opposed to a bad statement."""
+    return isinstance(exc, OperationalError | InterfaceError) or exc.connection_invalidated
+
+
+def _park_bug(
+    task: ErasureTask, ctx: Pipeline, task_id: str, request_id: uuid.UUID, exc: Exception
+) -> str:
+    """A bug, not a transient fault: redelivering it (or re-publishing it from the sweeper)
+    would fail the same way for ever, so a person looks at it."""
+    logger.error("resolve failed unexpectedly; parking the message", exc_info=exc)
+    sweep.park(ctx, task_id, task.name, request_id=request_id, why=type(exc).__name__)
+    return "parked"
 
 
 def _relay_quietly(task: ErasureTask) -> None:

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
+import tempfile
 import time
 import uuid
 from collections import Counter
@@ -31,7 +33,7 @@ from erasure.identifiers import Vault
 from erasure.models import AuditLeaf, IdentifierKind, RequestStatus
 from erasure.pipeline.context import Pipeline
 from erasure.pipeline.salesforce_port import Clients
-from erasure.salesforce.sandbox import SandboxHandle, add_end_user
+from erasure.salesforce.sandbox import Fault, SandboxHandle, add_end_user
 from tests.conftest import database_url_for
 from tests.pipeline.conftest import FAST, World, client_factory, make_org
 from tests.pipeline.harness import RedisServer, Worker, worker_env
@@ -41,6 +43,7 @@ pytestmark = [pytest.mark.worker, pytest.mark.slow]
 
 SUBJECTS = 24
 CRASH_AFTER = (8, 16)
+TOTAL = SUBJECTS + len(CRASH_AFTER)
 
 
 class OwnPostgres:
@@ -78,10 +81,18 @@ class OwnPostgres:
 
 
 @pytest.fixture
-def own_postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OwnPostgres]:
-    server = OwnPostgres(tmp_path_factory.mktemp("own-pg"))
-    yield server
-    server.stop()
+def own_postgres() -> Iterator[OwnPostgres]:
+    # Not under pytest's basetemp: as root the wheel runs Postgres as the `pgserver` user, and
+    # every pytest session (other people's too) resets /tmp/pytest-of-root to 0700, which would
+    # lock our server out of its own data directory at the restart.
+    root = Path(tempfile.mkdtemp(prefix="erasure-own-pg-"))
+    root.chmod(0o755)
+    try:
+        server = OwnPostgres(root)
+        yield server
+        server.stop()
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
 
 
 @pytest.fixture
@@ -110,6 +121,13 @@ def submit_committed(world: World, email: str) -> uuid.UUID:
             if time.monotonic() > deadline:
                 raise
             time.sleep(0.5)
+
+
+def poll_resolving(world: World, request_id: uuid.UUID) -> None:
+    deadline = time.monotonic() + 30
+    while world.status(request_id) is not RequestStatus.RESOLVING:
+        assert time.monotonic() < deadline, "the held request was never claimed"
+        time.sleep(0.05)
 
 
 def test_postgres_killed_twice_mid_run_loses_nothing_and_doubles_nothing(
@@ -143,8 +161,9 @@ def test_postgres_killed_twice_mid_run_loses_nothing_and_doubles_nothing(
     sandbox.org.configure(hour_s=10, delete_limit=100, log_step_s=0.2)
     tag = uuid.uuid4().hex[:6]
     emails = [f"pg{n}.{tag}@example.com" for n in range(SUBJECTS)]
+    held_emails = [f"held{n}.{tag}@example.com" for n in CRASH_AFTER]
     with sandbox.org.lock:
-        for n, email in enumerate(emails):
+        for n, email in enumerate([*emails, *held_emails]):
             add_end_user(sandbox.org.data, platform_key=f"pg-{tag}-{n}", email=email)
 
     env = worker_env(settings, database_url=own_database, broker_url=redis_server.url)
@@ -158,8 +177,14 @@ def test_postgres_killed_twice_mid_run_loses_nothing_and_doubles_nothing(
             submitted.append(submit_committed(world, email))
             time.sleep(0.2)
             if n in CRASH_AFTER:
-                # Work is in flight: resolves, delete calls, log polls. Crash, stay down long
-                # enough for every worker to hit the dead server, then come back.
+                # Work is in flight: delete calls, log polls, and a resolve held in its lookup
+                # (slow SOQL) so that it records its targets into a dead server and must be
+                # retried under the attempt its claim took. Crash, stay down long enough for
+                # every worker to hit the dead server, then come back.
+                sandbox.org.inject(Fault(route="query", status=None, latency_s=4.0, count=2))
+                held = submit_committed(world, f"held{n}.{tag}@example.com")
+                submitted.append(held)
+                poll_resolving(world, held)
                 before = own_postgres.pid()
                 own_postgres.crash()
                 crashes += 1
@@ -169,7 +194,7 @@ def test_postgres_killed_twice_mid_run_loses_nothing_and_doubles_nothing(
         assert crashes == len(CRASH_AFTER)
 
         statuses = wait_final(world, submitted, timeout=150)
-        assert Counter(statuses.values()) == {RequestStatus.COMPLETED: SUBJECTS}, Counter(
+        assert Counter(statuses.values()) == {RequestStatus.COMPLETED: TOTAL}, Counter(
             statuses.values()
         )
         with world.session() as session:
@@ -180,10 +205,10 @@ def test_postgres_killed_twice_mid_run_loses_nothing_and_doubles_nothing(
                     )
                 )
             )
-        assert len(completions) == SUBJECTS
+        assert len(completions) == TOTAL
         assert set(completions.values()) == {1}
         accepted = sandbox.org.accepted_ids["delete_participants"]
-        assert len(accepted) == len(set(accepted)) == SUBJECTS
+        assert len(accepted) == len(set(accepted)) == TOTAL
     finally:
         for worker in workers:
             worker.kill_all()
