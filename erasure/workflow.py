@@ -58,6 +58,9 @@ class Submission:
     reference_url: str | None = None
     notes: str | None = None
     api_key_id: uuid.UUID | None = None
+    # Who submitted it, as the audit log names them (`api-key:<prefix>`, `user:<id>`,
+    # `webhook:<source>`, `opendsr:<key id>`): staff and systems, never the subject.
+    submitted_by: str | None = None
 
 
 @dataclass(frozen=True)
@@ -221,6 +224,7 @@ def submit_request(
             ],
             "reference": {"system": submission.reference_system, "id": submission.reference_id},
             "duplicate_of": str(primary.id) if primary else None,
+            "submitted_by": submission.submitted_by,
         },
     )
     outbox.enqueue(session, RESOLVE_TASK, [str(request_id), 0])
@@ -275,7 +279,12 @@ def list_requests(session: Session, filters: ListFilter) -> list[ErasureRequest]
 
 
 def cancel_request(
-    session: Session, request_id: uuid.UUID, *, reason: str, api_key_id: uuid.UUID | None = None
+    session: Session,
+    request_id: uuid.UUID,
+    *,
+    reason: str,
+    api_key_id: uuid.UUID | None = None,
+    by: str | None = None,
 ) -> ErasureRequest:
     """Cancel an open request. Targets not yet sent are withdrawn; deletions already sent to
     Salesforce cannot be recalled, and the outcome says so. Raises NotFound, InvalidTransition.
@@ -323,6 +332,7 @@ def cancel_request(
             "from_status": previous.value,
             "targets_withdrawn": withdrawn,
             "deletions_not_stoppable": already_sent,
+            "by": by,
         },
     )
     session.flush()

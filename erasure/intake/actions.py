@@ -8,7 +8,7 @@ import uuid
 from flask import Response
 from pydantic import AwareDatetime, Field
 
-from erasure.intake.auth import current_key, requires
+from erasure.intake.auth import actor, requires
 from erasure.intake.body import read_json_object
 from erasure.intake.openapi import Documented, documented
 from erasure.intake.resources import get_session, web_resources
@@ -71,7 +71,7 @@ _ERRORS = {404: ("No such request.", ProblemOut), 409: ("Not possible in this st
 )
 def approve_erasure_request(request_id: uuid.UUID) -> Response:
     _body(ApproveIn)
-    actions.approve(get_session(), request_id, approver_key_id=current_key().id, at=utcnow())
+    actions.approve(get_session(), request_id, by=actor(), at=utcnow())
     return _respond(request_id)
 
 
@@ -89,7 +89,12 @@ def retry_erasure_request(request_id: uuid.UUID) -> Response:
     body = _body(RetryIn)
     assert isinstance(body, RetryIn)  # noqa: S101  # parse_body returned the model asked for
     actions.retry(
-        get_session(), request_id, target_ids=body.targets, api_key_id=_scope(), at=utcnow()
+        get_session(),
+        request_id,
+        target_ids=body.targets,
+        api_key_id=_scope(),
+        by=actor(),
+        at=utcnow(),
     )
     return _respond(request_id)
 
@@ -114,6 +119,7 @@ def extend_erasure_request(request_id: uuid.UUID) -> Response:
         until=body.until,
         vault=web_resources().protection.vault,
         api_key_id=_scope(),
+        by=actor(),
         at=utcnow(),
     )
     return _respond(request_id)

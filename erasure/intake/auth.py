@@ -41,6 +41,11 @@ def current_key() -> ApiKey:
     return key
 
 
+def actor() -> str:
+    """Who is acting, as the audit log names them: the API key's public prefix."""
+    return f"api-key:{current_key().prefix}"
+
+
 def requires(*roles: Role) -> Callable[[Callable[P, R]], Callable[P, R]]:
     """Decorate a view: the caller must hold an active API key with one of `roles`."""
     allowed = frozenset(roles)

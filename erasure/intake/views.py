@@ -15,7 +15,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationErro
 
 from erasure import tasks, workflow
 from erasure.intake import idempotency
-from erasure.intake.auth import current_key, requires
+from erasure.intake.auth import actor, current_key, requires
 from erasure.intake.body import read_body, read_json_object
 from erasure.intake.openapi import Documented, documented, query_param
 from erasure.intake.problems import Problem, field_error
@@ -162,6 +162,7 @@ def create_erasure_request() -> Response:
         reference_url=str(body.reference.url) if body.reference and body.reference.url else None,
         notes=body.notes,
         api_key_id=api_key.id,
+        submitted_by=actor(),
     )
     erasure_request = workflow.submit_request(
         session, submission, protection=resources.protection, default_org=settings.default_org
@@ -338,7 +339,7 @@ def cancel_erasure_request(request_id: uuid.UUID) -> Response:
     body: CancelIn = parse_body(CancelIn, document)
     session = get_session()
     erasure_request = workflow.cancel_request(
-        session, request_id, reason=body.reason, api_key_id=_scope()
+        session, request_id, reason=body.reason, api_key_id=_scope(), by=actor()
     )
     rendered = render(erasure_request)
     session.commit()

@@ -125,6 +125,7 @@ def receive(
                     reference_id=result.reference_id,
                     reference_url=result.reference_url,
                     api_key_id=source.api_key_id,
+                    submitted_by=f"webhook:{source.name}",
                 ),
                 protection=protection,
                 default_org=default_org,

@@ -91,6 +91,7 @@ def create(
             reference_system="opendsr",
             reference_id=request.subject_request_id,
             api_key_id=api_key_id,
+            submitted_by=f"opendsr:{api_key_id}",
         ),
         protection=protection,
         default_org=default_org,
@@ -114,5 +115,8 @@ def cancel(session: Session, *, api_key_id: uuid.UUID, subject_request_id: str) 
     if callbacks.opendsr_status(erasure_request.status) != "pending":
         raise InvalidTransition("only a pending subject request can be cancelled")
     return workflow.cancel_request(
-        session, erasure_request.id, reason="cancelled by the controller (OpenDSR)"
+        session,
+        erasure_request.id,
+        reason="cancelled by the controller (OpenDSR)",
+        by=f"opendsr:{api_key_id}",
     )

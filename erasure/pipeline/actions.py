@@ -47,9 +47,10 @@ def _locked(
 
 
 def approve(
-    session: Session, request_id: uuid.UUID, *, approver_key_id: uuid.UUID | None, at: datetime
+    session: Session, request_id: uuid.UUID, *, by: str | None, at: datetime
 ) -> ErasureRequest:
-    """awaiting_approval -> approved, and the resolve step is queued. Raises InvalidTransition."""
+    """awaiting_approval -> approved, and the resolve step is queued. `by` names who approved
+    (`api-key:<prefix>` or `user:<id>`), for the audit log. Raises InvalidTransition."""
     request = _locked(session, request_id, None)
     if request.status is not RequestStatus.AWAITING_APPROVAL:
         raise InvalidTransition(f"the request is {request.status.value}, not awaiting approval")
@@ -59,7 +60,7 @@ def approve(
         RequestStatus.APPROVED,
         at=at,
         kind="request.approved",
-        data={"approver_key": str(approver_key_id) if approver_key_id else None},
+        data={"by": by},
     )
     enqueue_resolve(session, request)
     return request
@@ -71,6 +72,7 @@ def retry(
     *,
     target_ids: Collection[uuid.UUID] = (),
     api_key_id: uuid.UUID | None = None,
+    by: str | None = None,
     at: datetime,
 ) -> ErasureRequest:
     """Send failed targets again (all of them, or those named), or re-run a stalled or parked
@@ -85,7 +87,12 @@ def retry(
     )
     if request.status in _RESOLVE_STATES:
         move_request(
-            session, request, request.status, at=at, kind="request.retried", data={"targets": []}
+            session,
+            request,
+            request.status,
+            at=at,
+            kind="request.retried",
+            data={"targets": [], "by": by},
         )
         enqueue_resolve(session, request)
         return request
@@ -115,7 +122,7 @@ def retry(
         RequestStatus.DELETING,
         at=at,
         kind="request.retried",
-        data={"targets": [str(t.id) for t in targets]},
+        data={"targets": [str(t.id) for t in targets], "by": by},
     )
     return request
 
@@ -128,6 +135,7 @@ def extend(
     until: datetime | None,
     vault: Vault,
     api_key_id: uuid.UUID | None = None,
+    by: str | None = None,
     at: datetime,
 ) -> ErasureRequest:
     """Move the deadline later, within what the regulation allows from the original deadline
@@ -176,6 +184,7 @@ def extend(
             "from_due_at": previous.isoformat(),
             "to_due_at": new_due.isoformat(),
             "reason_sha256": hashlib.sha256(reason.encode()).hexdigest(),
+            "by": by,
         },
     )
     return request

@@ -21,17 +21,23 @@ MESSAGES = {
 
 
 def run(
-    action: str, session: Session, request_id: uuid.UUID, *, vault: Vault, reason: str = ""
+    action: str,
+    session: Session,
+    request_id: uuid.UUID,
+    *,
+    vault: Vault,
+    by: str | None,
+    reason: str = "",
 ) -> ErasureRequest:
-    """Raises erasure.errors.NotFound / InvalidTransition like the pipeline does."""
+    """Raises erasure.errors.NotFound / InvalidTransition like the pipeline does. `by` names
+    the signed-in person (`user:<id>`) in the audit log."""
     now = datetime.now(UTC)
     if action == "approve":
-        # Console approvals carry no API key; the leaf records a null approver key.
-        return pipeline_actions.approve(session, request_id, approver_key_id=None, at=now)
+        return pipeline_actions.approve(session, request_id, by=by, at=now)
     if action == "retry":
-        return pipeline_actions.retry(session, request_id, at=now)
+        return pipeline_actions.retry(session, request_id, by=by, at=now)
     if action == "extend":
         return pipeline_actions.extend(
-            session, request_id, reason=reason, until=None, vault=vault, at=now
+            session, request_id, reason=reason, until=None, vault=vault, by=by, at=now
         )
     raise ValueError(f"unknown action {action!r}")

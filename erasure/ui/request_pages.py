@@ -327,7 +327,14 @@ def _submission(body: ErasureRequestIn, source: Source) -> workflow.Submission:
         reference_id=body.reference.id if body.reference else None,
         reference_url=str(body.reference.url) if body.reference and body.reference.url else None,
         notes=body.notes,
+        submitted_by=_by(),
     )
+
+
+def _by() -> str | None:
+    """The signed-in person, as the audit log names them."""
+    user = security.current_user()
+    return f"user:{user.id}" if user else None
 
 
 def form_document(subject: dict[str, Any], fields: dict[str, str]) -> dict[str, Any]:
@@ -485,7 +492,10 @@ def cancel(request_id: uuid.UUID) -> ResponseReturnValue:
     reason = _reason()
     session = get_session()
     try:
-        erasure_request = workflow.cancel_request(session, request_id, reason=reason)
+        user = security.current_user()
+        erasure_request = workflow.cancel_request(
+            session, request_id, reason=reason, by=f"user:{user.id}" if user else None
+        )
     except NotFound:
         abort(404)
     except InvalidTransition as exc:
@@ -502,7 +512,12 @@ def _pipeline(action: str, request_id: uuid.UUID, reason: str = "") -> ResponseR
     session = get_session()
     try:
         actions.run(
-            action, session, request_id, vault=web_resources().protection.vault, reason=reason
+            action,
+            session,
+            request_id,
+            vault=web_resources().protection.vault,
+            by=f"user:{user.id}" if user else None,
+            reason=reason,
         )
     except NotFound:
         abort(404)

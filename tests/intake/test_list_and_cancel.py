@@ -104,11 +104,14 @@ def test_cancel_withdraws_unsent_targets_and_records_what_could_not_be_stopped(
         )
     )
     assert leaf is not None
-    assert json.loads(leaf.leaf)["data"] == {
+    data = json.loads(leaf.leaf)["data"]
+    assert data == {
         "from_status": "received",
         "targets_withdrawn": 2,
         "deletions_not_stoppable": 1,
+        "by": data["by"],
     }
+    assert data["by"].startswith("api-key:")
     again = client.post(
         f"/v1/erasure-requests/{request_id}/cancel",
         json={"reason": "again"},
@@ -127,3 +130,27 @@ def test_cancel_needs_a_reason(
     )
     assert response.status_code == 422
     assert response.get_json()["errors"][0]["field"] == "reason"
+
+
+def test_the_audit_log_names_who_submitted_and_who_cancelled(
+    client: FlaskClient, org: Org, make_key: object, db_session: Session
+) -> None:
+    from erasure.api_keys import authenticate
+    from erasure.models import Role
+
+    officer = make_key(Role.OFFICER)  # type: ignore[operator]
+    admin = make_key(Role.ADMIN)  # type: ignore[operator]
+    request_id = submit(client, {"Authorization": f"Bearer {officer}"}, 1)
+    client.post(
+        f"/v1/erasure-requests/{request_id}/cancel",
+        json={"reason": "dup"},
+        headers={"Authorization": f"Bearer {admin}"},
+    )
+    events = {
+        leaf.kind: json.loads(leaf.leaf)["data"]
+        for leaf in db_session.scalars(select(AuditLeaf).where(AuditLeaf.request_id == request_id))
+    }
+    officer_key, admin_key = authenticate(db_session, officer), authenticate(db_session, admin)
+    assert officer_key is not None and admin_key is not None
+    assert events["request.received"]["submitted_by"] == f"api-key:{officer_key.prefix}"
+    assert events["request.cancelled"]["by"] == f"api-key:{admin_key.prefix}"

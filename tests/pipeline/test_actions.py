@@ -23,10 +23,10 @@ def test_an_org_that_requires_approval_waits_for_an_approver(
     world.wait_for([request_id], [RequestStatus.AWAITING_APPROVAL])
     assert world.calls() == []
     with world.session() as session, session.begin():
-        actions.approve(session, request_id, approver_key_id=None, at=world.ctx.clock())
+        actions.approve(session, request_id, by="user:test", at=world.ctx.clock())
     world.wait_for([request_id])
     with world.session() as session, session.begin(), pytest.raises(InvalidTransition):
-        actions.approve(session, request_id, approver_key_id=None, at=world.ctx.clock())
+        actions.approve(session, request_id, by="user:test", at=world.ctx.clock())
 
 
 def test_retry_sends_a_failed_target_again(world: World) -> None:
