@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, ClassVar
 
+import redis
 from celery import Celery, Task, shared_task
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.orm import Session
@@ -215,13 +216,14 @@ def resolve(self: ErasureTask, request_id: str, attempt: int) -> str:
             return claimed.value
         held = claimed.attempt
         outcome = resolve_step.record(ctx, claimed, resolve_step.look_up(ctx, claimed))
-    except (SalesforceError, DBAPIError) as exc:
+    except RETRYABLE_FAILURES as exc:
         countdown = min(30.0, 2.0 ** (self.request.retries + 1), ctx.tunables.stall_s / 2)
-        if isinstance(exc, DBAPIError):
-            if not _database_down(exc):
-                return _park_bug(self, ctx, task_id, rid, exc)
-            # Our own database is down: not the message's fault, never parked. Once the
-            # retries run out the message is dropped and the sweeper re-publishes the request.
+        if isinstance(exc, DBAPIError) and not _database_down(exc):
+            return _park_bug(self, ctx, task_id, rid, exc)
+        if not isinstance(exc, SalesforceError):
+            # Our own database or Redis is down (restarting, failing over): not the message's
+            # fault, never parked. Once the retries run out the message is dropped and the
+            # sweeper re-publishes the request.
             if self.request.retries >= RESOLVE_MAX_RETRIES:
                 raise
             raise self.retry(args=[request_id, held], countdown=countdown, exc=exc) from exc
@@ -238,6 +240,21 @@ def resolve(self: ErasureTask, request_id: str, attempt: int) -> str:
     finally:
         _relay_quietly(self)
     return outcome.value
+
+
+#: Our own infrastructure failing under a task (Redis holds the shared Salesforce tokens and
+#: 429 holds): transient, like a database outage, never a reason to park a message.
+INFRASTRUCTURE_ERRORS: tuple[type[Exception], ...] = (
+    redis.exceptions.ConnectionError,
+    redis.exceptions.TimeoutError,
+    ConnectionError,
+    TimeoutError,
+)
+RETRYABLE_FAILURES: tuple[type[Exception], ...] = (
+    SalesforceError,
+    DBAPIError,
+    *INFRASTRUCTURE_ERRORS,
+)
 
 
 def _database_down(exc: DBAPIError) -> bool:
