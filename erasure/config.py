@@ -172,6 +172,13 @@ class Settings(BaseSettings):
         description="A task message delivered (or retried) more often than this is parked for a "
         "person, with an alert.",
     )
+    log_final_timeout_s: float = Field(
+        86400.0,
+        gt=0,
+        description="A sent deletion whose ConversationApiLog is still not final (or shows a status "
+        "erasure does not know) this many seconds after its call is flagged for a person; polling "
+        "goes on.",
+    )
     salesforce_read_timeout_s: float = Field(
         30.0, gt=0, description="Read timeout of every Salesforce call, seconds."
     )

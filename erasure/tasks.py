@@ -61,6 +61,7 @@ def tunables(settings: Settings) -> Tunables:
         max_deliveries=settings.max_task_deliveries,
         # A call cannot still be in flight once the client's read timeout has passed.
         orphan_after_s=settings.salesforce_read_timeout_s + 10.0,
+        log_final_timeout_s=settings.log_final_timeout_s,
     )
 
 

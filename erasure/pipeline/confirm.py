@@ -17,7 +17,12 @@ from erasure.audit import leaves
 from erasure.models import DeleteCall, Org, Target, TargetKind, TargetStatus
 from erasure.pipeline.context import Pipeline
 from erasure.pipeline.salesforce_port import SalesforcePort
-from erasure.pipeline.states import SENT_TARGET_STATUSES, record_pseudonym, settle_request
+from erasure.pipeline.states import (
+    SENT_TARGET_STATUSES,
+    raise_alert,
+    record_pseudonym,
+    settle_request,
+)
 from erasure.salesforce.errors import SalesforceError
 from erasure.salesforce.models import ApiLog, LogState
 
@@ -160,17 +165,16 @@ def _confirm_batch(ctx: Pipeline, org_id: uuid.UUID, report: ConfirmReport) -> i
                 report.failed += 1
                 touched.add(target.request_id)
             else:
-                if log is not None:
-                    target.log_status = log.status
-                    if (
-                        target.status is TargetStatus.REQUESTED
-                        and log.status.lower() == "in_progress"
-                    ):
-                        target.status = TargetStatus.IN_PROGRESS
-                        progressing.setdefault(target.request_id, []).append(str(target.id))
-                wait = min(ctx.tunables.poll_max_s, max(ctx.tunables.poll_min_s, age / 2))
-                target.next_check_at = now + timedelta(seconds=wait)
-                target.updated_at = now
+                _still_waiting(
+                    ctx,
+                    session,
+                    target,
+                    log,
+                    age=age,
+                    now=now,
+                    org_id=org_id,
+                    progressing=progressing,
+                )
         for request_id, ids in progressing.items():
             leaves.append(
                 session,
@@ -183,6 +187,41 @@ def _confirm_batch(ctx: Pipeline, org_id: uuid.UUID, report: ConfirmReport) -> i
         for request_id in sorted(touched):
             settle_request(session, request_id, at=now)
     return len(targets)
+
+
+def _still_waiting(
+    ctx: Pipeline,
+    session: Session,
+    target: Target,
+    log: ApiLog | None,
+    *,
+    age: float,
+    now: datetime,
+    org_id: uuid.UUID,
+    progressing: dict[uuid.UUID, list[str]],
+) -> None:
+    """Not final yet: note its progress, flag it for a person past the timeout, poll again later."""
+    if log is not None:
+        target.log_status = log.status
+        if target.status is TargetStatus.REQUESTED and log.status.lower() == "in_progress":
+            target.status = TargetStatus.IN_PROGRESS
+            progressing.setdefault(target.request_id, []).append(str(target.id))
+    if age > ctx.tunables.log_final_timeout_s:
+        # Opened once per request (raise_alert skips an open duplicate).
+        raise_alert(
+            session,
+            kind="target_not_final",
+            message=(
+                f"a deletion has no final ConversationApiLog status {int(age // 3600)} h "
+                f"after its call (last status: {target.log_status or 'no log'}); "
+                "it is still polled: check it in Salesforce Setup"
+            ),
+            org_id=org_id,
+            request_id=target.request_id,
+        )
+    wait = min(ctx.tunables.poll_max_s, max(ctx.tunables.poll_min_s, age / 2))
+    target.next_check_at = now + timedelta(seconds=wait)
+    target.updated_at = now
 
 
 def _final(

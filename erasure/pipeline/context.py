@@ -40,6 +40,9 @@ class Tunables:
     at_risk_margin_s: float = 3 * 86400.0
     #: A COMPLETED log whose record still reads back is re-checked for this long before failing.
     readback_grace_s: float = 600.0
+    #: A sent target whose log is still not final (or unknown) this long after its call is
+    #: flagged for a person (CONTRACT.md §2); polling goes on.
+    log_final_timeout_s: float = 86400.0
 
 
 @dataclass

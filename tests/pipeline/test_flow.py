@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
+import time
+from collections.abc import Callable
+from dataclasses import replace
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
-from erasure.models import AuditLeaf, ErasureRequest, RequestStatus, TargetStatus
-from tests.pipeline.conftest import World
+from erasure.models import Alert, AuditLeaf, ErasureRequest, RequestStatus, TargetStatus
+from tests.pipeline.conftest import FAST, World
 
 
 def _leaves(world: World, request_id: object) -> list[dict[str, object]]:
@@ -77,3 +80,42 @@ def test_leaves_hold_no_personal_data(world: World) -> None:
     assert "4155550002" not in blob
     assert target.salesforce_id is not None
     assert target.salesforce_id[:15] not in blob
+
+
+def test_a_log_that_never_becomes_final_is_flagged_for_a_person(
+    make_world: Callable[..., World],
+) -> None:
+    """CONTRACT.md §2: a status that stays non-final (or unknown) is polled on, and a timeout
+    flags the target for a person."""
+    world = make_world(tunables=replace(FAST, log_final_timeout_s=0.5))
+    world.sandbox.org.configure(log_step_s=10_000.0)  # the log stays REQUESTED
+    request_id = world.submit("+14155550003")
+    world.wait_for([request_id], (RequestStatus.DELETING, RequestStatus.CONFIRMING))
+    deadline = time.monotonic() + 20
+    alerts: list[Alert] = []
+    while not alerts and time.monotonic() < deadline:
+        world.step()
+        with world.session() as session:
+            alerts = list(
+                session.scalars(
+                    select(Alert).where(
+                        Alert.request_id == request_id, Alert.kind == "target_not_final"
+                    )
+                )
+            )
+        time.sleep(0.1)
+    assert len(alerts) == 1 and alerts[0].resolved_at is None
+    assert "4155550003" not in alerts[0].message
+    world.step()
+    world.step()
+    with world.session() as session:  # one alert, however often it is polled
+        assert (
+            session.scalar(
+                select(func.count()).select_from(Alert).where(Alert.request_id == request_id)
+            )
+            == 1
+        )
+    assert [t.status for t in world.targets(request_id)] in (
+        [TargetStatus.REQUESTED],
+        [TargetStatus.IN_PROGRESS],
+    )
