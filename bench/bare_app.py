@@ -1,12 +1,13 @@
 """The baseline for bench/intake.py: a bare Flask app that does one INSERT per POST.
 
-Run as `gunicorn 'bench.bare_app:create_app()'` with BENCH_DATABASE_URL set. A gunicorn sync
-worker serves one request at a time, so one connection per worker process is all it needs.
+Run as `gunicorn 'bench.bare_app:create_app()'` with BENCH_DATABASE_URL set. One connection per
+thread (a sync worker has one thread), so the baseline never queues on a shared connection.
 """
 
 from __future__ import annotations
 
 import os
+import threading
 
 import psycopg
 from flask import Flask, Response, jsonify, request
@@ -15,12 +16,13 @@ from psycopg.types.json import Jsonb
 
 def create_app() -> Flask:
     app = Flask("bare")
-    state: dict[str, psycopg.Connection] = {}
+    state = threading.local()
 
     def connection() -> psycopg.Connection:
-        if "conn" not in state or state["conn"].closed:
-            state["conn"] = psycopg.connect(os.environ["BENCH_DATABASE_URL"], autocommit=True)
-        return state["conn"]
+        conn: psycopg.Connection | None = getattr(state, "conn", None)
+        if conn is None or conn.closed:
+            conn = state.conn = psycopg.connect(os.environ["BENCH_DATABASE_URL"], autocommit=True)
+        return conn
 
     @app.post("/v1/erasure-requests")
     def create() -> tuple[Response, int]:

@@ -49,14 +49,18 @@ def fresh_database(name: str) -> str:
 
 
 @contextmanager
-def gunicorn(app: str, port: int, env: dict[str, str], workers: int) -> Iterator[None]:
+def gunicorn(
+    app: str, port: int, env: dict[str, str], workers: int, threads: int
+) -> Iterator[None]:
     gunicorn_bin = str(Path(sys.executable).with_name("gunicorn"))
     process = subprocess.Popen(
         [
             gunicorn_bin,
             f"--bind=127.0.0.1:{port}",
             f"--workers={workers}",
-            "--worker-class=sync",
+            # Threads overlap each request's database round trips; 1 is the classic sync worker.
+            f"--worker-class={'sync' if threads == 1 else 'gthread'}",
+            f"--threads={threads}",
             "--log-level=warning",
             app,
         ],
@@ -114,10 +118,16 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=20)
     parser.add_argument("--threads", type=int, default=8)
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument(
+        "--server-threads",
+        type=int,
+        default=1,
+        help="gunicorn threads per worker (1: sync workers)",
+    )
     args = parser.parse_args()
     print(describe())
     print(
-        f"load: {args.threads} client threads, {args.seconds:.0f} s per app, gunicorn {args.workers} sync workers"
+        f"load: {args.threads} client threads, {args.seconds:.0f} s per app, gunicorn {args.workers} workers x {args.server_threads} thread(s)"
     )
 
     bare_url = fresh_database("erasure_bench_bare")
@@ -127,7 +137,11 @@ def main() -> None:
         )
     port = free_port()
     with gunicorn(
-        "bench.bare_app:create_app()", port, {"BENCH_DATABASE_URL": bare_url}, args.workers
+        "bench.bare_app:create_app()",
+        port,
+        {"BENCH_DATABASE_URL": bare_url},
+        args.workers,
+        args.server_threads,
     ):
         bare = measure(port, {"Content-Type": "application/json"}, args)
 
@@ -138,6 +152,9 @@ def main() -> None:
         "ERASURE_DATABASE_URL": erasure_url,
         "ERASURE_ENCRYPTION_KEYS": "bench:" + base64.b64encode(secrets.token_bytes(32)).decode(),
         "ERASURE_PSEUDONYM_KEY": base64.b64encode(secrets.token_bytes(32)).decode(),
+        # One key sends everything here: the per-key rate limit would answer 429 instead of
+        # measuring intake. A 429 counts as an error below, so a limit hit never passes unseen.
+        "ERASURE_RATE_LIMIT_REQUESTS": "0",
     }
     subprocess.run(
         [sys.executable, "-m", "erasure.cli", "db", "upgrade"],
@@ -181,7 +198,7 @@ def main() -> None:
         text=True,
     ).stdout.strip()
     port = free_port()
-    with gunicorn("erasure.app:create_app()", port, env, args.workers):
+    with gunicorn("erasure.app:create_app()", port, env, args.workers, args.server_threads):
         ours = measure(
             port, {"Content-Type": "application/json", "Authorization": f"Bearer {key}"}, args
         )
