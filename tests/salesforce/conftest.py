@@ -64,9 +64,25 @@ def credential() -> CredentialSettings:
     return CredentialSettings(*CLIENT_A, name="app-a")
 
 
+@pytest.fixture(scope="session")
+def redis_port(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
+    """The local Redis on 6379, or, on a machine with none, a redis-server of our own."""
+    try:
+        redis.Redis(host="127.0.0.1", port=6379, socket_connect_timeout=1).ping()
+    except redis.ConnectionError:
+        from tests.pipeline.harness import RedisServer
+
+        server = RedisServer(tmp_path_factory.mktemp("redis"))
+        server.start()
+        yield server.port
+        server.stop()
+        return
+    yield 6379
+
+
 @pytest.fixture
-def redis_client() -> Iterator[redis.Redis]:
-    client = redis.Redis(host="127.0.0.1", port=6379)
+def redis_client(redis_port: int) -> Iterator[redis.Redis]:
+    client = redis.Redis(host="127.0.0.1", port=redis_port)
     yield client
     client.close()
 

@@ -146,11 +146,12 @@ def test_64_cold_workers_cause_one_token_request(
     sandbox: SandboxHandle,
     redis_client: redis.Redis,
     redis_prefix: str,
+    redis_port: int,
 ) -> None:
     # One client per "worker", each with its own Redis connection: only Redis is shared.
     workers = [
         make_client(
-            tokens=RedisTokenStore(redis.Redis(), prefix=redis_prefix),
+            tokens=RedisTokenStore(redis.Redis(port=redis_port), prefix=redis_prefix),
             usage=RedisUsageStore(redis_client, prefix=redis_prefix),
         )
         for _ in range(64)
@@ -169,10 +170,11 @@ def test_64_cold_workers_cause_one_token_request(
 
 
 def test_a_fleet_heals_a_revoked_token_with_one_refetch(
-    make_client: MakeClient, sandbox: SandboxHandle, redis_prefix: str
+    make_client: MakeClient, sandbox: SandboxHandle, redis_prefix: str, redis_port: int
 ) -> None:
     workers = [
-        make_client(tokens=RedisTokenStore(redis.Redis(), prefix=redis_prefix)) for _ in range(16)
+        make_client(tokens=RedisTokenStore(redis.Redis(port=redis_port), prefix=redis_prefix))
+        for _ in range(16)
     ]
     workers[0].existing_end_users([PROBE_ID])
     sandbox.org.revoke(CLIENT_A[0])

@@ -22,9 +22,9 @@ from .conftest import CLIENT_A, FAST_TOKENS
 PROBE_ID = "0PA5g0000000001GAA"
 
 
-def _worker(url: str, ca_path: str, prefix: str, start_at: float) -> int:
+def _worker(url: str, ca_path: str, prefix: str, start_at: float, redis_port: int) -> int:
     org = OrgSettings(url, ca_bundle=ca_path)
-    tokens = RedisTokenStore(redis.Redis(), prefix=prefix)
+    tokens = RedisTokenStore(redis.Redis(port=redis_port), prefix=prefix)
     with SalesforceClient(
         org,
         CredentialSettings(*CLIENT_A),
@@ -37,14 +37,15 @@ def _worker(url: str, ca_path: str, prefix: str, start_at: float) -> int:
 
 
 def test_cold_worker_processes_cause_one_token_request(
-    sandbox: SandboxHandle, redis_prefix: str
+    sandbox: SandboxHandle, redis_prefix: str, redis_port: int
 ) -> None:
     processes = 8
     start_at = time.time() + 1.5  # spawn start-up takes about a second
     ctx = multiprocessing.get_context("spawn")
     with ctx.Pool(processes) as pool:
         results = pool.starmap(
-            _worker, [(sandbox.url, sandbox.ca_path, redis_prefix, start_at)] * processes
+            _worker,
+            [(sandbox.url, sandbox.ca_path, redis_prefix, start_at, redis_port)] * processes,
         )
     assert results == [0] * processes
     assert sandbox.org.call_count(Route.TOKEN, CLIENT_A[0]) == 1
