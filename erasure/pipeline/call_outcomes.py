@@ -52,11 +52,26 @@ def load_org(session: Session, org_id: uuid.UUID) -> Org | None:
     )
 
 
-def leaf_targets(ctx: Pipeline, targets: Sequence[Target]) -> dict[uuid.UUID, list[Target]]:
+def log_per_request(
+    session: Session,
+    targets: Sequence[Target],
+    *,
+    kind: str,
+    at: datetime,
+    data: dict[str, leaves.LeafValue] | None = None,
+) -> None:
+    """One audit leaf per request for what happened to a group of its targets."""
     by_request: dict[uuid.UUID, list[Target]] = defaultdict(list)
     for target in targets:
         by_request[target.request_id].append(target)
-    return by_request
+    for request_id, group in by_request.items():
+        leaves.append(
+            session,
+            kind=kind,
+            request_id=request_id,
+            at=at,
+            data={**(data or {}), "targets": [str(t.id) for t in group]},
+        )
 
 
 def _requested(
@@ -93,18 +108,13 @@ def _back_to_pending(
         target.status = TargetStatus.PENDING
         target.delete_call_id = None
         target.updated_at = now
-    for request_id, group in leaf_targets(ctx, targets).items():
-        leaves.append(
-            session,
-            kind="targets.returned",
-            request_id=request_id,
-            at=now,
-            data={
-                "delete_call": str(call.id),
-                "reason": reason,
-                "targets": [str(t.id) for t in group],
-            },
-        )
+    log_per_request(
+        session,
+        targets,
+        kind="targets.returned",
+        at=now,
+        data={"delete_call": str(call.id), "reason": reason},
+    )
 
 
 def _note_sent_after_cancel(
@@ -204,18 +214,13 @@ def record(  # noqa: PLR0912, PLR0915  # one short branch per way a delete call 
                 target.status = TargetStatus.FAILED
                 target.failure_reason = f"Salesforce refused the delete call ({code})"
                 target.updated_at = now
-            for request_id, group in leaf_targets(ctx, targets).items():
-                leaves.append(
-                    session,
-                    kind="targets.failed",
-                    request_id=request_id,
-                    at=now,
-                    data={
-                        "delete_call": str(call.id),
-                        "reason": str(code),
-                        "targets": [str(t.id) for t in group],
-                    },
-                )
+            log_per_request(
+                session,
+                targets,
+                kind="targets.failed",
+                at=now,
+                data={"delete_call": str(call.id), "reason": str(code)},
+            )
             raise_alert(
                 session,
                 kind="delete_refused",

@@ -20,7 +20,6 @@ from datetime import datetime, timedelta
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
-from erasure.audit import leaves
 from erasure.models import (
     DeleteCall,
     DeleteCallStatus,
@@ -30,7 +29,7 @@ from erasure.models import (
     TargetKind,
     TargetStatus,
 )
-from erasure.pipeline.call_outcomes import leaf_targets, load_org, reconcile, record
+from erasure.pipeline.call_outcomes import load_org, log_per_request, reconcile, record
 from erasure.pipeline.context import Pipeline
 from erasure.pipeline.quota import choose_credential, pool_quota
 from erasure.pipeline.salesforce_port import SalesforcePort
@@ -206,14 +205,7 @@ def _block(ctx: Pipeline, session: Session, targets: Sequence[Target], now: date
         target.status = TargetStatus.BLOCKED_OPEN_SESSION
         target.next_check_at = now + timedelta(seconds=ctx.tunables.open_session_recheck_s)
         target.updated_at = now
-    for request_id, group in leaf_targets(ctx, targets).items():
-        leaves.append(
-            session,
-            kind="targets.blocked_open_session",
-            request_id=request_id,
-            at=now,
-            data={"targets": [str(t.id) for t in group]},
-        )
+    log_per_request(session, targets, kind="targets.blocked_open_session", at=now)
 
 
 def _unblock_due(ctx: Pipeline, org_id: uuid.UUID, report: DispatchReport) -> None:
@@ -250,14 +242,7 @@ def _unblock_due(ctx: Pipeline, org_id: uuid.UUID, report: DispatchReport) -> No
             else:
                 target.next_check_at = now + timedelta(seconds=ctx.tunables.open_session_recheck_s)
             target.updated_at = now
-        for request_id, group in leaf_targets(ctx, freed).items():
-            leaves.append(
-                session,
-                kind="targets.unblocked",
-                request_id=request_id,
-                at=now,
-                data={"targets": [str(t.id) for t in group]},
-            )
+        log_per_request(session, freed, kind="targets.unblocked", at=now)
         report.unblocked += len(freed)
 
 
