@@ -153,8 +153,9 @@ def load_certificate(data: bytes) -> dict[str, object]:
 
 
 def looks_like_certificate(data: bytes) -> bool:
-    """A cheap sniff for the CLI: does this file claim to be a certificate?"""
-    return data.lstrip().startswith(b"{") and CERTIFICATE_TYPE.encode() in data[:4096]
+    """A cheap sniff for the CLI: does this file claim to be a certificate? The whole file is
+    searched: certificate files sort their keys, so `type` comes last, after every leaf."""
+    return data.lstrip().startswith(b"{") and b'"' + CERTIFICATE_TYPE.encode() + b'"' in data
 
 
 def verify_certificate(data: bytes | Mapping[str, object], key: VerifierKey) -> Report:

@@ -127,6 +127,29 @@ def test_verify_certificate_file(log_10k: SignedLog, tmp_path: Path) -> None:
     assert result.exit_code == 2
 
 
+def test_verify_a_certificate_larger_than_a_page(log_10k: SignedLog, tmp_path: Path) -> None:
+    """Certificate files sort their keys, so `"type"` comes after every leaf: a real request's
+    certificate (many leaves with proofs) must still be recognised as one."""
+    document = build_certificate(
+        request={"id": "r1"},
+        targets=[],
+        leaves=[
+            ProvenLeaf(i, log_10k.leaves[i], log_10k.tree.inclusion_proof(i)) for i in range(12)
+        ],
+        checkpoint_note=log_10k.notes[-1],
+        signing_key=log_10k.key,
+        issued_at=datetime(2025, 1, 1, tzinfo=UTC),
+    )
+    path = tmp_path / "certificate.json"
+    path.write_bytes(dump_certificate(document))
+    assert path.read_bytes().index(b'"erasure-certificate"') > 4096
+    result = CliRunner().invoke(
+        audit_group, ["verify", str(path), "--public-key", str(log_10k.key.verifier())]
+    )
+    assert result.exit_code == 0, result.output
+    assert "12 of 12 proven included" in result.output
+
+
 def test_verify_usage_errors(bundle_10k: Path, tmp_path: Path) -> None:
     runner = CliRunner()
     assert (
