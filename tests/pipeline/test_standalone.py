@@ -116,6 +116,24 @@ def test_standalone_completes_a_demo_request_and_keeps_it_across_restarts(
         )
         report = verify_certificate(certificate, verifier)
         assert report.ok, report.findings
+        # ... and as an auditor would, with the command line and nothing else.
+        (tmp_path / "certificate.json").write_bytes(certificate)
+        audited = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "erasure.cli",
+                "audit",
+                "verify",
+                str(tmp_path / "certificate.json"),
+                "--public-key",
+                str(verifier),
+            ],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert audited.returncode == 0, audited.stdout + audited.stderr
     finally:
         code = _stop(process)
     assert code == 0, log.read_text()[-3000:]
