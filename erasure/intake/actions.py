@@ -9,11 +9,10 @@ from flask import Response
 from pydantic import AwareDatetime, Field
 
 from erasure.intake.auth import actor, requires
-from erasure.intake.body import read_json_object
 from erasure.intake.openapi import Documented, documented
 from erasure.intake.resources import get_session, web_resources
 from erasure.intake.schemas import ErasureRequestOut, ProblemOut, Strict
-from erasure.intake.views import _json, _scope, bp, kick_relay, parse_body, render
+from erasure.intake.views import _scope, bp, json_response, kick_relay, read_model, render
 from erasure.models import Role
 from erasure.pipeline import actions
 from erasure.pipeline.context import utcnow
@@ -39,21 +38,13 @@ class ExtendIn(Strict):
     )
 
 
-def _body(model: type[Strict]) -> object:
-    settings = web_resources().settings
-    document = read_json_object(
-        max_bytes=settings.max_body_bytes, max_depth=settings.max_json_depth
-    )
-    return parse_body(model, document)
-
-
 def _respond(request_id: uuid.UUID) -> Response:
     from erasure import workflow
 
     session = get_session()
     session.commit()
     kick_relay()
-    return _json(200, render(workflow.get_request(session, request_id)))
+    return json_response(200, render(workflow.get_request(session, request_id)))
 
 
 _ERRORS = {404: ("No such request.", ProblemOut), 409: ("Not possible in this state.", ProblemOut)}
@@ -70,7 +61,7 @@ _ERRORS = {404: ("No such request.", ProblemOut), 409: ("Not possible in this st
     )
 )
 def approve_erasure_request(request_id: uuid.UUID) -> Response:
-    _body(ApproveIn)
+    read_model(ApproveIn)
     actions.approve(get_session(), request_id, by=actor(), at=utcnow())
     return _respond(request_id)
 
@@ -86,8 +77,7 @@ def approve_erasure_request(request_id: uuid.UUID) -> Response:
     )
 )
 def retry_erasure_request(request_id: uuid.UUID) -> Response:
-    body = _body(RetryIn)
-    assert isinstance(body, RetryIn)  # noqa: S101  # parse_body returned the model asked for
+    body = read_model(RetryIn)
     actions.retry(
         get_session(),
         request_id,
@@ -110,8 +100,7 @@ def retry_erasure_request(request_id: uuid.UUID) -> Response:
     )
 )
 def extend_erasure_request(request_id: uuid.UUID) -> Response:
-    body = _body(ExtendIn)
-    assert isinstance(body, ExtendIn)  # noqa: S101  # parse_body returned the model asked for
+    body = read_model(ExtendIn)
     actions.extend(
         get_session(),
         request_id,

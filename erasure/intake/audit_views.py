@@ -15,12 +15,11 @@ from erasure.audit.certificate import dump_certificate
 from erasure.errors import ConfigurationError
 from erasure.identifiers import pseudonym
 from erasure.intake.auth import current_key, requires
-from erasure.intake.body import read_json_object
 from erasure.intake.openapi import Documented, documented
 from erasure.intake.problems import Problem
 from erasure.intake.resources import get_session, web_resources
 from erasure.intake.schemas import ProblemOut, Strict, SubjectIn
-from erasure.intake.views import READERS, bp, parse_body, request_url
+from erasure.intake.views import READERS, bp, read_model, request_url
 from erasure.models import ErasureRequest, Role, SubjectIdentifier
 
 LOOKERS = (Role.OFFICER, Role.ADMIN)
@@ -138,10 +137,7 @@ def certificate(request_id: uuid.UUID) -> Response:
 )
 def subject_lookup() -> Response:
     settings = web_resources().settings
-    body: SubjectLookupIn = parse_body(
-        SubjectLookupIn,
-        read_json_object(max_bytes=settings.max_body_bytes, max_depth=settings.max_json_depth),
-    )
+    body = read_model(SubjectLookupIn)
     indexes = [
         (kind, pseudonym(settings.pseudonym_key_bytes, kind, value))
         for kind, value in body.subject.identifier_pairs()

@@ -6,17 +6,16 @@ import uuid
 from datetime import datetime, timedelta
 from typing import Any
 
-from flask import Blueprint, Response, jsonify, request
+from flask import Blueprint, Response, request
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 
 from erasure.intake.auth import current_key, requires
-from erasure.intake.body import read_json_object
 from erasure.intake.openapi import Documented, documented, query_param
-from erasure.intake.problems import Problem, field_error
+from erasure.intake.problems import invalid_field
 from erasure.intake.resources import get_session, web_resources
 from erasure.intake.schemas import ProblemOut
-from erasure.intake.views import parse_body
+from erasure.intake.views import json_response, read_model
 from erasure.integrations import callbacks
 from erasure.integrations.transport import AddressGuard
 from erasure.models import (
@@ -95,12 +94,6 @@ class DeliveryList(BaseModel):
     items: list[DeliveryOut]
 
 
-def _json(status: int, body: dict[str, Any]) -> Response:
-    response = jsonify(body)
-    response.status_code = status
-    return response
-
-
 def _render_subscription(row: CallbackSubscription, secret: str | None = None) -> dict[str, Any]:
     return SubscriptionOut(
         id=row.id,
@@ -130,10 +123,6 @@ def _render_delivery(row: CallbackDelivery) -> dict[str, Any]:
     ).model_dump(mode="json")
 
 
-def _invalid(field: str, detail: str) -> Problem:
-    return field_error(422, field, detail, code="validation_error")
-
-
 @bp.post("/callback-subscriptions")
 @requires(*SUBSCRIBERS)
 @documented(
@@ -145,27 +134,23 @@ def _invalid(field: str, detail: str) -> Problem:
     )
 )
 def create_subscription() -> Response:
-    settings = web_resources().settings
-    document = read_json_object(
-        max_bytes=settings.max_body_bytes, max_depth=settings.max_json_depth
-    )
-    body: SubscriptionIn = parse_body(SubscriptionIn, document)
+    body = read_model(SubscriptionIn)
     session = get_session()
     key = current_key()
     api_key_id, source_id = body.api_key_id, None
     if key.role is Role.INTEGRATION:
         if body.webhook_source or (api_key_id and api_key_id != key.id):
-            raise _invalid("api_key_id", "an integration key subscribes to its own requests")
+            raise invalid_field("api_key_id", "an integration key subscribes to its own requests")
         api_key_id = key.id
     elif body.webhook_source:
         source = session.scalar(
             select(WebhookSource).where(WebhookSource.name == body.webhook_source)
         )
         if source is None:
-            raise _invalid("webhook_source", "no such webhook source")
+            raise invalid_field("webhook_source", "no such webhook source")
         source_id = source.id
     if api_key_id is not None and source_id is not None:
-        raise _invalid("api_key_id", "name at most one of api_key_id and webhook_source")
+        raise invalid_field("api_key_id", "name at most one of api_key_id and webhook_source")
     if api_key_id is None and source_id is None:
         api_key_id = key.id  # the caller's own requests
     try:
@@ -173,15 +158,15 @@ def create_subscription() -> Response:
             session,
             url=body.url,
             vault=web_resources().protection.vault,
-            guard=AddressGuard.allowing(settings.callback_allowed_networks),
+            guard=AddressGuard.allowing(web_resources().settings.callback_allowed_networks),
             api_key_id=api_key_id,
             webhook_source_id=source_id,
         )
     except callbacks.InvalidCallbackUrl as exc:
-        raise _invalid("url", str(exc)) from None
+        raise invalid_field("url", str(exc)) from None
     rendered = _render_subscription(subscription, secret)
     session.commit()
-    return _json(201, rendered)
+    return json_response(201, rendered)
 
 
 @bp.get("/callback-subscriptions")
@@ -199,7 +184,7 @@ def list_subscriptions() -> Response:
     if key.role is Role.INTEGRATION:
         query = query.where(CallbackSubscription.api_key_id == key.id)
     rows = get_session().scalars(query.order_by(CallbackSubscription.created_at)).all()
-    return _json(200, {"items": [_render_subscription(row) for row in rows]})
+    return json_response(200, {"items": [_render_subscription(row) for row in rows]})
 
 
 @bp.post("/callback-subscriptions/<uuid:subscription_id>/secrets")
@@ -218,11 +203,7 @@ def list_subscriptions() -> Response:
     )
 )
 def rotate_subscription_secret(subscription_id: uuid.UUID) -> Response:
-    settings = web_resources().settings
-    document = read_json_object(
-        max_bytes=settings.max_body_bytes, max_depth=settings.max_json_depth
-    )
-    body: RotateIn = parse_body(RotateIn, document)
+    body = read_model(RotateIn)
     session = get_session()
     subscription, secret = callbacks.rotate_secret(
         session,
@@ -232,7 +213,7 @@ def rotate_subscription_secret(subscription_id: uuid.UUID) -> Response:
     )
     rendered = _render_subscription(subscription, secret)
     session.commit()
-    return _json(201, rendered)
+    return json_response(201, rendered)
 
 
 @bp.delete("/callback-subscriptions/<uuid:subscription_id>")
@@ -253,7 +234,7 @@ def delete_subscription(subscription_id: uuid.UUID) -> Response:
     subscription = callbacks.deactivate(session, subscription_id)
     rendered = _render_subscription(subscription)
     session.commit()
-    return _json(200, rendered)
+    return json_response(200, rendered)
 
 
 @bp.get("/callback-deliveries")
@@ -280,9 +261,9 @@ def list_deliveries() -> Response:
     try:
         status = CallbackStatus(raw)
     except ValueError:
-        raise _invalid("status", "must be pending, delivered or dead") from None
+        raise invalid_field("status", "must be pending, delivered or dead") from None
     rows = callbacks.list_deliveries(get_session(), statuses=[status])
-    return _json(200, {"items": [_render_delivery(row) for row in rows]})
+    return json_response(200, {"items": [_render_delivery(row) for row in rows]})
 
 
 @bp.post("/callback-deliveries/<uuid:delivery_id>/redeliver")
@@ -303,4 +284,4 @@ def redeliver(delivery_id: uuid.UUID) -> Response:
     delivery = callbacks.redeliver(session, delivery_id)
     rendered = _render_delivery(delivery)
     session.commit()
-    return _json(200, rendered)
+    return json_response(200, rendered)

@@ -7,17 +7,16 @@ from datetime import datetime
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
-from flask import Blueprint, Response, jsonify
+from flask import Blueprint, Response
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from erasure.identifiers import InvalidIdentifier, normalize
 from erasure.intake.auth import current_key, requires
-from erasure.intake.body import read_json_object
 from erasure.intake.openapi import Documented, documented
 from erasure.intake.problems import Problem
 from erasure.intake.resources import get_session, web_resources
 from erasure.intake.schemas import ProblemOut
-from erasure.intake.views import parse_body
+from erasure.intake.views import json_response, read_model
 from erasure.integrations import callbacks, opendsr, processor
 from erasure.integrations.transport import AddressGuard
 from erasure.models import ErasureRequest, Role
@@ -66,12 +65,6 @@ class DiscoveryOut(BaseModel):
     processor_certificate: str
 
 
-def _json(status: int, body: dict[str, Any]) -> Response:
-    response = jsonify(body)
-    response.status_code = status
-    return response
-
-
 def _render(erasure_request: ErasureRequest) -> dict[str, Any]:
     return SubjectRequestOut(
         api_version=opendsr.API_VERSION,
@@ -99,7 +92,7 @@ def discovery() -> Response:
     processor.current(session, vault=web_resources().protection.vault, common_name=_common_name())
     session.commit()  # the key pair is made on first use
     base = web_resources().settings.public_url.rstrip("/")
-    return _json(
+    return json_response(
         200,
         DiscoveryOut(
             api_version=opendsr.API_VERSION,
@@ -138,10 +131,7 @@ def processor_certificate() -> Response:
 def create_subject_request() -> Response:
     resources = web_resources()
     settings = resources.settings
-    document = read_json_object(
-        max_bytes=settings.max_body_bytes, max_depth=settings.max_json_depth
-    )
-    body: SubjectRequestIn = parse_body(SubjectRequestIn, document)
+    body = read_model(SubjectRequestIn)
     identifiers: list[Identifier] = []
     for index, identity in enumerate(body.subject_identities):
         kind = opendsr.IDENTITY_KINDS[identity.identity_type]
@@ -186,7 +176,7 @@ def create_subject_request() -> Response:
         session.commit()
     else:
         session.rollback()
-    return _json(201 if created else 200, rendered)
+    return json_response(201 if created else 200, rendered)
 
 
 @bp.get("/requests/<subject_request_id>")
@@ -202,7 +192,7 @@ def get_subject_request(subject_request_id: str) -> Response:
     erasure_request = opendsr.find(
         get_session(), api_key_id=current_key().id, subject_request_id=subject_request_id
     )
-    return _json(200, _render(erasure_request))
+    return json_response(200, _render(erasure_request))
 
 
 @bp.delete("/requests/<subject_request_id>")
@@ -225,4 +215,4 @@ def cancel_subject_request(subject_request_id: str) -> Response:
     )
     rendered = _render(erasure_request)
     session.commit()
-    return _json(202, rendered)
+    return json_response(202, rendered)

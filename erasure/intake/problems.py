@@ -58,6 +58,11 @@ def field_error(status: int, field: str, detail: str, *, code: str = "invalid_fi
     )
 
 
+def invalid_field(field: str, detail: str) -> Problem:
+    """A 422 naming one field at fault, like a failed body validation."""
+    return field_error(422, field, detail, code="validation_error")
+
+
 def problem_response(problem: Problem) -> Response:
     body: dict[str, Any] = {
         "type": f"urn:erasure:problem:{problem.code}",

@@ -8,7 +8,7 @@ import json
 import uuid
 from collections import Counter
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from flask import Blueprint, Response, jsonify, request
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -87,7 +87,11 @@ def render(erasure_request: ErasureRequest) -> dict[str, Any]:
     return out.model_dump(mode="json", by_alias=True)
 
 
-def parse_body(model: type[BaseModel], document: dict[str, Any]) -> Any:
+M = TypeVar("M", bound=BaseModel)
+
+
+def parse_body(model: type[M], document: dict[str, Any]) -> M:
+    """`document` validated as `model`, or a 422 problem naming every field at fault."""
     try:
         return model.model_validate(document)
     except ValidationError as exc:
@@ -107,7 +111,17 @@ def _scope() -> uuid.UUID | None:
     return key.id if key.role == Role.INTEGRATION else None
 
 
-def _json(
+def read_model(model: type[M]) -> M:
+    """The request's JSON body, read within the configured size and depth limits, validated as
+    `model`: the one way every view takes a body."""
+    settings = web_resources().settings
+    return parse_body(
+        model,
+        read_json_object(max_bytes=settings.max_body_bytes, max_depth=settings.max_json_depth),
+    )
+
+
+def json_response(
     status: int, body: dict[str, Any], *, location: str | None = None, replayed: bool = False
 ) -> Response:
     response = jsonify(body)
@@ -136,10 +150,7 @@ def _json(
 def create_erasure_request() -> Response:
     resources = web_resources()
     settings = resources.settings
-    document = read_json_object(
-        max_bytes=settings.max_body_bytes, max_depth=settings.max_json_depth
-    )
-    body: ErasureRequestIn = parse_body(ErasureRequestIn, document)
+    body = read_model(ErasureRequestIn)
     session = get_session()
     api_key = current_key()
     key = idempotency.header_key()
@@ -148,7 +159,9 @@ def create_erasure_request() -> Response:
         replay = idempotency.begin(session, api_key_id=api_key.id, key=key, print_=print_)
         if replay is not None:
             session.rollback()  # releases the advisory lock; nothing was written
-            return _json(replay.status, replay.body, location=replay.location, replayed=True)
+            return json_response(
+                replay.status, replay.body, location=replay.location, replayed=True
+            )
     submission = workflow.Submission(
         identifiers=[
             workflow.Identifier(kind, value) for kind, value in body.subject.identifier_pairs()
@@ -182,7 +195,7 @@ def create_erasure_request() -> Response:
         )
     session.commit()
     kick_relay()
-    return _json(202, rendered, location=location)
+    return json_response(202, rendered, location=location)
 
 
 @bp.get("/erasure-requests/<uuid:request_id>")
@@ -196,7 +209,7 @@ def create_erasure_request() -> Response:
 )
 def get_erasure_request(request_id: uuid.UUID) -> Response:
     erasure_request = workflow.get_request(get_session(), request_id, api_key_id=_scope())
-    return _json(200, render(erasure_request))
+    return json_response(200, render(erasure_request))
 
 
 class ListQuery(BaseModel):
@@ -311,7 +324,7 @@ def list_erasure_requests() -> Response:
         next_cursor=next_cursor,
         links=links,
     )
-    return _json(200, page.model_dump(mode="json", by_alias=True))
+    return json_response(200, page.model_dump(mode="json", by_alias=True))
 
 
 @bp.post("/erasure-requests/<uuid:request_id>/cancel")
@@ -332,18 +345,14 @@ def list_erasure_requests() -> Response:
     )
 )
 def cancel_erasure_request(request_id: uuid.UUID) -> Response:
-    settings = web_resources().settings
-    document = read_json_object(
-        max_bytes=settings.max_body_bytes, max_depth=settings.max_json_depth
-    )
-    body: CancelIn = parse_body(CancelIn, document)
+    body = read_model(CancelIn)
     session = get_session()
     erasure_request = workflow.cancel_request(
         session, request_id, reason=body.reason, api_key_id=_scope(), by=actor()
     )
     rendered = render(erasure_request)
     session.commit()
-    return _json(200, rendered)
+    return json_response(200, rendered)
 
 
 # The officer actions register their routes on `bp`; imported last, once `bp` and the helpers exist.

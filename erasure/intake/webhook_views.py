@@ -10,17 +10,17 @@ import uuid
 from datetime import timedelta
 from typing import Any
 
-from flask import Blueprint, Flask, Response, jsonify, request
+from flask import Blueprint, Flask, Response, request
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl
 
 from erasure.errors import NotFound
 from erasure.intake.auth import requires
-from erasure.intake.body import read_body, read_json_object
+from erasure.intake.body import read_body
 from erasure.intake.openapi import Documented, documented
-from erasure.intake.problems import Problem, field_error
+from erasure.intake.problems import Problem, invalid_field
 from erasure.intake.resources import get_session, web_resources
 from erasure.intake.schemas import ProblemOut
-from erasure.intake.views import parse_body
+from erasure.intake.views import json_response, read_model
 from erasure.integrations import deliveries, mapping, sources
 from erasure.integrations.signatures import SignatureRejected
 from erasure.models import ApiKey, Role, Source, WebhookScheme, WebhookSource
@@ -112,12 +112,6 @@ def _render(source: WebhookSource, secret: str | None = None) -> dict[str, Any]:
     ).model_dump(mode="json")
 
 
-def _json(status: int, body: dict[str, Any]) -> Response:
-    response = jsonify(body)
-    response.status_code = status
-    return response
-
-
 @bp.post("/webhooks/<source_name>")
 @documented(
     Documented(
@@ -162,7 +156,7 @@ def receive_webhook(source_name: str) -> Response:
     delivery = receipt.delivery
     if receipt.is_replay:
         session.rollback()
-        return _json(
+        return json_response(
             200, DeliveryOut(delivery=delivery.id, outcome="duplicate").model_dump(mode="json")
         )
     out = DeliveryOut(
@@ -172,19 +166,7 @@ def receive_webhook(source_name: str) -> Response:
         request_id=delivery.request_id,
     ).model_dump(mode="json")
     session.commit()
-    return _json(202, out)
-
-
-def _parse(model: type[BaseModel]) -> Any:
-    settings = web_resources().settings
-    document = read_json_object(
-        max_bytes=settings.max_body_bytes, max_depth=settings.max_json_depth
-    )
-    return parse_body(model, document)
-
-
-def _invalid(field: str, detail: str) -> Problem:
-    return field_error(422, field, detail, code="validation_error")
+    return json_response(202, out)
 
 
 @bp.post("/webhook-sources")
@@ -198,10 +180,10 @@ def _invalid(field: str, detail: str) -> Problem:
     )
 )
 def create_webhook_source() -> Response:
-    body: WebhookSourceIn = _parse(WebhookSourceIn)
+    body: WebhookSourceIn = read_model(WebhookSourceIn)
     session = get_session()
     if body.api_key_id is not None and session.get(ApiKey, body.api_key_id) is None:
-        raise _invalid("api_key_id", "no such API key")
+        raise invalid_field("api_key_id", "no such API key")
     comment = body.comment_back
     try:
         source, secret = sources.create_source(
@@ -219,12 +201,12 @@ def create_webhook_source() -> Response:
             comment_token=comment.token if comment else None,
         )
     except mapping.InvalidMapping as exc:
-        raise _invalid("mapping", str(exc)) from None
+        raise invalid_field("mapping", str(exc)) from None
     except ValueError as exc:
-        raise _invalid("secret" if "secret" in str(exc) else "scheme", str(exc)) from None
+        raise invalid_field("secret" if "secret" in str(exc) else "scheme", str(exc)) from None
     rendered = _render(source, secret)
     session.commit()
-    response = _json(201, rendered)
+    response = json_response(201, rendered)
     response.headers["Location"] = rendered["url"]
     return response
 
@@ -240,7 +222,7 @@ def create_webhook_source() -> Response:
 )
 def list_webhook_sources() -> Response:
     rows = get_session().scalars(sources.select_sources()).all()
-    return _json(200, {"items": [_render(row) for row in rows]})
+    return json_response(200, {"items": [_render(row) for row in rows]})
 
 
 @bp.post("/webhook-sources/<source_name>/secrets")
@@ -255,7 +237,7 @@ def list_webhook_sources() -> Response:
     )
 )
 def rotate_webhook_secret(source_name: str) -> Response:
-    body: RotateIn = _parse(RotateIn)
+    body: RotateIn = read_model(RotateIn)
     session = get_session()
     try:
         source = sources.get_source(session, source_name)
@@ -270,10 +252,10 @@ def rotate_webhook_secret(source_name: str) -> Response:
             previous_valid_for=timedelta(seconds=body.previous_valid_for_s),
         )
     except ValueError as exc:
-        raise _invalid("secret", str(exc)) from None
+        raise invalid_field("secret", str(exc)) from None
     rendered = _render(source, secret)
     session.commit()
-    return _json(201, rendered)
+    return json_response(201, rendered)
 
 
 def register(app: Flask) -> None:
