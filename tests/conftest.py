@@ -9,7 +9,7 @@ import os
 import secrets
 import threading
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,6 +30,7 @@ from erasure.db import make_sessionmaker
 from erasure.identifiers import Vault
 from erasure.models import Org, Role
 from erasure.orgs import add_org
+from erasure.salesforce.sandbox import SandboxConfig, SandboxHandle, SandboxOrg, run_in_thread
 from erasure.workflow import Protection
 
 ADMIN_URL = os.environ.get(
@@ -247,3 +248,25 @@ def committed(engine: Engine) -> Iterator[Committed]:
         session.execute(delete(ApiKey).where(ApiKey.id == key_id))
         session.execute(delete(Org).where(Org.id == org_id))
         session.commit()
+
+
+@pytest.fixture(scope="session")
+def sandbox_server() -> Iterator[SandboxHandle]:
+    """One HTTPS sandbox org per test process; each suite resets it per test."""
+    handle = run_in_thread()
+    yield handle
+    handle.stop()
+
+
+def reset_sandbox(
+    handle: SandboxHandle, *, log_step_s: float, apps: Sequence[tuple[str, str]]
+) -> SandboxOrg:
+    """Empty the sandbox org, give it a fresh config and these apps (execution users)."""
+    org = handle.org
+    with org.lock:
+        org.reset()
+        org.config = SandboxConfig(log_step_s=log_step_s)
+        org.apps.clear()
+    for client_id, secret in apps:
+        org.add_app(client_id, secret)
+    return org

@@ -35,4 +35,4 @@ def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
 
 
 # The pipeline's HTTPS sandbox and hand-driven world, for the end-to-end redaction test.
-from tests.pipeline.conftest import make_world, sandbox, sandbox_server  # noqa: E402, F401
+from tests.pipeline.conftest import make_world, sandbox  # noqa: E402, F401

@@ -43,7 +43,8 @@ from erasure.salesforce import (
     SalesforceClient,
     Timeouts,
 )
-from erasure.salesforce.sandbox import SandboxConfig, SandboxHandle, run_in_thread, seed_demo
+from erasure.salesforce.sandbox import SandboxHandle, seed_demo
+from tests.conftest import reset_sandbox
 from tests.pipeline.harness import RedisServer, Worker, worker_env
 
 APPS = [(f"pipeline-app-{n}", f"pipeline-secret-{n}-0123456789") for n in (1, 2, 3)]
@@ -60,22 +61,9 @@ FAST = Tunables(
 )
 
 
-@pytest.fixture(scope="session")
-def sandbox_server() -> Iterator[SandboxHandle]:
-    handle = run_in_thread()
-    yield handle
-    handle.stop()
-
-
 @pytest.fixture
 def sandbox(sandbox_server: SandboxHandle) -> SandboxHandle:
-    org = sandbox_server.org
-    with org.lock:
-        org.reset()
-        org.config = SandboxConfig(log_step_s=0.1)
-        org.apps.clear()
-    for client_id, secret in APPS:
-        org.add_app(client_id, secret)
+    org = reset_sandbox(sandbox_server, log_step_s=0.1, apps=APPS)
     with org.lock:
         seed_demo(org.data)
     return sandbox_server

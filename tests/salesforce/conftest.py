@@ -18,8 +18,9 @@ from erasure.salesforce import (
     Timeouts,
     TokenPolicy,
 )
-from erasure.salesforce.sandbox import SandboxConfig, SandboxHandle, SeededEndUser, run_in_thread
+from erasure.salesforce.sandbox import SandboxHandle, SeededEndUser
 from erasure.salesforce.sandbox import seed_demo as _seed_demo
+from tests.conftest import reset_sandbox
 
 CLIENT_A = ("erasure-app-a", "secret-a-0123456789")
 CLIENT_B = ("erasure-app-b", "secret-b-0123456789")
@@ -28,23 +29,10 @@ CLIENT_B = ("erasure-app-b", "secret-b-0123456789")
 FAST_TOKENS = TokenPolicy(backoff_base_s=0.01, backoff_cap_s=0.05, lock_wait_s=10.0)
 
 
-@pytest.fixture(scope="session")
-def sandbox_server() -> Iterator[SandboxHandle]:
-    handle = run_in_thread()
-    yield handle
-    handle.stop()
-
-
 @pytest.fixture
 def sandbox(sandbox_server: SandboxHandle) -> SandboxHandle:
     """The sandbox with no data, default config and two apps (two execution users)."""
-    org = sandbox_server.org
-    with org.lock:
-        org.reset()
-        org.config = SandboxConfig(log_step_s=1.0)
-        org.apps.clear()
-    org.add_app(*CLIENT_A)
-    org.add_app(*CLIENT_B)
+    reset_sandbox(sandbox_server, log_step_s=1.0, apps=[CLIENT_A, CLIENT_B])
     return sandbox_server
 
 

@@ -36,7 +36,6 @@ from tests.pipeline.conftest import (  # noqa: F401  # fixtures: a sandbox org a
     World,
     make_world,
     sandbox,
-    sandbox_server,
     world,
 )
 from tests.ui.conftest import PASSWORD
