@@ -31,6 +31,7 @@ from erasure.pipeline import resolve as resolve_step
 from erasure.pipeline import scheduler, sweep
 from erasure.pipeline.context import Pipeline, Tunables
 from erasure.salesforce.errors import SalesforceError
+from erasure.worker_pools import DELIVERIES_QUEUE, DELIVERY_TASKS, PIPELINE_QUEUE, QUEUES
 
 logger = logging.getLogger(__name__)
 
@@ -117,6 +118,12 @@ def create_celery(settings: Settings) -> Celery:
         # Redis redelivers unacknowledged messages after this long; our tasks are short.
         broker_transport_options={"visibility_timeout": 300},
         worker_hijack_root_logger=False,
+        # Two queues, so deliveries (which wait on receivers) never take a pipeline slot. A
+        # worker without --queues consumes both (erasure.worker_pools).
+        task_queues={name: {"exchange": name, "routing_key": name} for name in QUEUES},
+        task_default_queue=PIPELINE_QUEUE,
+        task_default_routing_key=PIPELINE_QUEUE,
+        task_routes={name: {"queue": DELIVERIES_QUEUE} for name in DELIVERY_TASKS},
         beat_schedule={
             "relay-outbox": tick("erasure.relay_outbox", RELAY_INTERVAL_S),
             "dispatch": tick("erasure.dispatch", settings.dispatch_interval_s),
