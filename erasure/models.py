@@ -715,6 +715,12 @@ class CallbackDelivery(Base):
             "destination",
             postgresql_where=text("status = 'pending'"),
         ),
+        # The few rows on the wire: a claim counts a destination's calls in flight with this.
+        Index(
+            "ix_callback_deliveries_leased",
+            "destination",
+            postgresql_where=text("claim_id IS NOT NULL"),
+        ),
     )
 
 

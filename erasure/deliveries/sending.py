@@ -23,8 +23,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
-from sqlalchemy import ScalarSelect, SQLColumnExpression, case, exists, func, select, update
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy import ColumnElement, and_, case, func, select, update
+from sqlalchemy.orm import Session
 
 from erasure.config import Settings
 from erasure.deliveries import circuit
@@ -94,19 +94,17 @@ class Outcome:
     answered: bool
 
 
-def _in_flight_at(destination: SQLColumnExpression[str] | str, now: datetime) -> ScalarSelect[int]:
-    leased = aliased(CallbackDelivery)
-    return (
-        select(func.count())
-        .select_from(leased)
-        .where(
-            leased.destination == destination,
-            leased.status == CallbackStatus.PENDING,
-            leased.claim_id.is_not(None),
-            leased.next_attempt_at > now,
-        )
-        .scalar_subquery()
+def _leased(now: datetime) -> ColumnElement[bool]:
+    """A delivery on the wire: claimed, its lease not yet run out."""
+    return and_(
+        CallbackDelivery.status == CallbackStatus.PENDING,
+        CallbackDelivery.claim_id.is_not(None),
+        CallbackDelivery.next_attempt_at > now,
     )
+
+
+def _proven_circuit() -> ColumnElement[bool]:
+    return and_(DeliveryCircuit.failures == 0, DeliveryCircuit.last_success_at.is_not(None))
 
 
 def is_proven(breaker: DeliveryCircuit) -> bool:
@@ -119,23 +117,42 @@ def _candidate(
     session: Session, limits: Limits, *, now: datetime, allow_unproven: bool
 ) -> CallbackDelivery | None:
     """The oldest due delivery whose destination has a free slot (a quick filter: the exact
-    check is made under the circuit's lock)."""
+    check is made under the circuit's lock). The few destinations without a free slot are
+    found first, from the rows on the wire, so a long backlog at one of them costs one hash
+    lookup per row, not a count."""
     d = CallbackDelivery
-    proven = exists().where(
-        DeliveryCircuit.destination == d.destination,
-        DeliveryCircuit.failures == 0,
-        DeliveryCircuit.last_success_at.is_not(None),
+    in_flight = (
+        select(d.destination, func.count().label("calls"))
+        .where(_leased(now))
+        .group_by(d.destination)
+        .subquery()
     )
-    slots = case((proven, limits.per_destination), else_=1)
+    slots = case((_proven_circuit(), limits.per_destination), else_=1)
+    full = (
+        select(in_flight.c.destination)
+        .outerjoin(DeliveryCircuit, DeliveryCircuit.destination == in_flight.c.destination)
+        .where(in_flight.c.calls >= slots)
+    )
     query = select(d).where(
         d.status == CallbackStatus.PENDING,
         d.next_attempt_at <= now,
-        _in_flight_at(d.destination, now) < slots,
+        d.destination.not_in(full),
     )
     if not allow_unproven:
-        query = query.where(proven)
+        query = query.where(
+            d.destination.in_(select(DeliveryCircuit.destination).where(_proven_circuit()))
+        )
     return session.scalar(
         query.order_by(d.next_attempt_at).limit(1).with_for_update(of=d, skip_locked=True)
+    )
+
+
+def _in_flight(session: Session, destination: str, now: datetime) -> int:
+    return (
+        session.scalar(
+            select(func.count()).where(CallbackDelivery.destination == destination, _leased(now))
+        )
+        or 0
     )
 
 
@@ -178,7 +195,7 @@ def claim_next(
     breaker = circuit.lock(session, delivery.destination)
     proven = is_proven(breaker)
     slots = limits.per_destination if proven else 1
-    if (session.scalar(select(_in_flight_at(delivery.destination, now))) or 0) >= slots:
+    if _in_flight(session, delivery.destination, now) >= slots:
         return Skipped.CONTENDED
     try:
         method, url, headers, body = callbacks.request_for(session, delivery, senders, now)

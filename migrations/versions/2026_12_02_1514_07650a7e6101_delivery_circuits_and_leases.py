@@ -114,10 +114,22 @@ def upgrade() -> None:
         unique=False,
         postgresql_where=sa.text("status = 'pending'"),
     )
+    op.create_index(
+        "ix_callback_deliveries_leased",
+        "callback_deliveries",
+        ["destination"],
+        unique=False,
+        postgresql_where=sa.text("claim_id IS NOT NULL"),
+    )
     _backfill()
 
 
 def downgrade() -> None:
+    op.drop_index(
+        "ix_callback_deliveries_leased",
+        table_name="callback_deliveries",
+        postgresql_where=sa.text("claim_id IS NOT NULL"),
+    )
     op.drop_index(
         "ix_callback_deliveries_pending_destination",
         table_name="callback_deliveries",
