@@ -179,6 +179,25 @@ def _fail(
     delivery.next_attempt_at = max(retry_at, not_before) if not_before else retry_at
 
 
+SUBSCRIPTION_DELETED = "subscription deleted"
+
+
+def _build(
+    session: Session, delivery: CallbackDelivery, senders: callbacks.Senders, now: datetime
+) -> tuple[str, str, dict[str, str], bytes] | str:
+    """The request of this attempt, or why there is none (SUBSCRIPTION_DELETED, or an error to
+    retry on the delivery's backoff)."""
+    try:
+        return callbacks.request_for(session, delivery, senders, now)
+    except callbacks.SubscriptionGone:
+        return SUBSCRIPTION_DELETED
+    except (NotFound, comments.CommentNotConfigured) as exc:
+        return f"{type(exc).__name__}: {exc}"
+    except Exception as exc:  # a bug: this row backs off (and is dead-lettered), the others go on
+        logger.exception("could not build a delivery", extra={"delivery": str(delivery.id)})
+        return f"internal error: {type(exc).__name__}"
+
+
 def claim_next(
     session: Session,
     senders: callbacks.Senders,
@@ -197,18 +216,17 @@ def claim_next(
     slots = limits.per_destination if proven else 1
     if _in_flight(session, delivery.destination, now) >= slots:
         return Skipped.CONTENDED
-    try:
-        method, url, headers, body = callbacks.request_for(session, delivery, senders, now)
-    except callbacks.SubscriptionGone:
-        delivery.status, delivery.last_error = CallbackStatus.DEAD, "subscription deleted"
+    built = _build(session, delivery, senders, now)
+    if isinstance(built, str):  # nothing to send: settled without a call
+        if built == SUBSCRIPTION_DELETED:
+            delivery.status, delivery.last_error = CallbackStatus.DEAD, built
+        else:
+            delivery.attempts += 1
+            delivery.last_attempt_at = now
+            _fail(delivery, built, senders, now=now)
         session.flush()
         return Skipped.SETTLED
-    except (NotFound, comments.CommentNotConfigured) as exc:
-        delivery.attempts += 1
-        delivery.last_attempt_at = now
-        _fail(delivery, f"{type(exc).__name__}: {exc}", senders, now=now)
-        session.flush()
-        return Skipped.SETTLED
+    method, url, headers, body = built
     claim_id = uuid.uuid4()
     lease_until = now + limits.lease
     gate = circuit.admit(

@@ -13,7 +13,7 @@ import pytest
 
 from erasure.deliveries import runner, sending
 from erasure.integrations import callbacks
-from erasure.models import CallbackStatus
+from erasure.models import CallbackStatus, CallbackSubscription
 from tests.deliveries.conftest import (
     HoldingReceiver,
     Scene,
@@ -140,3 +140,27 @@ def test_a_lost_attempt_goes_out_again_once_its_lease_has_run_out(
             now=start + timedelta(seconds=40),
         )
     assert scene.row(delivery_id).status is DELIVERED
+
+
+def test_a_delivery_that_cannot_be_built_backs_off_and_the_others_go_on(
+    scene: Scene, senders: callbacks.Senders, make_receiver: Callable[..., HoldingReceiver]
+) -> None:
+    receiver = make_receiver()
+    broken_subscription, _ = scene.subscribe(receiver.url + "/broken")
+    working_subscription, _ = scene.subscribe(receiver.url + "/working")
+    with scene.maker() as session, session.begin():
+        subscription = session.get(CallbackSubscription, broken_subscription)
+        assert subscription is not None and subscription.secret_ciphertext is not None
+        subscription.secret_ciphertext = b"\0" + subscription.secret_ciphertext[1:]  # damaged
+    earlier = datetime.now(UTC) - timedelta(minutes=1)
+    (broken,) = scene.deliveries(broken_subscription, 1, due=earlier)
+    working = scene.deliveries(working_subscription, 2)
+
+    handled = runner.run(scene.maker, senders, runner.Limits(), runner.RunOptions(threads=2))
+
+    assert handled == 3
+    assert scene.statuses(working) == [DELIVERED, DELIVERED]
+    row = scene.row(broken)
+    assert row.status is CallbackStatus.PENDING and row.attempts == 1
+    assert row.last_error is not None and row.last_error.startswith("internal error: ")
+    assert row.next_attempt_at > datetime.now(UTC)  # on its own backoff
