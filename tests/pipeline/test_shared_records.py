@@ -34,6 +34,7 @@ from erasure.models import (
     TargetStatus,
 )
 from erasure.pipeline import actions, call_outcomes, confirm, quota, resolve, scheduler
+from erasure.salesforce.sandbox import Fault
 from erasure.salesforce.sandbox.seed import add_end_user
 from erasure.workflow import cancel_request
 from tests.pipeline.conftest import World
@@ -249,6 +250,22 @@ def test_attaching_and_recording_a_call_are_serialised_on_the_call(
     (a,), (b,) = world.targets(leader), world.targets(follower)
     assert a.delete_call_id == b.delete_call_id == call_id
     assert a.log_id == b.log_id
+
+
+@pytest.mark.parametrize("when", ["after", "before"])
+def test_an_ambiguous_call_carrying_a_shared_record_is_reconciled_once(
+    world: World, when: str
+) -> None:
+    """A 503 after the logs were written: both targets take the log, nothing is sent again.
+    Before: both go back to pending and the record is sent once more, once."""
+    world.sandbox.org.inject(Fault(route="delete_participants", status=503, when=when))
+    first = world.submit("+14155550010")
+    second = world.submit("demo.user10@example.com", kind=EMAIL)
+    world.wait_for([first, second])
+    assert list(accepted(world).values()) == [1]
+    assert sends(world) == (1 if when == "after" else 2)
+    (a,), (b,) = world.targets(first), world.targets(second)
+    assert a.log_id == b.log_id and a.delete_call_id == b.delete_call_id
 
 
 def test_a_failed_deletion_fails_every_request_on_it_and_a_retry_sends_the_id_once(
