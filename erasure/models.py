@@ -259,7 +259,8 @@ class ErasureRequest(Base):
     notes_key_id: Mapped[str | None] = mapped_column(String(32))
     duplicate_of_id: Mapped[uuid.UUID | None] = mapped_column(
         ForeignKey("erasure_requests.id"),
-        comment="the open request for the same subject this one was linked to",
+        comment="the first request of the group of requests for the same subject this one "
+        "joined (linked through any shared identifier)",
     )
     api_key_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("api_keys.id"), index=True)
     attempt: Mapped[int] = mapped_column(
@@ -333,10 +334,20 @@ class Target(Base):
     delete_call_id: Mapped[uuid.UUID | None] = mapped_column(
         ForeignKey("delete_calls.id"), index=True
     )
+    leads_deletion: Mapped[bool] = mapped_column(
+        Boolean,
+        default=False,
+        server_default=text("false"),
+        comment="the target whose record id its delete call carries; other targets of the "
+        "record attach to its deletion",
+    )
     log_id: Mapped[str | None] = mapped_column(String(18), comment="ConversationApiLog id")
     log_status: Mapped[str | None] = mapped_column(String(32))
     failure_reason: Mapped[str | None] = mapped_column(Text)
-    next_check_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    next_check_at: Mapped[datetime | None] = mapped_column(
+        DateTime(timezone=True),
+        comment="sent: next log poll; blocked: next session check; pending: held until then",
+    )
     created_at: Mapped[datetime] = _now_column()
     updated_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now(), onupdate=func.now()
@@ -347,6 +358,20 @@ class Target(Base):
     __table_args__ = (
         UniqueConstraint("request_id", "kind", "salesforce_id", name="request_record"),
         Index("ix_targets_status_due_at", "status", "due_at"),
+        # Every target of one Salesforce record, whichever request it belongs to.
+        Index("ix_targets_record", "org_id", "kind", "salesforce_id"),
+        # One deletion in flight per record: at most one leading target that is batched, sent
+        # or withdrawn while its call was out (erasure/pipeline/deletions.py).
+        Index(
+            "uq_targets_one_deletion_in_flight",
+            "org_id",
+            "kind",
+            "salesforce_id",
+            unique=True,
+            postgresql_where=text(
+                "leads_deletion AND status IN ('batched', 'requested', 'in_progress', 'withdrawn')"
+            ),
+        ),
     )
 
 

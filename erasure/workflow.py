@@ -121,8 +121,12 @@ def _subject_lock_key(blind_index: bytes) -> int:
 def find_open_request(
     session: Session, org_id: uuid.UUID, blind_indexes: Sequence[bytes]
 ) -> ErasureRequest | None:
-    """The oldest open (not terminal, not itself linked) request of the org sharing an identifier."""
-    # Two short queries on purpose: the blind index finds a handful of ids, then primary-key
+    """The request a new one for these identifiers is linked to: the first request (the root) of
+    the linked group of any open request of the org that shares an identifier with it, the oldest
+    such root if there are several. Links always point at a root, so a group is one level deep,
+    and sharing follows identifiers transitively: email-only A, then email+phone B (linked to A),
+    then phone-only C is linked to A through B. The root itself may have finished meanwhile."""
+    # Short queries on purpose: the blind index finds a handful of ids, then primary-key
     # lookups. One join lets a fresh table's stale statistics send the planner scanning every
     # request of the org instead (seen: 100x slower at a few thousand rows).
     candidate_ids = session.scalars(
@@ -130,14 +134,18 @@ def find_open_request(
     ).all()
     if not candidate_ids:
         return None
-    return session.scalar(
-        select(ErasureRequest)
-        .where(
+    root_ids = session.scalars(
+        select(func.coalesce(ErasureRequest.duplicate_of_id, ErasureRequest.id)).where(
             ErasureRequest.id.in_(set(candidate_ids)),
             ErasureRequest.org_id == org_id,
             ErasureRequest.status.not_in(TERMINAL_REQUEST_STATUSES),
-            ErasureRequest.duplicate_of_id.is_(None),
         )
+    ).all()
+    if not root_ids:
+        return None
+    return session.scalar(
+        select(ErasureRequest)
+        .where(ErasureRequest.id.in_(set(root_ids)))
         .order_by(ErasureRequest.created_at, ErasureRequest.id)
         .limit(1)
     )
@@ -149,9 +157,11 @@ def submit_request(
     """Record a new request, its encrypted identifiers and its audit leaf. Does not commit.
 
     A request for a subject who already has an open request in the same org is recorded and
-    linked to that one (`duplicate_of_id`) rather than executed twice. Concurrent submissions for
-    one subject are serialised by per-identifier advisory locks, so neither misses the other.
-    Raises UnknownOrg.
+    linked to the root of that request's group (`duplicate_of_id`, see `find_open_request`). It
+    still resolves its own identifiers (one may reach records the others never do); the pipeline
+    deletes each Salesforce record once, however many requests need it. Concurrent submissions
+    sharing an identifier are serialised by per-identifier advisory locks (taken in sorted order,
+    so never in a cycle), so neither misses the other. Raises UnknownOrg.
     """
     if not submission.identifiers:
         raise ValueError("a submission needs at least one identifier")

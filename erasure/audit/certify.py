@@ -7,7 +7,9 @@ against a signed checkpoint, so an auditor verifies it offline with the public k
 
 from __future__ import annotations
 
+import json
 import uuid
+from collections.abc import Iterable
 from datetime import UTC, datetime
 
 from sqlalchemy import select
@@ -96,17 +98,25 @@ def certificate_for(
             key=lambda entry: (entry["kind"], entry["pseudonym"]),
         ),
     }
-    targets: list[dict[str, object]] = [
-        {
-            "id": str(target.id),
-            "kind": target.kind.value,
-            "salesforce_log_id": target.log_id,
-            "log_status": target.log_status,
-            "status": target.status.value,
-            "read_back": "absent" if target.status is TargetStatus.DELETED else "not_confirmed",
-        }
-        for target in sorted(erasure_request.targets, key=lambda t: str(t.id))
-    ]
+    facts = _target_facts(leaf.leaf for leaf in leaves)
+    targets: list[dict[str, object]] = []
+    for target in sorted(erasure_request.targets, key=lambda t: str(t.id)):
+        known = facts.get(str(target.id), {})
+        default_read_back = "absent" if target.status is TargetStatus.DELETED else "not_confirmed"
+        targets.append(
+            {
+                "id": str(target.id),
+                "kind": target.kind.value,
+                # The record's pseudonym, as the leaves name it: a record deleted once for
+                # several requests has the same one (and the same log id) in each certificate.
+                "record": known.get("record"),
+                "delete_call": str(target.delete_call_id) if target.delete_call_id else None,
+                "salesforce_log_id": target.log_id,
+                "log_status": target.log_status,
+                "status": target.status.value,
+                "read_back": known.get("read_back") or default_read_back,
+            }
+        )
     return build_certificate(
         request=summary,
         targets=targets,
@@ -115,3 +125,26 @@ def certificate_for(
         signing_key=signing_key,
         issued_at=datetime.now(UTC),
     )
+
+
+def _target_facts(leaf_bytes: Iterable[bytes]) -> dict[str, dict[str, str]]:
+    """Per target id, what the request's leaves say of it: the record's pseudonym (from the
+    `request.resolved` leaf, or any later one naming it) and the read-back of its final leaf.
+    From the leaves, not the targets table: they hold the same facts after retention."""
+    facts: dict[str, dict[str, str]] = {}
+    for raw in leaf_bytes:
+        leaf = json.loads(raw)
+        data = leaf.get("data") if isinstance(leaf, dict) else None
+        if not isinstance(data, dict):
+            continue
+        listed = data.get("targets")
+        entries: list[object] = listed if isinstance(listed, list) else [data]
+        for entry in entries:
+            if not isinstance(entry, dict) or not isinstance(entry.get("target"), str):
+                continue
+            known = facts.setdefault(entry["target"], {})
+            if isinstance(entry.get("record"), str):
+                known["record"] = entry["record"]
+            if isinstance(entry.get("read_back"), str):
+                known["read_back"] = entry["read_back"]
+    return facts

@@ -166,7 +166,11 @@ class ErasureRequestOut(BaseModel):
     due_at: datetime
     reference: ReferenceOut | None
     duplicate_of: uuid.UUID | None = Field(
-        description="The open request for the same subject this one is linked to."
+        description=(
+            "The first request of the group of requests for the same subject this one joined "
+            "(through any identifier shared with an open request). Every request of a group is "
+            "carried out; a Salesforce record they share is deleted once."
+        )
     )
     predicted_completion_at: datetime | None
     is_at_risk: bool

@@ -49,8 +49,10 @@ def _locked(
 def approve(
     session: Session, request_id: uuid.UUID, *, by: str | None, at: datetime
 ) -> ErasureRequest:
-    """awaiting_approval -> approved, and the resolve step is queued. `by` names who approved
-    (`api-key:<prefix>` or `user:<id>`), for the audit log. Raises InvalidTransition."""
+    """awaiting_approval -> approved, and the resolve step is queued. Its linked duplicates that
+    await approval are approved with it (each with its own leaf naming this request). `by` names
+    who approved (`api-key:<prefix>` or `user:<id>`), for the audit log. Raises InvalidTransition.
+    """
     request = _locked(session, request_id, None)
     if request.status is not RequestStatus.AWAITING_APPROVAL:
         raise InvalidTransition(f"the request is {request.status.value}, not awaiting approval")
@@ -63,6 +65,25 @@ def approve(
         data={"by": by},
     )
     enqueue_resolve(session, request)
+    duplicates = session.scalars(
+        select(ErasureRequest)
+        .where(
+            ErasureRequest.duplicate_of_id == request.id,
+            ErasureRequest.status == RequestStatus.AWAITING_APPROVAL,
+        )
+        .order_by(ErasureRequest.id)
+        .with_for_update()
+    ).all()
+    for duplicate in duplicates:
+        move_request(
+            session,
+            duplicate,
+            RequestStatus.APPROVED,
+            at=at,
+            kind="request.approved",
+            data={"by": by, "with": str(request.id)},
+        )
+        enqueue_resolve(session, duplicate)
     return request
 
 
@@ -111,6 +132,7 @@ def retry(
         # log for the new call's.
         target.status = TargetStatus.PENDING
         target.delete_call_id = None
+        target.leads_deletion = False
         target.failure_reason = None
         target.next_check_at = None
         target.updated_at = at

@@ -38,6 +38,7 @@ from erasure.salesforce.models import ApiLog, DeleteAccepted
 logger = logging.getLogger(__name__)
 
 DEFAULT_RETRY_AFTER_S = 60.0
+MALFORMED_BATCH = "malformed_delete_batch"
 #: Targets a call carried: `withdrawn` ones were cancelled while the call was on the wire.
 IN_CALL = (TargetStatus.BATCHED, TargetStatus.WITHDRAWN)
 
@@ -101,12 +102,17 @@ def _back_to_pending(
     *,
     reason: str,
     call: DeleteCall,
-) -> None:
+) -> list[Target]:
+    """The call certainly did not delete these targets' records: plan them again. Returns them."""
+    for target in targets:
+        # The record is no longer being deleted by this call: another target may lead anew.
+        target.leads_deletion = False
     # A target withdrawn by a cancel while its call was out stays withdrawn.
     targets = [t for t in targets if t.status is TargetStatus.BATCHED]
     for target in targets:
         target.status = TargetStatus.PENDING
         target.delete_call_id = None
+        target.next_check_at = None
         target.updated_at = now
     log_per_request(
         session,
@@ -114,6 +120,39 @@ def _back_to_pending(
         kind="targets.returned",
         at=now,
         data={"delete_call": str(call.id), "reason": reason},
+    )
+    return targets
+
+
+def hold_malformed(
+    ctx: Pipeline,
+    session: Session,
+    targets: Sequence[Target],
+    now: datetime,
+    *,
+    org_id: uuid.UUID,
+    reason: str,
+) -> None:
+    """A batch that should never have been formed (a malformed or doubled id) is a bug in
+    erasure, not a verdict on the records: their targets stay pending, wait
+    `malformed_batch_hold_s` (no hot loop), and a person is alerted. They never fail for it."""
+    until = now + timedelta(seconds=ctx.tunables.malformed_batch_hold_s)
+    for target in targets:
+        target.next_check_at = until
+        target.updated_at = now
+    log_per_request(session, targets, kind="targets.held", at=now, data={"reason": reason})
+    raise_alert(
+        session,
+        kind=MALFORMED_BATCH,
+        message=(
+            f"bug in erasure: a delete batch was malformed ({reason}) and was not sent; its "
+            "targets wait and are planned again, no request fails for it. Please report it."
+        ),
+        org_id=org_id,
+    )
+    logger.error(
+        "bug: malformed delete batch held back",
+        extra={"org_id": str(org_id), "reason": reason, "targets": len(targets)},
     )
 
 
@@ -206,10 +245,19 @@ def record(  # noqa: PLR0912, PLR0915  # one short branch per way a delete call 
             call.http_status = outcome.status
             # The next plan re-checks sessions and blocks the open ones.
             _back_to_pending(ctx, session, targets, now, reason="open_session", call=call)
-        elif isinstance(outcome, BadRequestError | ValueError):
+        elif isinstance(outcome, ValueError):
+            # Our client refused the batch before sending it: nothing was sent (no quota spent),
+            # and the fault is ours.
             call.status = DeleteCallStatus.REJECTED
-            call.http_status = outcome.status if isinstance(outcome, SalesforceError) else None
-            code = outcome.error_code if isinstance(outcome, SalesforceError) else "invalid_batch"
+            call.http_status = None
+            returned = _back_to_pending(
+                ctx, session, targets, now, reason="malformed_batch", call=call
+            )
+            hold_malformed(ctx, session, returned, now, org_id=org.id, reason="refused_by_client")
+        elif isinstance(outcome, BadRequestError):
+            call.status = DeleteCallStatus.REJECTED
+            call.http_status = outcome.status
+            code = outcome.error_code
             for target in targets:
                 target.status = TargetStatus.FAILED
                 target.failure_reason = f"Salesforce refused the delete call ({code})"
@@ -261,15 +309,20 @@ def reconcile(ctx: Pipeline, call_id: uuid.UUID) -> None:
         credential = session.get(Credential, call.credential_id)
         if org is None or credential is None:  # foreign keys: cannot happen
             return
-        ids = list(
-            session.scalars(
-                select(Target.salesforce_id).where(
-                    Target.delete_call_id == call_id, Target.status.in_(IN_CALL)
+        # Several targets can carry one record: ask about each record once.
+        ids = sorted(
+            {
+                i
+                for i in session.scalars(
+                    select(Target.salesforce_id).where(
+                        Target.delete_call_id == call_id, Target.status.in_(IN_CALL)
+                    )
                 )
-            )
+                if i
+            }
         )
         client = ctx.clients.for_credential(org, credential)
-    logs = client.api_logs(entity_ids=[i for i in ids if i]) if ids else []
+    logs = client.api_logs(entity_ids=ids) if ids else []
     with ctx.sessionmaker() as session, session.begin():
         now = ctx.clock()
         call = session.scalar(select(DeleteCall).where(DeleteCall.id == call_id).with_for_update())
@@ -286,14 +339,25 @@ def reconcile(ctx: Pipeline, call_id: uuid.UUID) -> None:
                 .with_for_update()
             )
         )
+        # A log any of our targets already holds for these records is an earlier deletion's (a
+        # retried target's, or another request's), not this call's. Every target of one record
+        # gets the same answer.
+        earlier = set(
+            session.scalars(
+                select(Target.log_id).where(
+                    Target.org_id == call.org_id,
+                    Target.salesforce_id.in_(sorted({t.salesforce_id or "" for t in targets})),
+                    Target.log_id.is_not(None),
+                )
+            )
+        )
         found: dict[uuid.UUID, list[dict[str, leaves.LeafValue]]] = defaultdict(list)
         resend: list[Target] = []
         for target in targets:
-            # A log left by an earlier attempt (before a retry) is not this call's.
             mine = [
                 log
                 for log in logs
-                if log.is_for(target.salesforce_id or "") and log.id != target.log_id
+                if log.is_for(target.salesforce_id or "") and log.id not in earlier
             ]
             if mine:
                 found[target.request_id].append(

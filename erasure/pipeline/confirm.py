@@ -54,8 +54,10 @@ def confirm(ctx: Pipeline) -> ConfirmReport:
     return report
 
 
-def _due(session: Session, org_id: uuid.UUID, now: datetime) -> list[Target]:
-    return list(
+def _due(session: Session, org_id: uuid.UUID, now: datetime) -> tuple[list[Target], int]:
+    """Sent targets due a poll (and how many), with every other sent target on the same logs:
+    the targets of a shared deletion are decided together, from one read of its log."""
+    due = list(
         session.scalars(
             select(Target)
             .where(
@@ -67,19 +69,37 @@ def _due(session: Session, org_id: uuid.UUID, now: datetime) -> list[Target]:
             .limit(BATCH)
         )
     )
+    seen = {t.id for t in due}
+    siblings = session.scalars(
+        select(Target)
+        .where(
+            Target.org_id == org_id,
+            Target.status.in_(SENT_TARGET_STATUSES),
+            Target.log_id.in_(sorted({t.log_id for t in due if t.log_id})),
+            Target.id.not_in(seen),
+        )
+        .order_by(Target.id)
+    ).all()
+    return due + list(siblings), len(due)
 
 
 def _read(client: SalesforcePort, targets: list[Target]) -> tuple[dict[str, ApiLog], set[str]]:
-    """The logs of these targets and, for those whose log completed, which records still exist."""
-    logs = {log.id: log for log in client.api_logs(log_ids=[t.log_id for t in targets if t.log_id])}
+    """The logs of these targets and, for those whose log completed, which records still exist.
+    Targets sharing a deletion share its log and record: each is asked about once."""
+    log_ids = sorted({t.log_id for t in targets if t.log_id})
+    logs = {log.id: log for log in client.api_logs(log_ids=log_ids)} if log_ids else {}
     completed = [
         t for t in targets if t.log_id in logs and logs[t.log_id].state is LogState.COMPLETED
     ]
-    users = [t.salesforce_id for t in completed if t.kind is TargetKind.MESSAGING_END_USER]
-    conversations = [t.salesforce_id for t in completed if t.kind is TargetKind.CONVERSATION]
-    existing = client.existing_end_users([i for i in users if i]) if users else set()
+    users = sorted(
+        {t.salesforce_id or "" for t in completed if t.kind is TargetKind.MESSAGING_END_USER} - {""}
+    )
+    conversations = sorted(
+        {t.salesforce_id or "" for t in completed if t.kind is TargetKind.CONVERSATION} - {""}
+    )
+    existing = client.existing_end_users(users) if users else set()
     if conversations:
-        existing |= client.existing_conversations([i for i in conversations if i])
+        existing |= client.existing_conversations(conversations)
     return logs, existing
 
 
@@ -91,7 +111,7 @@ def _confirm_batch(ctx: Pipeline, org_id: uuid.UUID, report: ConfirmReport) -> i
         )
         if org is None:
             return 0
-        targets = _due(session, org_id, now)
+        targets, due = _due(session, org_id, now)
         client = ctx.clients.any_for_org(org)
         if not targets or client is None:
             return 0
@@ -186,7 +206,7 @@ def _confirm_batch(ctx: Pipeline, org_id: uuid.UUID, report: ConfirmReport) -> i
         session.flush()
         for request_id in sorted(touched):
             settle_request(session, request_id, at=now)
-    return len(targets)
+    return due  # a full batch of due targets: the caller asks for more
 
 
 def _still_waiting(

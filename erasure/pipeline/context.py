@@ -29,6 +29,9 @@ class Tunables:
     open_session_recheck_s: float = 300.0
     #: A 404 from the engagement API pauses the org this long (and alerts).
     org_fault_pause_s: float = 300.0
+    #: Targets of a batch our own client refused before sending (a bug: malformed or doubled ids)
+    #: wait this long before they are planned again, with an alert; they never fail for it.
+    malformed_batch_hold_s: float = 300.0
     #: A delete call still `sending` (its dispatcher died) is reconciled once older than this:
     #: longer than the client's read timeout, so it cannot still be in flight.
     orphan_after_s: float = 45.0

@@ -3,15 +3,23 @@
 Three steps with the network outside any transaction: claim (bump the fencing attempt, move to
 `resolving`), look up, then record the targets only if the claim still holds. A late or duplicate
 message carries an old attempt number and changes nothing.
+
+Every request resolves its own identifiers, a linked duplicate too (`duplicate_of_id` groups
+requests for one subject; it does not skip work): an identifier only the duplicate carries may
+reach records its primary's never do. A record another request is already deleting is not sent
+twice: its new target attaches to that deletion (`deletions.attach`). A duplicate needs no
+approval of its own: it is approved with its primary.
 """
 
 from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from datetime import datetime
 from enum import StrEnum
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from erasure.identifiers import Sealed
 from erasure.models import (
@@ -26,13 +34,13 @@ from erasure.models import (
     TargetStatus,
 )
 from erasure.pipeline.context import Pipeline
+from erasure.pipeline.deletions import attach
 from erasure.pipeline.states import (
-    FOLLOWED_OUTCOMES,
-    follow_primary,
     lock_request,
     move_request,
     raise_alert,
     record_pseudonym,
+    settle_request,
 )
 from erasure.salesforce import ids as sfids
 from erasure.salesforce.errors import SalesforceError
@@ -52,7 +60,7 @@ class Outcome(StrEnum):
     BUSY = "busy"  # another worker holds the row
     STALE = "stale"  # the message's attempt is not the request's: late or duplicate delivery
     DONE = "done"  # nothing left to do at this stage
-    WAITING = "waiting"  # for approval, or for the primary of a linked duplicate
+    WAITING = "waiting"  # for approval (its own, or its primary's)
     NO_DATA = "no_data"
     RESOLVED = "resolved"
     FENCED = "fenced"  # someone else claimed it while we were looking up
@@ -82,20 +90,16 @@ def claim(  # noqa: PLR0911  # one early return per reason a message changes not
         ):
             return Outcome.DONE
         now = ctx.clock()
-        if request.duplicate_of_id is not None:
-            primary = lock_request(session, request.duplicate_of_id)
-            if primary is not None and primary.status not in TERMINAL_REQUEST_STATUSES:
-                return Outcome.WAITING
-            if primary is not None and primary.status in FOLLOWED_OUTCOMES:
-                follow_primary(session, primary, at=now)
-                return Outcome.DONE
-            # The primary was cancelled or rejected: this request is carried out on its own.
         if request.status is RequestStatus.AWAITING_APPROVAL:
             return Outcome.WAITING
         org = session.get(Org, request.org_id)
         if org is None:  # a foreign key: cannot happen
             return Outcome.MISSING
-        if request.status is RequestStatus.RECEIVED and org.requires_approval:
+        if (
+            request.status is RequestStatus.RECEIVED
+            and org.requires_approval
+            and not _approve_with_primary(session, request, at=now)
+        ):
             move_request(
                 session,
                 request,
@@ -130,6 +134,47 @@ def claim(  # noqa: PLR0911  # one early return per reason a message changes not
         return Claim(request_id, request.attempt, org.id, identifiers)
 
 
+#: A primary in one of these states was approved (or needed no approval): its duplicates go on.
+_PAST_APPROVAL = frozenset(
+    {
+        RequestStatus.APPROVED,
+        RequestStatus.RESOLVING,
+        RequestStatus.DELETING,
+        RequestStatus.CONFIRMING,
+        RequestStatus.COMPLETED,
+        RequestStatus.COMPLETED_NO_DATA,
+        RequestStatus.FAILED,
+    }
+)
+
+
+def _approve_with_primary(session: Session, request: ErasureRequest, *, at: datetime) -> bool:
+    """Approve a linked duplicate of an approved request with it (no second approval); True if
+    it was. A duplicate whose primary still awaits approval waits too, and `actions.approve`
+    approves them together; after a cancelled or rejected primary it needs its own approval."""
+    if request.duplicate_of_id is None:
+        return False
+    # A share lock: an approval of the primary (which locks it for update, then its waiting
+    # duplicates) either comes first, and we see it, or after us, and it sees this one waiting.
+    primary = session.scalar(
+        select(ErasureRequest)
+        .where(ErasureRequest.id == request.duplicate_of_id)
+        .with_for_update(read=True)
+        .execution_options(populate_existing=True)
+    )
+    if primary is None or primary.status not in _PAST_APPROVAL:
+        return False
+    move_request(
+        session,
+        request,
+        RequestStatus.APPROVED,
+        at=at,
+        kind="request.approved",
+        data={"by": None, "with": str(primary.id)},
+    )
+    return True
+
+
 def look_up(ctx: Pipeline, claim: Claim) -> list[str]:
     """Every MessagingEndUser id of the subject, deduplicated on the 15-char form."""
     with ctx.sessionmaker() as session:
@@ -147,6 +192,8 @@ def look_up(ctx: Pipeline, claim: Claim) -> list[str]:
             )
             session.commit()
             raise NoCredentialError("the org has no active credential")
+    # One form per record (18 characters), so targets of one record from different requests
+    # and lookups compare equal.
     found: dict[str, str] = {}
     direct: list[str] = []
     for kind, value in claim.identifiers:
@@ -154,10 +201,10 @@ def look_up(ctx: Pipeline, claim: Claim) -> list[str]:
             direct.append(value)
             continue
         for ref in client.find_end_users(Subject(SUBJECT_KINDS[kind], value)):
-            found.setdefault(sfids.to15(ref.id), ref.id)
+            found.setdefault(sfids.to15(ref.id), sfids.to18(ref.id))
     if direct:
         for end_user_id in client.existing_end_users(direct):
-            found.setdefault(sfids.to15(end_user_id), end_user_id)
+            found.setdefault(sfids.to15(end_user_id), sfids.to18(end_user_id))
     return sorted(found.values())
 
 
@@ -189,7 +236,6 @@ def record(ctx: Pipeline, claim: Claim, end_user_ids: list[str]) -> Outcome:
                 kind="request.completed_no_data",
                 data={"records_found": 0},
             )
-            follow_primary(session, request, at=now)
             return Outcome.NO_DATA
         targets = [
             Target(
@@ -224,6 +270,11 @@ def record(ctx: Pipeline, claim: Claim, end_user_ids: list[str]) -> Outcome:
                 ],
             },
         )
+        session.flush()
+        # A record another request is deleting (or has deleted) rides on that deletion.
+        if attach(ctx, session, targets, now):
+            session.flush()
+            settle_request(session, request.id, at=now)
         return Outcome.RESOLVED
 
 

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import Session
 
 from erasure.models import (
@@ -29,10 +29,18 @@ from erasure.models import (
     TargetKind,
     TargetStatus,
 )
-from erasure.pipeline.call_outcomes import load_org, log_per_request, reconcile, record
+from erasure.pipeline.call_outcomes import (
+    hold_malformed,
+    load_org,
+    log_per_request,
+    reconcile,
+    record,
+)
 from erasure.pipeline.context import Pipeline
+from erasure.pipeline.deletions import attach, has_deletion
 from erasure.pipeline.quota import choose_credential, pool_quota
 from erasure.pipeline.salesforce_port import SalesforcePort
+from erasure.pipeline.states import settle_request
 from erasure.salesforce import ids as sfids
 from erasure.salesforce.errors import (
     SalesforceError,
@@ -47,6 +55,7 @@ ROUTE_KIND = {
     DeleteRoute.CONVERSATIONS: TargetKind.CONVERSATION,
 }
 AGAIN = "again"
+ATTACH_BATCH = 500
 
 
 @dataclass
@@ -57,6 +66,7 @@ class DispatchReport:
     reconciled: int = 0
     blocked: int = 0
     unblocked: int = 0
+    attached: int = 0
     errors: list[str] = field(default_factory=list)
 
 
@@ -87,6 +97,7 @@ def dispatch(ctx: Pipeline) -> DispatchReport:
 def _dispatch_org(ctx: Pipeline, org_id: uuid.UUID, report: DispatchReport) -> None:
     _reconcile_due(ctx, org_id, report)
     _unblock_due(ctx, org_id, report)
+    _attach_due(ctx, org_id, report)
     for route in (DeleteRoute.PARTICIPANTS, DeleteRoute.CONVERSATIONS):
         while True:
             planned = _plan_call(ctx, org_id, route, report)
@@ -110,10 +121,55 @@ def _partial_ok(
     return left * 2 > limit or waited >= org.window_s / org.delete_calls_per_window
 
 
+def _next_records(
+    ctx: Pipeline, session: Session, org: Org, kind: TargetKind, now: datetime
+) -> dict[str, list[Target]]:
+    """Pending targets of the next records to send, earliest deadline first, locked, grouped by
+    record (15-char id): at most `max_ids_per_call` records, every pending target of each. A
+    record with a deletion to attach to is left to `_attach_due`; a held target waits. A target
+    holding a malformed id (a bug) is held with an alert, never sent and never failed."""
+    ready = and_(
+        Target.org_id == org.id,
+        Target.kind == kind,
+        Target.status == TargetStatus.PENDING,
+        Target.salesforce_id.is_not(None),
+        or_(Target.next_check_at.is_(None), Target.next_check_at <= now),
+        ~has_deletion(),
+    )
+    record_ids = list(
+        session.scalars(
+            select(Target.salesforce_id)
+            .where(ready)
+            .group_by(Target.salesforce_id)
+            .order_by(func.min(Target.due_at), Target.salesforce_id)
+            .limit(org.max_ids_per_call)
+        )
+    )
+    if not record_ids:
+        return {}
+    targets = session.scalars(
+        select(Target)
+        .where(ready, Target.salesforce_id.in_(record_ids))
+        .order_by(Target.due_at, Target.id)
+        .with_for_update(skip_locked=True)
+    ).all()
+    records: dict[str, list[Target]] = {}
+    malformed: list[Target] = []
+    for target in targets:
+        if sfids.is_valid(target.salesforce_id or ""):
+            records.setdefault(sfids.to15(target.salesforce_id or ""), []).append(target)
+        else:
+            malformed.append(target)
+    if malformed:
+        hold_malformed(ctx, session, malformed, now, org_id=org.id, reason="malformed_id")
+    return records
+
+
 def _plan_call(
     ctx: Pipeline, org_id: uuid.UUID, route: DeleteRoute, report: DispatchReport
 ) -> tuple[uuid.UUID, SalesforcePort, list[str]] | str | None:
-    """Pick the next batch and write its call row (committed before any HTTP delete)."""
+    """Pick the next batch and write its call row (committed before any HTTP delete). The batch
+    holds each record once, led by one of its pending targets; the others ride along."""
     with ctx.sessionmaker() as session, session.begin():
         now = ctx.clock()
         org = load_org(session, org_id)
@@ -123,24 +179,13 @@ def _plan_call(
         credential_id = choose_credential(quotas)
         if credential_id is None:
             return None
-        targets = list(
-            session.scalars(
-                select(Target)
-                .where(
-                    Target.org_id == org.id,
-                    Target.kind == ROUTE_KIND[route],
-                    Target.status == TargetStatus.PENDING,
-                )
-                .order_by(Target.due_at, Target.id)
-                .limit(org.max_ids_per_call)
-                .with_for_update(skip_locked=True)
-            )
-        )
-        if not targets:
+        records = _next_records(ctx, session, org, ROUTE_KIND[route], now)
+        if not records:
             return None
         left = sum(q.left for q in quotas.values())
         limit = sum(q.limit for q in quotas.values())
-        if len(targets) < org.max_ids_per_call and not _partial_ok(
+        targets = [t for group in records.values() for t in group]
+        if len(records) < org.max_ids_per_call and not _partial_ok(
             ctx, org=org, targets=targets, left=left, limit=limit, now=now
         ):
             return None
@@ -150,14 +195,16 @@ def _plan_call(
             # CONTRACT §3 rule 2: never spend a delete call to discover a 412.
             open_ids = {
                 sfids.to15(s.end_user_id)
-                for s in client.open_sessions([t.salesforce_id for t in targets if t.salesforce_id])
+                for s in client.open_sessions(
+                    [group[0].salesforce_id or "" for group in records.values()]
+                )
             }
-            blocked = [t for t in targets if sfids.to15(t.salesforce_id or "") in open_ids]
+            blocked = [t for record, group in records.items() if record in open_ids for t in group]
             if blocked:
                 _block(ctx, session, blocked, now)
                 report.blocked += len(blocked)
-                targets = [t for t in targets if t not in blocked]
-                if not targets:
+                records = {r: group for r, group in records.items() if r not in open_ids}
+                if not records:
                     return AGAIN  # the blocks commit; plan again from the next pending targets
         call = DeleteCall(
             id=uuid.uuid4(),
@@ -165,17 +212,19 @@ def _plan_call(
             credential_id=credential.id,
             route=route,
             status=DeleteCallStatus.SENDING,
-            ids_count=len(targets),
+            ids_count=len(records),
             sent_at=now,
         )
         session.add(call)
         session.flush()
-        for target in targets:
-            target.status = TargetStatus.BATCHED
-            target.delete_call_id = call.id
-            target.attempt += 1
-            target.updated_at = now
-        return call.id, client, [t.salesforce_id or "" for t in targets]
+        for group in records.values():
+            for position, target in enumerate(group):
+                target.status = TargetStatus.BATCHED
+                target.delete_call_id = call.id
+                target.leads_deletion = position == 0
+                target.attempt += 1
+                target.updated_at = now
+        return call.id, client, [group[0].salesforce_id or "" for group in records.values()]
 
 
 def _send(
@@ -206,6 +255,32 @@ def _block(ctx: Pipeline, session: Session, targets: Sequence[Target], now: date
         target.next_check_at = now + timedelta(seconds=ctx.tunables.open_session_recheck_s)
         target.updated_at = now
     log_per_request(session, targets, kind="targets.blocked_open_session", at=now)
+
+
+def _attach_due(ctx: Pipeline, org_id: uuid.UUID, report: DispatchReport) -> None:
+    """Pending targets whose record is being (or has been) deleted for another target share
+    that deletion instead of being sent (a retried target, one back from a refused call...)."""
+    with ctx.sessionmaker() as session, session.begin():
+        now = ctx.clock()
+        targets = session.scalars(
+            select(Target)
+            .where(
+                Target.org_id == org_id,
+                Target.status == TargetStatus.PENDING,
+                Target.salesforce_id.is_not(None),
+                or_(Target.next_check_at.is_(None), Target.next_check_at <= now),
+                has_deletion(),
+            )
+            .order_by(Target.due_at, Target.id)
+            .limit(ATTACH_BATCH)
+            .with_for_update(skip_locked=True)
+        ).all()
+        attached = attach(ctx, session, targets, now)
+        report.attached += len(attached)
+        session.flush()
+        for request_id in sorted({t.request_id for t in attached}):
+            # Never wait for a request row here: a cancel holds it and waits for our targets.
+            settle_request(session, request_id, at=now, skip_locked=True)
 
 
 def _unblock_due(ctx: Pipeline, org_id: uuid.UUID, report: DispatchReport) -> None:

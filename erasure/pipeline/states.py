@@ -1,6 +1,6 @@
 """Transitions shared by the pipeline's steps: claiming rows, settling a request's outcome when its
-targets are final, linked duplicates, alerts, and the pseudonyms that keep leaves free of personal
-data. Nothing here commits.
+targets are final, alerts, and the pseudonyms that keep leaves free of personal data. Nothing here
+commits.
 """
 
 from __future__ import annotations
@@ -32,10 +32,6 @@ UNSENT_TARGET_STATUSES = frozenset(
 SENT_TARGET_STATUSES = frozenset({TargetStatus.REQUESTED, TargetStatus.IN_PROGRESS})
 FINAL_TARGET_STATUSES = frozenset(
     {TargetStatus.DELETED, TargetStatus.FAILED, TargetStatus.WITHDRAWN}
-)
-#: A primary request that ended like this carries its linked duplicates with it.
-FOLLOWED_OUTCOMES = frozenset(
-    {RequestStatus.COMPLETED, RequestStatus.COMPLETED_NO_DATA, RequestStatus.FAILED}
 )
 
 
@@ -110,13 +106,14 @@ def move_request(
 
 
 def settle_request(
-    session: Session, request_id: uuid.UUID, *, at: datetime
+    session: Session, request_id: uuid.UUID, *, at: datetime, skip_locked: bool = False
 ) -> ErasureRequest | None:
     """Move a request on from its targets' states: all sent -> confirming; all final -> completed
-    or failed (and its linked duplicates with it). Locks the request row, then reads its targets,
-    so two transactions finishing its last targets cannot both miss (or both make) the completion.
+    or failed. Locks the request row, then reads its targets, so two transactions finishing its
+    last targets cannot both miss (or both make) the completion. With `skip_locked`, a request
+    another transaction holds is left alone (a later settle moves it on).
     """
-    request = lock_request(session, request_id)
+    request = lock_request(session, request_id, skip_locked=skip_locked)
     if request is None or request.status in TERMINAL_REQUEST_STATUSES:
         return request
     if request.status not in (RequestStatus.DELETING, RequestStatus.CONFIRMING):
@@ -155,32 +152,4 @@ def settle_request(
         move_request(
             session, request, RequestStatus.COMPLETED, at=at, kind="request.completed", data=summary
         )
-    follow_primary(session, request, at=at)
     return request
-
-
-def follow_primary(session: Session, primary: ErasureRequest, *, at: datetime) -> int:
-    """Linked duplicates end as their primary did; after a cancel or rejection they run alone."""
-    duplicates = session.scalars(
-        select(ErasureRequest)
-        .where(
-            ErasureRequest.duplicate_of_id == primary.id,
-            ErasureRequest.status.not_in(TERMINAL_REQUEST_STATUSES),
-        )
-        .order_by(ErasureRequest.id)
-        .with_for_update()
-    ).all()
-    for duplicate in duplicates:
-        if primary.status in FOLLOWED_OUTCOMES:
-            duplicate.outcome = f"carried out as request {primary.id}: {primary.outcome or ''}"
-            move_request(
-                session,
-                duplicate,
-                primary.status,
-                at=at,
-                kind=f"request.{primary.status.value}",
-                data={"follows": str(primary.id)},
-            )
-        else:
-            enqueue_resolve(session, duplicate)
-    return len(duplicates)

@@ -14,7 +14,6 @@ from sqlalchemy.orm import selectinload
 
 from erasure.audit import leaves
 from erasure.models import (
-    TERMINAL_REQUEST_STATUSES,
     Alert,
     ErasureRequest,
     Org,
@@ -23,7 +22,7 @@ from erasure.models import (
 )
 from erasure.pipeline.context import Pipeline
 from erasure.pipeline.quota import predict_org
-from erasure.pipeline.states import enqueue_resolve, follow_primary, raise_alert, settle_request
+from erasure.pipeline.states import enqueue_resolve, raise_alert, settle_request
 
 #: States in which a request waits for a resolve message.
 RESOLVE_STATES = (RequestStatus.RECEIVED, RequestStatus.APPROVED, RequestStatus.RESOLVING)
@@ -32,8 +31,8 @@ PARKED = "parked_message"
 
 def sweep(ctx: Pipeline) -> int:
     """Re-publish resolve work for requests stuck before `deleting` (their message was lost, or
-    its worker died), settle requests whose targets are all final, and carry finished primaries'
-    duplicates. Returns how many requests it touched."""
+    its worker died) and settle requests whose targets are all final. Returns how many requests
+    it touched."""
     now = ctx.clock()
     stalled_before = now - timedelta(seconds=ctx.tunables.stall_s)
     touched = 0
@@ -53,14 +52,6 @@ def sweep(ctx: Pipeline) -> int:
             .with_for_update(skip_locked=True)
         ).all()
         for request in stalled:
-            if request.duplicate_of_id is not None:
-                primary = session.get(ErasureRequest, request.duplicate_of_id)
-                if primary is not None and primary.status not in TERMINAL_REQUEST_STATUSES:
-                    continue  # waits for its primary, which carries it
-                if primary is not None:
-                    follow_primary(session, primary, at=now)
-                    touched += 1
-                    continue
             enqueue_resolve(session, request)
             request.updated_at = now  # next sweep waits another stall period
             touched += 1

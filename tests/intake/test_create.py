@@ -133,6 +133,28 @@ def test_second_request_for_an_open_subject_is_linked_not_doubled(
     assert leaf is not None and json.loads(leaf.leaf)["data"]["duplicate_of"] == first["id"]
 
 
+def test_linking_follows_shared_identifiers_to_the_first_request(
+    client: FlaskClient, org: Org, officer_headers: dict[str, str]
+) -> None:
+    """Email only, then email and phone (linked to the first), then phone only: the third shares
+    nothing with the first, but joins its group through the second."""
+
+    def post(subject: dict[str, str]) -> dict[str, object]:
+        body = {"subject": subject, "regulation": "gdpr"}
+        response = client.post("/v1/erasure-requests", json=body, headers=officer_headers)
+        assert response.status_code == 202
+        answer = response.get_json()
+        assert isinstance(answer, dict)
+        return answer
+
+    first = post({"email": "ana.silva@example.com"})
+    second = post({"email": "ana.silva@example.com", "phone": "+14155552671"})
+    third = post({"phone": "+14155552671"})
+    assert first["duplicate_of"] is None
+    assert second["duplicate_of"] == first["id"]
+    assert third["duplicate_of"] == first["id"]
+
+
 def test_a_cancelled_request_does_not_capture_new_ones(
     client: FlaskClient, org: Org, officer_headers: dict[str, str]
 ) -> None:

@@ -107,12 +107,16 @@ class World:
         *,
         kind: IdentifierKind = IdentifierKind.PHONE,
         regulation: Regulation = Regulation.GDPR,
+        also: Sequence[tuple[IdentifierKind, str]] = (),
     ) -> uuid.UUID:
+        """Submit a request for `value` (of `kind`), plus any further identifiers in `also`."""
         with self.session() as session:
             request = workflow.submit_request(
                 session,
                 workflow.Submission(
-                    identifiers=[workflow.Identifier(kind, normalize(kind, value))],
+                    identifiers=[
+                        workflow.Identifier(k, normalize(k, v)) for k, v in [(kind, value), *also]
+                    ],
                     regulation=regulation,
                     source=Source.API,
                     org=self.org_name,
