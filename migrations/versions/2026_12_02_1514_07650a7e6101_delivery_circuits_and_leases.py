@@ -3,7 +3,7 @@ a lease on the delivery being sent (claim_id; the lease ends at next_attempt_at)
 is held during the HTTP call. Existing deliveries get their destination from their URL.
 
 Revision ID: 07650a7e6101
-Revises: 9ce936e01cd0
+Revises: 8ef599353499
 Create Date: 2026-12-02 15:14:19.459420
 """
 
@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "07650a7e6101"
-down_revision: str | None = "9ce936e01cd0"
+down_revision: str | None = "8ef599353499"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
