@@ -101,18 +101,45 @@ def serve(bind: str, workers: int) -> None:
     os.execv(args[0], args)  # noqa: S606  # replaces this process with gunicorn, no shell involved
 
 
+def _queues(_: click.Context, __: click.Parameter, value: str) -> tuple[str, ...]:
+    from erasure.worker_pools import parse_queues
+
+    try:
+        return parse_queues(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
 @main.command()
+@click.option(
+    "--queues",
+    default="pipeline,deliveries",
+    show_default=True,
+    callback=_queues,
+    help="What this worker runs: `pipeline` (deletions and the periodic ticks), `deliveries` "
+    "(callbacks and ticket comments), or both. Production runs one worker of each, so a slow "
+    "receiver never takes a slot a deletion needs.",
+)
 @click.option(
     "--beat/--no-beat", default=False, help="Also run the periodic scheduler in this process."
 )
 @click.option("--concurrency", default=2, show_default=True, type=click.IntRange(1, 64))
 @click.option("--loglevel", default="INFO", show_default=True)
-def worker(beat: bool, concurrency: int, loglevel: str) -> None:
+def worker(queues: tuple[str, ...], beat: bool, concurrency: int, loglevel: str) -> None:
     """Run a Celery worker (and optionally beat)."""
     _settings()
     from erasure.worker import celery_app
+    from erasure.worker_pools import ALL, DELIVERIES, PIPELINE
 
-    argv = ["worker", f"--concurrency={concurrency}", f"--loglevel={loglevel}"]
+    pool = {PIPELINE.queues: PIPELINE, DELIVERIES.queues: DELIVERIES}.get(queues, ALL)
+    if pool is ALL:
+        click.echo(
+            "note: this worker runs deliveries and deletions in the same slots, so a slow callback "
+            "receiver can delay deletions; in production run `erasure worker --queues pipeline` "
+            "and `erasure worker --queues deliveries`",
+            err=True,
+        )
+    argv = pool.celery_args(concurrency=concurrency, loglevel=loglevel)
     if beat:
         argv.append("--beat")
     celery_app.worker_main(argv)

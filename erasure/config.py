@@ -189,6 +189,40 @@ class Settings(BaseSettings):
         "loopback, link-local and metadata addresses are refused when subscribing and when "
         "delivering (SSRF guard); set it for on-premise receivers.",
     )
+    callback_connect_timeout_s: float = Field(
+        3.0, gt=0, description="Connect timeout of every callback and ticket comment, seconds."
+    )
+    callback_read_timeout_s: float = Field(
+        10.0,
+        gt=0,
+        description="Read timeout of every callback and ticket comment (waiting for the answer), "
+        "seconds.",
+    )
+    delivery_threads: int = Field(
+        4,
+        ge=1,
+        le=64,
+        description="Deliveries one run of the deliveries worker makes at once (to several "
+        "destinations); a deliveries worker runs up to `--concurrency` runs.",
+    )
+    delivery_per_destination: int = Field(
+        2,
+        ge=1,
+        description="Deliveries in flight to one destination (scheme://host:port) at once; one "
+        "while the destination is failing.",
+    )
+    delivery_circuit_failures: int = Field(
+        5,
+        ge=1,
+        description="Consecutive failed attempts to one destination that open its circuit: no "
+        "attempt for a while, then a single probe.",
+    )
+    delivery_circuit_open_s: float = Field(
+        30.0,
+        gt=0,
+        description="How long an opened circuit stays open, seconds; doubled after each failed "
+        "probe, up to 30 minutes.",
+    )
 
     @field_validator("encryption_keys", mode="before")
     @classmethod

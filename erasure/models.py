@@ -716,6 +716,12 @@ class CallbackDelivery(Base):
         String(255), comment="HTTP status or error class; never a response body"
     )
     delivered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    destination: Mapped[str] = mapped_column(
+        Text, server_default="", comment="scheme://host:port of the URL: its circuit breaker"
+    )
+    claim_id: Mapped[uuid.UUID | None] = mapped_column(
+        comment="the attempt in flight; its lease ends at next_attempt_at"
+    )
     created_at: Mapped[datetime] = _now_column()
 
     __table_args__ = (
@@ -729,7 +735,42 @@ class CallbackDelivery(Base):
             postgresql_where=text("status = 'pending'"),
         ),
         Index("ix_callback_deliveries_status", "status"),
+        Index(
+            "ix_callback_deliveries_pending_destination",
+            "destination",
+            postgresql_where=text("status = 'pending'"),
+        ),
+        # The few rows on the wire: a claim counts a destination's calls in flight with this.
+        Index(
+            "ix_callback_deliveries_leased",
+            "destination",
+            postgresql_where=text("claim_id IS NOT NULL"),
+        ),
     )
+
+
+class DeliveryCircuit(Base):
+    """The circuit breaker of one delivery destination (scheme://host:port), shared by every
+    worker process: consecutive failures open it (no attempt for a while), then one probe is let
+    through (half-open), and a success closes it."""
+
+    __tablename__ = "delivery_circuits"
+
+    destination: Mapped[str] = mapped_column(Text, primary_key=True)
+    failures: Mapped[int] = mapped_column(
+        Integer, default=0, server_default="0", comment="consecutive failed attempts"
+    )
+    opened_until: Mapped[datetime | None] = mapped_column(
+        DateTime(timezone=True), comment="open (or probing) until then: no other attempt"
+    )
+    probe_claim_id: Mapped[uuid.UUID | None] = mapped_column(
+        comment="the attempt probing the half-open circuit"
+    )
+    last_error: Mapped[str | None] = mapped_column(
+        String(255), comment="HTTP status or error class; never a response body"
+    )
+    last_failure_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    last_success_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class IntegrationCursor(Base):

@@ -26,11 +26,13 @@ from erasure import outbox, retention
 from erasure.audit import store as audit_store
 from erasure.audit.checkpoint import SigningKey
 from erasure.config import Settings
+from erasure.deliveries import runner as delivery_runner
 from erasure.pipeline import confirm as confirm_step
 from erasure.pipeline import resolve as resolve_step
 from erasure.pipeline import scheduler, sweep
 from erasure.pipeline.context import Pipeline, Tunables
 from erasure.salesforce.errors import SalesforceError
+from erasure.worker_pools import DELIVERIES_QUEUE, DELIVERY_TASKS, PIPELINE_QUEUE, QUEUES
 
 logger = logging.getLogger(__name__)
 
@@ -117,6 +119,12 @@ def create_celery(settings: Settings) -> Celery:
         # Redis redelivers unacknowledged messages after this long; our tasks are short.
         broker_transport_options={"visibility_timeout": 300},
         worker_hijack_root_logger=False,
+        # Two queues, so deliveries (which wait on receivers) never take a pipeline slot. A
+        # worker without --queues consumes both (erasure.worker_pools).
+        task_queues={name: {"exchange": name, "routing_key": name} for name in QUEUES},
+        task_default_queue=PIPELINE_QUEUE,
+        task_default_routing_key=PIPELINE_QUEUE,
+        task_routes={name: {"queue": DELIVERIES_QUEUE} for name in DELIVERY_TASKS},
         beat_schedule={
             "relay-outbox": tick("erasure.relay_outbox", RELAY_INTERVAL_S),
             "dispatch": tick("erasure.dispatch", settings.dispatch_interval_s),
@@ -315,23 +323,6 @@ def predict(self: ErasureTask) -> int:
 # --- Integrations: status callbacks and ticket comments (erasure.integrations.callbacks) ---
 
 CALLBACK_INTERVAL_S = 2.0
-CALLBACK_BATCH = 100
-
-
-def _callback_senders(settings: Settings) -> Any:
-    from urllib.parse import urlsplit
-
-    from erasure.identifiers import Vault
-    from erasure.integrations.callbacks import Senders
-    from erasure.integrations.transport import AddressGuard, RequestsTransport
-
-    return Senders(
-        transport=RequestsTransport(
-            guard=AddressGuard.allowing(settings.callback_allowed_networks)
-        ),
-        vault=Vault(settings.encryption_key_bytes),
-        processor_common_name=urlsplit(settings.public_url).hostname or "localhost",
-    )
 
 
 @shared_task(name="erasure.dispatch_callbacks", base=ErasureTask, bind=True, acks_late=True)  # type: ignore[untyped-decorator]
@@ -346,17 +337,15 @@ def dispatch_callbacks(self: ErasureTask) -> int:
 
 @shared_task(name="erasure.send_callbacks", base=ErasureTask, bind=True, acks_late=True)  # type: ignore[untyped-decorator]
 def send_callbacks(self: ErasureTask) -> int:
-    """Attempt due deliveries, one transaction each (a kill mid-call leaves the row pending)."""
-    from erasure.integrations import callbacks
-
-    senders = _callback_senders(self.resources().settings)
-    sent = 0
-    for _ in range(CALLBACK_BATCH):
-        with self.new_session() as session, session.begin():
-            if not callbacks.send_next(session, senders):
-                break
-        sent += 1
-    return sent
+    """Attempt due deliveries, several destinations at once (each delivery in its own short
+    transactions, no lock held during its HTTP call); returns how many were handled."""
+    settings = self.resources().settings
+    return delivery_runner.run(
+        self.resources().sessionmaker,
+        delivery_runner.senders_from(settings),
+        delivery_runner.Limits.from_settings(settings),
+        delivery_runner.RunOptions(threads=settings.delivery_threads),
+    )
 
 
 @shared_task(name="erasure.sequence_audit", base=ErasureTask, bind=True, acks_late=True)  # type: ignore[untyped-decorator]

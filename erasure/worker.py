@@ -47,7 +47,9 @@ def build_pipeline(settings: Settings, engine_pool_size: int = 3) -> Pipeline:
 
 
 def _install(**_: Any) -> None:
-    pipeline = build_pipeline(settings)
+    # A deliveries run keeps up to `delivery_threads` short transactions open at once; the pool
+    # opens connections only when they are needed.
+    pipeline = build_pipeline(settings, engine_pool_size=max(3, settings.delivery_threads))
     tasks.ErasureTask.install(
         tasks.WorkerResources(
             settings=settings,

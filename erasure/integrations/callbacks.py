@@ -1,10 +1,11 @@
 """Status callbacks out: subscriptions, a dispatcher that turns the audit log's request events
-into delivery rows, and durable delivery of those rows with backoff, jitter and a dead letter.
+into delivery rows, and what one attempt of a row sends (signed headers, the stored bytes).
 
 The dispatcher reads the audit log after a stored cursor, so the pipeline needs no hook: every
 state change already appends a leaf. Delivery rows are the outbox: each is sent until a 2xx, with
-the same webhook-id and the same bytes on every attempt. Payloads carry no subject identifier.
-Nothing here commits.
+the same webhook-id and the same bytes on every attempt (erasure.deliveries sends them, with
+backoff, jitter, a dead letter and a circuit breaker per destination). Payloads carry no subject
+identifier. Nothing here commits.
 """
 
 from __future__ import annotations
@@ -27,13 +28,14 @@ from sqlalchemy.orm import Session
 from erasure.errors import InvalidTransition, NotFound
 from erasure.identifiers import Sealed, Vault
 from erasure.integrations import comments, processor, signatures
-from erasure.integrations.transport import AddressGuard, BlockedAddress, Transport, TransportError
+from erasure.integrations.transport import AddressGuard, BlockedAddress, Transport, destination_of
 from erasure.models import (
     AuditLeaf,
     CallbackChannel,
     CallbackDelivery,
     CallbackStatus,
     CallbackSubscription,
+    DeliveryCircuit,
     ErasureRequest,
     IntegrationCursor,
     RequestStatus,
@@ -167,10 +169,13 @@ def subscribe(
 
 
 def _locked_subscription(session: Session, subscription_id: uuid.UUID) -> CallbackSubscription:
+    # FOR NO KEY UPDATE: the subscription's key never changes, and this mode lets a delivery
+    # row referencing it be written meanwhile (its foreign-key check takes FOR KEY SHARE);
+    # FOR UPDATE would queue behind it and deadlock with a sender that holds the delivery row.
     subscription = session.scalar(
         select(CallbackSubscription)
         .where(CallbackSubscription.id == subscription_id)
-        .with_for_update()
+        .with_for_update(key_share=True)
     )
     if subscription is None:
         raise NotFound("no such callback subscription")
@@ -214,7 +219,10 @@ def deactivate(
     session: Session, subscription_id: uuid.UUID, *, now: datetime | None = None
 ) -> CallbackSubscription:
     """Stop a subscription: no new deliveries, its pending ones are dead-lettered (kept for the
-    record), and its secrets are destroyed. Idempotent. Raises NotFound."""
+    record), and its secrets are destroyed. Idempotent. Raises NotFound.
+
+    Never waits on a receiver: no lock is held during a delivery's HTTP call. A delivery already
+    on the wire ends delivered if the receiver accepts it, dead otherwise."""
     now = now or datetime.now(UTC)
     subscription = _locked_subscription(session, subscription_id)
     subscription.is_active = False
@@ -359,6 +367,7 @@ def _rows_for(
         rows.append(
             {
                 "channel": subscription.channel,
+                "destination": destination_of(subscription.url),
                 "subscription_id": subscription.id,
                 "request_id": erasure_request.id,
                 "leaf_id": leaf.id,
@@ -376,6 +385,7 @@ def _rows_for(
         rows.append(
             {
                 "channel": CallbackChannel.TICKET_COMMENT,
+                "destination": destination_of(source.comment_base_url),
                 "webhook_source_id": source.id,
                 "request_id": erasure_request.id,
                 "leaf_id": leaf.id,
@@ -457,10 +467,15 @@ class Senders:
     policy: RetryPolicy = RetryPolicy()
 
 
-def _request_for(
+class SubscriptionGone(NotFound):
+    """The delivery's subscription was deleted (or its secrets destroyed): it is never sent."""
+
+
+def request_for(
     session: Session, delivery: CallbackDelivery, senders: Senders, now: datetime
 ) -> tuple[str, str, dict[str, str], bytes]:
-    """(method, url, headers, body) of one attempt."""
+    """(method, url, headers, body) of one attempt: the stored bytes, signed now. Raises
+    SubscriptionGone, NotFound (the webhook source was removed), CommentNotConfigured."""
     body = delivery.body.encode()
     if delivery.channel is CallbackChannel.TICKET_COMMENT:
         source = session.get(WebhookSource, delivery.webhook_source_id)
@@ -469,7 +484,7 @@ def _request_for(
         return comments.request_for(source, json.loads(delivery.body), vault=senders.vault)
     subscription = session.get(CallbackSubscription, delivery.subscription_id)
     if subscription is None or not subscription.is_active:
-        raise NotFound("the subscription was removed")
+        raise SubscriptionGone("the subscription was removed")
     headers = {"Content-Type": "application/json", "User-Agent": "erasure-callbacks"}
     if subscription.channel is CallbackChannel.OPENDSR:
         key = processor.current(
@@ -480,58 +495,11 @@ def _request_for(
         return "POST", subscription.url, headers, body
     keys = signing_keys(subscription, vault=senders.vault, now=now)
     if not keys:
-        raise NotFound("the subscription has no secret")
+        raise SubscriptionGone("the subscription has no secret")
     headers |= signatures.standard_headers(
         keys=keys, msg_id=f"msg_{delivery.id.hex}", body=body, now=now
     )
     return "POST", subscription.url, headers, body
-
-
-def send_next(session: Session, senders: Senders, *, now: datetime | None = None) -> bool:
-    """Claim one due delivery (SKIP LOCKED) and attempt it; False when none is due.
-
-    The row stays locked during the HTTP call: a worker killed mid-call leaves it pending, and it
-    is sent again later with the same id and bytes (at least once). Caller commits.
-    """
-    now = now or datetime.now(UTC)
-    delivery = session.scalar(
-        select(CallbackDelivery)
-        .where(
-            CallbackDelivery.status == CallbackStatus.PENDING,
-            CallbackDelivery.next_attempt_at <= now,
-        )
-        .order_by(CallbackDelivery.next_attempt_at)
-        .limit(1)
-        .with_for_update(skip_locked=True)
-    )
-    if delivery is None:
-        return False
-    delivery.attempts += 1
-    delivery.last_attempt_at = now
-    try:
-        method, url, headers, body = _request_for(session, delivery, senders, now)
-        status = senders.transport.send(method, url, body=body, headers=headers)
-        error = None if 200 <= status < 300 else f"HTTP {status}"
-    except (TransportError, NotFound, comments.CommentNotConfigured) as exc:
-        error = f"{type(exc).__name__}: {exc}"[:255]
-    if error is None:
-        delivery.status, delivery.delivered_at, delivery.last_error = (
-            CallbackStatus.DELIVERED,
-            now,
-            None,
-        )
-    else:
-        delivery.last_error = error
-        if delivery.attempts >= senders.policy.max_attempts:
-            delivery.status = CallbackStatus.DEAD
-            logger.warning(
-                "callback dead-lettered",
-                extra={"delivery": str(delivery.id), "request_id": str(delivery.request_id)},
-            )
-        else:
-            delivery.next_attempt_at = now + senders.policy.delay(delivery.attempts)
-    session.flush()
-    return True
 
 
 def list_deliveries(
@@ -550,8 +518,10 @@ def list_deliveries(
 def redeliver(
     session: Session, delivery_id: uuid.UUID, *, now: datetime | None = None
 ) -> CallbackDelivery:
-    """Put a dead (or pending) delivery back in the queue, due now, with a fresh retry budget.
-    Raises NotFound, InvalidTransition (already delivered)."""
+    """Put a dead (or pending) delivery back in the queue, due now, with a fresh retry budget;
+    if its destination's circuit is open, it lets one probe through now (a person asking for a
+    redelivery has usually just fixed the receiver). Raises NotFound, InvalidTransition (already
+    delivered)."""
     delivery = session.scalar(
         select(CallbackDelivery).where(CallbackDelivery.id == delivery_id).with_for_update()
     )
@@ -563,8 +533,19 @@ def redeliver(
         subscription = session.get(CallbackSubscription, delivery.subscription_id)
         if subscription is None or not subscription.is_active:
             raise InvalidTransition("the subscription was deleted")
+    now = now or datetime.now(UTC)
     delivery.status = CallbackStatus.PENDING
     delivery.attempts = 0
-    delivery.next_attempt_at = now or datetime.now(UTC)
+    delivery.claim_id = None  # an attempt still in flight no longer records its outcome here
+    delivery.next_attempt_at = now
+    session.execute(
+        update(DeliveryCircuit)
+        .where(
+            DeliveryCircuit.destination == delivery.destination,
+            DeliveryCircuit.opened_until > now,
+            DeliveryCircuit.probe_claim_id.is_(None),
+        )
+        .values(opened_until=now)
+    )
     session.flush()
     return delivery

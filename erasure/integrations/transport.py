@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import ipaddress
 import socket
+import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from http.cookiejar import DefaultCookiePolicy
 from typing import Any, Protocol, TypeVar
 from urllib.parse import urlsplit
 
@@ -21,7 +23,9 @@ from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.exceptions import NewConnectionError
 
-TIMEOUT_S = (5.0, 15.0)  # connect, read
+#: (connect, read): a receiver that does not answer costs an attempt this long at most. The
+#: settings `callback_connect_timeout_s` and `callback_read_timeout_s` override them.
+TIMEOUT_S = (3.0, 10.0)
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -78,6 +82,21 @@ class AddressGuard:
             raise BlockedAddress("the destination is not a public address")
 
 
+def destination_of(url: str) -> str:
+    """The destination a URL reaches, `scheme://host:port` (default port filled in, lower case):
+    what a circuit breaker is kept for. Every callback to one receiver shares it, whichever
+    subscription or request it belongs to."""
+    parts = urlsplit(url.strip())
+    scheme = parts.scheme.lower()
+    host = (parts.hostname or "").lower()
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    port = port or (443 if scheme == "https" else 80)
+    return f"{scheme}://[{host}]:{port}" if ":" in host else f"{scheme}://{host}:{port}"
+
+
 class Transport(Protocol):
     def send(self, method: str, url: str, *, body: bytes, headers: Mapping[str, str]) -> int:
         """The HTTP status of the answer; raises TransportError when there was none."""
@@ -119,15 +138,27 @@ class _GuardedAdapter(HTTPAdapter):
 
 
 class RequestsTransport:
+    """Safe to share between threads: each thread gets its own `requests.Session`."""
+
     def __init__(
         self, *, timeout_s: tuple[float, float] = TIMEOUT_S, guard: AddressGuard | None = None
     ) -> None:
         self._guard = guard or AddressGuard()
-        self._session = requests.Session()
-        self._session.trust_env = False  # no proxy or netrc from the environment
-        for prefix in ("http://", "https://"):
-            self._session.mount(prefix, _GuardedAdapter(self._guard))
         self._timeout_s = timeout_s
+        self._local = threading.local()
+
+    @property
+    def _session(self) -> requests.Session:
+        session: requests.Session | None = getattr(self._local, "session", None)
+        if session is None:
+            session = requests.Session()
+            session.trust_env = False  # no proxy or netrc from the environment
+            # A receiver's Set-Cookie must never ride along on the next receiver's callback.
+            session.cookies.set_policy(DefaultCookiePolicy(allowed_domains=[]))
+            for prefix in ("http://", "https://"):
+                session.mount(prefix, _GuardedAdapter(self._guard))
+            self._local.session = session
+        return session
 
     def send(self, method: str, url: str, *, body: bytes, headers: Mapping[str, str]) -> int:
         parts = urlsplit(url)

@@ -21,15 +21,17 @@ from prometheus_client import REGISTRY, CollectorRegistry, Histogram, generate_l
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
-from sqlalchemy import and_, func, select
+from sqlalchemy import and_, case, func, select
 from sqlalchemy.orm import Session
 
 from erasure.models import (
     TERMINAL_REQUEST_STATUSES,
     AuditLeaf,
     CallbackDelivery,
+    CallbackStatus,
     Credential,
     DeleteCall,
+    DeliveryCircuit,
     ErasureRequest,
     Org,
     OutboxMessage,
@@ -200,6 +202,48 @@ class DatabaseCollector(Collector):
             retries.add_metric([channel_name], extra_attempts)
         yield deliveries
         yield retries
+        yield from self._circuits()
+
+    def _circuits(self) -> Iterator[Metric]:
+        now = datetime.now(UTC)
+        in_flight = (
+            self._session.scalar(
+                select(func.count()).where(
+                    CallbackDelivery.status == CallbackStatus.PENDING,
+                    CallbackDelivery.claim_id.is_not(None),
+                    CallbackDelivery.next_attempt_at > now,
+                )
+            )
+            or 0
+        )
+        yield GaugeMetricFamily(
+            "erasure_callback_deliveries_in_flight",
+            "Callbacks and ticket comments being sent right now (leased by a worker).",
+            value=in_flight,
+        )
+        circuits = GaugeMetricFamily(
+            "erasure_delivery_circuits",
+            "Delivery destinations by the state of their circuit breaker: closed, failing (some "
+            "consecutive failures, still closed), open (no attempt until it may probe), "
+            "half_open (probing, or due to probe).",
+            labels=["state"],
+        )
+        state = case(
+            (DeliveryCircuit.probe_claim_id.is_not(None), "half_open"),
+            (DeliveryCircuit.opened_until > now, "open"),
+            (DeliveryCircuit.opened_until.is_not(None), "half_open"),
+            (DeliveryCircuit.failures > 0, "failing"),
+            else_="closed",
+        )
+        counts = dict.fromkeys(("closed", "failing", "open", "half_open"), 0)
+        states = select(state.label("state")).subquery()  # `now` bound once, grouped outside
+        for name, count in self._session.execute(
+            select(states.c.state, func.count()).group_by(states.c.state)
+        ):
+            counts[name] = count
+        for name, count in counts.items():
+            circuits.add_metric([name], count)
+        yield circuits
 
     def _tasks(self) -> Iterator[Metric]:
         redelivered = CounterMetricFamily(

@@ -24,6 +24,7 @@ from sqlalchemy import Engine, delete, func, select
 from erasure.api_keys import create_api_key
 from erasure.app import create_app
 from erasure.db import make_sessionmaker
+from erasure.deliveries import sending
 from erasure.integrations import callbacks, sources
 from erasure.integrations.transport import AddressGuard, RequestsTransport
 from erasure.models import (
@@ -171,7 +172,7 @@ def test_no_canary_in_any_log_line_of_the_whole_flow(
                 session.commit()
             sent = 0
             with maker() as session:
-                while callbacks.send_next(session, senders):
+                while sending.send_next(session, senders):
                     session.commit()
                     sent += 1
             assert sent >= 1 and hook.received

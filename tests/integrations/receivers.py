@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import socket
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -53,3 +56,36 @@ def receiver(*, statuses: Iterable[int] = (), default: int = 204) -> Iterator[Re
     finally:
         server.shutdown()
         server.server_close()
+
+
+@contextmanager
+def blackhole() -> Iterator[str]:
+    """The URL of an address that never answers: a socket on 127.0.0.1 that listens but never
+    accepts, its one-slot accept queue already full, so every new connection attempt waits for
+    a SYN-ACK that never comes (a connect timeout), like a firewalled or dead host."""
+    listener = socket.socket()
+    fillers: list[socket.socket] = []
+    try:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(0)
+        port = listener.getsockname()[1]
+        for _ in range(3):  # more than the queue holds: the rest keep retrying their SYN
+            filler = socket.socket()
+            filler.setblocking(False)
+            with contextlib.suppress(BlockingIOError):
+                filler.connect(("127.0.0.1", port))
+            fillers.append(filler)
+        probe = socket.create_connection
+        deadline = time.monotonic() + 10
+        while True:  # wait until the queue is full: a fresh connection attempt must time out
+            try:
+                probe(("127.0.0.1", port), timeout=0.3).close()
+            except TimeoutError:
+                break
+            if time.monotonic() > deadline:
+                raise RuntimeError("could not fill the accept queue of the blackhole socket")
+        yield f"http://127.0.0.1:{port}/hooks"
+    finally:
+        for filler in fillers:
+            filler.close()
+        listener.close()

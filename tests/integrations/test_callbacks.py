@@ -14,6 +14,7 @@ from flask.testing import FlaskClient
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from erasure.deliveries import sending
 from erasure.integrations import callbacks
 from erasure.integrations.transport import AddressGuard, RequestsTransport
 from erasure.models import (
@@ -70,7 +71,7 @@ def _subscribe(client: FlaskClient, headers: dict[str, str], url: str) -> dict[s
 
 def _drain(db_session: Session, senders: callbacks.Senders, now: datetime | None = None) -> int:
     sent = 0
-    while callbacks.send_next(db_session, senders, now=now):
+    while sending.send_next(db_session, senders, now=now):
         sent += 1
     return sent
 
@@ -161,7 +162,7 @@ def test_a_receiver_down_for_an_hour_gets_it_later_with_the_same_webhook_id(
         start = now = datetime.now(UTC)
         delays: list[float] = []
         while now - start < timedelta(hours=1):  # an hour, compressed: the clock is ours
-            assert callbacks.send_next(db_session, senders, now=now)
+            assert sending.send_next(db_session, senders, now=now)
             delays.append((delivery.next_attempt_at - now).total_seconds())
             now = delivery.next_attempt_at
         assert delivery.status is CallbackStatus.PENDING and delivery.last_error == "HTTP 503"
@@ -169,7 +170,7 @@ def test_a_receiver_down_for_an_hour_gets_it_later_with_the_same_webhook_id(
         for n, delay in enumerate(delays[:8]):
             assert 0.8 * 10 * 2**n <= delay <= 1.2 * 10 * 2**n
         rx.default = 200
-        assert callbacks.send_next(db_session, senders, now=now)
+        assert sending.send_next(db_session, senders, now=now)
     assert delivery.status is CallbackStatus.DELIVERED
     ids = {r.headers["Webhook-Id"] for r in rx.received}
     assert ids == {f"msg_{delivery.id.hex}"} and len(rx.received) == delivery.attempts
@@ -197,11 +198,11 @@ def test_dead_letter_after_the_window_then_redelivery(
         assert delivery is not None
         start = now = datetime.now(UTC)
         while delivery.status is CallbackStatus.PENDING:
-            assert callbacks.send_next(db_session, senders, now=now)
+            assert sending.send_next(db_session, senders, now=now)
             now = max(now, delivery.next_attempt_at)
         assert delivery.status is CallbackStatus.DEAD
         assert now - start >= timedelta(hours=24)
-        assert not callbacks.send_next(db_session, senders, now=now + timedelta(days=30))
+        assert not sending.send_next(db_session, senders, now=now + timedelta(days=30))
         dead = client.get("/v1/callback-deliveries?status=dead", headers=officer).get_json()[
             "items"
         ]

@@ -14,6 +14,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from erasure.audit import leaves
+from erasure.deliveries import sending
 from erasure.integrations import callbacks
 from erasure.integrations.transport import AddressGuard, RequestsTransport
 from erasure.models import (
@@ -114,7 +115,7 @@ def test_comment_back_on_completion_and_failure(
             vault=protection.vault,
             processor_common_name="erasure.test",
         )
-        while callbacks.send_next(db_session, senders):
+        while sending.send_next(db_session, senders):
             pass
     assert len(fake.received) == 1
     got = fake.received[0]
@@ -160,7 +161,7 @@ def test_wrong_comment_credentials_are_retried_not_lost(
             vault=protection.vault,
             processor_common_name="erasure.test",
         )
-        assert callbacks.send_next(db_session, senders)
+        assert sending.send_next(db_session, senders)
     delivery = db_session.scalar(
         select(CallbackDelivery).where(CallbackDelivery.request_id == request_id)
     )

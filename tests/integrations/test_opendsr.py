@@ -11,6 +11,7 @@ from flask.testing import FlaskClient
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from erasure.deliveries import sending
 from erasure.integrations import callbacks, processor
 from erasure.integrations.transport import AddressGuard, RequestsTransport
 from erasure.models import AuditLeaf, ErasureRequest, IntegrationCursor, Org, RequestStatus, Role
@@ -90,7 +91,7 @@ def test_opendsr_walk(
             vault=protection.vault,
             processor_common_name="erasure.test",
         )
-        while callbacks.send_next(db_session, senders):
+        while sending.send_next(db_session, senders):
             pass
     assert len(rx.received) == 2
     statuses = []

@@ -1,10 +1,11 @@
 """Metrics the operators asked for beyond the request states: intake 429s, Salesforce token
 fetches and 429s per credential (the client's own counters), task redeliveries, callback
-deliveries by outcome. No label carries personal data."""
+deliveries by outcome, delivery circuits by state. No label carries personal data."""
 
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime, timedelta
 
 from flask.testing import FlaskClient
 from prometheus_client import REGISTRY
@@ -17,6 +18,7 @@ from erasure.models import (
     CallbackChannel,
     CallbackDelivery,
     CallbackStatus,
+    DeliveryCircuit,
     Org,
     TaskDelivery,
 )
@@ -136,3 +138,55 @@ def test_without_redis_the_metrics_page_still_answers(
     response = app.test_client().get("/metrics")
     assert response.status_code == 200
     assert "erasure_requests" in response.get_data(as_text=True)
+
+
+def test_delivery_circuits_by_state_and_deliveries_in_flight(
+    client: FlaskClient, db_session: Session, org: Org, officer_headers: dict[str, str]
+) -> None:
+    created = client.post(
+        "/v1/erasure-requests",
+        json={"subject": {"phone": PHONE}, "regulation": "gdpr", "org": org.name},
+        headers=officer_headers,
+    )
+    request_id = uuid.UUID(created.get_json()["id"])
+    before = _samples(metrics.render(db_session).decode())
+    now = datetime.now(UTC)
+    tag = uuid.uuid4().hex[:8]
+    db_session.add_all(
+        [
+            DeliveryCircuit(destination=f"https://closed-{tag}.example:443", last_success_at=now),
+            DeliveryCircuit(destination=f"https://failing-{tag}.example:443", failures=2),
+            DeliveryCircuit(
+                destination=f"https://open-{tag}.example:443",
+                failures=5,
+                opened_until=now + timedelta(minutes=1),
+            ),
+            DeliveryCircuit(
+                destination=f"https://probing-{tag}.example:443",
+                failures=5,
+                opened_until=now + timedelta(seconds=20),
+                probe_claim_id=uuid.uuid4(),
+            ),
+            CallbackDelivery(
+                channel=CallbackChannel.STANDARD_WEBHOOKS,
+                request_id=request_id,
+                leaf_id=10**12 + 7,
+                event="request.received",
+                body="{}",
+                destination=f"https://probing-{tag}.example:443",
+                claim_id=uuid.uuid4(),
+                next_attempt_at=now + timedelta(seconds=20),
+            ),
+        ]
+    )
+    db_session.flush()
+    text = metrics.render(db_session).decode()
+    after = _samples(text)
+
+    def grew(name: str, labels: tuple[tuple[str, str], ...] = ()) -> float:
+        return after[(name, labels)] - before.get((name, labels), 0)
+
+    for state in ("closed", "failing", "open", "half_open"):
+        assert grew("erasure_delivery_circuits", (("state", state),)) == 1, state
+    assert grew("erasure_callback_deliveries_in_flight") == 1
+    assert tag not in text  # destinations are never labels

@@ -276,8 +276,9 @@ def make_worker(
 ) -> Iterator[Callable[..., Worker]]:
     started: list[Worker] = []
 
-    def make(**options: object) -> Worker:
+    def make(*, extra_env: dict[str, str] | None = None, **options: object) -> Worker:
         env = worker_env(settings, database_url=database_url, broker_url=redis_server.url)
+        env.update(extra_env or {})
         worker = Worker(env, tmp_path, **options)  # type: ignore[arg-type]
         worker.start()
         started.append(worker)

@@ -1,5 +1,6 @@
 """Real processes for the end-to-end and reliability tests: a private redis-server on a free port,
-and `celery -A erasure.worker worker --beat` subprocesses pointed at the test database."""
+and `celery -A erasure.worker worker` subprocesses (with beat, or not) pointed at the test
+database."""
 
 from __future__ import annotations
 
@@ -9,7 +10,6 @@ import shutil
 import signal
 import socket
 import subprocess
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,6 +17,7 @@ from pathlib import Path
 import redis
 
 from erasure.config import Settings
+from erasure.worker_pools import ALL, WorkerPool
 
 
 def free_port() -> int:
@@ -109,37 +110,44 @@ def worker_env(settings: Settings, *, database_url: str, broker_url: str) -> dic
 
 @dataclass
 class Worker:
-    """One `celery worker` (optionally with beat) in its own process group."""
+    """One worker process (optionally with beat) in its own process group, started with the argv
+    production uses for its kind (erasure.worker_pools): the pipeline's queue, the deliveries'
+    queue, or both (the default)."""
 
     env: dict[str, str]
     workdir: Path
     beat: bool = True
     concurrency: int = 2
+    pool: WorkerPool = ALL
     process: subprocess.Popen[bytes] | None = None
     starts: int = 0
 
     def start(self) -> None:
         self.starts += 1
-        log = (self.workdir / f"worker-{self.starts}.log").open("ab")
+        log = self.log_path.open("ab")
         command = [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "erasure.worker",
-            "worker",
-            f"--concurrency={self.concurrency}",
-            "--loglevel=INFO",
+            *self.pool.command(
+                concurrency=self.concurrency,
+                beat_schedule=self.workdir / f"beat-{self.starts}" if self.beat else None,
+                # Workers of several tests share one host: node names must differ.
+                hostname=f"{self.name}{self.starts}-{os.getpid()}@%h",
+            ),
             "--without-gossip",
             "--without-mingle",
-            f"--hostname=w{self.starts}-{os.getpid()}@%h",
         ]
-        if self.beat:
-            command += ["--beat", f"--schedule={self.workdir / f'beat-{self.starts}'}"]
         self.process = subprocess.Popen(
             command, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
         )
         log.close()
+
+    @property
+    def name(self) -> str:
+        return self.pool.name
+
+    @property
+    def log_path(self) -> Path:
+        """Where the current process writes its log."""
+        return self.workdir / f"worker-{self.name}{self.starts}.log"
 
     def children(self) -> list[int]:
         if self.process is None:
