@@ -62,7 +62,7 @@ def postgres(data: DataDir, env: Mapping[str, str]) -> tuple[Service, str, Path]
         user=server.system_user,
         layer=STORAGE,
         stop_signal=signal.SIGINT,  # fast shutdown: clients are told, then a checkpoint
-        stop_grace_s=4.0,
+        stop_grace_s=3.0,
     )
     url = f"postgresql+psycopg://postgres:@/postgres?host={socket_dir}"
     return service, url, socket_dir
@@ -115,7 +115,7 @@ def redis(data: DataDir, runtime: Path, env: Mapping[str, str]) -> tuple[Service
         env=env,
         layer=STORAGE,
         stop_signal=signal.SIGTERM,
-        stop_grace_s=4.0,
+        stop_grace_s=3.0,
     )
     return service, f"redis+socket://{_redis_socket(runtime)}"
 

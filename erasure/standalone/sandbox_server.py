@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import threading
 from pathlib import Path
@@ -48,6 +49,8 @@ def main(argv: list[str] | None = None) -> None:
     logger.info("sandbox org serving at %s", url)
     server.serve_forever()
     logger.info("sandbox org stopped")
+    logging.shutdown()
+    os._exit(0)  # nothing to save (its data lives in memory): skip the interpreter's teardown
 
 
 if __name__ == "__main__":

@@ -237,47 +237,60 @@ class Supervisor:
 
     # -- stopping ----------------------------------------------------------------------------
 
-    def stop(self, budget_s: float = 12.0) -> None:
+    def stop(self, budget_s: float = 10.0) -> None:
         """Stop every child, higher layers first, within `budget_s` (plus SIGKILL's moment)."""
         self._stopping = True
-        deadline = time.monotonic() + budget_s
+        started = time.monotonic()
+        deadline = started + budget_s
         layers = sorted({c.service.layer for c in self._children.values()}, reverse=True)
         for index, layer in enumerate(layers):
             children = [c for c in self._children.values() if c.service.layer == layer]
             # Keep a moment for each layer below this one.
-            reserve = 2.0 * (len(layers) - index - 1)
+            reserve = 1.5 * (len(layers) - index - 1)
             grace = max(c.service.stop_grace_s for c in children)
             self._stop_layer(children, min(time.monotonic() + grace, deadline - reserve))
         if self.adopt_orphans:
             self._kill_adopted()
+        # The output of what was killed ends with it; don't wait long for the last lines.
+        until = time.monotonic() + 1.0
         for child in self._children.values():
             for pump in child.pumps:
-                pump.join(timeout=2)
+                pump.join(timeout=max(0.0, until - time.monotonic()))
         self._write_pids()
-        self.log.info("stopped", extra={"event": "stopped"})
+        self.log.info(
+            "stopped everything in %.1f s",
+            time.monotonic() - started,
+            extra={"event": "stopped", "seconds": round(time.monotonic() - started, 2)},
+        )
 
     def _stop_layer(self, children: list[_Child], until: float) -> None:
+        started = time.monotonic()
         running = [(c, c.process) for c in children if c.process and c.process.poll() is None]
         for child, process in running:
             with contextlib.suppress(ProcessLookupError):
                 process.send_signal(child.service.stop_signal)
         while any(p.poll() is None for _, p in running) and time.monotonic() < until:
             time.sleep(0.05)
+        killed = []
         for child in children:
             if child.process is None:
                 continue
-            stubborn = child.process.poll() is None
+            if child.process.poll() is None:
+                killed.append(child.service.name)
             _kill_group(child.process.pid)  # the stubborn leader, and stragglers of a polite one
             with contextlib.suppress(subprocess.TimeoutExpired):
                 child.exit_code = child.process.wait(timeout=5)
-            if stubborn:
-                self.log.warning(
-                    "%s did not stop in time; killed",
-                    child.service.name,
-                    extra={"event": "killed", "service": child.service.name},
-                )
             child.process = None
             child.restart_at = None
+        names = [child.service.name for child in children]
+        self.log.log(
+            logging.WARNING if killed else logging.INFO,
+            "stopped %s in %.1f s%s",
+            ", ".join(names),
+            time.monotonic() - started,
+            f"; killed {', '.join(killed)}, which did not stop in time" if killed else "",
+            extra={"event": "stop", "services": names, "killed": killed},
+        )
 
     # -- orphans and leftovers ---------------------------------------------------------------
 
@@ -299,7 +312,7 @@ class Supervisor:
         for orphan in psutil.Process().children():
             with contextlib.suppress(psutil.NoSuchProcess):
                 orphan.kill()
-        psutil.wait_procs(psutil.Process().children(), timeout=2)
+        psutil.wait_procs(psutil.Process().children(), timeout=1)
         self._reap_orphans()
 
     def _write_pids(self) -> None:

@@ -141,6 +141,10 @@ class Standalone:
     def output(self) -> str:
         return self.console_log.read_text(errors="replace")[-4000:]
 
+    def supervisor_log(self) -> str:
+        path = self.data_dir / "logs" / "supervisor.log"
+        return path.read_text(errors="replace")[-4000:] if path.exists() else "(no log)"
+
     # -- over HTTP ---------------------------------------------------------------------------
 
     def get(self, path: str, **kwargs: Any) -> requests.Response:
