@@ -12,7 +12,7 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 from pydantic import SecretStr
-from sqlalchemy import func
+from sqlalchemy import delete, func
 from sqlalchemy.orm import Session
 
 from erasure.app import create_app
@@ -23,6 +23,13 @@ from tests.pipeline.harness import free_port
 from tests.ui.conftest import csrf_of
 
 DEAD_URL = "postgresql+psycopg://postgres@127.0.0.1:{port}/erasure"
+
+
+@pytest.fixture(autouse=True)
+def _no_heartbeats_yet(db_session: Session) -> None:
+    """Real workers of other tests commit heartbeats to this database: start from none (the
+    deletion is rolled back with the test)."""
+    db_session.execute(delete(Heartbeat))
 
 
 def _beat(
