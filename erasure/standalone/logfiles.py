@@ -70,6 +70,9 @@ class LogFiles:
     def __init__(self, directory: Path, *, max_bytes: int = MAX_BYTES, backups: int = BACKUPS):
         directory.mkdir(mode=0o700, parents=True, exist_ok=True)
         directory.chmod(0o700)  # made by an older version, or under another umask
+        for old in directory.iterdir():  # an older version's files were world-readable
+            if old.is_file():
+                old.chmod(0o600)
         self.directory = directory
         self.max_bytes = max_bytes
         self.backups = backups

@@ -211,3 +211,14 @@ def test_stop_is_prompt_even_for_a_child_that_is_restarting(logs: LogFiles) -> N
     supervisor.stop()
     assert time.monotonic() - started < 3600  # it did not wait for the backoff
     assert supervisor.pid("crasher") is None
+
+
+def test_log_files_left_readable_by_an_older_version_are_made_private(tmp_path: Path) -> None:
+    directory = tmp_path / "logs"
+    directory.mkdir(mode=0o755)
+    old = directory / "worker.log"
+    old.write_text("a line an older standalone wrote\n")
+    old.chmod(0o644)
+    LogFiles(directory).close()
+    assert stat.S_IMODE(directory.stat().st_mode) == 0o700
+    assert stat.S_IMODE(old.stat().st_mode) == 0o600
