@@ -12,8 +12,12 @@ the foreground (so it owns them: it sees them die and stops them), never as daem
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import logging
+import os
 import signal
+import stat
+import tempfile
 import warnings
 from collections.abc import Mapping
 from pathlib import Path
@@ -21,7 +25,7 @@ from pathlib import Path
 import psutil
 
 from erasure.standalone.datadir import DataDir
-from erasure.standalone.supervisor import Service
+from erasure.standalone.supervisor import Service, StartupFailed
 
 STORAGE = 0  # stop layer: after everything that uses them
 
@@ -78,6 +82,29 @@ def postgres_accepts(socket_dir: Path) -> bool:
     except psycopg.OperationalError:
         return False
     return True
+
+
+#: A Unix socket's path must fit in sun_path (108 bytes on Linux, 104 on macOS).
+_SOCKET_PATH_MAX = 100
+
+
+def socket_dir(data: DataDir) -> Path:
+    """Where Redis's Unix socket goes: `<data dir>/run`, or, when that path is too long for a
+    socket, a private directory in the temp dir named after the data directory. The same one on
+    every start, so a killed run leaves nothing that piles up."""
+    chosen = data.root / "run"
+    if len(str(_redis_socket(chosen)).encode()) > _SOCKET_PATH_MAX:
+        digest = hashlib.sha256(str(data.root).encode()).hexdigest()[:16]
+        chosen = Path(tempfile.gettempdir()) / f"erasure-{digest}"
+    chosen.mkdir(mode=0o700, exist_ok=True)
+    info = chosen.lstat()
+    if (
+        not stat.S_ISDIR(info.st_mode)
+        or info.st_uid != os.getuid()
+        or stat.S_IMODE(info.st_mode) & 0o077
+    ):
+        raise StartupFailed(f"{chosen} must be a directory of this user's, mode 0700")
+    return chosen
 
 
 def _redis_socket(runtime: Path) -> Path:

@@ -21,11 +21,9 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
-import shutil
 import signal
 import socket
 import sys
-import tempfile
 import threading
 import time
 import urllib.request
@@ -48,7 +46,7 @@ from erasure.standalone.datadir import (
     sandbox_credentials,
 )
 from erasure.standalone.logfiles import LogFiles
-from erasure.standalone.supervisor import Service, Supervisor, kill_leftovers
+from erasure.standalone.supervisor import Service, StartupFailed, Supervisor, kill_leftovers
 
 if TYPE_CHECKING:
     from erasure.config import Settings
@@ -61,10 +59,6 @@ STARTUP_TIMEOUT_S = 180.0
 DELIVERIES_QUEUE = "deliveries"
 APPS = 2  # stop layers: the service's own processes first, then the sandbox, then storage
 SANDBOX = 1
-
-
-class StartupFailed(Exception):
-    """A piece did not come up; the message says which and where its log is."""
 
 
 def _celery(*args: str) -> list[str]:
@@ -331,8 +325,7 @@ def _supervise(
     )
     kill_leftovers(data.pid_file, supervisor.log)
     embedded.stop_strays(data, supervisor.log)
-    # Sockets live in a short private directory: a Unix socket path may not be long.
-    runtime = Path(tempfile.mkdtemp(prefix="erasure-"))
+    runtime = embedded.socket_dir(data)
     console.print("[bold]erasure standalone[/bold]: starting...")
     try:
         lines = _start_everything(
@@ -354,5 +347,4 @@ def _supervise(
         supervisor.log.info("stopping", extra={"event": "stopping"})
         supervisor.stop()
         logs.close()
-        shutil.rmtree(runtime, ignore_errors=True)
         console.print("stopped.")

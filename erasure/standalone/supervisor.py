@@ -40,6 +40,10 @@ from erasure.standalone.logfiles import LogFiles
 _PR_SET_CHILD_SUBREAPER = 36
 
 
+class StartupFailed(Exception):
+    """A piece did not come up; the message says which and where to look."""
+
+
 @dataclass(frozen=True)
 class Service:
     """A process to keep running."""
