@@ -135,6 +135,31 @@ class Settings(BaseSettings):
         "(crypto-shredding); the audit log and certificates still verify afterwards.",
     )
     log_level: str = Field("INFO", description="Python log level of the service's own loggers.")
+    heartbeat_interval_s: float = Field(
+        5.0,
+        gt=0,
+        le=60,
+        description="How often every worker and beat process records in the database that it is "
+        "alive, seconds.",
+    )
+    heartbeat_timeout_s: float = Field(
+        30.0,
+        gt=0,
+        description="`/readyz` fails while no worker consuming a queue, or no beat, has recorded "
+        "a heartbeat for this long, seconds (at least twice `heartbeat_interval_s`).",
+    )
+    http_header_timeout_s: float = Field(
+        10.0,
+        gt=0,
+        description="`erasure standalone`'s HTTP server: a client that has not sent a request's "
+        "line and headers this many seconds after connecting is disconnected.",
+    )
+    http_body_timeout_s: float = Field(
+        30.0,
+        gt=0,
+        description="`erasure standalone`'s HTTP server: a request body not received this many "
+        "seconds after its headers is answered 408.",
+    )
     secret_key: SecretStr | None = Field(
         None,
         description="Signs the console's session cookies (at least 32 characters, random). "
@@ -274,6 +299,12 @@ class Settings(BaseSettings):
         if value is not None and len(value.get_secret_value()) < 32:
             raise ValueError("secret_key must be at least 32 characters")
         return value
+
+    @model_validator(mode="after")
+    def _heartbeats_have_slack(self) -> Settings:
+        if self.heartbeat_timeout_s < 2 * self.heartbeat_interval_s:
+            raise ValueError("heartbeat_timeout_s must be at least twice heartbeat_interval_s")
+        return self
 
     @model_validator(mode="after")
     def _production_is_strict(self) -> Settings:

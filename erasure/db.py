@@ -5,9 +5,13 @@ Imports nothing from erasure but config; never commits.
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import MetaData
 from sqlalchemy.engine import Engine, create_engine
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
+from sqlalchemy.pool import NullPool
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -24,18 +28,55 @@ class Base(DeclarativeBase):
     metadata = metadata
 
 
-def make_engine(database_url: str, *, pool_size: int = 5) -> Engine:
-    """An engine with pre-ping (survives a Postgres restart) and a bounded pool."""
+def make_engine(
+    database_url: str,
+    *,
+    pool_size: int = 5,
+    pooled: bool = True,
+    connect_timeout_s: int | None = None,
+) -> Engine:
+    """An engine with pre-ping (survives a Postgres restart) and a bounded pool.
+
+    `pooled=False` opens a connection per use and keeps none: for a process that forks children
+    after using it (a Celery worker's parent), or that uses it every few seconds.
+    """
+    connect_args: dict[str, Any] = {
+        # A statement that hangs on a lock must not hang a worker forever.
+        "options": "-c statement_timeout=30000 -c lock_timeout=10000",
+    }
+    if connect_timeout_s is not None:
+        connect_args["connect_timeout"] = connect_timeout_s
+    pool_args: dict[str, Any] = (
+        {"pool_size": pool_size, "max_overflow": pool_size} if pooled else {"poolclass": NullPool}
+    )
     return create_engine(
         database_url,
         pool_pre_ping=True,
         # Errors and echo never show bound values: they may be ciphertexts, pseudonyms or ids.
         hide_parameters=True,
-        pool_size=pool_size,
-        max_overflow=pool_size,
-        # A statement that hangs on a lock must not hang a worker forever.
-        connect_args={"options": "-c statement_timeout=30000 -c lock_timeout=10000"},
+        connect_args=connect_args,
+        **pool_args,
     )
+
+
+#: SQLSTATE classes of a database that cannot serve us right now, as opposed to a bad statement:
+#: connection exceptions, insufficient resources (too many connections), operator intervention
+#: (shutting down, starting up).
+_UNAVAILABLE_SQLSTATES = ("08", "53", "57P")
+
+
+def database_unavailable(exc: BaseException) -> bool:
+    """Our database is unreachable (down, restarting, failing over, full), so the same work
+    will succeed later; a bad statement, a constraint or a deadlock is not this."""
+    if not isinstance(exc, DBAPIError):
+        return False
+    if exc.connection_invalidated:
+        return True
+    if not isinstance(exc, OperationalError | InterfaceError):
+        return False
+    sqlstate = getattr(exc.orig, "sqlstate", None)
+    # No SQLSTATE: the driver never reached the server (refused, reset, timed out).
+    return sqlstate is None or str(sqlstate).startswith(_UNAVAILABLE_SQLSTATES)
 
 
 def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:

@@ -539,6 +539,21 @@ class TaskDelivery(Base):
     last_seen_at: Mapped[datetime] = _now_column()
 
 
+class Heartbeat(Base):
+    """The last sign of life of each worker and beat process, stamped with the database's clock
+    (so hosts whose clocks disagree still compare); `/readyz` reads it."""
+
+    __tablename__ = "heartbeats"
+
+    component: Mapped[str] = mapped_column(
+        String(64), primary_key=True, comment="`worker:<queue>` for each queue consumed, or `beat`"
+    )
+    instance: Mapped[str] = mapped_column(
+        String(255), primary_key=True, comment="the process: Celery node name, or host:pid"
+    )
+    beat_at: Mapped[datetime] = _now_column()
+
+
 # --- Integrations: ticketing webhooks in, signed callbacks out, OpenDSR (erasure.integrations) ---
 
 

@@ -16,7 +16,7 @@ from erasure.audit.checkpoint import load_signing_key
 from erasure.config import Settings
 from erasure.db import make_engine, make_sessionmaker
 from erasure.identifiers import Vault
-from erasure.observability import task_signals
+from erasure.observability import heartbeats, task_signals
 from erasure.observability.logs import configure_logging
 from erasure.pipeline.context import Pipeline
 from erasure.pipeline.salesforce_port import ClientFactory, Clients
@@ -28,6 +28,12 @@ task_signals.connect()
 celery_app = tasks.create_celery(settings)
 celery_app.set_current()
 celery_app.set_default()
+# Workers and beat (`celery -A erasure.worker beat` imports this module too) say they are alive.
+heartbeats.install(
+    celery_app,
+    make_engine(settings.database_url, pooled=False, connect_timeout_s=5),
+    interval_s=settings.heartbeat_interval_s,
+)
 
 
 def client_factory(settings: Settings) -> ClientFactory:

@@ -10,8 +10,10 @@ import logging
 from typing import Any
 
 from flask import Flask, Response, g, json, request
+from sqlalchemy.exc import DBAPIError
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
+from erasure.db import database_unavailable
 from erasure.errors import (
     ConfigurationError,
     ErasureError,
@@ -22,6 +24,10 @@ from erasure.errors import (
 )
 
 logger = logging.getLogger(__name__)
+
+#: How long a client should wait before trying again while our database is unavailable: about
+#: what a restart or a failover takes.
+DATABASE_RETRY_AFTER_S = 5
 
 PROBLEM_JSON = "application/problem+json"
 
@@ -96,6 +102,10 @@ def _from_domain(exc: ErasureError) -> Problem:
     return Problem(status, str(exc), str(exc), code=exc.code, errors=errors, headers=headers)
 
 
+def _route() -> str:
+    return request.url_rule.rule if request.url_rule else "(no route)"
+
+
 def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(Problem)
     def _problem(exc: Problem) -> Response:
@@ -120,15 +130,27 @@ def register_error_handlers(app: Flask) -> None:
             Problem(status, exc.name or "Error", detail, code=code, headers=headers)
         )
 
+    @app.errorhandler(DBAPIError)
+    def _database(exc: DBAPIError) -> Response:
+        if not database_unavailable(exc):
+            return _unexpected(exc)
+        logger.warning(
+            "database unavailable on %s %s (%s)", request.method, _route(), type(exc).__name__
+        )
+        return problem_response(
+            Problem(
+                503,
+                "Service unavailable",
+                "the database is unavailable; try again shortly",
+                code="database_unavailable",
+                headers={"Retry-After": str(DATABASE_RETRY_AFTER_S)},
+            )
+        )
+
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception) -> Response:
         # The outermost edge: log with the traceback for operators, answer with nothing internal.
-        logger.error(
-            "unhandled error on %s %s",
-            request.method,
-            request.url_rule.rule if request.url_rule else "(no route)",
-            exc_info=exc,
-        )
+        logger.error("unhandled error on %s %s", request.method, _route(), exc_info=exc)
         return problem_response(
             Problem(
                 500,

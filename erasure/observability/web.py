@@ -10,7 +10,7 @@ from flask import Flask, Response, g, jsonify, request
 
 from erasure.intake import body, limits
 from erasure.intake.resources import WebResources, get_session, web_resources
-from erasure.observability import health, logs, metrics
+from erasure.observability import health, heartbeats, logs, metrics
 from erasure.salesforce import RedisUsageStore, UsageStore
 
 
@@ -28,6 +28,7 @@ def web_resources_of(app: Flask) -> WebResources:
 
 def init_app(app: Flask) -> None:
     heads: set[str] = set()
+    components: list[str] = []
     usage = usage_store(web_resources_of(app).settings.shared_redis_url)
     limits.install(app)  # Redis-backed when Redis is configured: shared by every worker
 
@@ -55,13 +56,18 @@ def init_app(app: Flask) -> None:
     @app.get("/readyz")
     def readyz() -> tuple[Response, int]:
         resources = web_resources()
+        settings = resources.settings
         if not heads:
-            heads.update(health.expected_heads(resources.settings.database_url))
+            heads.update(health.expected_heads(settings.database_url))
+        if not components:
+            components.extend(heartbeats.expected_components(heartbeats.queues_of(settings)))
         readiness = health.check_readiness(
             get_session(),
             heads=heads,
-            broker_url=resources.settings.broker_url,
+            broker_url=settings.broker_url,
             has_signing_key=resources.signing_key is not None,
+            components=components,
+            heartbeat_timeout_s=settings.heartbeat_timeout_s,
         )
         return jsonify(status="ready" if readiness.ok else "not ready", checks=readiness.checks), (
             200 if readiness.ok else 503

@@ -30,8 +30,11 @@ from flask import (
 )
 from flask.typing import ResponseReturnValue
 from markupsafe import escape
+from sqlalchemy.exc import DBAPIError
 from werkzeug.exceptions import HTTPException
 
+from erasure.db import database_unavailable
+from erasure.intake.problems import DATABASE_RETRY_AFTER_S
 from erasure.intake.resources import get_session
 from erasure.models import Role, User
 from erasure.ui import SESSION_LIFETIME, bp
@@ -165,6 +168,24 @@ def _unexpected(exc: Exception) -> ResponseReturnValue:
     return Response(page, status=500, mimetype="text/html")
 
 
+_UNAVAILABLE_PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Unavailable · erasure</title></head>
+<body><main><h1>Temporarily unavailable</h1>
+<p>The database cannot be reached. Try again in a few seconds. Reference: <code>{cid}</code></p>
+<p><a href="/ui/">Back to the dashboard</a></p></main></body></html>
+"""
+
+
+def _database_error(exc: DBAPIError) -> ResponseReturnValue:
+    if not database_unavailable(exc):
+        return _unexpected(exc)
+    logger.warning("console: database unavailable on %s (%s)", request.method, type(exc).__name__)
+    page = _UNAVAILABLE_PAGE.format(cid=escape(g.get("correlation_id") or "unknown"))
+    response = Response(page, status=503, mimetype="text/html")
+    response.headers["Retry-After"] = str(DATABASE_RETRY_AFTER_S)
+    return response
+
+
 def _install(bp: Blueprint) -> None:
     """Hooks on the console blueprint: configuration check, CSRF, the signed-in user, headers.
     Run once, when this module is first imported (before the blueprint is registered)."""
@@ -212,6 +233,7 @@ def _install(bp: Blueprint) -> None:
     bp.register_error_handler(400, _bad_request)
     bp.register_error_handler(404, _not_found)
     bp.register_error_handler(413, _too_large)
+    bp.register_error_handler(DBAPIError, _database_error)  # 503, never the API's JSON
     bp.register_error_handler(Exception, _unexpected)  # never the API's JSON, never a traceback
 
 

@@ -7,16 +7,25 @@ import json
 import logging
 
 from flask.testing import FlaskClient
+from sqlalchemy import delete, func
 from sqlalchemy.orm import Session
 
 from erasure.app import create_app
 from erasure.config import Settings
-from erasure.models import Org
+from erasure.models import Heartbeat, Org
 from erasure.observability.logs import JsonFormatter, configure_logging, correlation_id, redact
 
 
-def test_healthz_and_readyz(client: FlaskClient) -> None:
+def test_healthz_and_readyz(client: FlaskClient, db_session: Session) -> None:
     assert client.get("/healthz").get_json() == {"status": "ok"}
+    db_session.execute(delete(Heartbeat))  # only ours, not those of other tests' real workers
+    for component in (
+        "worker:pipeline",
+        "worker:deliveries",
+        "beat",
+    ):  # as a live worker and beat would write them
+        db_session.add(Heartbeat(component=component, instance="host:1", beat_at=func.now()))
+    db_session.flush()
     ready = client.get("/readyz")
     assert ready.status_code == 200, ready.get_json()
     assert ready.get_json()["checks"] == {
@@ -24,6 +33,9 @@ def test_healthz_and_readyz(client: FlaskClient) -> None:
         "migrations": "ok",
         "broker": "ok",
         "signing_key": "ok",
+        "worker:pipeline": "ok",
+        "worker:deliveries": "ok",
+        "beat": "ok",
     }
 
 

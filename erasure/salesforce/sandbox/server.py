@@ -25,7 +25,11 @@ from erasure.salesforce.models import Route
 from erasure.salesforce.sandbox import admin
 from erasure.salesforce.sandbox.config import Reply
 from erasure.salesforce.sandbox.org import SandboxOrg
-from erasure.salesforce.sandbox.tls import server_context, write_certificate
+from erasure.salesforce.sandbox.tls import (
+    reuse_or_write_certificate,
+    server_context,
+    write_certificate,
+)
 
 logger = logging.getLogger("erasure.salesforce.sandbox")
 
@@ -156,9 +160,17 @@ class SandboxHandle:
 
 
 def build_server(
-    org: SandboxOrg, *, host: str = "127.0.0.1", port: int = 0, cert_dir: Path
+    org: SandboxOrg,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    cert_dir: Path,
+    reuse_certificate: bool = False,
 ) -> tuple[BaseWSGIServer, str, Path]:
-    cert_path, key_path = write_certificate(cert_dir)
+    """A threaded HTTPS server for `org`; `reuse_certificate` keeps a still-valid certificate
+    found in `cert_dir` (a restarted sandbox stays trusted) instead of making a new one."""
+    make_certificate = reuse_or_write_certificate if reuse_certificate else write_certificate
+    cert_path, key_path = make_certificate(cert_dir)
     server = make_server(
         host,
         port,

@@ -58,6 +58,18 @@ def write_certificate(directory: Path) -> tuple[Path, Path]:
     return cert_path, key_path
 
 
+def reuse_or_write_certificate(directory: Path) -> tuple[Path, Path]:
+    """The certificate already in `directory` if it is valid for at least another day (clients
+    that trust it keep trusting it across restarts), else a new one."""
+    cert_path = directory / "sandbox-cert.pem"
+    key_path = directory / "sandbox-key.pem"
+    if cert_path.exists() and key_path.exists():
+        cert = x509.load_pem_x509_certificate(cert_path.read_bytes())
+        if cert.not_valid_after_utc > dt.datetime.now(dt.UTC) + dt.timedelta(days=1):
+            return cert_path, key_path
+    return write_certificate(directory)
+
+
 def server_context(cert_path: Path, key_path: Path) -> ssl.SSLContext:
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.minimum_version = ssl.TLSVersion.TLSv1_2
