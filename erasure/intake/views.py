@@ -9,6 +9,7 @@ import uuid
 from collections import Counter
 from datetime import datetime
 from typing import Any, TypeVar
+from urllib.parse import urlencode
 
 from flask import Blueprint, Response, jsonify, request
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -314,11 +315,11 @@ def list_erasure_requests() -> Response:
     next_cursor = _encode_cursor(rows[-1]) if len(rows) == query.limit else None
     links = {"self": request.url}
     if next_cursor:
+        # Encoded, never pasted: a filter value holding `&`, `=`, `#` or `+` must come back as
+        # the same filter, not as another one.
         args = request.args.to_dict(flat=False) | {"cursor": [next_cursor]}
         base = web_resources().settings.public_url.rstrip("/")
-        links["next"] = f"{base}{request.path}?" + "&".join(
-            f"{k}={v}" for k, vs in args.items() for v in vs
-        )
+        links["next"] = f"{base}{request.path}?{urlencode(args, doseq=True)}"
     page = ErasureRequestPage(
         items=[ErasureRequestOut.model_validate(render(r)) for r in rows],
         next_cursor=next_cursor,
