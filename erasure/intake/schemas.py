@@ -16,7 +16,6 @@ from pydantic import (
     ConfigDict,
     Field,
     HttpUrl,
-    field_validator,
     model_validator,
 )
 
@@ -25,6 +24,28 @@ from erasure.models import IdentifierKind, Regulation, RequestStatus, Source
 
 # A received_at slightly in the future is clock skew; more than this is a mistake.
 MAX_CLOCK_SKEW = timedelta(minutes=5)
+# No erasure law is older: a receipt before this is a typo (and year 1 cannot even be put in
+# UTC, or given a deadline).
+EARLIEST_RECEIVED_AT = datetime(2000, 1, 1, tzinfo=UTC)
+
+
+def _plausible_receipt(value: datetime) -> datetime:
+    """When a subject asked: not before 2000 and not in the future (the deadline runs from it,
+    so a future time would move the legal deadline)."""
+    try:
+        utc = value.astimezone(UTC)
+    except OverflowError:
+        raise ValueError("is out of range") from None
+    if utc < EARLIEST_RECEIVED_AT:
+        raise ValueError("is before 2000")
+    if utc > datetime.now(UTC) + MAX_CLOCK_SKEW:
+        raise ValueError("is in the future")
+    return value
+
+
+#: The time a subject made their request, as the intake API, the console, bulk CSV and OpenDSR
+#: all take it.
+ReceivedAt = Annotated[AwareDatetime, AfterValidator(_plausible_receipt)]
 
 
 def _normalizer(kind: IdentifierKind) -> AfterValidator:
@@ -121,19 +142,13 @@ class ErasureRequestIn(Strict):
     org: str | None = Field(
         None, max_length=64, description="The org's name; optional when one org is configured."
     )
-    received_at: AwareDatetime | None = Field(
+    received_at: ReceivedAt | None = Field(
         None,
-        description="When the subject made the request (the deadline runs from here). Defaults to now.",
+        description="When the subject made the request (the deadline runs from here). Defaults "
+        "to now; not in the future, not before 2000.",
     )
     reference: ReferenceIn | None = None
     notes: str | None = Field(None, max_length=4000, description="Free text; stored encrypted.")
-
-    @field_validator("received_at")
-    @classmethod
-    def _not_in_future(cls, value: datetime | None) -> datetime | None:
-        if value is not None and value > datetime.now(UTC) + MAX_CLOCK_SKEW:
-            raise ValueError("is in the future")
-        return value
 
 
 class CancelIn(Strict):
