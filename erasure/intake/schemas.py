@@ -6,6 +6,7 @@ Validators normalise identifiers and never repeat a submitted value in an error 
 from __future__ import annotations
 
 import uuid
+from collections import Counter
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
@@ -213,11 +214,61 @@ class ProblemOut(BaseModel):
     errors: list[dict[str, str]] | None = Field(None, description="The fields at fault.")
 
 
-def validation_errors(errors: list[Any]) -> list[dict[str, str]]:
-    """pydantic errors as `{field, detail}`, dropping the `input` pydantic would echo."""
+#: pydantic error types whose message is built only from the schema's own constraints (lengths,
+#: patterns, allowed values) or from a parser's fixed wording: shown as they are. Any other type
+#: with context may quote the input (a UUID parser names the bad character, a union its tag) and
+#: is described in fixed words. `value_error` is our own validators, which never repeat a value.
+_SCHEMA_ONLY = frozenset(
+    {
+        "greater_than",
+        "greater_than_equal",
+        "less_than",
+        "less_than_equal",
+        "multiple_of",
+        "too_short",
+        "too_long",
+        "string_too_short",
+        "string_too_long",
+        "string_pattern_mismatch",
+        "enum",
+        "literal_error",
+        "url_too_long",
+        "url_scheme",
+        "url_parsing",
+        "model_type",
+        "date_parsing",
+        "time_parsing",
+        "datetime_parsing",
+        "datetime_from_date_parsing",
+        "value_error",
+    }
+)
+_FIXED_WORDS = {"uuid_parsing": "Input should be a valid UUID", "json_invalid": "Invalid JSON"}
+
+
+def _message(error: Any) -> str:
+    kind = str(error["type"])
+    if kind in _FIXED_WORDS:
+        return _FIXED_WORDS[kind]
+    if "ctx" in error and kind not in _SCHEMA_ONLY:
+        return "is not valid"
+    return str(error["msg"]).removeprefix("Value error, ")
+
+
+def validation_errors(errors: list[Any], *, root: str = "(body)") -> list[dict[str, str]]:
+    """pydantic errors as `{field, detail}`, with nothing of the input: not the `input` pydantic
+    would echo, not a message quoting it, and not an unknown key either (a key can be an
+    identifier too): unknown fields are counted under their parent, never named."""
     result = []
+    unknown: Counter[str] = Counter()
     for error in errors:
-        location = ".".join(str(part) for part in error["loc"] if part != "__root__")
-        message = str(error["msg"]).removeprefix("Value error, ")
-        result.append({"field": location or "(body)", "detail": message})
+        location = [str(part) for part in error["loc"] if part != "__root__"]
+        if error["type"] == "extra_forbidden":
+            unknown[".".join(location[:-1]) or root] += 1
+            continue
+        result.append({"field": ".".join(location) or root, "detail": _message(error)})
+    for parent, count in unknown.items():
+        result.append(
+            {"field": parent, "detail": f"{count} unknown field{'' if count == 1 else 's'}"}
+        )
     return result

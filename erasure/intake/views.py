@@ -91,12 +91,13 @@ def render(erasure_request: ErasureRequest) -> dict[str, Any]:
 M = TypeVar("M", bound=BaseModel)
 
 
-def parse_body(model: type[M], document: dict[str, Any]) -> M:
-    """`document` validated as `model`, or a 422 problem naming every field at fault."""
+def parse_body(model: type[M], document: dict[str, Any], *, root: str = "(body)") -> M:
+    """`document` validated as `model`, or a 422 problem naming every field at fault (`root`
+    names the document itself: the body, or the query string)."""
     try:
         return model.model_validate(document)
     except ValidationError as exc:
-        errors = validation_errors(exc.errors(include_input=False))
+        errors = validation_errors(exc.errors(include_input=False), root=root)
         raise Problem(
             422,
             "Invalid request",
@@ -300,7 +301,7 @@ def _decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
 def list_erasure_requests() -> Response:
     params: dict[str, Any] = {key: request.args.getlist(key) for key in request.args}
     params = {key: (values if key == "status" else values[-1]) for key, values in params.items()}
-    query: ListQuery = parse_body(ListQuery, params)
+    query: ListQuery = parse_body(ListQuery, params, root="(query)")
     filters = workflow.ListFilter(
         statuses=query.status,
         due_before=query.due_before,

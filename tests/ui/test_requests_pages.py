@@ -118,8 +118,19 @@ def test_bulk_upload_reports_rejected_rows_and_is_idempotent(
 
 def test_bulk_upload_rejects_a_bad_header(signed_in: SignedIn, org: Org) -> None:
     client, token = signed_in(Role.ADMIN)
-    html = _upload(client, token, "phone,ssn\n+14155550100,123\n").get_data(as_text=True)
-    assert "unknown column(s): ssn" in html and "<strong>0</strong>" in html
+    html = _upload(client, token, "phone,ssnzq\n+14155550100,123\n").get_data(as_text=True)
+    assert "unknown column (column 2)" in html and "<strong>0</strong>" in html
+    assert "ssnzq" not in html  # a header cell is client input too: never echoed
+
+
+def test_bulk_upload_without_a_header_row_shows_no_value(signed_in: SignedIn, org: Org) -> None:
+    # The first row is taken as the header: its cells are a subject's identifiers.
+    client, token = signed_in(Role.OFFICER)
+    text = "+14155550123,canary.csv@example.com,gdpr\n+14155550124,,gdpr\n"
+    response = _upload(client, token, text)
+    html = response.get_data(as_text=True)
+    assert "4155550123" not in html and "canary.csv" not in html
+    assert "no header row" in html and "<strong>0</strong>" in html
 
 
 def test_certificate_download_and_auditor_verification(
