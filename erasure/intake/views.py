@@ -13,6 +13,7 @@ from urllib.parse import urlencode
 
 from flask import Blueprint, Response, jsonify, request
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, field_validator
+from sqlalchemy import select
 
 from erasure import tasks, workflow
 from erasure.intake import idempotency
@@ -49,8 +50,23 @@ def request_url(request_id: uuid.UUID) -> str:
     return f"{web_resources().settings.public_url.rstrip('/')}/v1/erasure-requests/{request_id}"
 
 
+def visible_link(erasure_request: ErasureRequest) -> uuid.UUID | None:
+    """The request this one is linked to, if the caller may read that request: an integration
+    sees only what it submitted, so it is not told the id of (or that there is) another system's
+    open request for the same subject."""
+    linked = erasure_request.duplicate_of_id
+    scope = _scope()
+    if linked is None or scope is None:
+        return linked
+    owner = get_session().scalar(
+        select(ErasureRequest.api_key_id).where(ErasureRequest.id == linked)
+    )
+    return linked if owner == scope else None
+
+
 def render(erasure_request: ErasureRequest) -> dict[str, Any]:
     url = request_url(erasure_request.id)
+    linked = visible_link(erasure_request)
     reference = None
     if erasure_request.reference_system or erasure_request.reference_id:
         reference = ReferenceOut(
@@ -67,7 +83,7 @@ def render(erasure_request: ErasureRequest) -> dict[str, Any]:
         received_at=erasure_request.received_at,
         due_at=erasure_request.due_at,
         reference=reference,
-        duplicate_of=erasure_request.duplicate_of_id,
+        duplicate_of=linked,
         predicted_completion_at=erasure_request.predicted_completion_at,
         is_at_risk=erasure_request.is_at_risk,
         outcome=erasure_request.outcome,
@@ -79,9 +95,7 @@ def render(erasure_request: ErasureRequest) -> dict[str, Any]:
             {
                 "self": url,
                 "cancel": None if erasure_request.status.is_terminal else f"{url}/cancel",
-                "duplicate_of": request_url(erasure_request.duplicate_of_id)
-                if erasure_request.duplicate_of_id
-                else None,
+                "duplicate_of": request_url(linked) if linked else None,
             }
         ),
     )

@@ -172,7 +172,9 @@ def follow_primary(session: Session, primary: ErasureRequest, *, at: datetime) -
     ).all()
     for duplicate in duplicates:
         if primary.status in FOLLOWED_OUTCOMES:
-            duplicate.outcome = f"carried out as request {primary.id}: {primary.outcome or ''}"
+            # The primary's id stays in the leaf (`follows`), not in the outcome: the API shows
+            # the outcome to keys that may not read the primary.
+            duplicate.outcome = f"carried out by the linked request: {primary.outcome or ''}"
             move_request(
                 session,
                 duplicate,
