@@ -213,7 +213,10 @@ def get_subject_request(subject_request_id: str) -> Response:
 def cancel_subject_request(subject_request_id: str) -> Response:
     session = get_session()
     erasure_request = opendsr.cancel(
-        session, api_key_id=current_key().id, subject_request_id=subject_request_id
+        session,
+        api_key_id=current_key().id,
+        subject_request_id=subject_request_id,
+        vault=web_resources().protection.vault,
     )
     rendered = _render(erasure_request)
     session.commit()

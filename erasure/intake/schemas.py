@@ -186,7 +186,17 @@ class ErasureRequestOut(BaseModel):
     )
     predicted_completion_at: datetime | None
     is_at_risk: bool
-    outcome: str | None
+    outcome: str | None = Field(description="Why it ended as it did: a fixed phrase.")
+    notes: str | None = Field(
+        None,
+        description="The request's notes (with deadline extension reasons), decrypted: only when "
+        "one request is read (GET), and only for officer and admin keys; otherwise null.",
+    )
+    cancel_reason: str | None = Field(
+        None,
+        description="Why it was cancelled, decrypted: only when one request is read (GET), and "
+        "only for officer and admin keys; otherwise null.",
+    )
     targets: dict[str, int] = Field(description="How many Salesforce records are in each state.")
     created_at: datetime
     updated_at: datetime

@@ -32,6 +32,7 @@ from erasure.intake.schemas import (
     ReferenceOut,
     validation_errors,
 )
+from erasure.lifecycle import free_text
 from erasure.models import ErasureRequest, RequestStatus, Role, Source
 
 bp = Blueprint("intake", __name__, url_prefix="/v1")
@@ -64,9 +65,17 @@ def visible_link(erasure_request: ErasureRequest) -> uuid.UUID | None:
     return linked if owner == scope else None
 
 
-def render(erasure_request: ErasureRequest) -> dict[str, Any]:
+def render(erasure_request: ErasureRequest, *, reveal_free_text: bool = False) -> dict[str, Any]:
+    """The request as the API shows it. Its notes and cancel reason (free text that may name the
+    subject) are decrypted only with `reveal_free_text` (the single read: never a list, nor an
+    answer stored for idempotent replay) and only for roles that may read notes."""
     url = request_url(erasure_request.id)
     linked = visible_link(erasure_request)
+    notes = cancel_reason = None
+    if reveal_free_text and current_key().role in free_text.NOTE_READERS:
+        vault = web_resources().protection.vault
+        notes = free_text.open_notes(vault, erasure_request)
+        cancel_reason = free_text.open_cancel_reason(vault, erasure_request)
     reference = None
     if erasure_request.reference_system or erasure_request.reference_id:
         reference = ReferenceOut(
@@ -87,6 +96,8 @@ def render(erasure_request: ErasureRequest) -> dict[str, Any]:
         predicted_completion_at=erasure_request.predicted_completion_at,
         is_at_risk=erasure_request.is_at_risk,
         outcome=erasure_request.outcome,
+        notes=notes,
+        cancel_reason=cancel_reason,
         targets=dict(Counter(target.status.value for target in erasure_request.targets)),
         created_at=erasure_request.created_at,
         updated_at=erasure_request.updated_at,
@@ -225,7 +236,7 @@ def create_erasure_request() -> Response:
 )
 def get_erasure_request(request_id: uuid.UUID) -> Response:
     erasure_request = workflow.get_request(get_session(), request_id, api_key_id=_scope())
-    return json_response(200, render(erasure_request))
+    return json_response(200, render(erasure_request, reveal_free_text=True))
 
 
 class ListQuery(BaseModel):
@@ -364,7 +375,12 @@ def cancel_erasure_request(request_id: uuid.UUID) -> Response:
     body = read_model(CancelIn)
     session = get_session()
     erasure_request = workflow.cancel_request(
-        session, request_id, reason=body.reason, api_key_id=_scope(), by=actor()
+        session,
+        request_id,
+        reason=body.reason,
+        vault=web_resources().protection.vault,
+        api_key_id=_scope(),
+        by=actor(),
     )
     rendered = render(erasure_request)
     session.commit()

@@ -33,6 +33,7 @@ from markupsafe import escape
 from werkzeug.exceptions import HTTPException
 
 from erasure.intake.resources import get_session
+from erasure.lifecycle.free_text import NOTE_READERS
 from erasure.models import Role, User
 from erasure.ui import SESSION_LIFETIME, bp
 
@@ -54,6 +55,8 @@ PERMISSIONS: dict[str, frozenset[Role]] = {
     "certificate": READERS,
     "audit": frozenset({Role.AUDITOR, Role.ADMIN}),
     "admin": frozenset({Role.ADMIN}),
+    # Notes and cancel reasons: free text that may name the subject, decrypted for these only.
+    "notes": NOTE_READERS,
 }
 #: Endpoints reachable without signing in.
 PUBLIC_ENDPOINTS = frozenset({"ui.sign_in", "ui.static"})
