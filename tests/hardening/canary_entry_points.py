@@ -63,6 +63,9 @@ class Run:
         expected = (expect,) if isinstance(expect, int) else expect
         assert response.status_code in expected, (where, response.get_data(as_text=True))
         self.answers.append((where, response.get_data(as_text=True)))
+        # Closing ends the request (a streamed one, like the bulk upload, ends only then), so its
+        # database session goes back to the pool now, not when it is collected.
+        response.close()
         return response
 
 
