@@ -392,7 +392,9 @@ def audit_certificate(request_id: uuid.UUID, out_file: Path | None) -> None:
 
 @click.command("reencrypt")
 def keys_reencrypt() -> None:
-    """Re-seal identifiers, notes and client secrets under the first ERASURE_ENCRYPTION_KEYS key."""
+    """Re-seal identifiers, notes, cancel reasons and client secrets under the first
+    ERASURE_ENCRYPTION_KEYS key; also seals the cancel reasons earlier versions kept in plain text
+    in a request's outcome (run once after upgrading)."""
     from erasure.identifiers import Vault
     from erasure.key_rotation import reencrypt_batch
 

@@ -23,6 +23,8 @@ from erasure.models import IdentifierKind
 # Salesforce record ids: 15 or 18 alphanumerics; key prefixes 003 (Contact), 0PA (MessagingEndUser).
 _SF_ID = re.compile(r"^[a-zA-Z0-9]{15}(?:[a-zA-Z0-9]{3})?$")
 _NONCE_BYTES = 12
+_PLAIN_PROSE = re.compile(r"[A-Za-z0-9 .,@-]+")
+_WORD = re.compile(r"[a-z0-9]{3,}")
 
 
 class InvalidIdentifier(ValueError):
@@ -41,12 +43,26 @@ def normalize_phone(value: str) -> str:
     return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
 
 
+def _quotes_nothing(message: str, value: str) -> bool:
+    """Whether a library's message about `value` repeats none of it. email-validator quotes
+    parts of some addresses (IDNA labels, address literals, characters), so its message is shown
+    only when it is plain prose none of whose words occurs in the value."""
+    if not _PLAIN_PROSE.fullmatch(message):
+        return False
+    lowered = value.lower()
+    return not any(word in lowered for word in _WORD.findall(message.lower()))
+
+
 def normalize_email(value: str) -> str:
     try:
         result = validate_email(value, check_deliverability=False)
     except EmailNotValidError as exc:
-        # email-validator's messages describe the fault without quoting the address.
-        raise InvalidIdentifier(f"is not a valid email address ({exc})") from exc
+        reason = str(exc)
+        raise InvalidIdentifier(
+            f"is not a valid email address ({reason})"
+            if _quotes_nothing(reason, value)
+            else "is not a valid email address"
+        ) from None
     return result.normalized.lower()
 
 

@@ -1,4 +1,5 @@
-"""Rotating the encryption key: re-seal everything sealed under an older key with the active one.
+"""Rotating the encryption key: re-seal everything sealed under an older key with the active one
+(and seal the cancel reasons earlier versions kept in plain text in the outcome).
 
 Put the new key first in ERASURE_ENCRYPTION_KEYS (keeping the old ones), run
 `erasure keys reencrypt`, then remove the old keys. Rows are re-sealed in batches, each batch its
@@ -9,24 +10,27 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session, selectinload
 
 from erasure.identifiers import Sealed, Vault
-from erasure.models import Credential, ErasureRequest, SubjectIdentifier
+from erasure.lifecycle import free_text
+from erasure.lifecycle.free_text import notes_context
+from erasure.models import Credential, ErasureRequest, RequestStatus, SubjectIdentifier
 from erasure.orgs import secret_context
-from erasure.workflow import identifier_context, notes_context
+from erasure.workflow import identifier_context
 
 
 @dataclass
 class RotationCount:
     identifiers: int = 0
     notes: int = 0
+    cancel_reasons: int = 0
     credentials: int = 0
 
     @property
     def total(self) -> int:
-        return self.identifiers + self.notes + self.credentials
+        return self.identifiers + self.notes + self.cancel_reasons + self.credentials
 
 
 def reencrypt_batch(session: Session, vault: Vault, *, batch: int = 500) -> RotationCount:
@@ -64,6 +68,7 @@ def reencrypt_batch(session: Session, vault: Vault, *, batch: int = 500) -> Rota
         )
         request.notes_ciphertext, request.notes_key_id = sealed.ciphertext, sealed.key_id
         count.notes += 1
+    count.cancel_reasons = _reseal_cancel_reasons(session, vault, batch=batch)
     credentials = session.scalars(
         select(Credential)
         .where(Credential.key_id != active)
@@ -80,3 +85,39 @@ def reencrypt_batch(session: Session, vault: Vault, *, batch: int = 500) -> Rota
         count.credentials += 1
     session.flush()
     return count
+
+
+def _reseal_cancel_reasons(session: Session, vault: Vault, *, batch: int) -> int:
+    """Cancel reasons under an older key, and those an older version left in plain text in the
+    outcome ("cancelled: <reason>..."): sealed under the active key, the outcome made the fixed
+    phrase. (A migration cannot do the latter: it has no keys.)"""
+    active = vault.active_key_id
+    requests = session.scalars(
+        select(ErasureRequest)
+        .where(
+            or_(
+                and_(
+                    ErasureRequest.cancel_reason_ciphertext.is_not(None),
+                    ErasureRequest.cancel_reason_key_id != active,
+                ),
+                and_(
+                    ErasureRequest.status == RequestStatus.CANCELLED,
+                    ErasureRequest.cancel_reason_ciphertext.is_(None),
+                    ErasureRequest.outcome.like(free_text.LEGACY_CANCEL_OUTCOME_LIKE),
+                ),
+            )
+        )
+        .limit(batch)
+        .with_for_update(skip_locked=True)
+    ).all()
+    resealed = 0
+    for request in requests:
+        reason = free_text.open_cancel_reason(vault, request)
+        if reason is None:
+            legacy = free_text.split_legacy_outcome(request.outcome)
+            if legacy is None:  # not reached: every outcome the query matched has the old form
+                continue
+            reason, request.outcome = legacy
+        free_text.seal_cancel_reason(vault, request, reason)
+        resealed += 1
+    return resealed

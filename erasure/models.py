@@ -257,6 +257,10 @@ class ErasureRequest(Base):
         LargeBinary, comment="free text may hold personal data, so it is encrypted like identifiers"
     )
     notes_key_id: Mapped[str | None] = mapped_column(String(32))
+    cancel_reason_ciphertext: Mapped[bytes | None] = mapped_column(
+        LargeBinary, comment="why it was cancelled: free text, encrypted like the notes"
+    )
+    cancel_reason_key_id: Mapped[str | None] = mapped_column(String(32))
     duplicate_of_id: Mapped[uuid.UUID | None] = mapped_column(
         ForeignKey("erasure_requests.id"),
         comment="the first request of the group of requests for the same subject this one "

@@ -1,8 +1,9 @@
 """Retention: a set time after a request ends, its subject identifiers are destroyed.
 
-Crypto-shredding: the ciphertexts (identifiers, notes) and the Salesforce record ids are set to
-NULL; only the keyed pseudonyms stay, so "was this person erased?" can still be answered and the
-audit log, which never held the identifiers, still verifies. One leaf records each shredding.
+Crypto-shredding: the ciphertexts (identifiers, notes, cancel reason) and the Salesforce record ids
+are set to NULL; only the keyed pseudonyms stay, so "was this person erased?" can still be answered
+and the audit log, which never held the identifiers, still verifies. One leaf records each
+shredding. A cancel reason an older version left in plain text in the outcome is removed too.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from sqlalchemy import exists, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from erasure.audit import leaves
+from erasure.lifecycle import free_text
 from erasure.models import TERMINAL_REQUEST_STATUSES, ErasureRequest, SubjectIdentifier, Target
 
 
@@ -25,6 +27,8 @@ def shred_expired(
     cutoff = now - retention
     has_plaintext_material = or_(
         ErasureRequest.notes_ciphertext.is_not(None),
+        ErasureRequest.cancel_reason_ciphertext.is_not(None),
+        ErasureRequest.outcome.like(free_text.LEGACY_CANCEL_OUTCOME_LIKE),
         exists().where(
             SubjectIdentifier.request_id == ErasureRequest.id,
             SubjectIdentifier.ciphertext.is_not(None),
@@ -57,6 +61,11 @@ def shred_expired(
         )
         erasure_request.notes_ciphertext = None
         erasure_request.notes_key_id = None
+        erasure_request.cancel_reason_ciphertext = None
+        erasure_request.cancel_reason_key_id = None
+        legacy = free_text.split_legacy_outcome(erasure_request.outcome)
+        if legacy is not None:
+            erasure_request.outcome = legacy[1]
         leaves.append(
             session,
             kind="subject.shredded",

@@ -19,6 +19,7 @@ from erasure import deadlines, outbox
 from erasure.audit import leaves
 from erasure.errors import InvalidTransition, NotFound, UnknownOrg
 from erasure.identifiers import Vault, pseudonym
+from erasure.lifecycle.free_text import cancelled_outcome, notes_context, seal_cancel_reason
 from erasure.models import (
     TERMINAL_REQUEST_STATUSES,
     ErasureRequest,
@@ -87,10 +88,6 @@ class ListFilter:
 def identifier_context(request_id: uuid.UUID, kind: IdentifierKind) -> str:
     """Associated data that binds a ciphertext to its row."""
     return f"subject:{request_id}:{kind.value}"
-
-
-def notes_context(request_id: uuid.UUID) -> str:
-    return f"notes:{request_id}"
 
 
 def resolve_org(session: Session, name: str | None, *, default_org: str | None) -> Org:
@@ -293,11 +290,14 @@ def cancel_request(
     request_id: uuid.UUID,
     *,
     reason: str,
+    vault: Vault,
     api_key_id: uuid.UUID | None = None,
     by: str | None = None,
 ) -> ErasureRequest:
     """Cancel an open request. Targets not yet sent are withdrawn; deletions already sent to
-    Salesforce cannot be recalled, and the outcome says so. Raises NotFound, InvalidTransition.
+    Salesforce cannot be recalled, and the outcome says so. The reason is free text (it may name
+    the subject): it is sealed, and the outcome is a fixed phrase. Raises NotFound,
+    InvalidTransition.
     """
     erasure_request = session.scalar(
         select(ErasureRequest)
@@ -328,11 +328,8 @@ def cancel_request(
     erasure_request.status = RequestStatus.CANCELLED
     erasure_request.attempt += 1  # fences off any worker still holding the old attempt
     erasure_request.completed_at = now
-    erasure_request.outcome = (
-        f"cancelled: {reason}"
-        if not already_sent
-        else f"cancelled: {reason}; {already_sent} deletion(s) already sent to Salesforce could not be stopped"
-    )
+    erasure_request.outcome = cancelled_outcome(already_sent)
+    seal_cancel_reason(vault, erasure_request, reason)
     leaves.append(
         session,
         kind="request.cancelled",

@@ -2,8 +2,9 @@
 
 401 when no valid key is presented (missing, malformed, unknown or revoked: one answer for all,
 so a caller learns nothing about which); 403 when the key's role may not use the endpoint; 429
-(with Retry-After) when the key is over its request rate, or its prefix or the caller's address
-has failed to authenticate too often (`erasure.intake.limits`).
+(with Retry-After) when the key is over its request rate, or this exact key or the caller's
+address has failed to authenticate too often (`erasure.intake.limits`; never by the public
+prefix, which anyone can copy).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import ParamSpec, TypeVar
 
 from flask import g, request
 
-from erasure.api_keys import authenticate, parse_prefix
+from erasure.api_keys import authenticate
 from erasure.intake import limits
 from erasure.intake.problems import Problem
 from erasure.intake.resources import get_session
@@ -57,11 +58,11 @@ def requires(*roles: Role) -> Callable[[Callable[P, R]], Callable[P, R]]:
             scheme, _, token = header.partition(" ")
             if scheme.lower() != "bearer" or not token.strip():
                 raise _unauthorized()
-            prefix = parse_prefix(token.strip())
-            limits.admit(prefix)
-            api_key = authenticate(get_session(), token.strip())
+            presented = token.strip()
+            limits.admit(presented)
+            api_key = authenticate(get_session(), presented)
             if api_key is None:
-                limits.record_failure(prefix)
+                limits.record_failure(presented)
                 raise _unauthorized()
             if api_key.role not in allowed:
                 raise Problem(

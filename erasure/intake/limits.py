@@ -1,5 +1,11 @@
 """Abuse limits of the HTTP API: a request rate per API key, and a throttle on failed
-authentications per key prefix and per client address (both answered 429 with Retry-After).
+authentications per client address and per presented key (both answered 429 with Retry-After).
+
+Nothing is counted by a name an attacker can copy. A key's prefix is public (the audit log names
+`api-key:<prefix>`), so counting failures or requests by prefix would let anyone lock out a key
+they do not hold. Counters are keyed by what the caller controls instead: its address, and a hash
+of the exact key it presented. Only the key's holder can spend that key's request rate, and a
+forged key with the victim's prefix is a different key with counters of its own.
 
 Counters are fixed windows that start at their first hit. They live in Redis
 (`Settings.shared_redis_url`, so every gunicorn worker and every API host share them), and in this
@@ -8,11 +14,13 @@ Redis round trip (one pipeline: the rate counter and the failure counters togeth
 authentication costs one more. If Redis cannot be reached the limits fail open: intake keeps
 working, a warning is logged and `erasure_rate_limiter_errors_total` counts it.
 
-Keys hold API-key prefixes (public lookup ids, not secrets) and client addresses; never a secret.
+Counter names hold client addresses and a salted, truncated SHA-256 of the presented key (not the
+stored verifier, which is the key's plain SHA-256): never a key itself.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import math
 import threading
@@ -217,24 +225,28 @@ def _too_many(reason: str, retry_after: int) -> Problem:
     )
 
 
-def _fail_keys(prefix: str | None) -> list[str]:
-    keys = [f"addr:{client_address()}"]
-    if prefix is not None:
-        keys.append(f"prefix:{prefix}")
-    return keys
+def presented_key_id(token: str) -> str:
+    """A name for the exact key presented: a salted SHA-256, truncated. It differs from the
+    stored verifier (the key's plain SHA-256), so a counter name matches no database row."""
+    return hashlib.sha256(b"erasure:limits:" + token.encode()).hexdigest()[:32]
 
 
-def admit(prefix: str | None) -> None:
+def _fail_keys(token: str) -> list[str]:
+    return [f"addr:{client_address()}", f"key:{presented_key_id(token)}"]
+
+
+def admit(token: str) -> None:
     """Before authenticating a presented key: count it against its rate, refuse (429) when the
-    key is over its rate or its prefix or the caller's address has failed too often."""
+    key is over its rate, or this exact key or the caller's address has failed too often.
+    Nothing here depends on the key's public prefix, so no one can exhaust another's key."""
     active = limiter()
     if not active.enabled:
         return
     rate = active.rate if active.rate.limit > 0 else None
-    fails = _fail_keys(prefix) if active.fails.limit > 0 else []
+    fails = _fail_keys(token) if active.fails.limit > 0 else []
     try:
         verdict = active.counters.check(
-            f"key:{prefix}" if prefix is not None and rate is not None else None,
+            f"key:{presented_key_id(token)}" if rate is not None else None,
             active.rate,
             fails,
             active.fails,
@@ -247,12 +259,12 @@ def admit(prefix: str | None) -> None:
         raise _too_many(*verdict)
 
 
-def record_failure(prefix: str | None) -> None:
+def record_failure(token: str) -> None:
     active = limiter()
     if active.fails.limit <= 0:
         return
     try:
-        active.counters.record_failure(_fail_keys(prefix), active.fails)
+        active.counters.record_failure(_fail_keys(token), active.fails)
     except redis.RedisError:
         LIMITER_ERRORS.inc()
         logger.warning("rate limiter: Redis unreachable, failure not counted")

@@ -8,14 +8,14 @@ from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from flask import Blueprint, Response
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from erasure.identifiers import InvalidIdentifier, normalize
 from erasure.intake.auth import current_key, requires
 from erasure.intake.openapi import Documented, documented
 from erasure.intake.problems import Problem
 from erasure.intake.resources import get_session, web_resources
-from erasure.intake.schemas import ProblemOut
+from erasure.intake.schemas import ProblemOut, ReceivedAt
 from erasure.intake.views import json_response, read_model
 from erasure.integrations import callbacks, opendsr, processor
 from erasure.integrations.transport import AddressGuard
@@ -41,7 +41,9 @@ class SubjectRequestIn(BaseModel):
     subject_request_id: str = Field(min_length=1, max_length=255)
     subject_request_type: Literal["erasure"]
     regulation: Literal["gdpr", "ccpa", "lgpd"] = "gdpr"
-    submitted_time: AwareDatetime | None = None
+    submitted_time: ReceivedAt | None = Field(
+        None, description="When the subject asked; not in the future, not before 2000."
+    )
     subject_identities: list[IdentityIn] = Field(min_length=1, max_length=20)
     status_callback_urls: list[str] = Field(default_factory=list, max_length=5)
     api_version: str | None = Field(None, max_length=16)
@@ -211,7 +213,10 @@ def get_subject_request(subject_request_id: str) -> Response:
 def cancel_subject_request(subject_request_id: str) -> Response:
     session = get_session()
     erasure_request = opendsr.cancel(
-        session, api_key_id=current_key().id, subject_request_id=subject_request_id
+        session,
+        api_key_id=current_key().id,
+        subject_request_id=subject_request_id,
+        vault=web_resources().protection.vault,
     )
     rendered = _render(erasure_request)
     session.commit()

@@ -6,6 +6,7 @@ Validators normalise identifiers and never repeat a submitted value in an error 
 from __future__ import annotations
 
 import uuid
+from collections import Counter
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
@@ -16,7 +17,6 @@ from pydantic import (
     ConfigDict,
     Field,
     HttpUrl,
-    field_validator,
     model_validator,
 )
 
@@ -25,6 +25,28 @@ from erasure.models import IdentifierKind, Regulation, RequestStatus, Source
 
 # A received_at slightly in the future is clock skew; more than this is a mistake.
 MAX_CLOCK_SKEW = timedelta(minutes=5)
+# No erasure law is older: a receipt before this is a typo (and year 1 cannot even be put in
+# UTC, or given a deadline).
+EARLIEST_RECEIVED_AT = datetime(2000, 1, 1, tzinfo=UTC)
+
+
+def _plausible_receipt(value: datetime) -> datetime:
+    """When a subject asked: not before 2000 and not in the future (the deadline runs from it,
+    so a future time would move the legal deadline)."""
+    try:
+        utc = value.astimezone(UTC)
+    except OverflowError:
+        raise ValueError("is out of range") from None
+    if utc < EARLIEST_RECEIVED_AT:
+        raise ValueError("is before 2000")
+    if utc > datetime.now(UTC) + MAX_CLOCK_SKEW:
+        raise ValueError("is in the future")
+    return value
+
+
+#: The time a subject made their request, as the intake API, the console, bulk CSV and OpenDSR
+#: all take it.
+ReceivedAt = Annotated[AwareDatetime, AfterValidator(_plausible_receipt)]
 
 
 def _normalizer(kind: IdentifierKind) -> AfterValidator:
@@ -121,19 +143,13 @@ class ErasureRequestIn(Strict):
     org: str | None = Field(
         None, max_length=64, description="The org's name; optional when one org is configured."
     )
-    received_at: AwareDatetime | None = Field(
+    received_at: ReceivedAt | None = Field(
         None,
-        description="When the subject made the request (the deadline runs from here). Defaults to now.",
+        description="When the subject made the request (the deadline runs from here). Defaults "
+        "to now; not in the future, not before 2000.",
     )
     reference: ReferenceIn | None = None
     notes: str | None = Field(None, max_length=4000, description="Free text; stored encrypted.")
-
-    @field_validator("received_at")
-    @classmethod
-    def _not_in_future(cls, value: datetime | None) -> datetime | None:
-        if value is not None and value > datetime.now(UTC) + MAX_CLOCK_SKEW:
-            raise ValueError("is in the future")
-        return value
 
 
 class CancelIn(Strict):
@@ -174,7 +190,17 @@ class ErasureRequestOut(BaseModel):
     )
     predicted_completion_at: datetime | None
     is_at_risk: bool
-    outcome: str | None
+    outcome: str | None = Field(description="Why it ended as it did: a fixed phrase.")
+    notes: str | None = Field(
+        None,
+        description="The request's notes (with deadline extension reasons), decrypted: only when "
+        "one request is read (GET), and only for officer and admin keys; otherwise null.",
+    )
+    cancel_reason: str | None = Field(
+        None,
+        description="Why it was cancelled, decrypted: only when one request is read (GET), and "
+        "only for officer and admin keys; otherwise null.",
+    )
     targets: dict[str, int] = Field(description="How many Salesforce records are in each state.")
     created_at: datetime
     updated_at: datetime
@@ -202,11 +228,61 @@ class ProblemOut(BaseModel):
     errors: list[dict[str, str]] | None = Field(None, description="The fields at fault.")
 
 
-def validation_errors(errors: list[Any]) -> list[dict[str, str]]:
-    """pydantic errors as `{field, detail}`, dropping the `input` pydantic would echo."""
+#: pydantic error types whose message is built only from the schema's own constraints (lengths,
+#: patterns, allowed values) or from a parser's fixed wording: shown as they are. Any other type
+#: with context may quote the input (a UUID parser names the bad character, a union its tag) and
+#: is described in fixed words. `value_error` is our own validators, which never repeat a value.
+_SCHEMA_ONLY = frozenset(
+    {
+        "greater_than",
+        "greater_than_equal",
+        "less_than",
+        "less_than_equal",
+        "multiple_of",
+        "too_short",
+        "too_long",
+        "string_too_short",
+        "string_too_long",
+        "string_pattern_mismatch",
+        "enum",
+        "literal_error",
+        "url_too_long",
+        "url_scheme",
+        "url_parsing",
+        "model_type",
+        "date_parsing",
+        "time_parsing",
+        "datetime_parsing",
+        "datetime_from_date_parsing",
+        "value_error",
+    }
+)
+_FIXED_WORDS = {"uuid_parsing": "Input should be a valid UUID", "json_invalid": "Invalid JSON"}
+
+
+def _message(error: Any) -> str:
+    kind = str(error["type"])
+    if kind in _FIXED_WORDS:
+        return _FIXED_WORDS[kind]
+    if "ctx" in error and kind not in _SCHEMA_ONLY:
+        return "is not valid"
+    return str(error["msg"]).removeprefix("Value error, ")
+
+
+def validation_errors(errors: list[Any], *, root: str = "(body)") -> list[dict[str, str]]:
+    """pydantic errors as `{field, detail}`, with nothing of the input: not the `input` pydantic
+    would echo, not a message quoting it, and not an unknown key either (a key can be an
+    identifier too): unknown fields are counted under their parent, never named."""
     result = []
+    unknown: Counter[str] = Counter()
     for error in errors:
-        location = ".".join(str(part) for part in error["loc"] if part != "__root__")
-        message = str(error["msg"]).removeprefix("Value error, ")
-        result.append({"field": location or "(body)", "detail": message})
+        location = [str(part) for part in error["loc"] if part != "__root__"]
+        if error["type"] == "extra_forbidden":
+            unknown[".".join(location[:-1]) or root] += 1
+            continue
+        result.append({"field": ".".join(location) or root, "detail": _message(error)})
+    for parent, count in unknown.items():
+        result.append(
+            {"field": parent, "detail": f"{count} unknown field{'' if count == 1 else 's'}"}
+        )
     return result

@@ -9,9 +9,11 @@ import uuid
 from collections import Counter
 from datetime import datetime
 from typing import Any, TypeVar
+from urllib.parse import urlencode
 
 from flask import Blueprint, Response, jsonify, request
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, field_validator
+from sqlalchemy import select
 
 from erasure import tasks, workflow
 from erasure.intake import idempotency
@@ -30,6 +32,7 @@ from erasure.intake.schemas import (
     ReferenceOut,
     validation_errors,
 )
+from erasure.lifecycle import free_text
 from erasure.models import ErasureRequest, RequestStatus, Role, Source
 
 bp = Blueprint("intake", __name__, url_prefix="/v1")
@@ -48,8 +51,31 @@ def request_url(request_id: uuid.UUID) -> str:
     return f"{web_resources().settings.public_url.rstrip('/')}/v1/erasure-requests/{request_id}"
 
 
-def render(erasure_request: ErasureRequest) -> dict[str, Any]:
+def visible_link(erasure_request: ErasureRequest) -> uuid.UUID | None:
+    """The request this one is linked to, if the caller may read that request: an integration
+    sees only what it submitted, so it is not told the id of (or that there is) another system's
+    open request for the same subject."""
+    linked = erasure_request.duplicate_of_id
+    scope = _scope()
+    if linked is None or scope is None:
+        return linked
+    owner = get_session().scalar(
+        select(ErasureRequest.api_key_id).where(ErasureRequest.id == linked)
+    )
+    return linked if owner == scope else None
+
+
+def render(erasure_request: ErasureRequest, *, reveal_free_text: bool = False) -> dict[str, Any]:
+    """The request as the API shows it. Its notes and cancel reason (free text that may name the
+    subject) are decrypted only with `reveal_free_text` (the single read: never a list, nor an
+    answer stored for idempotent replay) and only for roles that may read notes."""
     url = request_url(erasure_request.id)
+    linked = visible_link(erasure_request)
+    notes = cancel_reason = None
+    if reveal_free_text and current_key().role in free_text.NOTE_READERS:
+        vault = web_resources().protection.vault
+        notes = free_text.open_notes(vault, erasure_request)
+        cancel_reason = free_text.open_cancel_reason(vault, erasure_request)
     reference = None
     if erasure_request.reference_system or erasure_request.reference_id:
         reference = ReferenceOut(
@@ -66,10 +92,12 @@ def render(erasure_request: ErasureRequest) -> dict[str, Any]:
         received_at=erasure_request.received_at,
         due_at=erasure_request.due_at,
         reference=reference,
-        duplicate_of=erasure_request.duplicate_of_id,
+        duplicate_of=linked,
         predicted_completion_at=erasure_request.predicted_completion_at,
         is_at_risk=erasure_request.is_at_risk,
         outcome=erasure_request.outcome,
+        notes=notes,
+        cancel_reason=cancel_reason,
         targets=dict(Counter(target.status.value for target in erasure_request.targets)),
         created_at=erasure_request.created_at,
         updated_at=erasure_request.updated_at,
@@ -78,9 +106,7 @@ def render(erasure_request: ErasureRequest) -> dict[str, Any]:
             {
                 "self": url,
                 "cancel": None if erasure_request.status.is_terminal else f"{url}/cancel",
-                "duplicate_of": request_url(erasure_request.duplicate_of_id)
-                if erasure_request.duplicate_of_id
-                else None,
+                "duplicate_of": request_url(linked) if linked else None,
             }
         ),
     )
@@ -90,12 +116,13 @@ def render(erasure_request: ErasureRequest) -> dict[str, Any]:
 M = TypeVar("M", bound=BaseModel)
 
 
-def parse_body(model: type[M], document: dict[str, Any]) -> M:
-    """`document` validated as `model`, or a 422 problem naming every field at fault."""
+def parse_body(model: type[M], document: dict[str, Any], *, root: str = "(body)") -> M:
+    """`document` validated as `model`, or a 422 problem naming every field at fault (`root`
+    names the document itself: the body, or the query string)."""
     try:
         return model.model_validate(document)
     except ValidationError as exc:
-        errors = validation_errors(exc.errors(include_input=False))
+        errors = validation_errors(exc.errors(include_input=False), root=root)
         raise Problem(
             422,
             "Invalid request",
@@ -209,7 +236,7 @@ def create_erasure_request() -> Response:
 )
 def get_erasure_request(request_id: uuid.UUID) -> Response:
     erasure_request = workflow.get_request(get_session(), request_id, api_key_id=_scope())
-    return json_response(200, render(erasure_request))
+    return json_response(200, render(erasure_request, reveal_free_text=True))
 
 
 class ListQuery(BaseModel):
@@ -299,7 +326,7 @@ def _decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
 def list_erasure_requests() -> Response:
     params: dict[str, Any] = {key: request.args.getlist(key) for key in request.args}
     params = {key: (values if key == "status" else values[-1]) for key, values in params.items()}
-    query: ListQuery = parse_body(ListQuery, params)
+    query: ListQuery = parse_body(ListQuery, params, root="(query)")
     filters = workflow.ListFilter(
         statuses=query.status,
         due_before=query.due_before,
@@ -314,11 +341,11 @@ def list_erasure_requests() -> Response:
     next_cursor = _encode_cursor(rows[-1]) if len(rows) == query.limit else None
     links = {"self": request.url}
     if next_cursor:
+        # Encoded, never pasted: a filter value holding `&`, `=`, `#` or `+` must come back as
+        # the same filter, not as another one.
         args = request.args.to_dict(flat=False) | {"cursor": [next_cursor]}
         base = web_resources().settings.public_url.rstrip("/")
-        links["next"] = f"{base}{request.path}?" + "&".join(
-            f"{k}={v}" for k, vs in args.items() for v in vs
-        )
+        links["next"] = f"{base}{request.path}?{urlencode(args, doseq=True)}"
     page = ErasureRequestPage(
         items=[ErasureRequestOut.model_validate(render(r)) for r in rows],
         next_cursor=next_cursor,
@@ -348,7 +375,12 @@ def cancel_erasure_request(request_id: uuid.UUID) -> Response:
     body = read_model(CancelIn)
     session = get_session()
     erasure_request = workflow.cancel_request(
-        session, request_id, reason=body.reason, api_key_id=_scope(), by=actor()
+        session,
+        request_id,
+        reason=body.reason,
+        vault=web_resources().protection.vault,
+        api_key_id=_scope(),
+        by=actor(),
     )
     rendered = render(erasure_request)
     session.commit()

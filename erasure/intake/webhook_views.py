@@ -21,8 +21,9 @@ from erasure.intake.problems import Problem, invalid_field
 from erasure.intake.resources import get_session, web_resources
 from erasure.intake.schemas import ProblemOut
 from erasure.intake.views import json_response, read_model
-from erasure.integrations import deliveries, mapping, sources
+from erasure.integrations import callbacks, deliveries, mapping, sources
 from erasure.integrations.signatures import SignatureRejected
+from erasure.integrations.transport import AddressGuard
 from erasure.models import ApiKey, Role, Source, WebhookScheme, WebhookSource
 
 bp = Blueprint("webhooks", __name__, url_prefix="/v1")
@@ -185,6 +186,16 @@ def create_webhook_source() -> Response:
     if body.api_key_id is not None and session.get(ApiKey, body.api_key_id) is None:
         raise invalid_field("api_key_id", "no such API key")
     comment = body.comment_back
+    comment_base_url = str(comment.base_url).rstrip("/") if comment else None
+    if comment_base_url is not None:
+        # The rules of callback subscriptions, checked now (SSRF): https, no credentials, and a
+        # public address unless ERASURE_CALLBACK_ALLOWED_NETWORKS allows it. Delivery checks the
+        # address it connects to again.
+        guard = AddressGuard.allowing(web_resources().settings.callback_allowed_networks)
+        try:
+            callbacks.check_url(comment_base_url, guard=guard)
+        except callbacks.InvalidCallbackUrl as exc:
+            raise invalid_field("comment_back.base_url", str(exc)) from None
     try:
         source, secret = sources.create_source(
             session,
@@ -196,7 +207,7 @@ def create_webhook_source() -> Response:
             mapping=body.mapping,
             org=body.org,
             api_key_id=body.api_key_id,
-            comment_base_url=str(comment.base_url).rstrip("/") if comment else None,
+            comment_base_url=comment_base_url,
             comment_user=comment.user if comment else None,
             comment_token=comment.token if comment else None,
         )

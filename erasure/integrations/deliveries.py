@@ -9,6 +9,7 @@ import hashlib
 import json
 import logging
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -34,6 +35,33 @@ class NotJson(ValueError):
 class Receipt:
     delivery: WebhookDelivery
     is_replay: bool
+
+
+def _strings(document: object) -> Iterator[str]:
+    """Every key and string value in a parsed JSON document (its depth is already bounded)."""
+    stack = [document]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, str):
+            yield node
+        elif isinstance(node, dict):
+            yield from node.keys()
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+
+
+def _check_storable(document: dict[str, Any], delivery_id: str) -> None:
+    """Refuse (400, so the sender stops retrying) text Postgres cannot store: a NUL anywhere,
+    or an unpaired surrogate (a valid JSON escape, but not encodable as UTF-8). Left in, either
+    fails the insert of the delivery or of its request: a 500 the sender would retry for ever."""
+    for text in (delivery_id, *_strings(document)):
+        if "\x00" in text:
+            raise NotJson("strings may not contain NUL characters")
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            raise NotJson("strings may not contain unpaired surrogates") from None
 
 
 def _lock_key(source_id: uuid.UUID) -> int:
@@ -88,6 +116,7 @@ def receive(
         raise NotJson("the body is not JSON") from None
     if not isinstance(document, dict):
         raise NotJson("the body is not a JSON object")
+    _check_storable(document, verified.delivery_id)
     delivery = WebhookDelivery(
         source_id=source.id,
         delivery_id=verified.delivery_id[:255],

@@ -101,8 +101,18 @@ def mapping_for(system: Source, overrides: Mapping[str, Any] | None = None) -> F
     try:
         return FieldMapping.model_validate({**preset, **(overrides or {})})
     except ValidationError as exc:
-        fields = ", ".join(".".join(str(p) for p in e["loc"]) for e in exc.errors())
-        raise InvalidMapping(f"invalid mapping ({fields})") from None
+        raise InvalidMapping(f"invalid mapping ({_faults(exc)})") from None
+
+
+def _faults(exc: ValidationError) -> str:
+    """Where a mapping is wrong, naming its fields but never an unknown key (client input)."""
+    faults: list[str] = []
+    for error in exc.errors(include_input=False):
+        location = [str(part) for part in error["loc"]]
+        if error["type"] == "extra_forbidden":
+            location = [*location[:-1], "(unknown field)"]
+        faults.append(".".join(location))
+    return ", ".join(dict.fromkeys(faults))
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from erasure import workflow
 from erasure.errors import InvalidTransition, NotFound
+from erasure.identifiers import Vault
 from erasure.integrations import callbacks
 from erasure.integrations.transport import AddressGuard
 from erasure.models import (
@@ -108,7 +109,9 @@ def create(
     return erasure_request, True
 
 
-def cancel(session: Session, *, api_key_id: uuid.UUID, subject_request_id: str) -> ErasureRequest:
+def cancel(
+    session: Session, *, api_key_id: uuid.UUID, subject_request_id: str, vault: Vault
+) -> ErasureRequest:
     """Cancel while pending (OpenDSR: not once processing began). Raises NotFound,
     InvalidTransition."""
     erasure_request = find(session, api_key_id=api_key_id, subject_request_id=subject_request_id)
@@ -118,5 +121,6 @@ def cancel(session: Session, *, api_key_id: uuid.UUID, subject_request_id: str) 
         session,
         erasure_request.id,
         reason="cancelled by the controller (OpenDSR)",
+        vault=vault,
         by=f"opendsr:{api_key_id}",
     )

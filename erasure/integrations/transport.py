@@ -36,6 +36,31 @@ METADATA = (
     ipaddress.ip_network("100.100.100.200/32"),  # Alibaba Cloud
 )
 
+#: IPv6 forms whose last 32 bits are the IPv4 address actually reached: IPv4-mapped, IPv4-compatible
+#: (deprecated, still routed by some stacks), IPv4-translated (RFC 2765) and the NAT64 well-known
+#: prefix (RFC 6052, where a gateway connects to the IPv4 address). 6to4 (2002::/16) embeds its
+#: IPv4 address in bits 16-48 (`IPv6Address.sixtofour`).
+EMBEDDED_IPV4 = (
+    ipaddress.ip_network("::ffff:0:0/96"),
+    ipaddress.ip_network("::/96"),
+    ipaddress.ip_network("::ffff:0:0:0/96"),
+    ipaddress.ip_network("64:ff9b::/96"),
+)
+#: NAT64 local-use prefix (RFC 8215): where the IPv4 address sits depends on the operator's
+#: prefix length, so the destination is unknown: refused unless explicitly allowed.
+NAT64_LOCAL = ipaddress.ip_network("64:ff9b:1::/48")
+
+
+def embedded_ipv4(ip: Address) -> ipaddress.IPv4Address | None:
+    """The IPv4 address an IPv6 address stands for (mapped, compatible, translated, NAT64, 6to4)."""
+    if isinstance(ip, ipaddress.IPv4Address):
+        return None
+    if ip.sixtofour is not None:
+        return ip.sixtofour
+    if any(ip in network for network in EMBEDDED_IPV4):
+        return ipaddress.IPv4Address(int(ip) & 0xFFFF_FFFF)
+    return None
+
 
 class TransportError(Exception):
     """The request did not get an HTTP answer. The message holds no URL and no body."""
@@ -57,14 +82,20 @@ class AddressGuard:
         return cls(tuple(ipaddress.ip_network(n, strict=False) for n in networks))
 
     def permits(self, address: str | Address) -> bool:
+        """An IPv6 address carrying an IPv4 one is judged by the IPv4 address it reaches
+        (`::ffff:10.0.0.1`, `::127.0.0.1`, `64:ff9b::a9fe:a9fe` and `2002:7f00:1::` are private,
+        loopback, metadata and loopback), unless the IPv6 address itself is allowed."""
         ip = ipaddress.ip_address(address) if isinstance(address, str) else address
-        if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-            ip = ip.ipv4_mapped  # ::ffff:10.0.0.1 is 10.0.0.1
         if any(ip in network for network in self.allowed):
             return True
-        if any(ip in network for network in METADATA):
+        if ip in NAT64_LOCAL:
             return False
-        return ip.is_global and not ip.is_multicast
+        reached = embedded_ipv4(ip) or ip
+        if reached is not ip and any(reached in network for network in self.allowed):
+            return True
+        if any(candidate in network for candidate in (ip, reached) for network in METADATA):
+            return False
+        return reached.is_global and not reached.is_multicast
 
     def check_host(self, host: str, port: int) -> None:
         """Raise BlockedAddress when `host` is, or resolves to, an address not permitted (every

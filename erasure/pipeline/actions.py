@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 from erasure import deadlines
 from erasure.errors import InvalidTransition, NotFound
 from erasure.identifiers import Sealed, Vault
+from erasure.lifecycle.free_text import notes_context
 from erasure.models import (
     TERMINAL_REQUEST_STATUSES,
     Alert,
@@ -31,7 +32,6 @@ from erasure.pipeline.states import (
     move_request,
 )
 from erasure.pipeline.sweep import PARKED
-from erasure.workflow import notes_context
 
 #: Before targets exist, a retry re-runs the resolve step.
 _RESOLVE_STATES = (RequestStatus.RECEIVED, RequestStatus.APPROVED, RequestStatus.RESOLVING)

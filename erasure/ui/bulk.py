@@ -91,6 +91,21 @@ def derived_reference(key: bytes, body: ErasureRequestIn) -> str:
     return "row-" + hmac.new(key, message, hashlib.sha256).hexdigest()[:32]
 
 
+def _header_fault(header: list[str]) -> str | None:
+    """What is wrong with the header row, by column position: a header cell is never shown,
+    since a file without a header row has a subject's identifiers in its first row."""
+    needs = "needs a header row with at least `regulation` and one subject column"
+    if not any(name in COLUMNS for name in header):
+        return f"no header row: the file {needs}"
+    unknown = [str(n) for n, name in enumerate(header, start=1) if name not in COLUMNS]
+    if unknown:
+        plural = "s" if len(unknown) > 1 else ""
+        return f"{len(unknown)} unknown column{plural} (column{plural} {', '.join(unknown)})"
+    if "regulation" not in header:
+        return f"the file {needs}"
+    return None
+
+
 def parse(data: bytes, key: bytes) -> tuple[list[Row], list[Rejected]]:
     """Validate every row. Rows repeating a reference already seen in the file are rejected."""
     rows: list[Row] = []
@@ -101,14 +116,9 @@ def parse(data: bytes, key: bytes) -> tuple[list[Row], list[Rejected]]:
         return [], [Rejected(0, "file", "is not UTF-8 text")]
     reader = csv.DictReader(io.StringIO(text, newline=""))
     header = [h.strip() for h in reader.fieldnames or []]
-    unknown = [h for h in header if h not in COLUMNS]
-    if not header or unknown or "regulation" not in header:
-        reason = (
-            f"unknown column(s): {', '.join(unknown)}"
-            if unknown
-            else "needs a header row with at least `regulation` and one subject column"
-        )
-        return [], [Rejected(1, "header", reason)]
+    fault = _header_fault(header)
+    if fault is not None:
+        return [], [Rejected(1, "header", fault)]
     reader.fieldnames = header
     seen: set[tuple[str, str]] = set()
     for number, record in enumerate(reader, start=2):

@@ -39,6 +39,7 @@ from erasure.errors import ErasureError, InvalidTransition, NotFound, NotReady, 
 from erasure.intake.resources import get_session, web_resources
 from erasure.intake.schemas import ErasureRequestIn, validation_errors
 from erasure.intake.views import kick_relay
+from erasure.lifecycle import free_text
 from erasure.models import (
     ErasureRequest,
     IdentifierKind,
@@ -458,10 +459,18 @@ def request_detail(request_id: uuid.UUID) -> str:
         "certificate": erasure_request.status in certify.CERTIFIABLE
         and security.can("certificate"),
     }
+    free_text_shown = None
+    if security.can("notes"):
+        vault = web_resources().protection.vault
+        free_text_shown = {
+            "notes": free_text.open_notes(vault, erasure_request),
+            "cancel_reason": free_text.open_cancel_reason(vault, erasure_request),
+        }
     return render_template(
         "ui/request_detail.html",
         title=f"Request {erasure_request.id}",
         r=erasure_request,
+        free_text=free_text_shown,
         now=now,
         days_left=queries.days_left(erasure_request.due_at, now),
         timeline=entries,
@@ -494,7 +503,11 @@ def cancel(request_id: uuid.UUID) -> ResponseReturnValue:
     try:
         user = security.current_user()
         erasure_request = workflow.cancel_request(
-            session, request_id, reason=reason, by=f"user:{user.id}" if user else None
+            session,
+            request_id,
+            reason=reason,
+            vault=web_resources().protection.vault,
+            by=f"user:{user.id}" if user else None,
         )
     except NotFound:
         abort(404)

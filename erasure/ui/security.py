@@ -36,6 +36,7 @@ from werkzeug.exceptions import HTTPException
 from erasure.db import database_unavailable
 from erasure.intake.problems import DATABASE_RETRY_AFTER_S
 from erasure.intake.resources import get_session
+from erasure.lifecycle.free_text import NOTE_READERS
 from erasure.models import Role, User
 from erasure.ui import SESSION_LIFETIME, bp
 
@@ -57,6 +58,8 @@ PERMISSIONS: dict[str, frozenset[Role]] = {
     "certificate": READERS,
     "audit": frozenset({Role.AUDITOR, Role.ADMIN}),
     "admin": frozenset({Role.ADMIN}),
+    # Notes and cancel reasons: free text that may name the subject, decrypted for these only.
+    "notes": NOTE_READERS,
 }
 #: Endpoints reachable without signing in.
 PUBLIC_ENDPOINTS = frozenset({"ui.sign_in", "ui.static"})

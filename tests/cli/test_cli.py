@@ -128,11 +128,15 @@ def served(env: dict[str, str], free_port: int) -> Iterator[str]:
     )
     url = f"http://127.0.0.1:{free_port}"
     try:
-        for _ in range(100):
+        # Generous: on a busy machine gunicorn can take well over ten seconds to come up.
+        deadline = time.monotonic() + 90
+        while True:
             try:
                 urllib.request.urlopen(f"{url}/healthz", timeout=1)  # noqa: S310  # loopback
                 break
             except OSError:
+                assert process.poll() is None, "erasure serve exited"
+                assert time.monotonic() < deadline, "erasure serve did not come up in 90 s"
                 time.sleep(0.1)
         yield url
     finally:

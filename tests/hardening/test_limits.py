@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 import redis
 from flask import Flask
 from flask.testing import FlaskClient
@@ -65,20 +66,54 @@ def test_failed_authentications_are_throttled_per_address(
     assert client.get(LIST).status_code == 401
 
 
-def test_failed_authentications_are_throttled_per_key_prefix(
+def _forged(key: str, n: int) -> str:
+    """Another key with the same public prefix (every audit leaf names `api-key:<prefix>`)."""
+    prefix = key.split("_")[1]  # ek_<prefix>_<secret>
+    return f"ek_{prefix}_forged-guess-{n:03d}-xxxxxxxxxxxxxxxx"
+
+
+@pytest.mark.parametrize("shared", [False, True], ids=["memory", "redis"])
+def test_forged_keys_with_a_victims_prefix_never_lock_out_the_real_key(
+    make_app: AppMaker, make_key: KeyMaker, redis_server: RedisServer, shared: bool
+) -> None:
+    # Behind one trusted proxy, an attacker spreads 20 wrong guesses over 20 addresses, each
+    # carrying the victim's public prefix, and fills the victim's request rate with them too.
+    options: dict[str, object] = {
+        "auth_failure_limit": 20,
+        "auth_failure_window_s": 300,
+        "rate_limit_requests": 5,
+        "forwarded_hops": 1,
+    }
+    if shared:
+        options["redis_url"] = redis_server.url
+    client = make_app(**options).test_client()
+    victim = make_key(Role.OFFICER)
+    for n in range(20):
+        forwarded = {"X-Forwarded-For": f"198.51.100.{n}"}
+        response = client.get(LIST, headers=_bearer(_forged(victim, n)) | forwarded)
+        assert response.status_code == 401, (n, response.status_code)
+    # The real key, from its own address, is never refused for other people's wrong guesses.
+    from_victim = {"X-Forwarded-For": "203.0.113.9"}
+    assert client.get(LIST, headers=_bearer(victim) | from_victim).status_code == 200
+    assert client.get(LIST, headers=_bearer(victim) | from_victim).status_code == 200
+
+
+def test_one_wrong_key_repeated_from_many_addresses_is_throttled(
     make_app: AppMaker, make_key: KeyMaker
 ) -> None:
-    # Behind one trusted proxy, each guess comes from another address: the prefix still trips.
+    # What the attacker controls (the exact key presented) is counted wherever it comes from.
     client = make_app(auth_failure_limit=3, forwarded_hops=1).test_client()
-    good = make_key(Role.OFFICER)
-    wrong = good[:-4] + ("AAAA" if not good.endswith("AAAA") else "BBBB")
+    victim = make_key(Role.OFFICER)
+    wrong = _forged(victim, 1)
     for n in range(3):
         forwarded = {"X-Forwarded-For": f"198.51.100.{n}"}
         assert client.get(LIST, headers=_bearer(wrong) | forwarded).status_code == 401
-    _assert_429(client.get(LIST, headers=_bearer(good) | {"X-Forwarded-For": "203.0.113.9"}))
-    # Another key from a fresh address is not affected.
-    other = _bearer(make_key(Role.OFFICER)) | {"X-Forwarded-For": "203.0.113.10"}
-    assert client.get(LIST, headers=other).status_code == 200
+    _assert_429(client.get(LIST, headers=_bearer(wrong) | {"X-Forwarded-For": "198.51.100.77"}))
+    # Neither the victim's key nor another key with the same prefix is held by it.
+    from_victim = {"X-Forwarded-For": "203.0.113.9"}
+    assert client.get(LIST, headers=_bearer(victim) | from_victim).status_code == 200
+    other_guess = _bearer(_forged(victim, 2)) | {"X-Forwarded-For": "203.0.113.10"}
+    assert client.get(LIST, headers=other_guess).status_code == 401
 
 
 def test_without_redis_the_counters_are_per_process(app: Flask) -> None:

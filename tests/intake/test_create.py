@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import uuid
 from datetime import UTC, datetime
 
 from flask.testing import FlaskClient
@@ -10,8 +11,17 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from erasure.identifiers import Sealed, pseudonym
-from erasure.models import AuditLeaf, ErasureRequest, IdentifierKind, Org, SubjectIdentifier
+from erasure.models import (
+    AuditLeaf,
+    ErasureRequest,
+    IdentifierKind,
+    Org,
+    RequestStatus,
+    Role,
+    SubjectIdentifier,
+)
 from erasure.workflow import Protection, identifier_context
+from tests.conftest import KeyMaker
 
 BODY = {
     "subject": {"phone": "+14155552671", "email": "Ana.Silva@example.com"},
@@ -187,3 +197,41 @@ def test_org_is_chosen_by_name_when_several_exist(
         headers=officer_headers,
     )
     assert named.status_code == 202 and named.get_json()["org"] == org.name + "-eu"
+
+
+def test_a_link_is_shown_only_to_keys_that_may_see_the_linked_request(
+    client: FlaskClient, org: Org, make_key: KeyMaker, db_session: Session
+) -> None:
+    first_system = {"Authorization": f"Bearer {make_key(Role.INTEGRATION)}"}
+    other_system = {"Authorization": f"Bearer {make_key(Role.INTEGRATION)}"}
+    officer = {"Authorization": f"Bearer {make_key(Role.OFFICER)}"}
+    theirs = client.post("/v1/erasure-requests", json=BODY, headers=first_system).get_json()
+    # Another integration submits the same subject: its request is linked, but it must not learn
+    # the id of a request it cannot read (nor, through it, that someone else asked first).
+    created = client.post("/v1/erasure-requests", json=BODY, headers=other_system)
+    assert created.status_code == 202
+    mine = created.get_json()
+    assert theirs["id"] not in created.get_data(as_text=True)
+    assert mine["duplicate_of"] is None and mine["links"]["duplicate_of"] is None
+    for response in (
+        client.get(f"/v1/erasure-requests/{mine['id']}", headers=other_system),
+        client.get("/v1/erasure-requests", headers=other_system),
+    ):
+        assert response.status_code == 200
+        assert theirs["id"] not in response.get_data(as_text=True)
+    # Keys that may read the linked request see the link.
+    assert (
+        client.get(f"/v1/erasure-requests/{mine['id']}", headers=officer).get_json()["duplicate_of"]
+        == theirs["id"]
+    )
+    again = client.post("/v1/erasure-requests", json=BODY, headers=first_system).get_json()
+    assert again["duplicate_of"] == theirs["id"]
+    # When the primary completes, nothing about the linked request names it either (each
+    # request of a group is carried out on its own; none copies another's outcome).
+    primary = db_session.get(ErasureRequest, uuid.UUID(theirs["id"]))
+    assert primary is not None
+    primary.status, primary.outcome = RequestStatus.COMPLETED, "1 Salesforce record(s) deleted"
+    db_session.commit()
+    done = client.get(f"/v1/erasure-requests/{mine['id']}", headers=other_system)
+    assert done.status_code == 200
+    assert theirs["id"] not in done.get_data(as_text=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime, timedelta
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 from flask.testing import FlaskClient
 from sqlalchemy import select
@@ -34,6 +35,40 @@ def test_keyset_pagination_walks_every_request_once_newest_first(
         assert (page["next_cursor"] is None) == (url == "")
     assert seen == list(reversed(created))
     assert pages == 3
+
+
+def test_pagination_links_carry_the_filters_exactly(
+    client: FlaskClient, org: Org, officer_headers: dict[str, str]
+) -> None:
+    # A filter value holding URL syntax must come back in `links` exactly as it was sent:
+    # a link built by pasting values in would turn it into another filter (and a fragment).
+    tricky = "A&status=completed#f"
+    due = (datetime.now(UTC) + timedelta(days=400)).isoformat()  # "+00:00": `+` is a space
+    created = [
+        submit(client, officer_headers, n, reference={"system": "jira", "id": tricky})
+        for n in range(3)
+    ]
+    other = submit(client, officer_headers, 9, reference={"system": "jira", "id": "A"})
+    client.post(
+        f"/v1/erasure-requests/{other}/cancel", json={"reason": "x"}, headers=officer_headers
+    )
+    query = urlencode({"reference_id": tricky, "due_before": due, "limit": 1})
+    url = f"/v1/erasure-requests?{query}"
+    seen: list[str] = []
+    while url:
+        response = client.get(url, headers=officer_headers)
+        assert response.status_code == 200, response.get_data(as_text=True)
+        page = response.get_json()
+        seen += [item["id"] for item in page["items"]]
+        for name, link in page["links"].items():
+            parts = urlsplit(link)
+            assert parts.fragment == "", (name, link)
+            args = parse_qs(parts.query, keep_blank_values=True)
+            assert args["reference_id"] == [tricky], (name, link)
+            assert args["due_before"] == [due], (name, link)
+            assert "status" not in args, (name, link)
+        url = page["links"].get("next", "").replace("https://erasure.test", "")
+    assert seen == list(reversed(created))
 
 
 def test_filters(client: FlaskClient, org: Org, officer_headers: dict[str, str]) -> None:

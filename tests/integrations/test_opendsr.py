@@ -7,6 +7,7 @@ import json
 import uuid
 from typing import Any
 
+import pytest
 from flask.testing import FlaskClient
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -148,4 +149,29 @@ def test_bad_opendsr_input_is_a_clear_4xx_and_writes_nothing(
     assert response.get_json()["errors"][0]["field"] == "status_callback_urls"
     wrong_type = {**_body("x3", "https://c.example/cb"), "subject_request_type": "access"}
     assert client.post("/opendsr/requests", json=wrong_type, headers=headers).status_code == 422
+    assert db_session.scalar(select(func.count()).select_from(ErasureRequest)) == before
+
+
+@pytest.mark.parametrize(
+    "submitted_time",
+    [
+        "9999-12-31T23:59:59Z",  # its deadline is past the last representable instant
+        "0001-01-01T00:00:00+14:00",  # before the first instant in UTC
+        "3000-01-01T00:00:00Z",  # in the future: it would move the legal deadline
+        "0001-01-02T00:00:00Z",  # long before any privacy law
+    ],
+)
+def test_an_impossible_submitted_time_is_422_and_writes_nothing(
+    client: FlaskClient, db_session: Session, org: Org, make_key: KeyMaker, submitted_time: str
+) -> None:
+    headers = {"Authorization": f"Bearer {make_key(Role.INTEGRATION)}"}
+    body = _body(str(uuid.uuid4()), "https://example.com/cb")
+    body["status_callback_urls"] = []
+    body["submitted_time"] = submitted_time
+    before = db_session.scalar(select(func.count()).select_from(ErasureRequest))
+    response = client.post("/opendsr/requests", json=body, headers=headers)
+    assert response.status_code == 422, response.get_data(as_text=True)
+    problem = response.get_json()
+    assert problem["code"] == "validation_error"
+    assert [error["field"] for error in problem["errors"]] == ["submitted_time"]
     assert db_session.scalar(select(func.count()).select_from(ErasureRequest)) == before

@@ -7,7 +7,9 @@ import hmac
 import json
 import uuid
 from datetime import UTC, datetime
+from typing import Any
 
+import pytest
 from flask.testing import FlaskClient
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -115,3 +117,63 @@ def test_source_admin_refuses_bad_input(client: FlaskClient, make_key: KeyMaker)
         "/v1/webhook-sources", json={"name": "dup", "system": "zendesk"}, headers=admin
     )
     assert again.status_code == 409
+
+
+def _nul_in(document: dict[str, Any], path: str) -> dict[str, Any]:
+    """A copy of `document` with a NUL put into the string at dotted `path`."""
+    copy = json.loads(json.dumps(document))
+    *parents, last = path.split(".")
+    node = copy
+    for part in parents:
+        node = node[part]
+    node[last] = f"{node[last]}\u0000x"
+    return copy
+
+
+HOSTILE = [
+    ("jira", "issue.key"),
+    ("jira", "issue.self"),
+    ("zendesk", "ticket.url"),
+    ("servicenow", "url"),
+    ("standard", "data.reference.id"),
+]
+
+
+@pytest.mark.parametrize(("system", "path"), HOSTILE, ids=[f"{s}:{p}" for s, p in HOSTILE])
+def test_a_signed_delivery_with_nul_in_a_string_is_4xx_and_writes_nothing(
+    client: FlaskClient,
+    db_session: Session,
+    org: Org,
+    make_source: MakeSource,
+    system: str,
+    path: str,
+) -> None:
+    # Authentic, so a 5xx would be retried by the sender for ever; Postgres text cannot hold NUL.
+    sender = SENDERS[system]
+    source, secret = make_source(sender.system, org=org.name)
+    at = datetime.now(UTC)
+    document = _nul_in(
+        sender.restamp(sender.payload(email="x@example.com", ticket="T-1"), at), path
+    )
+    body = dumps(document)
+    headers = sender.sign(body, secret=secret, at=at, delivery_id=str(uuid.uuid4()))
+    before = (_count(db_session, WebhookDelivery), _count(db_session, ErasureRequest))
+    response = client.post(f"/v1/webhooks/{source.name}", data=body, headers=headers)
+    assert response.status_code == 400, response.get_data(as_text=True)
+    assert response.mimetype == "application/problem+json"
+    assert "\u0000" not in response.get_data(as_text=True)
+    assert (_count(db_session, WebhookDelivery), _count(db_session, ErasureRequest)) == before
+
+
+def test_a_signed_delivery_with_a_lone_surrogate_is_4xx(
+    client: FlaskClient, db_session: Session, org: Org, make_source: MakeSource
+) -> None:
+    sender = SENDERS["jira"]
+    source, secret = make_source(sender.system, org=org.name)
+    at = datetime.now(UTC)
+    body = dumps(sender.restamp(sender.payload(email="x@example.com", ticket="T-2"), at))
+    body = body.replace(b'"T-2"', b'"T-2\\ud800"')
+    headers = sender.sign(body, secret=secret, at=at, delivery_id=str(uuid.uuid4()))
+    response = client.post(f"/v1/webhooks/{source.name}", data=body, headers=headers)
+    assert response.status_code == 400, response.get_data(as_text=True)
+    assert _count(db_session, WebhookDelivery) == 0

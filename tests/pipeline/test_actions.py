@@ -75,7 +75,9 @@ def test_cancel_after_send_records_what_could_not_be_stopped(world: World) -> No
 
     scheduler.dispatch(world.ctx)
     with world.session() as session, session.begin():
-        request = cancel_request(session, request_id, reason="subject withdrew")
+        request = cancel_request(
+            session, request_id, reason="subject withdrew", vault=world.ctx.vault
+        )
         assert request.outcome and "could not be stopped" in request.outcome
     for _ in range(20):
         world.step()

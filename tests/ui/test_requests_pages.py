@@ -118,8 +118,19 @@ def test_bulk_upload_reports_rejected_rows_and_is_idempotent(
 
 def test_bulk_upload_rejects_a_bad_header(signed_in: SignedIn, org: Org) -> None:
     client, token = signed_in(Role.ADMIN)
-    html = _upload(client, token, "phone,ssn\n+14155550100,123\n").get_data(as_text=True)
-    assert "unknown column(s): ssn" in html and "<strong>0</strong>" in html
+    html = _upload(client, token, "phone,ssnzq\n+14155550100,123\n").get_data(as_text=True)
+    assert "unknown column (column 2)" in html and "<strong>0</strong>" in html
+    assert "ssnzq" not in html  # a header cell is client input too: never echoed
+
+
+def test_bulk_upload_without_a_header_row_shows_no_value(signed_in: SignedIn, org: Org) -> None:
+    # The first row is taken as the header: its cells are a subject's identifiers.
+    client, token = signed_in(Role.OFFICER)
+    text = "+14155550123,canary.csv@example.com,gdpr\n+14155550124,,gdpr\n"
+    response = _upload(client, token, text)
+    html = response.get_data(as_text=True)
+    assert "4155550123" not in html and "canary.csv" not in html
+    assert "no header row" in html and "<strong>0</strong>" in html
 
 
 def test_certificate_download_and_auditor_verification(
@@ -207,6 +218,38 @@ def test_approve_and_extend_through_the_pipeline_actions(
     )
     assert extended.status_code == 303
     assert erasure_request.due_at > due
-    timeline = officer.get(detail_url).get_data(as_text=True)
+    page = officer.get(detail_url).get_data(as_text=True)
+    notes, timeline = page.split("<h2>Timeline")
     assert "request.approved" in timeline and "request.extended" in timeline
     assert "subject informed" not in timeline  # the reason is kept encrypted, the leaf has a hash
+    assert "subject informed" in notes  # an officer reads it, decrypted, with the notes
+
+
+CANCEL_REASON = "subject canary.cancel@example.com +14155550123 withdrew"
+
+
+def test_a_cancel_reason_is_shown_only_to_roles_that_may_read_notes(
+    signed_in: SignedIn, org: Org, db_session: Session
+) -> None:
+    officer, token = signed_in(Role.OFFICER)
+    created = officer.post(
+        "/ui/requests/new",
+        data={"csrf_token": token, "phone": PHONE, "regulation": "gdpr", "notes": "zq note 77"},
+    )
+    request_id = created.headers["Location"].rsplit("/", 1)[-1]
+    cancelled = officer.post(
+        f"/ui/requests/{request_id}/cancel",
+        data={"csrf_token": token, "reason": CANCEL_REASON},
+        follow_redirects=True,
+    )
+    page = cancelled.get_data(as_text=True)
+    notes, rest = page.split("<h2>Subject")
+    assert "Request cancelled." in page  # the message is the fixed outcome, not the reason
+    assert CANCEL_REASON in notes and "zq note 77" in notes  # decrypted for an officer
+    assert "canary.cancel" not in rest and "4155550123" not in rest
+    stored = db_session.get(ErasureRequest, uuid.UUID(request_id))
+    assert stored is not None and stored.outcome == "cancelled"
+    for role in (Role.AUDITOR, Role.APPROVER):
+        other, _ = signed_in(role)
+        html = other.get(f"/ui/requests/{request_id}").get_data(as_text=True)
+        assert "canary.cancel" not in html and "zq note 77" not in html, role
