@@ -10,7 +10,9 @@ from collections.abc import Callable
 from flask import Flask
 from sqlalchemy.orm import Session
 
+from erasure.audit import store as audit_store
 from erasure.audit.checkpoint import load_signing_key
+from erasure.audit.origin import LogIdentityError
 from erasure.config import Settings
 from erasure.db import make_engine, make_sessionmaker
 from erasure.identifiers import Vault
@@ -32,11 +34,29 @@ def create_app(
 
     from erasure.intake.resources import WebResources
 
+    owns_sessions = session_factory is None
+    engine = None
+    if session_factory is None:
+        engine = make_engine(settings.database_url)
+        session_factory = make_sessionmaker(engine)
+    signing_key = load_signing_key(settings.audit_signing_key_file)
+    if signing_key is not None:
+        # Refuse to start with a key or ERASURE_AUDIT_ORIGIN that would split the audit log.
+        session = session_factory()
+        try:
+            audit_store.check_log_identity(session, signing_key, origin=settings.audit_origin)
+        except LogIdentityError:
+            if engine is not None:
+                session.close()
+                engine.dispose()
+            raise
+        if owns_sessions:  # a session lent by a test stays open
+            session.close()
     app.extensions["erasure"] = WebResources(
         settings=settings,
-        session_factory=session_factory or make_sessionmaker(make_engine(settings.database_url)),
-        owns_sessions=session_factory is None,
-        signing_key=load_signing_key(settings.audit_signing_key_file),
+        session_factory=session_factory,
+        owns_sessions=owns_sessions,
+        signing_key=signing_key,
         salesforce_clients=client_builder(settings),
         protection=Protection(
             vault=Vault(settings.encryption_key_bytes), pseudonym_key=settings.pseudonym_key_bytes

@@ -326,6 +326,7 @@ def _signing_key_from(settings: Settings) -> SigningKey:
 def audit_sequence() -> None:
     """Sequence queued audit leaves and sign a checkpoint now (the worker does it periodically)."""
     from erasure.audit import store
+    from erasure.audit.origin import LogIdentityError
 
     settings = _settings()
     key = _signing_key_from(settings)
@@ -333,7 +334,10 @@ def audit_sequence() -> None:
         count = 0
         while batch := store.sequence(session):
             count += batch
-        checkpoint = store.sign_checkpoint(session, key, origin=settings.checkpoint_origin)
+        try:
+            checkpoint = store.sign_checkpoint(session, key, origin=settings.audit_origin)
+        except LogIdentityError as exc:
+            raise click.ClickException(str(exc)) from None
         session.commit()
     click.echo(
         f"sequenced {count} leaves"

@@ -34,7 +34,8 @@ def keys_group() -> None:
 @click.option(
     "--name",
     required=True,
-    help="Key name, e.g. erasure.example.com/audit; use the log origin (no spaces, no '+').",
+    help="Key name, e.g. erasure.example.com/audit (no spaces, no '+'). It becomes the log's "
+    "origin, on the first line of every checkpoint, for the life of the log.",
 )
 @click.option(
     "--out",
