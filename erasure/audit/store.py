@@ -24,6 +24,7 @@ from erasure.audit.checkpoint import Checkpoint, SigningKey, VerifierKey
 from erasure.audit.merkle import (
     EMPTY_ROOT,
     Frontier,
+    consistency_proof_ranges,
     inclusion_proof_ranges,
     perfect_nodes,
     range_root,
@@ -165,6 +166,14 @@ def _node_lookup(
 def inclusion_proof(session: Session, index: int, size: int) -> list[bytes]:
     """The inclusion proof of leaf `index` in the tree of `size` leaves, from stored nodes."""
     ranges = inclusion_proof_ranges(index, size)
+    wanted = [node for start, end in ranges for node in perfect_nodes(start, end)]
+    found = _node_lookup(session, wanted)
+    return [range_root(start, end, lambda level, i: found[(level, i)]) for start, end in ranges]
+
+
+def consistency_proof(session: Session, first: int, second: int) -> list[bytes]:
+    """The RFC 9162 consistency proof from tree size `first` to `second` (both sequenced)."""
+    ranges = consistency_proof_ranges(first, second)
     wanted = [node for start, end in ranges for node in perfect_nodes(start, end)]
     found = _node_lookup(session, wanted)
     return [range_root(start, end, lambda level, i: found[(level, i)]) for start, end in ranges]
