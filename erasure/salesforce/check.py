@@ -14,7 +14,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from erasure.salesforce.client.probe import OrgProbe
+from erasure.salesforce.client.probe import Failure, OrgProbe
 from erasure.salesforce.config import MIN_API_VERSION, CredentialSettings, OrgSettings, Timeouts
 from erasure.salesforce.tokens import jwt_claims
 
@@ -64,17 +64,26 @@ class _Context:
     latest_version: str | None = None
 
 
+_UNREACHABLE_FIX = {
+    Failure.CERTIFICATE: "Salesforce's certificates are publicly trusted: a certificate that "
+    "does not verify means TLS inspection on your network (pass its CA with --ca-bundle) or a "
+    "private server such as the sandbox (pass the certificate it printed with --ca-bundle).",
+    Failure.PLAIN_HTTP: "Something answers at this host and port, but in plain HTTP: Salesforce "
+    "is served over https only. Check the host and port (the sandbox prints its https URL).",
+}
+_MY_DOMAIN_FIX = (
+    "Use the org's My Domain URL from Setup > My Domain (https://<name>.my.salesforce.com); "
+    "login.salesforce.com and test.salesforce.com do not support the client credentials flow."
+)
+
+
 def _my_domain(ctx: _Context) -> Step:
     resp = ctx.probe.versions()
     name = "My Domain reachable"
     if resp.status is None:
+        fix = _UNREACHABLE_FIX.get(resp.failure) if resp.failure else None
         return Step(
-            name,
-            Outcome.FAIL,
-            f"{ctx.org.my_domain_url}: {resp.problem}",
-            "Use the org's My Domain URL from Setup > My Domain (https://<name>.my.salesforce.com); "
-            "login.salesforce.com and test.salesforce.com do not support the client credentials "
-            "flow. If your network inspects TLS, pass its CA with --ca-bundle.",
+            name, Outcome.FAIL, f"{ctx.org.my_domain_url}: {resp.problem}", fix or _MY_DOMAIN_FIX
         )
     if resp.status == 200 and isinstance(resp.body, list) and resp.body:
         ctx.latest_version = str(resp.body[-1].get("version"))

@@ -142,6 +142,11 @@ def check_command(
         raise click.UsageError("give exactly one of --client-secret-file or --client-secret-env")
     if client_secret_file is not None:
         secret = client_secret_file.read_text().strip()
+        if not secret:
+            raise click.BadParameter(
+                f"{client_secret_file} is empty: it must hold the consumer secret",
+                param_hint="--client-secret-file",
+            )
     else:
         secret = os.environ.get(str(client_secret_env), "")
         if not secret:

@@ -11,6 +11,7 @@ from urllib.parse import urlsplit
 
 #: The first API version where ConversationApiLog exists.
 MIN_API_VERSION = "63.0"
+LIGHTNING_SUFFIX = ".lightning.force.com"
 
 
 @dataclass(frozen=True)
@@ -49,6 +50,22 @@ def _check_base_url(url: str, what: str) -> str:
     parts = urlsplit(url)
     if parts.scheme != "https" or not parts.hostname:
         raise ValueError(f"{what} must be an absolute https URL")
+    host = parts.hostname
+    if host.endswith(LIGHTNING_SUFFIX):
+        # The address bar of Lightning Experience, not My Domain: tokens are refused there.
+        name = host.removesuffix(LIGHTNING_SUFFIX)
+        raise ValueError(
+            f"{what} {host} is the Lightning Experience host; use the My Domain URL "
+            f"https://{name}.my.salesforce.com (Setup > My Domain)"
+        )
+    if parts.path.rstrip("/") or parts.query or parts.fragment:
+        # Every path the client calls is absolute (/services/..., /platform/...): a path here
+        # would be prefixed to each and answered 404, which reads like a wrong credential.
+        extra = parts.path.rstrip("/") + (f"?{parts.query}" if parts.query else "")
+        raise ValueError(
+            f"{what} must be the bare https://host, without a path (got {extra or '#...'}): "
+            f"use https://{parts.netloc}"
+        )
     return url.rstrip("/")
 
 

@@ -94,6 +94,27 @@ def test_orgs_add_and_credentials_never_take_a_secret_on_the_command_line(
     engine.dispose()
 
 
+@pytest.mark.parametrize(
+    ("url", "named"),
+    [
+        ("https://acme.my.salesforce.com/lightning", "without a path"),
+        ("https://acme.lightning.force.com", "https://acme.my.salesforce.com"),
+        ("http://acme.my.salesforce.com", "https"),
+    ],
+)
+def test_orgs_add_refuses_a_my_domain_the_client_cannot_use(
+    runner: CliRunner, env: dict[str, str], settings: Settings, url: str, named: str
+) -> None:
+    name = f"cli-{uuid.uuid4().hex[:6]}"
+    result = runner.invoke(main, ["orgs", "add", name, "--my-domain", url], env=env)
+    assert result.exit_code != 0
+    assert named in result.output
+    engine = make_engine(settings.database_url)
+    with make_sessionmaker(engine)() as session:
+        assert session.scalar(select(Org).where(Org.name == name)) is None
+    engine.dispose()
+
+
 def test_missing_configuration_is_a_clear_error(runner: CliRunner) -> None:
     result = runner.invoke(
         main,

@@ -5,11 +5,13 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
+from werkzeug.serving import WSGIRequestHandler, make_server
 
 from erasure.salesforce import CredentialSettings, OrgSettings, Route
 from erasure.salesforce.check import Outcome, run_check
@@ -217,3 +219,100 @@ def test_sandbox_command_prints_what_check_needs(
     ]
     result = CliRunner(env={"COLUMNS": "250"}).invoke(salesforce_group, args)
     assert result.exit_code == 0, result.output
+
+
+def _invoke_check(args: list[str], env: dict[str, str] | None = None) -> Result:
+    return CliRunner(env={"COLUMNS": "250", **(env or {})}).invoke(salesforce_group, args)
+
+
+@pytest.mark.parametrize(
+    ("suffix", "named"),
+    [("/lightning", "/lightning"), ("/lightning/page/home", "/lightning/page/home")],
+)
+def test_a_my_domain_with_a_path_is_refused_before_any_call(
+    sandbox: SandboxHandle, tmp_path: Path, suffix: str, named: str
+) -> None:
+    secret_file = tmp_path / "secret"
+    secret_file.write_text(CLIENT_A[1])
+    result = _invoke_check(
+        [
+            "check",
+            "--my-domain",
+            sandbox.url + suffix,
+            "--client-id",
+            CLIENT_A[0],
+            "--client-secret-file",
+            str(secret_file),
+            "--ca-bundle",
+            sandbox.ca_path,
+        ]
+    )
+    assert result.exit_code == 2, result.output
+    assert named in result.output and "without a path" in result.output
+    assert sandbox.org.call_count(Route.TOKEN) == 0
+
+
+def test_a_lightning_host_is_named_with_the_my_domain_to_use() -> None:
+    with pytest.raises(ValueError, match=r"https://acme\.my\.salesforce\.com"):
+        OrgSettings("https://acme.lightning.force.com")
+
+
+@pytest.mark.parametrize("content", ["", "\n", "   \n\t\n"])
+def test_an_empty_secret_file_is_refused_before_any_call(
+    sandbox: SandboxHandle, tmp_path: Path, content: str
+) -> None:
+    secret_file = tmp_path / "secret"
+    secret_file.write_text(content)
+    result = _invoke_check(
+        [
+            "check",
+            "--my-domain",
+            sandbox.url,
+            "--client-id",
+            CLIENT_A[0],
+            "--client-secret-file",
+            str(secret_file),
+            "--ca-bundle",
+            sandbox.ca_path,
+        ]
+    )
+    assert result.exit_code == 2, result.output
+    assert "is empty" in result.output
+    assert sandbox.org.call_count(Route.TOKEN) == 0
+
+
+@pytest.fixture
+def plain_http_server() -> Iterator[str]:
+    """A server that answers in plain HTTP where https was expected (a wrong port or scheme)."""
+
+    def app(environ: dict[str, object], start_response: Callable[..., object]) -> list[bytes]:
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [b"plain"]
+
+    server = make_server("127.0.0.1", 0, app, threaded=True, request_handler=_Quiet)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"127.0.0.1:{server.port}"
+    server.shutdown()
+    server.server_close()
+
+
+class _Quiet(WSGIRequestHandler):
+    def log(self, type: str, message: str, *args: object) -> None:
+        pass
+
+
+def test_a_plain_http_server_is_not_called_a_certificate_problem(plain_http_server: str) -> None:
+    report = run_check(OrgSettings(f"https://{plain_http_server}"), CredentialSettings(*CLIENT_A))
+    first = report.steps[0]
+    assert first.outcome is Outcome.FAIL
+    assert "plain HTTP" in first.detail
+    assert "certificate" not in first.detail.lower()
+    assert "--ca-bundle" not in (first.fix or "")
+
+
+def test_an_untrusted_certificate_is_named_as_such(sandbox: SandboxHandle) -> None:
+    report = run_check(OrgSettings(sandbox.url), CredentialSettings(*CLIENT_A))
+    first = report.steps[0]
+    assert "certificate" in first.detail and "plain HTTP" not in first.detail
+    assert "--ca-bundle" in (first.fix or "")
