@@ -7,7 +7,7 @@ from sqlalchemy.orm import Session
 
 from erasure.identifiers import Sealed, Vault
 from erasure.models import Credential, Org
-from erasure.salesforce.config import OrgSettings
+from erasure.salesforce.config import DeleteIdsIn, OrgSettings
 
 
 def secret_context(org_name: str, credential_name: str) -> str:
@@ -24,6 +24,7 @@ def add_org(
     max_ids_per_call: int = 200,
     delete_calls_per_window: int = 10,
     window_s: int = 3600,
+    delete_ids_in: DeleteIdsIn = DeleteIdsIn.BODY,
 ) -> Org:
     """Add an org (caller commits). Raises ValueError if the name is taken or the My Domain URL
     is not one the client can use (https, no path)."""
@@ -38,6 +39,7 @@ def add_org(
         max_ids_per_call=max_ids_per_call,
         delete_calls_per_window=delete_calls_per_window,
         window_s=window_s,
+        delete_ids_in=delete_ids_in,
     )
     session.add(org)
     session.flush()

@@ -1,7 +1,8 @@
-"""`erasure salesforce check`: diagnose an org's setup step by step, read-only.
+"""`erasure salesforce check`: diagnose an org's setup step by step.
 
 The steps follow Salesforce's "Get Started with Conversation Data API". Each failing step says what
-to change in Setup. Nothing here deletes anything, and the token and secret are never printed.
+to change in Setup. Nothing here deletes anything: the one DELETE it sends (the request-shape
+probe, `delete_probe.py`) names an id no org holds. The token and secret are never printed.
 """
 
 from __future__ import annotations
@@ -15,8 +16,17 @@ from rich.console import Console
 from rich.table import Table
 
 from erasure.salesforce.client.probe import Failure, OrgProbe
-from erasure.salesforce.config import MIN_API_VERSION, CredentialSettings, OrgSettings, Timeouts
+from erasure.salesforce.config import (
+    MIN_API_VERSION,
+    CredentialSettings,
+    DeleteIdsIn,
+    OrgSettings,
+    Timeouts,
+)
+from erasure.salesforce.delete_probe import IMPOSSIBLE_ID, ShapeFinding, find_delete_shape
 from erasure.salesforce.tokens import jwt_claims
+
+__all__ = ["IMPOSSIBLE_ID", "CheckReport", "Outcome", "Step", "render", "run_check"]
 
 APP = "Setup > External Client App Manager > (your app)"
 
@@ -39,10 +49,14 @@ class Step:
 @dataclass
 class CheckReport:
     steps: list[Step] = field(default_factory=list)
+    #: Printed after the table: what the check itself cost (the delete probe).
+    notes: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
-        return all(s.outcome in (Outcome.PASS, Outcome.WARN) for s in self.steps)
+        # A skipped step fails nothing: steps are skipped after a failure (which counts) or on
+        # request (--skip-delete-probe).
+        return not any(s.outcome is Outcome.FAIL for s in self.steps)
 
     def step(self, name: str) -> Step:
         return next(s for s in self.steps if s.name == name)
@@ -60,6 +74,8 @@ class _Context:
     probe: OrgProbe
     org: OrgSettings
     credential: CredentialSettings
+    report: CheckReport
+    delete_probe: bool = True
     token: dict[str, Any] = field(default_factory=dict)
     latest_version: str | None = None
 
@@ -246,6 +262,78 @@ def _api_version(ctx: _Context) -> Step:
     )
 
 
+DELETE_STEP = "Delete request shape"
+_SHAPE = {DeleteIdsIn.BODY: "ids in a JSON body", DeleteIdsIn.QUERY: "ids in the query string"}
+_HOW = {
+    202: "202: Salesforce logged a request for an id that does not exist; that "
+    "ConversationApiLog ends FAILED and nothing is deleted",
+    404: "404: the id is reported unknown; nothing is deleted",
+}
+
+
+def _delete_shape(ctx: _Context) -> Step:
+    if not ctx.delete_probe:
+        return Step(DELETE_STEP, Outcome.SKIP, "not probed (--skip-delete-probe)")
+    if any(step.outcome is Outcome.FAIL for step in ctx.report.steps):
+        return Step(
+            DELETE_STEP,
+            Outcome.SKIP,
+            "probed once the steps above pass (the probe may cost a delete call)",
+        )
+    finding = find_delete_shape(
+        ctx.probe,
+        ctx.org,
+        api_url=str(ctx.token.get("api_instance_url") or "").rstrip("/"),
+        token=str(ctx.token["access_token"]),
+    )
+    ctx.report.notes.append(
+        f"The delete-shape probe sent {finding.calls} DELETE call(s) naming {IMPOSSIBLE_ID}, an "
+        "id no org holds. Salesforce may count each against this execution user's 10 delete "
+        "calls per hour; --skip-delete-probe leaves the probe out."
+    )
+    return _shape_step(finding, ctx.org)
+
+
+def _shape_step(finding: ShapeFinding, org: OrgSettings) -> Step:
+    configured, accepted, last = org.delete_ids_in, finding.accepted, finding.last
+    if accepted is configured:
+        return Step(DELETE_STEP, Outcome.PASS, f"{_SHAPE[accepted]} ({_HOW[last.status or 0]})")
+    if accepted is not None:
+        return Step(
+            DELETE_STEP,
+            Outcome.FAIL,
+            f"the org takes {_SHAPE[accepted]}, not {_SHAPE[configured]}",
+            f"Set the org: `erasure orgs set <org> --delete-ids-in {accepted.value}` (and pass "
+            f"--delete-ids-in {accepted.value} to this check).",
+        )
+    if last.status == 400:
+        return Step(
+            DELETE_STEP,
+            Outcome.FAIL,
+            f"neither {_SHAPE[DeleteIdsIn.BODY]} nor {_SHAPE[DeleteIdsIn.QUERY]} under the name "
+            f"{org.participant_ids_field} was understood (HTTP 400 to both)",
+            f"Salesforce documents neither the shape nor the name {org.participant_ids_field}: "
+            "find the org's own in a Flow's deleteConversationParticipantsByParticipantEntityId "
+            "action and set it with `erasure orgs set <org> --participants-field NAME`.",
+        )
+    if last.status == 429:
+        return Step(
+            DELETE_STEP,
+            Outcome.WARN,
+            f"HTTP 429 (Retry-After {last.retry_after or '?'} s): this execution user's delete "
+            "quota is used up, so the shape is unknown",
+            "Run the check again once the hour has passed, or with another execution user.",
+        )
+    if last.status == 401:
+        return Step(DELETE_STEP, Outcome.FAIL, "401 on DELETE", "Grant the sfap_api scope.")
+    return Step(
+        DELETE_STEP,
+        Outcome.WARN,
+        f"could not tell: {last.problem or f'HTTP {last.status}'}",
+        "Run the check again; a 5xx from Salesforce is usually brief.",
+    )
+
+
 STEPS: tuple[tuple[Callable[[_Context], Step], bool], ...] = (
     # (step, later steps need it to pass)
     (_my_domain, True),
@@ -255,6 +343,7 @@ STEPS: tuple[tuple[Callable[[_Context], Step], bool], ...] = (
     (_timeout, False),
     (_api_toggle, False),
     (_api_version, False),
+    (_delete_shape, False),
 )
 STEP_NAMES = (
     "My Domain reachable",
@@ -264,16 +353,26 @@ STEP_NAMES = (
     "Token timeout",
     "Conversation Service API toggle",
     f"API version >= {MIN_API_VERSION} (ConversationApiLog)",
+    DELETE_STEP,
 )
 
 
 def run_check(
-    org: OrgSettings, credential: CredentialSettings, *, timeouts: Timeouts | None = None
+    org: OrgSettings,
+    credential: CredentialSettings,
+    *,
+    timeouts: Timeouts | None = None,
+    delete_probe: bool = True,
 ) -> CheckReport:
-    """Run every step; a failed prerequisite marks the following steps skipped."""
+    """Run every step; a failed prerequisite marks the following steps skipped.
+
+    `delete_probe=False` leaves out the request-shape probe (it may cost a delete call).
+    """
     report = CheckReport()
     probe = OrgProbe(org, timeouts=timeouts)
-    ctx = _Context(probe=probe, org=org, credential=credential)
+    ctx = _Context(
+        probe=probe, org=org, credential=credential, report=report, delete_probe=delete_probe
+    )
     try:
         blocked = False
         for (step, is_prerequisite), name in zip(STEPS, STEP_NAMES, strict=True):
@@ -307,6 +406,8 @@ def render(report: CheckReport, console: Console) -> None:
     for step in report.steps:
         if step.fix and step.outcome in (Outcome.FAIL, Outcome.WARN):
             console.print(f"[{_STYLE[step.outcome]}]{step.name}[/]: {step.fix}")
+    for note in report.notes:
+        console.print(note, markup=False)
     console.print(
         "[green]All checks passed.[/]" if report.ok else "[bold red]Some checks failed.[/]"
     )

@@ -5,6 +5,7 @@ No environment reading here: the composition root builds these from `erasure.con
 
 from __future__ import annotations
 
+import enum
 import hashlib
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
@@ -69,16 +70,26 @@ def _check_base_url(url: str, what: str) -> str:
     return url.rstrip("/")
 
 
+class DeleteIdsIn(enum.StrEnum):
+    """Where a DELETE call puts its ids: Salesforce does not document it (an org setting)."""
+
+    #: `{"participantEntityIds": ["0PA...", ...]}` as the JSON request body (the default).
+    BODY = "body"
+    #: `?participantEntityIds=0PA...,0PA...` in the query string, no body.
+    QUERY = "query"
+
+
 @dataclass(frozen=True)
 class OrgSettings:
     """One Salesforce org: where it lives and how its (partly undocumented) API is spoken.
 
-    The delete body field names and the max ids per call are decisions, not documented facts
-    (CONTRACT.md §2), so they are settings.
+    Where the delete ids travel, their field names and the max ids per call are decisions, not
+    documented facts (docs/salesforce.md, "Open questions"), so they are settings.
     """
 
     my_domain_url: str
     api_version: str = "63.0"
+    delete_ids_in: DeleteIdsIn = DeleteIdsIn.BODY
     participant_ids_field: str = "participantEntityIds"
     conversation_ids_field: str = "conversationIds"
     max_ids_per_delete: int = 200

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from erasure.salesforce import (
     AmbiguousDeleteError,
     BadRequestError,
+    DeleteIdsIn,
     EngagementApiNotFoundError,
     InMemoryUsageStore,
     LogState,
@@ -230,6 +233,28 @@ def test_org_body_field_names_and_batch_size_are_settings(
     assert len(right.delete_participants([u.end_user_id for u in users[:2]]).logs) == 2
     with pytest.raises(ValueError, match="at most 2"):
         right.delete_participants([u.end_user_id for u in users])
+
+
+@pytest.mark.parametrize("shape", list(DeleteIdsIn))
+def test_delete_ids_travel_where_the_org_setting_says(
+    make_client: MakeClient, sandbox: SandboxHandle, org_settings: OrgSettings, shape: DeleteIdsIn
+) -> None:
+    """Whether Salesforce takes the ids in a JSON body or in the query string is undocumented:
+    the org setting decides, and the sandbox can be either kind of org."""
+    sandbox.org.configure(delete_ids_in=shape.value)
+    users = [_seed(sandbox, platform_key=f"+1555310{n:04d}") for n in range(3)]
+    other = DeleteIdsIn.QUERY if shape is DeleteIdsIn.BODY else DeleteIdsIn.BODY
+    wrong = make_client(org=replace(org_settings, delete_ids_in=other))
+    with pytest.raises(BadRequestError):
+        wrong.delete_participants([users[0].end_user_id])
+    right = make_client(org=replace(org_settings, delete_ids_in=shape))
+    accepted = right.delete_participants([u.end_user_id for u in users[:2]])
+    assert [log.requested_entity_identifier for log in accepted.logs] == [
+        u.end_user_id[:15] for u in users[:2]
+    ]
+    right.delete_conversations([users[2].conversation_ids[0]])
+    assert sandbox.org.accepted_ids[Route.DELETE_PARTICIPANTS] == [u.end_user_id for u in users[:2]]
+    assert sandbox.org.accepted_ids[Route.DELETE_CONVERSATIONS] == [users[2].conversation_ids[0]]
 
 
 # -- rule 1: 404 is an org fault --------------------------------------------------------------

@@ -286,6 +286,78 @@ def test_bad_delete_bodies_get_400(
     assert sandbox.org.counters()["accepted_ids"] == {}
 
 
+@pytest.mark.parametrize(
+    ("mode", "body_ok", "query_ok"),
+    [("body", True, False), ("query", False, True), ("either", True, True)],
+)
+def test_delete_ids_in_the_body_or_the_query_string_as_the_org_is_configured(
+    http: requests.Session, sandbox: SandboxHandle, mode: str, body_ok: bool, query_ok: bool
+) -> None:
+    sandbox.org.configure(delete_ids_in=mode)
+    token = _token(http, sandbox)
+    first, second = _user(sandbox, "+15550033000"), _user(sandbox, "+15550034000")
+    by_body = _delete(http, sandbox, token, {"participantEntityIds": [first]})
+    assert by_body.status_code == (202 if body_ok else 400)
+    by_query = _call(
+        http,
+        sandbox,
+        "DELETE",
+        f"{ENG}/conversation-participants",
+        params={"participantEntityIds": f"{second},{to18('0PA5g0000000001')}"},
+        headers=_auth(token),
+    )
+    assert by_query.status_code == (202 if query_ok else 400), by_query.text
+    if query_ok:
+        logs = by_query.json()["conversationApiLogs"]
+        assert [log["requestedEntityIdentifier"] for log in logs] == [
+            second[:15],
+            "0PA5g0000000001",
+        ]
+    accepted = sandbox.org.counters()["accepted_ids"].get("delete_participants", [])
+    assert (first in accepted) is body_ok and (second in accepted) is query_ok
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"participantEntityIds": ""},
+        {"participantEntityIds": ","},
+        {"participantEntityIds": "0PA5g0000000001GAA,,0PA5g0000000002GAA"},
+        {"participantEntityIds": "short"},
+        {"wrongField": "0PA5g0000000001GAA"},
+    ],
+)
+def test_bad_delete_query_strings_get_400(
+    http: requests.Session, sandbox: SandboxHandle, params: dict[str, str]
+) -> None:
+    sandbox.org.configure(delete_ids_in="query")
+    resp = _call(
+        http,
+        sandbox,
+        "DELETE",
+        f"{ENG}/conversation-participants",
+        params=params,
+        headers=_auth(_token(http, sandbox)),
+    )
+    assert resp.status_code == 400
+    assert sandbox.org.counters()["accepted_ids"] == {}
+
+
+def test_ids_in_both_places_are_refused(http: requests.Session, sandbox: SandboxHandle) -> None:
+    sandbox.org.configure(delete_ids_in="either")
+    user = _user(sandbox, "+15550035000")
+    resp = _call(
+        http,
+        sandbox,
+        "DELETE",
+        f"{ENG}/conversation-participants",
+        params={"participantEntityIds": user},
+        json={"participantEntityIds": [user]},
+        headers=_auth(_token(http, sandbox)),
+    )
+    assert resp.status_code == 400
+
+
 def test_open_session_gets_412_and_nothing_is_accepted(
     http: requests.Session, sandbox: SandboxHandle
 ) -> None:

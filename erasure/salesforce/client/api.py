@@ -15,7 +15,13 @@ from typing import Any
 from erasure.salesforce import errors, soql
 from erasure.salesforce import ids as sfids
 from erasure.salesforce.client.transport import Transport
-from erasure.salesforce.config import CredentialSettings, OrgSettings, Timeouts, TokenPolicy
+from erasure.salesforce.config import (
+    CredentialSettings,
+    DeleteIdsIn,
+    OrgSettings,
+    Timeouts,
+    TokenPolicy,
+)
 from erasure.salesforce.models import (
     ApiLog,
     CallCounts,
@@ -266,7 +272,14 @@ class SalesforceClient:
                 )
             return f"{token.api_instance_url}{ENGAGEMENT_PATH}/{path}"
 
-        resp = self._transport.call(route, "DELETE", url, json_body={field: list(batch)}, ids=batch)
+        if self.org.delete_ids_in is DeleteIdsIn.QUERY:
+            resp = self._transport.call(
+                route, "DELETE", url, params={field: ",".join(batch)}, ids=batch
+            )
+        else:
+            resp = self._transport.call(
+                route, "DELETE", url, json_body={field: list(batch)}, ids=batch
+            )
         try:
             raw_logs = resp.json()["conversationApiLogs"]
             logs = tuple(_api_log(item) for item in raw_logs)

@@ -1,7 +1,7 @@
 """Raw, read-only HTTP probes for `erasure salesforce check`.
 
 Unlike `Transport`, nothing here classifies or retries: the check wants to see exactly what the org
-answered. No probe ever sends a DELETE.
+answered. The one DELETE (`delete`) is the check's request-shape probe, with an id no org holds.
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ class ProbeResponse:
     body: Any = field(default=None, repr=False)
     problem: str | None = None
     failure: Failure | None = None
+    retry_after: str | None = None
 
     @property
     def error_code(self) -> str | None:
@@ -71,7 +72,7 @@ class OrgProbe:
             body = resp.json()
         except ValueError:
             body = None
-        return ProbeResponse(resp.status_code, body)
+        return ProbeResponse(resp.status_code, body, retry_after=resp.headers.get("Retry-After"))
 
     def _tls_problem(self, url: str, exc: BaseException) -> ProbeResponse:
         """Name a failed handshake: an untrusted certificate, or no TLS at all."""
@@ -104,6 +105,23 @@ class OrgProbe:
                 "client_id": client_id,
                 "client_secret": client_secret,
             },
+        )
+
+    def delete(
+        self,
+        url: str,
+        access_token: str,
+        *,
+        params: dict[str, str] | None = None,
+        json_body: dict[str, list[str]] | None = None,
+    ) -> ProbeResponse:
+        """One DELETE, ids in `params` or in `json_body`, as the client would send them."""
+        return self._send(
+            "DELETE",
+            url,
+            params=params,
+            json=json_body,
+            headers={"Authorization": f"Bearer {access_token}"},
         )
 
     def get(

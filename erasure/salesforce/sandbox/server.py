@@ -102,9 +102,13 @@ class SandboxApp:
         if endpoint == "query_more":
             return org.query_more(values["version"], values["locator"], auth)
         if endpoint == "delete_participants":
-            return org.delete(Route.DELETE_PARTICIPANTS, auth, request.get_data())
+            return org.delete(
+                Route.DELETE_PARTICIPANTS, auth, request.get_data(), request.args.to_dict()
+            )
         if endpoint == "delete_conversations":
-            return org.delete(Route.DELETE_CONVERSATIONS, auth, request.get_data())
+            return org.delete(
+                Route.DELETE_CONVERSATIONS, auth, request.get_data(), request.args.to_dict()
+            )
         if endpoint == "entries":
             return org.entries(auth, request.args.to_dict())
         if endpoint == "admin":
