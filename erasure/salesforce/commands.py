@@ -18,6 +18,7 @@ from rich.table import Table
 from erasure.salesforce.check import render, run_check
 from erasure.salesforce.config import CredentialSettings, DeleteIdsIn, OrgSettings, Timeouts
 from erasure.salesforce.sandbox import SandboxConfig, SandboxOrg, seed_demo
+from erasure.salesforce.sandbox.seed import demo_phone
 from erasure.salesforce.sandbox.server import build_server
 
 
@@ -92,14 +93,16 @@ def sandbox_command(
     click.echo(f"client secret: {secret}")
     click.echo(f"admin: {url}/__sandbox__/counters")
     if seeded:
-        table = Table(title="demo end users (submit any of these)")
-        for column in ("n", "phone", "email", "platform key", "open session", "blocking child"):
+        table = Table(title="demo end users (submit any phone or email)")
+        columns = ("n", "phone", "email", "contact holds", "platform key", "open", "blocking")
+        for column in columns:
             table.add_column(column)
         for n, user in enumerate(seeded, start=1):
             table.add_row(
                 str(n),
-                user.phone or "-",
+                demo_phone(n),
                 user.email or "-",
+                user.phone or "-",
                 user.platform_key,
                 "yes" if n % 6 == 0 else "",
                 "yes" if n % 9 == 0 else "",

@@ -99,6 +99,9 @@ class OrgSettings:
     closed_session_statuses: tuple[str, ...] = ("Ended",)
     #: A phone number is looked up as these MessagingPlatformKey forms (SMS, WhatsApp).
     phone_key_prefixes: tuple[str, ...] = ("", "whatsapp:")
+    #: The Contact fields that are the person's own number (a search by phone also matches
+    #: AssistantPhone and Fax, which are not).
+    contact_phone_fields: tuple[str, ...] = ("Phone", "MobilePhone")
     #: A CA bundle to verify TLS with (a private CA, or the sandbox's own certificate).
     ca_bundle: str | None = None
 

@@ -22,7 +22,7 @@ def _leaves(world: World, request_id: object) -> list[dict[str, object]]:
 
 
 def test_a_demo_subject_is_deleted_and_confirmed(world: World) -> None:
-    request_id = world.submit("+14155550001")  # WhatsApp user, contact, two conversations
+    request_id = world.submit("+14155550001")  # web chat user: found by its contact's phone
     world.wait_for([request_id])
     targets = world.targets(request_id)
     assert [t.status for t in targets] == [TargetStatus.DELETED]

@@ -204,6 +204,89 @@ def test_bad_soql_is_rejected(
     assert resp.json()[0]["errorCode"] == code
 
 
+def _search(
+    http: requests.Session, sandbox: SandboxHandle, token: str, q: str, version: str = "v63.0"
+) -> requests.Response:
+    return _call(
+        http,
+        sandbox,
+        "GET",
+        f"/services/data/{version}/search",
+        params={"q": q},
+        headers=_auth(token),
+    )
+
+
+def test_sosl_finds_phone_fields_whatever_their_format(
+    http: requests.Session, sandbox: SandboxHandle
+) -> None:
+    with sandbox.org.lock:
+        data = sandbox.org.data
+        formatted = data.add("Contact", Name="A", Phone="(415) 555-0001", MobilePhone=None)
+        plus = data.add("Contact", Name="B", Phone=None, MobilePhone="+1 415-555-0001")
+        data.add("Contact", Name="C", Phone="(415) 555-0002", MobilePhone=None)
+    token = _token(http, sandbox)
+    national = _search(
+        http, sandbox, token, "FIND {4155550001} IN PHONE FIELDS RETURNING Contact(Id, Phone)"
+    )
+    assert national.status_code == 200, national.text
+    records = national.json()["searchRecords"]
+    assert [r["Id"] for r in records] == [formatted]
+    assert records[0]["attributes"]["type"] == "Contact"
+    assert records[0]["Phone"] == "(415) 555-0001"
+    both = _search(
+        http,
+        sandbox,
+        token,
+        "find {4155550001 OR 14155550001} in phone fields returning Contact(Id)",
+    )
+    assert sorted(r["Id"] for r in both.json()["searchRecords"]) == sorted([formatted, plus])
+    phrase = _search(
+        http, sandbox, token, 'FIND {"415 555 0001"} IN PHONE FIELDS RETURNING Contact(Id)'
+    )
+    assert [r["Id"] for r in phrase.json()["searchRecords"]] == [formatted]
+
+
+@pytest.mark.parametrize(
+    ("q", "code"),
+    [
+        ("FIND 4155550001 IN PHONE FIELDS RETURNING Contact(Id)", "MALFORMED_SEARCH"),
+        ("FIND {+14155550001} IN PHONE FIELDS RETURNING Contact(Id)", "MALFORMED_SEARCH"),
+        ("FIND {4155550001} IN PHONE FIELDS RETURNING Contact(Id", "MALFORMED_SEARCH"),
+        ("FIND {} IN PHONE FIELDS RETURNING Contact(Id)", "MALFORMED_SEARCH"),
+        ("FIND {4155550001} IN PHONE FIELDS RETURNING Widget__c(Id)", "INVALID_TYPE"),
+        ("FIND {4155550001} IN PHONE FIELDS RETURNING Contact(Secret__c)", "INVALID_FIELD"),
+        ("SELECT Id FROM Contact", "MALFORMED_SEARCH"),
+        ("", "MALFORMED_SEARCH"),
+    ],
+)
+def test_bad_sosl_is_rejected(
+    http: requests.Session, sandbox: SandboxHandle, q: str, code: str
+) -> None:
+    resp = _search(http, sandbox, _token(http, sandbox), q)
+    assert resp.status_code == 400, resp.text
+    assert resp.json()[0]["errorCode"] == code
+
+
+def test_sosl_escapes_reserved_characters(http: requests.Session, sandbox: SandboxHandle) -> None:
+    with sandbox.org.lock:
+        contact = sandbox.org.data.add("Contact", Name="A", Phone="+1 415-555-0001")
+    token = _token(http, sandbox)
+    q = r"FIND {\+14155550001} IN PHONE FIELDS RETURNING Contact(Id)"
+    resp = _search(http, sandbox, token, q)
+    assert resp.status_code == 200, resp.text
+    assert [r["Id"] for r in resp.json()["searchRecords"]] == [contact]
+
+
+def test_sosl_needs_a_valid_token_with_the_api_scope(
+    http: requests.Session, sandbox: SandboxHandle
+) -> None:
+    q = "FIND {4155550001} IN PHONE FIELDS RETURNING Contact(Id)"
+    assert _search(http, sandbox, "forged", q).status_code == 401
+    sandbox.org.configure_app(CLIENT_A[0], scopes=["sfap_api"])
+    assert _search(http, sandbox, _token(http, sandbox), q).status_code == 401
+
+
 def test_soql_subset_semantics() -> None:
     rows = [
         {"Id": to18("0035g0000000001"), "Email": "A@x.com", "Phone": "1"},

@@ -12,7 +12,7 @@ from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from types import TracebackType
 from typing import Any
 
-from erasure.salesforce import errors, soql
+from erasure.salesforce import errors, phones, soql
 from erasure.salesforce import ids as sfids
 from erasure.salesforce.client.transport import Transport
 from erasure.salesforce.config import (
@@ -40,6 +40,8 @@ from erasure.salesforce.usage import InMemoryUsageStore, UsageStore
 logger = logging.getLogger("erasure.salesforce")
 
 ENGAGEMENT_PATH = "/platform/engagement/v1.0"
+#: SOSL returns at most this many records, without a next page.
+SOSL_MAX_RECORDS = 2000
 
 
 class SalesforceClient:
@@ -125,6 +127,31 @@ class SalesforceClient:
 
             resp = self._transport.call(Route.QUERY, "GET", page)
 
+    def search(self, statement: str) -> list[dict[str, Any]]:
+        """The records a SOSL search returns (`GET .../search?q=`; at most 2000, no paging).
+
+        Build `statement` with `erasure.salesforce.soql.phone_search`.
+        """
+
+        def url(token: CachedToken) -> str:
+            return f"{token.instance_url}/services/data/v{self.org.api_version}/search"
+
+        body = self._transport.call(Route.SEARCH, "GET", url, params={"q": statement}).json()
+        records: list[dict[str, Any]] = body.get("searchRecords", [])
+        if len(records) >= SOSL_MAX_RECORDS:
+            logger.warning("salesforce search returned its maximum; results may be cut short")
+        return records
+
+    def _contacts_by_phone(self, phone: str) -> set[str]:
+        """Contacts one of whose own phone fields is this number, however it was typed."""
+        fields = self.org.contact_phone_fields
+        found = self.search(soql.phone_search(phones.search_terms(phone), fields))
+        return {
+            str(r["Id"])
+            for r in found
+            if any(phones.same_number(r.get(field), phone) for field in fields)
+        }
+
     def _query_in(
         self, template: str, values: Collection[str], *, size: int | None = None
     ) -> Iterator[dict[str, Any]]:
@@ -147,14 +174,9 @@ class SalesforceClient:
                 raise ValueError("contact id is not a Salesforce id")
             contact_ids.add(subject.value)
         elif subject.kind is SubjectKind.PHONE:
+            # Salesforce writes platform keys in E.164; Contact phones are as people typed them.
             platform_keys = [prefix + subject.value for prefix in self.org.phone_key_prefixes]
-            lit = soql.literal(subject.value)
-            contact_ids.update(
-                str(r["Id"])
-                for r in self.query(
-                    soql.select("Id", "Contact", f"Phone = {lit} OR MobilePhone = {lit}")
-                )
-            )
+            contact_ids.update(self._contacts_by_phone(subject.value))
         elif subject.kind is SubjectKind.EMAIL:
             contact_ids.update(
                 str(r["Id"])

@@ -36,6 +36,7 @@ URLS = Map(
         Rule("/services/oauth2/token", endpoint="token", methods=["POST"]),
         Rule("/services/data/", endpoint="versions", methods=["GET"]),
         Rule("/services/data/<version>/query", endpoint="query", methods=["GET"]),
+        Rule("/services/data/<version>/search", endpoint="search", methods=["GET"]),
         Rule("/services/data/<version>/query/<locator>", endpoint="query_more", methods=["GET"]),
         Rule(
             f"{ENGAGEMENT}/conversation-participants",
@@ -99,6 +100,8 @@ class SandboxApp:
             return org.versions()
         if endpoint == "query":
             return org.query(values["version"], request.args.get("q"), auth)
+        if endpoint == "search":
+            return org.search(values["version"], request.args.get("q"), auth)
         if endpoint == "query_more":
             return org.query_more(values["version"], values["locator"], auth)
         if endpoint == "delete_participants":
