@@ -1,4 +1,5 @@
-"""The client against the sandbox over HTTPS: every rule of CONTRACT.md §3 and every fault."""
+"""The client against the sandbox over HTTPS: every rule of docs/salesforce.md
+section 1 and every fault."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """`SalesforceClient`: the operations the erasure pipeline calls, over `Transport`.
 
 Each method takes plain values and returns the dataclasses of `erasure.salesforce.models`.
-Deletes are sent as given (the caller batches and checks open sessions first, CONTRACT.md §3).
+Deletes are sent as given (the caller batches and checks open sessions first, docs/salesforce.md rule 2).
 """
 
 from __future__ import annotations
@@ -215,7 +215,7 @@ class SalesforceClient:
         return [_session(r) for r in rows]
 
     def open_sessions(self, end_user_ids: Collection[str]) -> list[SessionRef]:
-        """Sessions that would make a participant delete fail with 412 (CONTRACT.md §3 rule 2)."""
+        """Sessions that would make a participant delete fail with 412 (docs/salesforce.md, rule 2)."""
         if not end_user_ids:
             return []
         closed = soql.in_list(self.org.closed_session_statuses)

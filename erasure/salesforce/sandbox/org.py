@@ -1,4 +1,4 @@
-"""`SandboxOrg`: one Salesforce org's behaviour (CONTRACT.md §4), independent of HTTP.
+"""`SandboxOrg`: one Salesforce org's behaviour (docs/salesforce.md, sections 1 and 4), independent of HTTP.
 
 Every handler takes plain request parts and returns a `Reply`; `server.py` only translates. One
 lock guards all state, and handlers never sleep while holding it (latency is applied by the server).
