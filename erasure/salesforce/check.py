@@ -7,59 +7,29 @@ probe, `delete_probe.py`) names an id no org holds. The token and secret are nev
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from rich.console import Console
-from rich.table import Table
-
+from erasure.salesforce.check_report import CheckReport, Outcome, Step, render
 from erasure.salesforce.client.probe import Failure, OrgProbe
 from erasure.salesforce.config import (
     MIN_API_VERSION,
     CredentialSettings,
-    DeleteIdsIn,
     OrgSettings,
     Timeouts,
 )
-from erasure.salesforce.delete_probe import IMPOSSIBLE_ID, ShapeFinding, find_delete_shape
+from erasure.salesforce.delete_probe import (
+    DELETE_STEP,
+    IMPOSSIBLE_ID,
+    find_delete_shape,
+    shape_step,
+)
 from erasure.salesforce.tokens import jwt_claims
 
 __all__ = ["IMPOSSIBLE_ID", "CheckReport", "Outcome", "Step", "render", "run_check"]
 
 APP = "Setup > External Client App Manager > (your app)"
-
-
-class Outcome(enum.StrEnum):
-    PASS = "pass"  # noqa: S105 -- an outcome, not a password
-    FAIL = "fail"
-    WARN = "warn"
-    SKIP = "skip"
-
-
-@dataclass(frozen=True)
-class Step:
-    name: str
-    outcome: Outcome
-    detail: str
-    fix: str | None = None
-
-
-@dataclass
-class CheckReport:
-    steps: list[Step] = field(default_factory=list)
-    #: Printed after the table: what the check itself cost (the delete probe).
-    notes: list[str] = field(default_factory=list)
-
-    @property
-    def ok(self) -> bool:
-        # A skipped step fails nothing: steps are skipped after a failure (which counts) or on
-        # request (--skip-delete-probe).
-        return not any(s.outcome is Outcome.FAIL for s in self.steps)
-
-    def step(self, name: str) -> Step:
-        return next(s for s in self.steps if s.name == name)
 
 
 def _version_tuple(text: str) -> tuple[int, ...]:
@@ -262,15 +232,6 @@ def _api_version(ctx: _Context) -> Step:
     )
 
 
-DELETE_STEP = "Delete request shape"
-_SHAPE = {DeleteIdsIn.BODY: "ids in a JSON body", DeleteIdsIn.QUERY: "ids in the query string"}
-_HOW = {
-    202: "202: Salesforce logged a request for an id that does not exist; that "
-    "ConversationApiLog ends FAILED and nothing is deleted",
-    404: "404: the id is reported unknown; nothing is deleted",
-}
-
-
 def _delete_shape(ctx: _Context) -> Step:
     if not ctx.delete_probe:
         return Step(DELETE_STEP, Outcome.SKIP, "not probed (--skip-delete-probe)")
@@ -291,47 +252,7 @@ def _delete_shape(ctx: _Context) -> Step:
         "id no org holds. Salesforce may count each against this execution user's 10 delete "
         "calls per hour; --skip-delete-probe leaves the probe out."
     )
-    return _shape_step(finding, ctx.org)
-
-
-def _shape_step(finding: ShapeFinding, org: OrgSettings) -> Step:
-    configured, accepted, last = org.delete_ids_in, finding.accepted, finding.last
-    if accepted is configured:
-        return Step(DELETE_STEP, Outcome.PASS, f"{_SHAPE[accepted]} ({_HOW[last.status or 0]})")
-    if accepted is not None:
-        return Step(
-            DELETE_STEP,
-            Outcome.FAIL,
-            f"the org takes {_SHAPE[accepted]}, not {_SHAPE[configured]}",
-            f"Set the org: `erasure orgs set <org> --delete-ids-in {accepted.value}` (and pass "
-            f"--delete-ids-in {accepted.value} to this check).",
-        )
-    if last.status == 400:
-        return Step(
-            DELETE_STEP,
-            Outcome.FAIL,
-            f"neither {_SHAPE[DeleteIdsIn.BODY]} nor {_SHAPE[DeleteIdsIn.QUERY]} under the name "
-            f"{org.participant_ids_field} was understood (HTTP 400 to both)",
-            f"Salesforce documents neither the shape nor the name {org.participant_ids_field}: "
-            "find the org's own in a Flow's deleteConversationParticipantsByParticipantEntityId "
-            "action and set it with `erasure orgs set <org> --participants-field NAME`.",
-        )
-    if last.status == 429:
-        return Step(
-            DELETE_STEP,
-            Outcome.WARN,
-            f"HTTP 429 (Retry-After {last.retry_after or '?'} s): this execution user's delete "
-            "quota is used up, so the shape is unknown",
-            "Run the check again once the hour has passed, or with another execution user.",
-        )
-    if last.status == 401:
-        return Step(DELETE_STEP, Outcome.FAIL, "401 on DELETE", "Grant the sfap_api scope.")
-    return Step(
-        DELETE_STEP,
-        Outcome.WARN,
-        f"could not tell: {last.problem or f'HTTP {last.status}'}",
-        "Run the check again; a 5xx from Salesforce is usually brief.",
-    )
+    return shape_step(finding, ctx.org)
 
 
 STEPS: tuple[tuple[Callable[[_Context], Step], bool], ...] = (
@@ -385,29 +306,3 @@ def run_check(
     finally:
         probe.close()
     return report
-
-
-_STYLE = {
-    Outcome.PASS: "green",
-    Outcome.FAIL: "bold red",
-    Outcome.WARN: "yellow",
-    Outcome.SKIP: "dim",
-}
-
-
-def render(report: CheckReport, console: Console) -> None:
-    table = Table(title="Salesforce org check", show_lines=False)
-    table.add_column("step")
-    table.add_column("result")
-    table.add_column("detail")
-    for step in report.steps:
-        table.add_row(step.name, f"[{_STYLE[step.outcome]}]{step.outcome.value}[/]", step.detail)
-    console.print(table)
-    for step in report.steps:
-        if step.fix and step.outcome in (Outcome.FAIL, Outcome.WARN):
-            console.print(f"[{_STYLE[step.outcome]}]{step.name}[/]: {step.fix}")
-    for note in report.notes:
-        console.print(note, markup=False)
-    console.print(
-        "[green]All checks passed.[/]" if report.ok else "[bold red]Some checks failed.[/]"
-    )

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from erasure.salesforce.check_report import Outcome, Step
 from erasure.salesforce.client.probe import OrgProbe, ProbeResponse
 from erasure.salesforce.config import DeleteIdsIn, OrgSettings
 
@@ -69,3 +70,53 @@ def find_delete_shape(
         if resp.status != 400:
             return finding  # 429, 401, 5xx, no answer: nothing more to learn from the other
     return finding
+
+
+DELETE_STEP = "Delete request shape"
+_SHAPE = {DeleteIdsIn.BODY: "ids in a JSON body", DeleteIdsIn.QUERY: "ids in the query string"}
+_HOW = {
+    202: "202: Salesforce logged a request for an id that does not exist; that "
+    "ConversationApiLog ends FAILED and nothing is deleted",
+    404: "404: the id is reported unknown; nothing is deleted",
+}
+
+
+def shape_step(finding: ShapeFinding, org: OrgSettings) -> Step:
+    """The check's step for what the probe learnt, against the org's configured shape."""
+    configured, accepted, last = org.delete_ids_in, finding.accepted, finding.last
+    if accepted is configured:
+        return Step(DELETE_STEP, Outcome.PASS, f"{_SHAPE[accepted]} ({_HOW[last.status or 0]})")
+    if accepted is not None:
+        return Step(
+            DELETE_STEP,
+            Outcome.FAIL,
+            f"the org takes {_SHAPE[accepted]}, not {_SHAPE[configured]}",
+            f"Set the org: `erasure orgs set <org> --delete-ids-in {accepted.value}` (and pass "
+            f"--delete-ids-in {accepted.value} to this check).",
+        )
+    if last.status == 400:
+        return Step(
+            DELETE_STEP,
+            Outcome.FAIL,
+            f"neither {_SHAPE[DeleteIdsIn.BODY]} nor {_SHAPE[DeleteIdsIn.QUERY]} under the name "
+            f"{org.participant_ids_field} was understood (HTTP 400 to both)",
+            f"Salesforce documents neither the shape nor the name {org.participant_ids_field}: "
+            "find the org's own in a Flow's deleteConversationParticipantsByParticipantEntityId "
+            "action and set it with `erasure orgs set <org> --participants-field NAME`.",
+        )
+    if last.status == 429:
+        return Step(
+            DELETE_STEP,
+            Outcome.WARN,
+            f"HTTP 429 (Retry-After {last.retry_after or '?'} s): this execution user's delete "
+            "quota is used up, so the shape is unknown",
+            "Run the check again once the hour has passed, or with another execution user.",
+        )
+    if last.status == 401:
+        return Step(DELETE_STEP, Outcome.FAIL, "401 on DELETE", "Grant the sfap_api scope.")
+    return Step(
+        DELETE_STEP,
+        Outcome.WARN,
+        f"could not tell: {last.problem or f'HTTP {last.status}'}",
+        "Run the check again; a 5xx from Salesforce is usually brief.",
+    )
