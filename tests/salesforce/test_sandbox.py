@@ -426,6 +426,12 @@ def test_bad_delete_query_strings_get_400(
     assert sandbox.org.counters()["accepted_ids"] == {}
 
 
+def test_an_unknown_delete_shape_is_refused(http: requests.Session, sandbox: SandboxHandle) -> None:
+    resp = _call(http, sandbox, "PATCH", "/__sandbox__/org", json={"delete_ids_in": "header"})
+    assert resp.status_code == 400
+    assert sandbox.org.config.delete_ids_in == "body"
+
+
 def test_ids_in_both_places_are_refused(http: requests.Session, sandbox: SandboxHandle) -> None:
     sandbox.org.configure(delete_ids_in="either")
     user = _user(sandbox, "+15550035000")

@@ -34,6 +34,7 @@ REST_SCOPE_MISSING = [
     }
 ]
 MIN_LOG_VERSION = (63, 0)
+DELETE_SHAPES = ("body", "query", "either")
 NOT_FOUND = [{"errorCode": "NOT_FOUND", "message": "The requested resource does not exist"}]
 
 
@@ -107,6 +108,8 @@ class SandboxOrg(EngagementApi):
             for name, value in options.items():
                 if not hasattr(self.config, name):
                     raise ValueError(f"unknown org option {name}")
+                if name == "delete_ids_in" and value not in DELETE_SHAPES:
+                    raise ValueError(f"delete_ids_in is one of {', '.join(DELETE_SHAPES)}")
                 setattr(self.config, name, value)
             return self.config
 
