@@ -8,9 +8,13 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from flask import Flask
+from sqlalchemy import Engine
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from erasure.audit.checkpoint import load_signing_key
+from erasure.audit import store as audit_store
+from erasure.audit.checkpoint import SigningKey, load_signing_key
+from erasure.audit.origin import LogIdentityError
 from erasure.config import Settings
 from erasure.db import make_engine, make_sessionmaker
 from erasure.identifiers import Vault
@@ -32,11 +36,19 @@ def create_app(
 
     from erasure.intake.resources import WebResources
 
+    owns_sessions = session_factory is None
+    engine = None
+    if session_factory is None:
+        engine = make_engine(settings.database_url)
+        session_factory = make_sessionmaker(engine)
+    signing_key = load_signing_key(settings.audit_signing_key_file)
+    if signing_key is not None:
+        _refuse_a_split_log(settings, signing_key, session_factory, engine)
     app.extensions["erasure"] = WebResources(
         settings=settings,
-        session_factory=session_factory or make_sessionmaker(make_engine(settings.database_url)),
-        owns_sessions=session_factory is None,
-        signing_key=load_signing_key(settings.audit_signing_key_file),
+        session_factory=session_factory,
+        owns_sessions=owns_sessions,
+        signing_key=signing_key,
         salesforce_clients=client_builder(settings),
         protection=Protection(
             vault=Vault(settings.encryption_key_bytes), pseudonym_key=settings.pseudonym_key_bytes
@@ -53,3 +65,30 @@ def create_app(
 
     observability.init_app(app)
     return app
+
+
+def _refuse_a_split_log(
+    settings: Settings,
+    key: SigningKey,
+    session_factory: Callable[[], Session],
+    engine: Engine | None,
+) -> None:
+    """Refuse to start with a key or ERASURE_AUDIT_ORIGIN that would split the audit log.
+
+    A database that cannot be read yet is no reason to refuse: the same check runs again
+    before any checkpoint is signed. `engine` is ours to dispose when we refuse (None: the
+    session is lent, by a test, and stays open).
+    """
+    try:
+        session = session_factory()
+    except SQLAlchemyError:
+        return
+    try:
+        audit_store.check_log_identity(session, key, origin=settings.audit_origin)
+    except LogIdentityError:
+        if engine is not None:
+            session.close()
+            engine.dispose()
+        raise
+    if engine is not None:
+        session.close()

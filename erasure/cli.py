@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import sys
 import uuid
 from collections.abc import Iterator
@@ -22,6 +23,7 @@ if TYPE_CHECKING:
     from erasure.config import Settings
 
 from erasure.models import Role
+from erasure.salesforce.config import DeleteIdsIn
 
 
 def _settings() -> Settings:  # imported lazily: `erasure --help` needs no environment
@@ -213,6 +215,22 @@ def api_keys_revoke(prefix: str) -> None:
     click.echo(f"revoked {prefix}")
 
 
+DELETE_IDS_IN = [shape.value for shape in DeleteIdsIn]
+
+
+def _field_name(_ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
+    """A JSON member / query parameter name that fits the org's column (64 characters)."""
+    if value is not None and not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,63}", value):
+        raise click.BadParameter("letters, digits and _ only, at most 64 characters")
+    return value
+
+
+DELETE_IDS_IN_HELP = (
+    "Where DELETE calls put the ids: a JSON body or the query string. Salesforce does not "
+    "document it; `erasure salesforce check` finds out which one the org accepts."
+)
+
+
 @main.group()
 def orgs() -> None:
     """Salesforce orgs and their execution-user credentials."""
@@ -226,6 +244,13 @@ def orgs() -> None:
 @click.option("--max-ids-per-call", default=200, show_default=True, type=click.IntRange(1, 2000))
 @click.option("--calls-per-window", default=10, show_default=True, type=click.IntRange(1))
 @click.option("--window-seconds", default=3600, show_default=True, type=click.IntRange(1))
+@click.option(
+    "--delete-ids-in",
+    type=click.Choice(DELETE_IDS_IN),
+    default="body",
+    show_default=True,
+    help=DELETE_IDS_IN_HELP,
+)
 def orgs_add(
     name: str,
     my_domain: str,
@@ -234,6 +259,7 @@ def orgs_add(
     max_ids_per_call: int,
     calls_per_window: int,
     window_seconds: int,
+    delete_ids_in: str,
 ) -> None:
     """Add an org."""
     from erasure.orgs import add_org
@@ -249,11 +275,51 @@ def orgs_add(
                 max_ids_per_call=max_ids_per_call,
                 delete_calls_per_window=calls_per_window,
                 window_s=window_seconds,
+                delete_ids_in=DeleteIdsIn(delete_ids_in),
             )
         except ValueError as exc:
             raise click.ClickException(str(exc)) from None
         session.commit()
     click.echo(f"added org {name}")
+
+
+@orgs.command("set")
+@click.argument("name")
+@click.option("--delete-ids-in", type=click.Choice(DELETE_IDS_IN), help=DELETE_IDS_IN_HELP)
+@click.option(
+    "--participants-field",
+    callback=_field_name,
+    help="Name of the ids in participant deletes (default participantEntityIds; undocumented).",
+)
+@click.option(
+    "--conversations-field",
+    callback=_field_name,
+    help="Name of the ids in conversation deletes (default conversationIds; undocumented).",
+)
+def orgs_set(
+    name: str,
+    delete_ids_in: str | None,
+    participants_field: str | None,
+    conversations_field: str | None,
+) -> None:
+    """Change how erasure speaks to an org (what `erasure salesforce check` found)."""
+    from erasure.orgs import find_org
+
+    with _session() as session:
+        record = find_org(session, name)
+        if record is None:
+            raise click.ClickException(f"no org named {name!r}")
+        if delete_ids_in is not None:
+            record.delete_ids_in = DeleteIdsIn(delete_ids_in)
+        if participants_field is not None:
+            record.participants_body_field = participants_field
+        if conversations_field is not None:
+            record.conversations_body_field = conversations_field
+        session.commit()
+        click.echo(
+            f"{name}: delete ids in the {record.delete_ids_in.value}, named "
+            f"{record.participants_body_field} / {record.conversations_body_field}"
+        )
 
 
 @orgs.command("add-credential")
@@ -326,6 +392,7 @@ def _signing_key_from(settings: Settings) -> SigningKey:
 def audit_sequence() -> None:
     """Sequence queued audit leaves and sign a checkpoint now (the worker does it periodically)."""
     from erasure.audit import store
+    from erasure.audit.origin import LogIdentityError
 
     settings = _settings()
     key = _signing_key_from(settings)
@@ -333,7 +400,10 @@ def audit_sequence() -> None:
         count = 0
         while batch := store.sequence(session):
             count += batch
-        checkpoint = store.sign_checkpoint(session, key, origin=settings.checkpoint_origin)
+        try:
+            checkpoint = store.sign_checkpoint(session, key, origin=settings.audit_origin)
+        except LogIdentityError as exc:
+            raise click.ClickException(str(exc)) from None
         session.commit()
     click.echo(
         f"sequenced {count} leaves"

@@ -120,8 +120,9 @@ class Settings(BaseSettings):
     )
     audit_origin: str | None = Field(
         None,
-        description="Origin line of the audit checkpoints (a unique log name); defaults to "
-        "`<host of ERASURE_PUBLIC_URL>/erasure-audit`.",
+        description="The audit log's origin (the first line of every checkpoint). It is the "
+        "signing key's name, fixed when the key is made (`erasure keys generate --name`); set "
+        "this only as a check: a value that contradicts the key or the log refuses to start.",
     )
     audit_checkpoint_interval_s: int = Field(
         60,
@@ -321,13 +322,6 @@ class Settings(BaseSettings):
             key_id: base64.b64decode(material.get_secret_value())
             for key_id, material in self.encryption_keys.items()
         }
-
-    @property
-    def checkpoint_origin(self) -> str:
-        return (
-            self.audit_origin
-            or f"{urlsplit(self.public_url).hostname or 'localhost'}/erasure-audit"
-        )
 
     @property
     def shared_redis_url(self) -> str | None:

@@ -32,6 +32,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from erasure.db import Base
+from erasure.salesforce.config import DeleteIdsIn
 
 
 def _enum(enum_cls: type[StrEnum], name: str) -> Enum:
@@ -163,6 +164,13 @@ class Org(Base):
     delete_calls_per_window: Mapped[int] = mapped_column(Integer, default=10, server_default="10")
     window_s: Mapped[int] = mapped_column(
         Integer, default=3600, server_default="3600", comment="length of the quota window, seconds"
+    )
+    delete_ids_in: Mapped[DeleteIdsIn] = mapped_column(
+        _enum(DeleteIdsIn, "delete_ids_in"),
+        default=DeleteIdsIn.BODY,
+        server_default=DeleteIdsIn.BODY.value,
+        comment="where DELETE calls put the ids: a JSON body or the query string "
+        "(undocumented by Salesforce; `erasure salesforce check` finds out)",
     )
     participants_body_field: Mapped[str] = mapped_column(
         String(64), default="participantEntityIds", server_default="participantEntityIds"

@@ -7,6 +7,7 @@ from sqlalchemy.orm import Session
 
 from erasure.identifiers import Sealed, Vault
 from erasure.models import Credential, Org
+from erasure.salesforce.config import DeleteIdsIn, OrgSettings
 
 
 def secret_context(org_name: str, credential_name: str) -> str:
@@ -23,10 +24,13 @@ def add_org(
     max_ids_per_call: int = 200,
     delete_calls_per_window: int = 10,
     window_s: int = 3600,
+    delete_ids_in: DeleteIdsIn = DeleteIdsIn.BODY,
 ) -> Org:
-    """Add an org (caller commits). Raises ValueError if the name is taken."""
+    """Add an org (caller commits). Raises ValueError if the name is taken or the My Domain URL
+    is not one the client can use (https, no path)."""
     if session.scalar(select(Org).where(Org.name == name)) is not None:
         raise ValueError(f"an org named {name!r} already exists")
+    OrgSettings(my_domain_url)  # the client's own checks, at the door rather than at first use
     org = Org(
         name=name,
         my_domain_url=my_domain_url.rstrip("/"),
@@ -35,6 +39,7 @@ def add_org(
         max_ids_per_call=max_ids_per_call,
         delete_calls_per_window=delete_calls_per_window,
         window_s=window_s,
+        delete_ids_in=delete_ids_in,
     )
     session.add(org)
     session.flush()

@@ -370,7 +370,7 @@ def checkpoint_audit(self: ErasureTask) -> int:
         while audit_store.sequence(session):
             pass
         checkpoint = audit_store.sign_checkpoint(
-            session, resources.signing_key, origin=resources.settings.checkpoint_origin
+            session, resources.signing_key, origin=resources.settings.audit_origin
         )
         return checkpoint.size if checkpoint else 0
 

@@ -12,7 +12,9 @@ from typing import Any
 from celery.signals import worker_init, worker_process_init
 
 from erasure import tasks
+from erasure.audit import store as audit_store
 from erasure.audit.checkpoint import load_signing_key
+from erasure.audit.origin import LogIdentityError
 from erasure.config import Settings
 from erasure.db import make_engine, make_sessionmaker
 from erasure.identifiers import Vault
@@ -52,6 +54,25 @@ def build_pipeline(settings: Settings, engine_pool_size: int = 3) -> Pipeline:
     )
 
 
+def _check_audit_log(**_: Any) -> None:
+    """Refuse to start with a key or ERASURE_AUDIT_ORIGIN that would split the audit log.
+
+    Connected to worker_init, which runs in the main process before any child is forked;
+    SystemExit (not an Exception) is what Celery lets through a signal handler to stop there.
+    """
+    key = load_signing_key(settings.audit_signing_key_file)
+    if key is None:
+        return
+    engine = make_engine(settings.database_url, pool_size=1)
+    try:
+        with make_sessionmaker(engine)() as session:
+            audit_store.check_log_identity(session, key, origin=settings.audit_origin)
+    except LogIdentityError as exc:
+        raise SystemExit(f"erasure worker refuses to start: {exc}") from None
+    finally:
+        engine.dispose()
+
+
 def _install(**_: Any) -> None:
     # A deliveries run keeps up to `delivery_threads` short transactions open at once; the pool
     # opens connections only when they are needed.
@@ -67,6 +88,7 @@ def _install(**_: Any) -> None:
     )
 
 
+worker_init.connect(_check_audit_log, weak=False)
 # prefork children get their own engine; the solo and thread pools run in the main process.
 worker_process_init.connect(_install, weak=False)
 worker_init.connect(_install, weak=False)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from typing import BinaryIO
 
 import click
 from rich.console import Console
@@ -17,6 +18,7 @@ from rich.table import Table
 
 from erasure.audit.certificate import looks_like_certificate, verify_certificate
 from erasure.audit.checkpoint import SigningKey, VerifierKey
+from erasure.audit.consistency import ProofNeededError, looks_like_checkpoint, verify_checkpoint
 from erasure.audit.errors import NoteError
 from erasure.audit.report import ExitCode, Report
 from erasure.audit.verify import verify_bundle
@@ -34,7 +36,8 @@ def keys_group() -> None:
 @click.option(
     "--name",
     required=True,
-    help="Key name, e.g. erasure.example.com/audit; use the log origin (no spaces, no '+').",
+    help="Key name, e.g. erasure.example.com/audit (no spaces, no '+'). It becomes the log's "
+    "origin, on the first line of every checkpoint, for the life of the log.",
 )
 @click.option(
     "--out",
@@ -110,37 +113,68 @@ def load_verifier_key(value: str) -> VerifierKey:
 @click.option(
     "--since",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="An earlier signed checkpoint you kept: prove the log only grew since (bundles only).",
+    help="An earlier signed checkpoint you kept: prove the log only grew since "
+    "(a bundle, or a checkpoint file).",
+)
+@click.option(
+    "--proof",
+    type=click.File("rb"),
+    help="Checkpoint files only: the consistency proof between --since and PATH, as served by "
+    "GET /v1/audit/consistency?first=M&second=N ('-' reads it from standard input).",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @click.pass_context
 def verify_command(
-    ctx: click.Context, path: Path, public_key_value: str, since: Path | None, as_json: bool
+    ctx: click.Context,
+    *,
+    path: Path,
+    public_key_value: str,
+    since: Path | None,
+    proof: BinaryIO | None,
+    as_json: bool,
 ) -> None:
-    """Verify an evidence bundle (directory) or a certificate of erasure (file).
+    """Verify an evidence bundle (directory), a certificate of erasure or a checkpoint (file).
 
     Exit codes: 0 verified; 1 leaves tampered (first bad leaf named); 2 usage error;
     3 bad or missing checkpoint signature; 4 rolled back or forked (--since);
     5 malformed or incomplete input; 6 certificate signature or proof invalid.
     """
     key = load_verifier_key(public_key_value)
+    if proof is not None and (path.is_dir() or since is None):
+        raise click.UsageError("--proof goes with a checkpoint file and --since")
     if path.is_dir():
         report = verify_bundle(path, key, since=since.read_bytes() if since else None)
     else:
-        data = path.read_bytes()
-        if since is not None:
-            raise click.UsageError("--since applies to bundles, not certificates")
-        if not looks_like_certificate(data):
-            raise click.BadParameter(
-                "neither a bundle directory nor a certificate", param_hint="PATH"
-            )
-        report = verify_certificate(data, key)
+        report = _verify_file(path, key, since, proof)
         report.path = str(path)
     if as_json:
         click.echo(json.dumps(report.to_json(), indent=2, sort_keys=True))
     else:
         render(report, Console(highlight=False, soft_wrap=True))
     ctx.exit(int(report.exit_code))
+
+
+def _verify_file(
+    path: Path, key: VerifierKey, since: Path | None, proof: BinaryIO | None
+) -> Report:
+    data = path.read_bytes()
+    if looks_like_certificate(data):
+        if since is not None:
+            raise click.UsageError("--since applies to bundles and checkpoints, not certificates")
+        return verify_certificate(data, key)
+    if not looks_like_checkpoint(data):
+        raise click.BadParameter(
+            "neither a bundle directory, a certificate nor a signed checkpoint", param_hint="PATH"
+        )
+    try:
+        return verify_checkpoint(
+            data,
+            key,
+            since=since.read_bytes() if since else None,
+            proof=proof.read() if proof else None,
+        )
+    except ProofNeededError as exc:
+        raise click.UsageError(f"{exc}; pass it with --proof") from None
 
 
 def render(report: Report, console: Console) -> None:
@@ -156,6 +190,9 @@ def render(report: Report, console: Console) -> None:
         table.add_row("checkpoints", f"{len(report.checkpoint_sizes)} with valid signatures")
         if report.since_size is not None:
             table.add_row("since", f"checkpoint at size {report.since_size}")
+    elif report.kind == "checkpoint":
+        if report.since_size is not None:
+            table.add_row("since", f"extends the checkpoint at size {report.since_size}")
     else:
         proven = report.details.get("proven_leaves", [])
         count = len(proven) if isinstance(proven, list) else 0

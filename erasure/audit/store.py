@@ -9,12 +9,14 @@ reads O(log n) rows and nothing is ever rehashed. Nothing here commits.
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from sqlalchemy import func, insert, select, text, tuple_
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from erasure.audit.bundle import BundleSummary, write_bundle
@@ -22,12 +24,16 @@ from erasure.audit.checkpoint import Checkpoint, SigningKey, VerifierKey
 from erasure.audit.merkle import (
     EMPTY_ROOT,
     Frontier,
+    consistency_proof_ranges,
     inclusion_proof_ranges,
     perfect_nodes,
     range_root,
 )
+from erasure.audit.origin import LogIdentity, resolve_origin
 from erasure.errors import NotReady
 from erasure.models import AuditCheckpoint, AuditLeaf, AuditNode, AuditTreeHead
+
+logger = logging.getLogger(__name__)
 
 SEQUENCER_LOCK = 0x61756474  # "audt"
 DEFAULT_BATCH = 5000
@@ -90,12 +96,50 @@ def sequence(session: Session, *, batch: int = DEFAULT_BATCH) -> int:
     return len(queued)
 
 
-def sign_checkpoint(session: Session, key: SigningKey, *, origin: str) -> AuditCheckpoint | None:
-    """Sign the latest tree head, unless a checkpoint of that size exists; returns the new one."""
+def log_identity(session: Session, key: SigningKey, *, origin: str | None = None) -> LogIdentity:
+    """The origin this log's next checkpoint carries (see `erasure.audit.origin`); `origin` is
+    the operator's ERASURE_AUDIT_ORIGIN, checked. Raises `LogIdentityError` on a mismatch."""
+    latest = latest_checkpoint(session)
+    return resolve_origin(
+        key, configured=origin, latest_checkpoint=latest.note if latest is not None else None
+    )
+
+
+def check_log_identity(
+    session: Session, key: SigningKey, *, origin: str | None
+) -> LogIdentity | None:
+    """At process start: refuse (`LogIdentityError`) a key or origin that would split the log.
+
+    Only reads. Returns None when the database cannot be read yet (down, or not migrated):
+    starting is still allowed, and `sign_checkpoint` makes the same check before it signs.
+    """
+    try:
+        identity = log_identity(session, key, origin=origin)
+    except SQLAlchemyError:
+        logger.warning("audit log identity not checked at start: the database is not readable")
+        return None
+    if identity.legacy:
+        logger.warning(
+            "audit log continues under its recorded origin, which is not its key's name "
+            "(a log started before the origin followed the key); see docs/audit.md",
+            extra={"origin": identity.origin, "key_name": key.name},
+        )
+    return identity
+
+
+def sign_checkpoint(
+    session: Session, key: SigningKey, *, origin: str | None = None
+) -> AuditCheckpoint | None:
+    """Sign the latest tree head, unless a checkpoint of that size exists; returns the new one.
+
+    The origin is the log's own (`log_identity`): a key or `origin` that would split the log
+    raises `LogIdentityError` and nothing is signed.
+    """
     head, _ = latest_head(session)
     if head.size == 0 or session.get(AuditCheckpoint, head.size) is not None:
         return None
-    note = Checkpoint(origin, head.size, head.root).sign(key)
+    identity = log_identity(session, key, origin=origin)
+    note = Checkpoint(identity.origin, head.size, head.root).sign(key)
     checkpoint = AuditCheckpoint(size=head.size, root=head.root, note=note, key_name=key.name)
     session.add(checkpoint)
     session.flush()
@@ -122,6 +166,14 @@ def _node_lookup(
 def inclusion_proof(session: Session, index: int, size: int) -> list[bytes]:
     """The inclusion proof of leaf `index` in the tree of `size` leaves, from stored nodes."""
     ranges = inclusion_proof_ranges(index, size)
+    wanted = [node for start, end in ranges for node in perfect_nodes(start, end)]
+    found = _node_lookup(session, wanted)
+    return [range_root(start, end, lambda level, i: found[(level, i)]) for start, end in ranges]
+
+
+def consistency_proof(session: Session, first: int, second: int) -> list[bytes]:
+    """The RFC 9162 consistency proof from tree size `first` to `second` (both sequenced)."""
+    ranges = consistency_proof_ranges(first, second)
     wanted = [node for start, end in ranges for node in perfect_nodes(start, end)]
     found = _node_lookup(session, wanted)
     return [range_root(start, end, lambda level, i: found[(level, i)]) for start, end in ranges]

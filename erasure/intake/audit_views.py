@@ -6,20 +6,21 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from flask import Response, jsonify
-from pydantic import BaseModel, Field
+from flask import Response, jsonify, request
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 
 from erasure.audit import certify, store
 from erasure.audit.certificate import dump_certificate
+from erasure.audit.consistency import proof_document
 from erasure.errors import ConfigurationError
 from erasure.identifiers import pseudonym
 from erasure.intake.auth import current_key, requires
-from erasure.intake.openapi import Documented, documented
-from erasure.intake.problems import Problem
+from erasure.intake.openapi import Documented, documented, query_param
+from erasure.intake.problems import Problem, invalid_field
 from erasure.intake.resources import get_session, web_resources
 from erasure.intake.schemas import ProblemOut, Strict, SubjectIn
-from erasure.intake.views import READERS, bp, read_model, request_url
+from erasure.intake.views import READERS, bp, parse_body, read_model, request_url
 from erasure.models import ErasureRequest, Role, SubjectIdentifier
 
 LOOKERS = (Role.OFFICER, Role.ADMIN)
@@ -80,6 +81,70 @@ def latest_checkpoint() -> Response:
             404, "No checkpoint yet", "the log has not been checkpointed yet", code="not_found"
         )
     return _text(checkpoint.note)
+
+
+#: Tree sizes are bigints in the database; a larger number cannot be a size of this log.
+MAX_TREE_SIZE = 2**63 - 1
+
+
+class ConsistencyQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    first: int = Field(ge=1, le=MAX_TREE_SIZE)
+    second: int = Field(ge=1, le=MAX_TREE_SIZE)
+
+
+class ConsistencyOut(BaseModel):
+    """An RFC 9162 consistency proof (field names as RFC 6962's get-sth-consistency)."""
+
+    first: int
+    second: int
+    consistency: list[str] = Field(
+        description="The proof's hashes, base64, in RFC 9162 order; empty when first == second."
+    )
+
+
+@bp.get("/audit/consistency")
+@requires(*READERS)
+@documented(
+    Documented(
+        summary="Proof that the log at tree size `second` extends the log at size `first`",
+        tag="audit",
+        query=[
+            {**query_param(name, description, {"type": "integer", "minimum": 1}), "required": True}
+            for name, description in (
+                ("first", "The older tree size (a checkpoint you hold), at least 1."),
+                ("second", "The newer tree size, at most the latest checkpoint's."),
+            )
+        ],
+        responses={
+            200: ("The proof; check it with `erasure audit verify --proof`.", ConsistencyOut),
+            404: ("No checkpoint yet.", ProblemOut),
+            422: ("A size is missing, not a number, out of order or beyond the log.", ProblemOut),
+        },
+    )
+)
+def consistency() -> Response:
+    params: dict[str, Any] = {}
+    for name, values in request.args.lists():
+        if len(values) != 1:
+            raise invalid_field(name, "give each parameter once")
+        params[name] = values[0]
+    query = parse_body(ConsistencyQuery, params)
+    if query.first > query.second:
+        raise invalid_field("first", "must not be larger than second")
+    session = get_session()
+    latest = store.latest_checkpoint(session)
+    if latest is None:
+        raise Problem(
+            404, "No checkpoint yet", "the log has not been checkpointed yet", code="not_found"
+        )
+    if query.second > latest.size:
+        raise invalid_field(
+            "second", f"beyond the log: its latest checkpoint is at size {latest.size}"
+        )
+    proof = store.consistency_proof(session, query.first, query.second)
+    return jsonify(proof_document(query.first, query.second, proof))
 
 
 @bp.get("/audit/public-key")

@@ -1,5 +1,5 @@
 """Confirm: poll ConversationApiLog for sent targets (batched, backing off as a call ages), then
-read back that the records are gone (CONTRACT §3 rule 6). COMPLETED + absent -> `deleted`;
+read back that the records are gone (docs/salesforce.md, rule 6). COMPLETED + absent -> `deleted`;
 FAILED -> `failed` with Salesforce's reason. Each final target gets one leaf holding what a
 certificate needs: log id, final log status, read-back result.
 """

@@ -44,7 +44,7 @@ class Tunables:
     #: A COMPLETED log whose record still reads back is re-checked for this long before failing.
     readback_grace_s: float = 600.0
     #: A sent target whose log is still not final (or unknown) this long after its call is
-    #: flagged for a person (CONTRACT.md §2); polling goes on.
+    #: flagged for a person (docs/salesforce.md, rule 7); polling goes on.
     log_final_timeout_s: float = 86400.0
 
 

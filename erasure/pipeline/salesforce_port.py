@@ -47,6 +47,7 @@ def org_settings(org: Org) -> OrgSettings:
     return OrgSettings(
         org.my_domain_url,
         api_version=org.api_version,
+        delete_ids_in=org.delete_ids_in,
         participant_ids_field=org.participants_body_field,
         conversation_ids_field=org.conversations_body_field,
         max_ids_per_delete=org.max_ids_per_call,

@@ -192,7 +192,7 @@ def _plan_call(
         credential = next(c for c in org.credentials if c.id == credential_id)
         client = ctx.clients.for_credential(org, credential)
         if route is DeleteRoute.PARTICIPANTS:
-            # CONTRACT §3 rule 2: never spend a delete call to discover a 412.
+            # docs/salesforce.md rule 2: never spend a delete call to discover a 412.
             open_ids = {
                 sfids.to15(s.end_user_id)
                 for s in client.open_sessions(

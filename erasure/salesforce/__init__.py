@@ -21,6 +21,7 @@ from erasure.salesforce.client import SalesforceClient
 from erasure.salesforce.config import (
     MIN_API_VERSION,
     CredentialSettings,
+    DeleteIdsIn,
     OrgSettings,
     Timeouts,
     TokenPolicy,
@@ -67,6 +68,7 @@ __all__ = [
     "ConfigurationError",
     "CredentialSettings",
     "DeleteAccepted",
+    "DeleteIdsIn",
     "EndUserRef",
     "EngagementApiNotFoundError",
     "EntryRef",

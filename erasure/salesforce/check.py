@@ -1,51 +1,35 @@
-"""`erasure salesforce check`: diagnose an org's setup step by step, read-only.
+"""`erasure salesforce check`: diagnose an org's setup step by step.
 
 The steps follow Salesforce's "Get Started with Conversation Data API". Each failing step says what
-to change in Setup. Nothing here deletes anything, and the token and secret are never printed.
+to change in Setup. Nothing here deletes anything: the one DELETE it sends (the request-shape
+probe, `delete_probe.py`) names an id no org holds. The token and secret are never printed.
 """
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from rich.console import Console
-from rich.table import Table
-
-from erasure.salesforce.client.probe import OrgProbe
-from erasure.salesforce.config import MIN_API_VERSION, CredentialSettings, OrgSettings, Timeouts
+from erasure.salesforce.check_report import CheckReport, Outcome, Step, render
+from erasure.salesforce.client.probe import Failure, OrgProbe
+from erasure.salesforce.config import (
+    MIN_API_VERSION,
+    CredentialSettings,
+    OrgSettings,
+    Timeouts,
+)
+from erasure.salesforce.delete_probe import (
+    DELETE_STEP,
+    IMPOSSIBLE_ID,
+    find_delete_shape,
+    shape_step,
+)
 from erasure.salesforce.tokens import jwt_claims
 
+__all__ = ["IMPOSSIBLE_ID", "CheckReport", "Outcome", "Step", "render", "run_check"]
+
 APP = "Setup > External Client App Manager > (your app)"
-
-
-class Outcome(enum.StrEnum):
-    PASS = "pass"  # noqa: S105 -- an outcome, not a password
-    FAIL = "fail"
-    WARN = "warn"
-    SKIP = "skip"
-
-
-@dataclass(frozen=True)
-class Step:
-    name: str
-    outcome: Outcome
-    detail: str
-    fix: str | None = None
-
-
-@dataclass
-class CheckReport:
-    steps: list[Step] = field(default_factory=list)
-
-    @property
-    def ok(self) -> bool:
-        return all(s.outcome in (Outcome.PASS, Outcome.WARN) for s in self.steps)
-
-    def step(self, name: str) -> Step:
-        return next(s for s in self.steps if s.name == name)
 
 
 def _version_tuple(text: str) -> tuple[int, ...]:
@@ -60,21 +44,32 @@ class _Context:
     probe: OrgProbe
     org: OrgSettings
     credential: CredentialSettings
+    report: CheckReport
+    delete_probe: bool = True
     token: dict[str, Any] = field(default_factory=dict)
     latest_version: str | None = None
+
+
+_UNREACHABLE_FIX = {
+    Failure.CERTIFICATE: "Salesforce's certificates are publicly trusted: a certificate that "
+    "does not verify means TLS inspection on your network (pass its CA with --ca-bundle) or a "
+    "private server such as the sandbox (pass the certificate it printed with --ca-bundle).",
+    Failure.PLAIN_HTTP: "Something answers at this host and port, but in plain HTTP: Salesforce "
+    "is served over https only. Check the host and port (the sandbox prints its https URL).",
+}
+_MY_DOMAIN_FIX = (
+    "Use the org's My Domain URL from Setup > My Domain (https://<name>.my.salesforce.com); "
+    "login.salesforce.com and test.salesforce.com do not support the client credentials flow."
+)
 
 
 def _my_domain(ctx: _Context) -> Step:
     resp = ctx.probe.versions()
     name = "My Domain reachable"
     if resp.status is None:
+        fix = _UNREACHABLE_FIX.get(resp.failure) if resp.failure else None
         return Step(
-            name,
-            Outcome.FAIL,
-            f"{ctx.org.my_domain_url}: {resp.problem}",
-            "Use the org's My Domain URL from Setup > My Domain (https://<name>.my.salesforce.com); "
-            "login.salesforce.com and test.salesforce.com do not support the client credentials "
-            "flow. If your network inspects TLS, pass its CA with --ca-bundle.",
+            name, Outcome.FAIL, f"{ctx.org.my_domain_url}: {resp.problem}", fix or _MY_DOMAIN_FIX
         )
     if resp.status == 200 and isinstance(resp.body, list) and resp.body:
         ctx.latest_version = str(resp.body[-1].get("version"))
@@ -237,6 +232,29 @@ def _api_version(ctx: _Context) -> Step:
     )
 
 
+def _delete_shape(ctx: _Context) -> Step:
+    if not ctx.delete_probe:
+        return Step(DELETE_STEP, Outcome.SKIP, "not probed (--skip-delete-probe)")
+    if any(step.outcome is Outcome.FAIL for step in ctx.report.steps):
+        return Step(
+            DELETE_STEP,
+            Outcome.SKIP,
+            "probed once the steps above pass (the probe may cost a delete call)",
+        )
+    finding = find_delete_shape(
+        ctx.probe,
+        ctx.org,
+        api_url=str(ctx.token.get("api_instance_url") or "").rstrip("/"),
+        token=str(ctx.token["access_token"]),
+    )
+    ctx.report.notes.append(
+        f"The delete-shape probe sent {finding.calls} DELETE call(s) naming {IMPOSSIBLE_ID}, an "
+        "id no org holds. Salesforce may count each against this execution user's 10 delete "
+        "calls per hour; --skip-delete-probe leaves the probe out."
+    )
+    return shape_step(finding, ctx.org)
+
+
 STEPS: tuple[tuple[Callable[[_Context], Step], bool], ...] = (
     # (step, later steps need it to pass)
     (_my_domain, True),
@@ -246,6 +264,7 @@ STEPS: tuple[tuple[Callable[[_Context], Step], bool], ...] = (
     (_timeout, False),
     (_api_toggle, False),
     (_api_version, False),
+    (_delete_shape, False),
 )
 STEP_NAMES = (
     "My Domain reachable",
@@ -255,16 +274,26 @@ STEP_NAMES = (
     "Token timeout",
     "Conversation Service API toggle",
     f"API version >= {MIN_API_VERSION} (ConversationApiLog)",
+    DELETE_STEP,
 )
 
 
 def run_check(
-    org: OrgSettings, credential: CredentialSettings, *, timeouts: Timeouts | None = None
+    org: OrgSettings,
+    credential: CredentialSettings,
+    *,
+    timeouts: Timeouts | None = None,
+    delete_probe: bool = True,
 ) -> CheckReport:
-    """Run every step; a failed prerequisite marks the following steps skipped."""
+    """Run every step; a failed prerequisite marks the following steps skipped.
+
+    `delete_probe=False` leaves out the request-shape probe (it may cost a delete call).
+    """
     report = CheckReport()
     probe = OrgProbe(org, timeouts=timeouts)
-    ctx = _Context(probe=probe, org=org, credential=credential)
+    ctx = _Context(
+        probe=probe, org=org, credential=credential, report=report, delete_probe=delete_probe
+    )
     try:
         blocked = False
         for (step, is_prerequisite), name in zip(STEPS, STEP_NAMES, strict=True):
@@ -277,27 +306,3 @@ def run_check(
     finally:
         probe.close()
     return report
-
-
-_STYLE = {
-    Outcome.PASS: "green",
-    Outcome.FAIL: "bold red",
-    Outcome.WARN: "yellow",
-    Outcome.SKIP: "dim",
-}
-
-
-def render(report: CheckReport, console: Console) -> None:
-    table = Table(title="Salesforce org check", show_lines=False)
-    table.add_column("step")
-    table.add_column("result")
-    table.add_column("detail")
-    for step in report.steps:
-        table.add_row(step.name, f"[{_STYLE[step.outcome]}]{step.outcome.value}[/]", step.detail)
-    console.print(table)
-    for step in report.steps:
-        if step.fix and step.outcome in (Outcome.FAIL, Outcome.WARN):
-            console.print(f"[{_STYLE[step.outcome]}]{step.name}[/]: {step.fix}")
-    console.print(
-        "[green]All checks passed.[/]" if report.ok else "[bold red]Some checks failed.[/]"
-    )

@@ -16,8 +16,9 @@ from rich.console import Console
 from rich.table import Table
 
 from erasure.salesforce.check import render, run_check
-from erasure.salesforce.config import CredentialSettings, OrgSettings, Timeouts
+from erasure.salesforce.config import CredentialSettings, DeleteIdsIn, OrgSettings, Timeouts
 from erasure.salesforce.sandbox import SandboxConfig, SandboxOrg, seed_demo
+from erasure.salesforce.sandbox.seed import demo_phone
 from erasure.salesforce.sandbox.server import build_server
 
 
@@ -42,6 +43,13 @@ from erasure.salesforce.sandbox.server import build_server
 @click.option(
     "--credentials", type=int, default=1, show_default=True, help="Execution users to create."
 )
+@click.option(
+    "--delete-ids-in",
+    type=click.Choice(["body", "query", "either"]),
+    default="body",
+    show_default=True,
+    help="Where the org's deletes take their ids (Salesforce does not document it).",
+)
 @click.option("--client-secret", envvar="ERASURE_SANDBOX_CLIENT_SECRET", help="Default: random.")
 @click.option(
     "--cert-dir",
@@ -56,11 +64,14 @@ def sandbox_command(
     hour_seconds: float,
     log_step_seconds: float,
     credentials: int,
+    delete_ids_in: str,
     client_secret: str | None,
     cert_dir: Path | None,
 ) -> None:
     """Run a Salesforce sandbox org (HTTPS) until interrupted."""
-    org = SandboxOrg(SandboxConfig(hour_s=hour_seconds, log_step_s=log_step_seconds))
+    org = SandboxOrg(
+        SandboxConfig(hour_s=hour_seconds, log_step_s=log_step_seconds, delete_ids_in=delete_ids_in)
+    )
     secret = client_secret or secrets.token_urlsafe(24)
     client_ids = [f"erasure-sandbox-{n}" for n in range(1, credentials + 1)]
     for client_id in client_ids:
@@ -82,14 +93,16 @@ def sandbox_command(
     click.echo(f"client secret: {secret}")
     click.echo(f"admin: {url}/__sandbox__/counters")
     if seeded:
-        table = Table(title="demo end users (submit any of these)")
-        for column in ("n", "phone", "email", "platform key", "open session", "blocking child"):
+        table = Table(title="demo end users (submit any phone or email)")
+        columns = ("n", "phone", "email", "contact holds", "platform key", "open", "blocking")
+        for column in columns:
             table.add_column(column)
         for n, user in enumerate(seeded, start=1):
             table.add_row(
                 str(n),
-                user.phone or "-",
+                demo_phone(n),
                 user.email or "-",
+                user.phone or "-",
                 user.platform_key,
                 "yes" if n % 6 == 0 else "",
                 "yes" if n % 9 == 0 else "",
@@ -127,6 +140,19 @@ def salesforce_group() -> None:
     help="CA certificate(s) to trust (e.g. the sandbox's).",
 )
 @click.option("--timeout", type=float, default=15.0, show_default=True, help="Read timeout (s).")
+@click.option(
+    "--delete-ids-in",
+    type=click.Choice([shape.value for shape in DeleteIdsIn]),
+    default=DeleteIdsIn.BODY.value,
+    show_default=True,
+    help="The org's configured delete request shape, probed first.",
+)
+@click.option(
+    "--skip-delete-probe",
+    is_flag=True,
+    help="Do not probe the delete request shape (the probe may cost one of the execution "
+    "user's 10 delete calls per hour).",
+)
 def check_command(
     *,
     my_domain: str,
@@ -136,22 +162,38 @@ def check_command(
     api_version: str,
     ca_bundle: str | None,
     timeout: float,
+    delete_ids_in: str,
+    skip_delete_probe: bool,
 ) -> None:
-    """Diagnose an org's setup for the Conversation Data API, step by step. Deletes nothing."""
+    """Diagnose an org's setup for the Conversation Data API, step by step. Deletes nothing: the
+    delete-shape probe names an id no org holds."""
     if (client_secret_file is None) == (client_secret_env is None):
         raise click.UsageError("give exactly one of --client-secret-file or --client-secret-env")
     if client_secret_file is not None:
         secret = client_secret_file.read_text().strip()
+        if not secret:
+            raise click.BadParameter(
+                f"{client_secret_file} is empty: it must hold the consumer secret",
+                param_hint="--client-secret-file",
+            )
     else:
         secret = os.environ.get(str(client_secret_env), "")
         if not secret:
             raise click.UsageError(f"environment variable {client_secret_env} is empty or unset")
     try:
-        org = OrgSettings(my_domain, api_version=api_version, ca_bundle=ca_bundle)
+        org = OrgSettings(
+            my_domain,
+            api_version=api_version,
+            ca_bundle=ca_bundle,
+            delete_ids_in=DeleteIdsIn(delete_ids_in),
+        )
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--my-domain") from exc
     report = run_check(
-        org, CredentialSettings(client_id, secret), timeouts=Timeouts(connect_s=5.0, read_s=timeout)
+        org,
+        CredentialSettings(client_id, secret),
+        timeouts=Timeouts(connect_s=5.0, read_s=timeout),
+        delete_probe=not skip_delete_probe,
     )
     render(report, Console())
     if not report.ok:

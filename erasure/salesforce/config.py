@@ -5,12 +5,14 @@ No environment reading here: the composition root builds these from `erasure.con
 
 from __future__ import annotations
 
+import enum
 import hashlib
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 #: The first API version where ConversationApiLog exists.
 MIN_API_VERSION = "63.0"
+LIGHTNING_SUFFIX = ".lightning.force.com"
 
 
 @dataclass(frozen=True)
@@ -49,19 +51,45 @@ def _check_base_url(url: str, what: str) -> str:
     parts = urlsplit(url)
     if parts.scheme != "https" or not parts.hostname:
         raise ValueError(f"{what} must be an absolute https URL")
+    host = parts.hostname
+    if host.endswith(LIGHTNING_SUFFIX):
+        # The address bar of Lightning Experience, not My Domain: tokens are refused there.
+        name = host.removesuffix(LIGHTNING_SUFFIX)
+        raise ValueError(
+            f"{what} {host} is the Lightning Experience host; use the My Domain URL "
+            f"https://{name}.my.salesforce.com (Setup > My Domain)"
+        )
+    if parts.path.rstrip("/") or parts.query or parts.fragment:
+        # Every path the client calls is absolute (/services/..., /platform/...): a path here
+        # would be prefixed to each and answered 404, which reads like a wrong credential.
+        extra = parts.path.rstrip("/") + (f"?{parts.query}" if parts.query else "")
+        raise ValueError(
+            f"{what} must be the bare https://host, without a path (got {extra or '#...'}): "
+            f"use https://{parts.netloc}"
+        )
     return url.rstrip("/")
+
+
+class DeleteIdsIn(enum.StrEnum):
+    """Where a DELETE call puts its ids: Salesforce does not document it (an org setting)."""
+
+    #: `{"participantEntityIds": ["0PA...", ...]}` as the JSON request body (the default).
+    BODY = "body"
+    #: `?participantEntityIds=0PA...,0PA...` in the query string, no body.
+    QUERY = "query"
 
 
 @dataclass(frozen=True)
 class OrgSettings:
     """One Salesforce org: where it lives and how its (partly undocumented) API is spoken.
 
-    The delete body field names and the max ids per call are decisions, not documented facts
-    (CONTRACT.md §2), so they are settings.
+    Where the delete ids travel, their field names and the max ids per call are decisions, not
+    documented facts (docs/salesforce.md, "Open questions"), so they are settings.
     """
 
     my_domain_url: str
     api_version: str = "63.0"
+    delete_ids_in: DeleteIdsIn = DeleteIdsIn.BODY
     participant_ids_field: str = "participantEntityIds"
     conversation_ids_field: str = "conversationIds"
     max_ids_per_delete: int = 200
@@ -71,6 +99,9 @@ class OrgSettings:
     closed_session_statuses: tuple[str, ...] = ("Ended",)
     #: A phone number is looked up as these MessagingPlatformKey forms (SMS, WhatsApp).
     phone_key_prefixes: tuple[str, ...] = ("", "whatsapp:")
+    #: The Contact fields that are the person's own number (a search by phone also matches
+    #: AssistantPhone and Fax, which are not).
+    contact_phone_fields: tuple[str, ...] = ("Phone", "MobilePhone")
     #: A CA bundle to verify TLS with (a private CA, or the sandbox's own certificate).
     ca_bundle: str | None = None
 

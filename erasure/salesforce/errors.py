@@ -59,7 +59,7 @@ class TokenRejectedError(SalesforceError):
 class EngagementApiNotFoundError(SalesforceError):
     """404 from the engagement API: API toggle off, wrong path or bad token.
 
-    Never "already deleted" (CONTRACT.md §3 rule 1): stop sending for this org, alert, retry later.
+    Never "already deleted" (docs/salesforce.md, rule 1): stop sending for this org, alert, retry later.
     """
 
     code = "salesforce_engagement_not_found"
@@ -105,7 +105,7 @@ class AmbiguousDeleteError(SalesforceError):
     """5xx or timeout on a DELETE: Salesforce may have created the logs anyway.
 
     Deliberately NOT a subclass of `UnavailableError`, so a generic retry cannot re-send the ids.
-    Before sending any of `ids` again, query ConversationApiLog for them (CONTRACT.md §3 rule 4)
+    Before sending any of `ids` again, query ConversationApiLog for them (docs/salesforce.md, rule 4)
     and re-send only the ids that have no log.
     """
 

@@ -18,6 +18,7 @@ class Route(enum.StrEnum):
 
     TOKEN = "token"  # noqa: S105 -- a route name, not a secret
     QUERY = "query"
+    SEARCH = "search"  # SOSL, for phone numbers (`/services/data/vNN.N/search`)
     DELETE_PARTICIPANTS = "delete_participants"
     DELETE_CONVERSATIONS = "delete_conversations"
     ENTRIES = "entries"

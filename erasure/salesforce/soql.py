@@ -1,4 +1,4 @@
-"""Building the few SOQL statements the client sends, with string literals escaped properly.
+"""Building the few SOQL (and one SOSL) statements the client sends, values escaped properly.
 
 Values that reach a query are personal data (phones, emails): they are escaped here and the query
 text is never logged anywhere.
@@ -52,3 +52,17 @@ def select(fields: str, sobject: str, where: str) -> str:
     """`SELECT fields FROM sobject WHERE where`; every value in `where` must come from `literal`."""
     # Joined rather than formatted: the pieces are our constants plus escaped literals.
     return " ".join(("SELECT", fields, "FROM", sobject, "WHERE", where))
+
+
+def phone_search(terms: Sequence[str], fields: Sequence[str]) -> str:
+    """`FIND {t1 OR t2} IN PHONE FIELDS RETURNING Contact(Id, fields...)` for digit-only terms.
+
+    SOSL reserves ? & | ! { } [ ] ( ) ^ ~ * : \\ " ' + - in the search text; digits need no
+    escaping, and anything else is refused here rather than escaped.
+    """
+    if not terms or not all(term.isdigit() for term in terms):
+        raise ValueError("phone search terms are non-empty strings of digits")
+    if not all(field.isidentifier() for field in fields):
+        raise ValueError("field names are identifiers")
+    returning = ", ".join(("Id", *fields))
+    return f"FIND {{{' OR '.join(terms)}}} IN PHONE FIELDS RETURNING Contact({returning})"

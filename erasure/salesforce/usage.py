@@ -1,7 +1,7 @@
 """Calls spent per credential, and Retry-After holds every worker of a credential honours.
 
 Counters are plain data for the scheduler and for metrics. A hold is recorded when Salesforce
-answers 429, so every worker (not only the one that got the 429) waits (CONTRACT.md §3 rule 3).
+answers 429, so every worker (not only the one that got the 429) waits (docs/salesforce.md, rule 3).
 """
 
 from __future__ import annotations

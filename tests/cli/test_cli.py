@@ -21,6 +21,8 @@ from erasure.cli import main
 from erasure.config import Settings
 from erasure.db import make_engine, make_sessionmaker
 from erasure.models import Org, Role
+from erasure.pipeline.salesforce_port import org_settings
+from erasure.salesforce import DeleteIdsIn
 
 
 @pytest.fixture
@@ -92,6 +94,67 @@ def test_orgs_add_and_credentials_never_take_a_secret_on_the_command_line(
         session.delete(org)
         session.commit()
     engine.dispose()
+
+
+@pytest.mark.parametrize(
+    ("url", "named"),
+    [
+        ("https://acme.my.salesforce.com/lightning", "without a path"),
+        ("https://acme.lightning.force.com", "https://acme.my.salesforce.com"),
+        ("http://acme.my.salesforce.com", "https"),
+    ],
+)
+def test_orgs_add_refuses_a_my_domain_the_client_cannot_use(
+    runner: CliRunner, env: dict[str, str], settings: Settings, url: str, named: str
+) -> None:
+    name = f"cli-{uuid.uuid4().hex[:6]}"
+    result = runner.invoke(main, ["orgs", "add", name, "--my-domain", url], env=env)
+    assert result.exit_code != 0
+    assert named in result.output
+    engine = make_engine(settings.database_url)
+    with make_sessionmaker(engine)() as session:
+        assert session.scalar(select(Org).where(Org.name == name)) is None
+    engine.dispose()
+
+
+def test_the_delete_request_shape_is_an_org_setting(
+    runner: CliRunner, env: dict[str, str], settings: Settings
+) -> None:
+    name = f"cli-{uuid.uuid4().hex[:6]}"
+    url = "https://acme.my.salesforce.com"
+    added = runner.invoke(
+        main, ["orgs", "add", name, "--my-domain", url, "--delete-ids-in", "query"], env=env
+    )
+    assert added.exit_code == 0, added.output
+    engine = make_engine(settings.database_url)
+    maker = make_sessionmaker(engine)
+    with maker() as session:
+        org = session.scalar(select(Org).where(Org.name == name))
+        assert org is not None and org.delete_ids_in == DeleteIdsIn.QUERY
+        assert org_settings(org).delete_ids_in is DeleteIdsIn.QUERY
+    changed = runner.invoke(
+        main,
+        ["orgs", "set", name, "--delete-ids-in", "body", "--participants-field", "entityIds"],
+        env=env,
+    )
+    assert changed.exit_code == 0, changed.output
+    assert "body" in changed.output
+    with maker() as session:
+        org = session.scalar(select(Org).where(Org.name == name))
+        assert org is not None and org.delete_ids_in == DeleteIdsIn.BODY
+        assert org_settings(org).participant_ids_field == "entityIds"
+        assert org_settings(org).conversation_ids_field == "conversationIds"
+        session.delete(org)
+        session.commit()
+    odd = runner.invoke(main, ["orgs", "set", name, "--participants-field", "a b"], env=env)
+    assert odd.exit_code == 2
+    engine.dispose()
+    bad = runner.invoke(main, ["orgs", "set", name, "--delete-ids-in", "header"], env=env)
+    assert bad.exit_code == 2
+    missing = runner.invoke(
+        main, ["orgs", "set", "no-such-org", "--delete-ids-in", "body"], env=env
+    )
+    assert missing.exit_code != 0 and "no org named" in missing.output
 
 
 def test_missing_configuration_is_a_clear_error(runner: CliRunner) -> None:

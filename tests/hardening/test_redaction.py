@@ -42,7 +42,7 @@ from tests.integrations.receivers import receiver
 from tests.integrations.senders import SENDERS, dumps
 from tests.pipeline.conftest import APPS, World
 
-PHONE = "+14155550001"  # the sandbox's demo WhatsApp user: contact, conversations, a delete
+PHONE = "+14155550001"  # a demo web chat user: found by its contact's phone, then deleted
 EMAIL = "redaction.canary@example.org"
 WEBHOOK_EMAIL = "webhook.canary@example.net"
 LOOPBACK = ("127.0.0.0/8", "::1/128")

@@ -29,6 +29,7 @@ MATRIX: list[tuple[str, str, frozenset[Role]]] = [
     ("POST", "/v1/erasure-requests/<uuid:request_id>/extend", frozenset({OF, AD})),
     ("GET", "/v1/erasure-requests/<uuid:request_id>/certificate", frozenset({OF, AP, AU, IN, AD})),
     ("GET", "/v1/audit/checkpoint", frozenset({OF, AP, AU, IN, AD})),
+    ("GET", "/v1/audit/consistency", frozenset({OF, AP, AU, IN, AD})),
     ("POST", "/v1/subject-lookups", frozenset({OF, AD})),
     # Integrations (tests/integrations): webhook sources.
     ("POST", "/v1/webhook-sources", frozenset({AD})),
@@ -105,6 +106,8 @@ def _call(
                 ],
             }
         return client.post(path, json=body, headers=headers)
+    if path == "/v1/audit/consistency":
+        path += "?first=1&second=1"
     return client.get(path, headers=headers)
 
 
@@ -166,8 +169,9 @@ def test_auth_matrix(
         assert response.status_code == 409  # allowed, but this org does not require approval
     elif rule.endswith("/certificate"):
         assert response.status_code == 409  # allowed, but the request has not completed
-    elif rule == "/v1/audit/checkpoint" or any(p in rule for p in MISSING_PARAMS):
-        # Allowed; 404 until the first checkpoint, and for a source or delivery that does not exist.
+    elif rule.startswith("/v1/audit/") or any(p in rule for p in MISSING_PARAMS):
+        # Allowed; 404 until the first checkpoint (checkpoint, consistency), and for a source or
+        # delivery that does not exist.
         assert response.status_code in {200, 404}
     else:
         assert response.status_code in {200, 201, 202}, response.get_data(as_text=True)

@@ -22,7 +22,7 @@ def _leaves(world: World, request_id: object) -> list[dict[str, object]]:
 
 
 def test_a_demo_subject_is_deleted_and_confirmed(world: World) -> None:
-    request_id = world.submit("+14155550001")  # WhatsApp user, contact, two conversations
+    request_id = world.submit("+14155550001")  # web chat user: found by its contact's phone
     world.wait_for([request_id])
     targets = world.targets(request_id)
     assert [t.status for t in targets] == [TargetStatus.DELETED]
@@ -85,7 +85,7 @@ def test_leaves_hold_no_personal_data(world: World) -> None:
 def test_a_log_that_never_becomes_final_is_flagged_for_a_person(
     make_world: Callable[..., World],
 ) -> None:
-    """CONTRACT.md §2: a status that stays non-final (or unknown) is polled on, and a timeout
+    """docs/salesforce.md rule 7: a status that stays non-final (or unknown) is polled on, and a timeout
     flags the target for a person."""
     world = make_world(tunables=replace(FAST, log_final_timeout_s=0.5))
     world.sandbox.org.configure(log_step_s=10_000.0)  # the log stays REQUESTED

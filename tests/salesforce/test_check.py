@@ -5,16 +5,18 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
+from werkzeug.serving import WSGIRequestHandler, make_server
 
-from erasure.salesforce import CredentialSettings, OrgSettings, Route
-from erasure.salesforce.check import Outcome, run_check
+from erasure.salesforce import CredentialSettings, DeleteIdsIn, OrgSettings, Route
+from erasure.salesforce.check import IMPOSSIBLE_ID, Outcome, run_check
 from erasure.salesforce.commands import salesforce_group
-from erasure.salesforce.sandbox import SandboxHandle
+from erasure.salesforce.sandbox import SandboxHandle, seed_demo
 
 from .conftest import CLIENT_A
 
@@ -39,13 +41,99 @@ def _check(
     return CliRunner(env={"COLUMNS": "250"}).invoke(salesforce_group, args)
 
 
+def _records(sandbox: SandboxHandle) -> dict[str, int]:
+    with sandbox.org.lock:
+        return {name: len(rows) for name, rows in sandbox.org.data.tables.items()}
+
+
 def test_a_correct_org_passes_every_step(sandbox: SandboxHandle, tmp_path: Path) -> None:
+    with sandbox.org.lock:
+        seed_demo(sandbox.org.data)
+    before = _records(sandbox)
     result = _check(sandbox, tmp_path)
     assert result.exit_code == 0, result.output
     assert "All checks passed" in result.output
     assert CLIENT_A[1] not in result.output
-    assert sandbox.org.call_count(Route.DELETE_PARTICIPANTS) == 0
+    # One DELETE, the shape probe, with an id no org can hold: nothing is deleted, and the
+    # output says the call may count against the hourly delete quota.
+    assert sandbox.org.call_count(Route.DELETE_PARTICIPANTS) == 1
     assert sandbox.org.call_count(Route.DELETE_CONVERSATIONS) == 0
+    assert sandbox.org.accepted_ids[Route.DELETE_PARTICIPANTS] == [IMPOSSIBLE_ID]
+    sandbox.org.advance(60)
+    assert _records(sandbox) == before
+    assert "10 delete calls per hour" in result.output
+    assert "ids in a JSON body" in result.output
+
+
+def test_the_delete_probe_can_be_skipped(sandbox: SandboxHandle, tmp_path: Path) -> None:
+    result = _check(sandbox, tmp_path, "--skip-delete-probe")
+    assert result.exit_code == 0, result.output
+    assert re.search(r"Delete request shape[^│]*│\s*skip", result.output), result.output
+    assert sandbox.org.call_count(Route.DELETE_PARTICIPANTS) == 0
+
+
+@pytest.mark.parametrize(
+    ("org_mode", "configured", "outcome", "calls", "says"),
+    [
+        ("body", "body", Outcome.PASS, 1, "ids in a JSON body"),
+        ("query", "query", Outcome.PASS, 1, "ids in the query string"),
+        ("either", "body", Outcome.PASS, 1, "ids in a JSON body"),
+        ("query", "body", Outcome.FAIL, 2, "--delete-ids-in query"),
+        ("body", "query", Outcome.FAIL, 2, "--delete-ids-in body"),
+    ],
+)
+def test_the_delete_probe_finds_the_shape_the_org_accepts(
+    sandbox: SandboxHandle,
+    org_mode: str,
+    configured: str,
+    outcome: Outcome,
+    calls: int,
+    says: str,
+) -> None:
+    sandbox.org.configure(delete_ids_in=org_mode)
+    org = OrgSettings(sandbox.url, ca_bundle=sandbox.ca_path, delete_ids_in=DeleteIdsIn(configured))
+    step = run_check(org, CredentialSettings(*CLIENT_A)).step("Delete request shape")
+    assert step.outcome is outcome, step
+    assert says in f"{step.detail} {step.fix}"
+    assert sandbox.org.call_count(Route.DELETE_PARTICIPANTS) == calls
+
+
+def test_an_org_that_reports_unknown_ids_as_404_still_shows_its_shape(
+    sandbox: SandboxHandle,
+) -> None:
+    sandbox.org.configure(unknown_id_mode="not_found")
+    org = OrgSettings(sandbox.url, ca_bundle=sandbox.ca_path)
+    step = run_check(org, CredentialSettings(*CLIENT_A)).step("Delete request shape")
+    assert step.outcome is Outcome.PASS and "ids in a JSON body" in step.detail
+
+
+def test_neither_shape_accepted_points_at_the_field_name(sandbox: SandboxHandle) -> None:
+    sandbox.org.configure(participant_ids_field="entityIds")
+    org = OrgSettings(sandbox.url, ca_bundle=sandbox.ca_path)
+    step = run_check(org, CredentialSettings(*CLIENT_A)).step("Delete request shape")
+    assert step.outcome is Outcome.FAIL
+    assert "participantEntityIds" in (step.fix or "")
+
+
+def test_a_used_up_delete_quota_leaves_the_shape_unknown(sandbox: SandboxHandle) -> None:
+    sandbox.org.configure(delete_limit=1)
+    org = OrgSettings(sandbox.url, ca_bundle=sandbox.ca_path)
+    first = run_check(org, CredentialSettings(*CLIENT_A)).step("Delete request shape")
+    assert first.outcome is Outcome.PASS  # and it spent this execution user's only call
+    report = run_check(org, CredentialSettings(*CLIENT_A))
+    step = report.step("Delete request shape")
+    assert step.outcome is Outcome.WARN
+    assert "429" in step.detail and "Retry-After 36" in step.detail
+    assert report.ok  # a warning: the rest of the setup is fine
+    assert sandbox.org.call_count(Route.DELETE_PARTICIPANTS) == 2  # the refused one included
+
+
+def test_the_delete_probe_is_skipped_when_the_api_is_off(sandbox: SandboxHandle) -> None:
+    sandbox.org.configure(api_enabled=False)
+    org = OrgSettings(sandbox.url, ca_bundle=sandbox.ca_path)
+    step = run_check(org, CredentialSettings(*CLIENT_A)).step("Delete request shape")
+    assert step.outcome is Outcome.SKIP
+    assert sandbox.org.call_count(Route.DELETE_PARTICIPANTS) == 0
 
 
 @pytest.mark.parametrize(
@@ -217,3 +305,100 @@ def test_sandbox_command_prints_what_check_needs(
     ]
     result = CliRunner(env={"COLUMNS": "250"}).invoke(salesforce_group, args)
     assert result.exit_code == 0, result.output
+
+
+def _invoke_check(args: list[str], env: dict[str, str] | None = None) -> Result:
+    return CliRunner(env={"COLUMNS": "250", **(env or {})}).invoke(salesforce_group, args)
+
+
+@pytest.mark.parametrize(
+    ("suffix", "named"),
+    [("/lightning", "/lightning"), ("/lightning/page/home", "/lightning/page/home")],
+)
+def test_a_my_domain_with_a_path_is_refused_before_any_call(
+    sandbox: SandboxHandle, tmp_path: Path, suffix: str, named: str
+) -> None:
+    secret_file = tmp_path / "secret"
+    secret_file.write_text(CLIENT_A[1])
+    result = _invoke_check(
+        [
+            "check",
+            "--my-domain",
+            sandbox.url + suffix,
+            "--client-id",
+            CLIENT_A[0],
+            "--client-secret-file",
+            str(secret_file),
+            "--ca-bundle",
+            sandbox.ca_path,
+        ]
+    )
+    assert result.exit_code == 2, result.output
+    assert named in result.output and "without a path" in result.output
+    assert sandbox.org.call_count(Route.TOKEN) == 0
+
+
+def test_a_lightning_host_is_named_with_the_my_domain_to_use() -> None:
+    with pytest.raises(ValueError, match=r"https://acme\.my\.salesforce\.com"):
+        OrgSettings("https://acme.lightning.force.com")
+
+
+@pytest.mark.parametrize("content", ["", "\n", "   \n\t\n"])
+def test_an_empty_secret_file_is_refused_before_any_call(
+    sandbox: SandboxHandle, tmp_path: Path, content: str
+) -> None:
+    secret_file = tmp_path / "secret"
+    secret_file.write_text(content)
+    result = _invoke_check(
+        [
+            "check",
+            "--my-domain",
+            sandbox.url,
+            "--client-id",
+            CLIENT_A[0],
+            "--client-secret-file",
+            str(secret_file),
+            "--ca-bundle",
+            sandbox.ca_path,
+        ]
+    )
+    assert result.exit_code == 2, result.output
+    assert "is empty" in result.output
+    assert sandbox.org.call_count(Route.TOKEN) == 0
+
+
+@pytest.fixture
+def plain_http_server() -> Iterator[str]:
+    """A server that answers in plain HTTP where https was expected (a wrong port or scheme)."""
+
+    def app(environ: dict[str, object], start_response: Callable[..., object]) -> list[bytes]:
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [b"plain"]
+
+    server = make_server("127.0.0.1", 0, app, threaded=True, request_handler=_Quiet)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"127.0.0.1:{server.port}"
+    server.shutdown()
+    server.server_close()
+
+
+class _Quiet(WSGIRequestHandler):
+    def log(self, type: str, message: str, *args: object) -> None:
+        pass
+
+
+def test_a_plain_http_server_is_not_called_a_certificate_problem(plain_http_server: str) -> None:
+    report = run_check(OrgSettings(f"https://{plain_http_server}"), CredentialSettings(*CLIENT_A))
+    first = report.steps[0]
+    assert first.outcome is Outcome.FAIL
+    assert "plain HTTP" in first.detail
+    assert "certificate" not in first.detail.lower()
+    assert "--ca-bundle" not in (first.fix or "")
+
+
+def test_an_untrusted_certificate_is_named_as_such(sandbox: SandboxHandle) -> None:
+    report = run_check(OrgSettings(sandbox.url), CredentialSettings(*CLIENT_A))
+    first = report.steps[0]
+    assert "certificate" in first.detail and "plain HTTP" not in first.detail
+    assert "--ca-bundle" in (first.fix or "")

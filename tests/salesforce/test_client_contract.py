@@ -1,12 +1,16 @@
-"""The client against the sandbox over HTTPS: every rule of CONTRACT.md §3 and every fault."""
+"""The client against the sandbox over HTTPS: every rule of docs/salesforce.md
+section 1 and every fault."""
 
 from __future__ import annotations
+
+from dataclasses import replace
 
 import pytest
 
 from erasure.salesforce import (
     AmbiguousDeleteError,
     BadRequestError,
+    DeleteIdsIn,
     EngagementApiNotFoundError,
     InMemoryUsageStore,
     LogState,
@@ -58,6 +62,68 @@ def test_find_end_users_by_each_kind_of_identifier(
     by_contact = client.find_end_users(Subject(SubjectKind.CONTACT_ID, sms.contact_id))
     assert [e.id for e in by_contact] == [sms.end_user_id]
     assert client.find_end_users(Subject(SubjectKind.EMAIL, "nobody@example.com")) == []
+
+
+@pytest.mark.parametrize(
+    ("stored", "field", "subject"),
+    [
+        ("(415) 555-0101", "Phone", "+14155550101"),
+        ("+1 415-555-0102", "Phone", "+14155550102"),
+        ("4155550103", "Phone", "+14155550103"),
+        ("+1 (415) 555-0104", "MobilePhone", "+14155550104"),
+        ("415.555.0105", "MobilePhone", "+14155550105"),
+        ("+14155550106", "Phone", "+14155550106"),
+        ("020 7946 0958", "Phone", "+442079460958"),  # a national number with its trunk 0
+        ("+44 20 7946 0959", "MobilePhone", "+442079460959"),
+    ],
+)
+def test_a_contact_is_found_by_phone_however_the_org_wrote_the_number(
+    client: SalesforceClient, sandbox: SandboxHandle, stored: str, field: str, subject: str
+) -> None:
+    """Real orgs hold phones as people typed them. The end user here is a web chat user (its
+    platform key is no phone number), so only the Contact's phone leads to it."""
+    person = _seed(
+        sandbox, platform_key="web:7f3c", message_type="EmbeddedMessaging", email="p@example.com"
+    )
+    with sandbox.org.lock:
+        sandbox.org.data.tables["Contact"][person.contact_id or ""][field] = stored
+    found = client.find_end_users(Subject(SubjectKind.PHONE, subject))
+    assert [e.id for e in found] == [person.end_user_id]
+    assert sandbox.org.call_count(Route.SEARCH) == 1
+
+
+def test_phone_lookup_finds_only_the_subjects_own_numbers(
+    client: SalesforceClient, sandbox: SandboxHandle
+) -> None:
+    """A search over every phone field also matches an assistant's line or a fax: those are not
+    the subject's, so the client keeps a contact only when one of its own numbers is the same
+    number. A number with an extension is another line."""
+    assistant = _seed(
+        sandbox, platform_key="web:a1", message_type="EmbeddedMessaging", email="a@x.io"
+    )
+    extension = _seed(
+        sandbox, platform_key="web:a2", message_type="EmbeddedMessaging", email="e@x.io"
+    )
+    neighbour = _seed(
+        sandbox, platform_key="web:a3", message_type="EmbeddedMessaging", email="n@x.io"
+    )
+    with sandbox.org.lock:
+        contacts = sandbox.org.data.tables["Contact"]
+        contacts[assistant.contact_id or ""]["AssistantPhone"] = "(415) 555-0120"
+        contacts[extension.contact_id or ""]["Phone"] = "(415) 555-0120 ext. 7"
+        contacts[neighbour.contact_id or ""]["Phone"] = "(415) 555-0121"
+    assert client.find_end_users(Subject(SubjectKind.PHONE, "+14155550120")) == []
+
+
+def test_platform_keys_of_a_phone_are_still_matched_exactly(
+    client: SalesforceClient, sandbox: SandboxHandle
+) -> None:
+    """SMS and WhatsApp keys are written by Salesforce in E.164: no search needed for them."""
+    sms = _seed(sandbox, platform_key="+15550001212", message_type="Text")
+    wa = _seed(sandbox, platform_key="whatsapp:+15550001212", message_type="WhatsApp")
+    _seed(sandbox, platform_key="+15550001213", message_type="Text")
+    found = client.find_end_users(Subject(SubjectKind.PHONE, "+15550001212"))
+    assert {e.id for e in found} == {sms.end_user_id, wa.end_user_id}
 
 
 @pytest.mark.parametrize(
@@ -230,6 +296,28 @@ def test_org_body_field_names_and_batch_size_are_settings(
     assert len(right.delete_participants([u.end_user_id for u in users[:2]]).logs) == 2
     with pytest.raises(ValueError, match="at most 2"):
         right.delete_participants([u.end_user_id for u in users])
+
+
+@pytest.mark.parametrize("shape", list(DeleteIdsIn))
+def test_delete_ids_travel_where_the_org_setting_says(
+    make_client: MakeClient, sandbox: SandboxHandle, org_settings: OrgSettings, shape: DeleteIdsIn
+) -> None:
+    """Whether Salesforce takes the ids in a JSON body or in the query string is undocumented:
+    the org setting decides, and the sandbox can be either kind of org."""
+    sandbox.org.configure(delete_ids_in=shape.value)
+    users = [_seed(sandbox, platform_key=f"+1555310{n:04d}") for n in range(3)]
+    other = DeleteIdsIn.QUERY if shape is DeleteIdsIn.BODY else DeleteIdsIn.BODY
+    wrong = make_client(org=replace(org_settings, delete_ids_in=other))
+    with pytest.raises(BadRequestError):
+        wrong.delete_participants([users[0].end_user_id])
+    right = make_client(org=replace(org_settings, delete_ids_in=shape))
+    accepted = right.delete_participants([u.end_user_id for u in users[:2]])
+    assert [log.requested_entity_identifier for log in accepted.logs] == [
+        u.end_user_id[:15] for u in users[:2]
+    ]
+    right.delete_conversations([users[2].conversation_ids[0]])
+    assert sandbox.org.accepted_ids[Route.DELETE_PARTICIPANTS] == [u.end_user_id for u in users[:2]]
+    assert sandbox.org.accepted_ids[Route.DELETE_CONVERSATIONS] == [users[2].conversation_ids[0]]
 
 
 # -- rule 1: 404 is an org fault --------------------------------------------------------------

@@ -204,6 +204,89 @@ def test_bad_soql_is_rejected(
     assert resp.json()[0]["errorCode"] == code
 
 
+def _search(
+    http: requests.Session, sandbox: SandboxHandle, token: str, q: str, version: str = "v63.0"
+) -> requests.Response:
+    return _call(
+        http,
+        sandbox,
+        "GET",
+        f"/services/data/{version}/search",
+        params={"q": q},
+        headers=_auth(token),
+    )
+
+
+def test_sosl_finds_phone_fields_whatever_their_format(
+    http: requests.Session, sandbox: SandboxHandle
+) -> None:
+    with sandbox.org.lock:
+        data = sandbox.org.data
+        formatted = data.add("Contact", Name="A", Phone="(415) 555-0001", MobilePhone=None)
+        plus = data.add("Contact", Name="B", Phone=None, MobilePhone="+1 415-555-0001")
+        data.add("Contact", Name="C", Phone="(415) 555-0002", MobilePhone=None)
+    token = _token(http, sandbox)
+    national = _search(
+        http, sandbox, token, "FIND {4155550001} IN PHONE FIELDS RETURNING Contact(Id, Phone)"
+    )
+    assert national.status_code == 200, national.text
+    records = national.json()["searchRecords"]
+    assert [r["Id"] for r in records] == [formatted]
+    assert records[0]["attributes"]["type"] == "Contact"
+    assert records[0]["Phone"] == "(415) 555-0001"
+    both = _search(
+        http,
+        sandbox,
+        token,
+        "find {4155550001 OR 14155550001} in phone fields returning Contact(Id)",
+    )
+    assert sorted(r["Id"] for r in both.json()["searchRecords"]) == sorted([formatted, plus])
+    phrase = _search(
+        http, sandbox, token, 'FIND {"415 555 0001"} IN PHONE FIELDS RETURNING Contact(Id)'
+    )
+    assert [r["Id"] for r in phrase.json()["searchRecords"]] == [formatted]
+
+
+@pytest.mark.parametrize(
+    ("q", "code"),
+    [
+        ("FIND 4155550001 IN PHONE FIELDS RETURNING Contact(Id)", "MALFORMED_SEARCH"),
+        ("FIND {+14155550001} IN PHONE FIELDS RETURNING Contact(Id)", "MALFORMED_SEARCH"),
+        ("FIND {4155550001} IN PHONE FIELDS RETURNING Contact(Id", "MALFORMED_SEARCH"),
+        ("FIND {} IN PHONE FIELDS RETURNING Contact(Id)", "MALFORMED_SEARCH"),
+        ("FIND {4155550001} IN PHONE FIELDS RETURNING Widget__c(Id)", "INVALID_TYPE"),
+        ("FIND {4155550001} IN PHONE FIELDS RETURNING Contact(Secret__c)", "INVALID_FIELD"),
+        ("SELECT Id FROM Contact", "MALFORMED_SEARCH"),
+        ("", "MALFORMED_SEARCH"),
+    ],
+)
+def test_bad_sosl_is_rejected(
+    http: requests.Session, sandbox: SandboxHandle, q: str, code: str
+) -> None:
+    resp = _search(http, sandbox, _token(http, sandbox), q)
+    assert resp.status_code == 400, resp.text
+    assert resp.json()[0]["errorCode"] == code
+
+
+def test_sosl_escapes_reserved_characters(http: requests.Session, sandbox: SandboxHandle) -> None:
+    with sandbox.org.lock:
+        contact = sandbox.org.data.add("Contact", Name="A", Phone="+1 415-555-0001")
+    token = _token(http, sandbox)
+    q = r"FIND {\+14155550001} IN PHONE FIELDS RETURNING Contact(Id)"
+    resp = _search(http, sandbox, token, q)
+    assert resp.status_code == 200, resp.text
+    assert [r["Id"] for r in resp.json()["searchRecords"]] == [contact]
+
+
+def test_sosl_needs_a_valid_token_with_the_api_scope(
+    http: requests.Session, sandbox: SandboxHandle
+) -> None:
+    q = "FIND {4155550001} IN PHONE FIELDS RETURNING Contact(Id)"
+    assert _search(http, sandbox, "forged", q).status_code == 401
+    sandbox.org.configure_app(CLIENT_A[0], scopes=["sfap_api"])
+    assert _search(http, sandbox, _token(http, sandbox), q).status_code == 401
+
+
 def test_soql_subset_semantics() -> None:
     rows = [
         {"Id": to18("0035g0000000001"), "Email": "A@x.com", "Phone": "1"},
@@ -284,6 +367,84 @@ def test_bad_delete_bodies_get_400(
     resp = _delete(http, sandbox, _token(http, sandbox), body)
     assert resp.status_code == 400
     assert sandbox.org.counters()["accepted_ids"] == {}
+
+
+@pytest.mark.parametrize(
+    ("mode", "body_ok", "query_ok"),
+    [("body", True, False), ("query", False, True), ("either", True, True)],
+)
+def test_delete_ids_in_the_body_or_the_query_string_as_the_org_is_configured(
+    http: requests.Session, sandbox: SandboxHandle, mode: str, body_ok: bool, query_ok: bool
+) -> None:
+    sandbox.org.configure(delete_ids_in=mode)
+    token = _token(http, sandbox)
+    first, second = _user(sandbox, "+15550033000"), _user(sandbox, "+15550034000")
+    by_body = _delete(http, sandbox, token, {"participantEntityIds": [first]})
+    assert by_body.status_code == (202 if body_ok else 400)
+    by_query = _call(
+        http,
+        sandbox,
+        "DELETE",
+        f"{ENG}/conversation-participants",
+        params={"participantEntityIds": f"{second},{to18('0PA5g0000000001')}"},
+        headers=_auth(token),
+    )
+    assert by_query.status_code == (202 if query_ok else 400), by_query.text
+    if query_ok:
+        logs = by_query.json()["conversationApiLogs"]
+        assert [log["requestedEntityIdentifier"] for log in logs] == [
+            second[:15],
+            "0PA5g0000000001",
+        ]
+    accepted = sandbox.org.counters()["accepted_ids"].get("delete_participants", [])
+    assert (first in accepted) is body_ok and (second in accepted) is query_ok
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"participantEntityIds": ""},
+        {"participantEntityIds": ","},
+        {"participantEntityIds": "0PA5g0000000001GAA,,0PA5g0000000002GAA"},
+        {"participantEntityIds": "short"},
+        {"wrongField": "0PA5g0000000001GAA"},
+    ],
+)
+def test_bad_delete_query_strings_get_400(
+    http: requests.Session, sandbox: SandboxHandle, params: dict[str, str]
+) -> None:
+    sandbox.org.configure(delete_ids_in="query")
+    resp = _call(
+        http,
+        sandbox,
+        "DELETE",
+        f"{ENG}/conversation-participants",
+        params=params,
+        headers=_auth(_token(http, sandbox)),
+    )
+    assert resp.status_code == 400
+    assert sandbox.org.counters()["accepted_ids"] == {}
+
+
+def test_an_unknown_delete_shape_is_refused(http: requests.Session, sandbox: SandboxHandle) -> None:
+    resp = _call(http, sandbox, "PATCH", "/__sandbox__/org", json={"delete_ids_in": "header"})
+    assert resp.status_code == 400
+    assert sandbox.org.config.delete_ids_in == "body"
+
+
+def test_ids_in_both_places_are_refused(http: requests.Session, sandbox: SandboxHandle) -> None:
+    sandbox.org.configure(delete_ids_in="either")
+    user = _user(sandbox, "+15550035000")
+    resp = _call(
+        http,
+        sandbox,
+        "DELETE",
+        f"{ENG}/conversation-participants",
+        params={"participantEntityIds": user},
+        json={"participantEntityIds": [user]},
+        headers=_auth(_token(http, sandbox)),
+    )
+    assert resp.status_code == 400
 
 
 def test_open_session_gets_412_and_nothing_is_accepted(

@@ -1,7 +1,7 @@
 """`SalesforceClient`: the operations the erasure pipeline calls, over `Transport`.
 
 Each method takes plain values and returns the dataclasses of `erasure.salesforce.models`.
-Deletes are sent as given (the caller batches and checks open sessions first, CONTRACT.md §3).
+Deletes are sent as given (the caller batches and checks open sessions first, docs/salesforce.md rule 2).
 """
 
 from __future__ import annotations
@@ -12,10 +12,16 @@ from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from types import TracebackType
 from typing import Any
 
-from erasure.salesforce import errors, soql
+from erasure.salesforce import errors, phones, soql
 from erasure.salesforce import ids as sfids
 from erasure.salesforce.client.transport import Transport
-from erasure.salesforce.config import CredentialSettings, OrgSettings, Timeouts, TokenPolicy
+from erasure.salesforce.config import (
+    CredentialSettings,
+    DeleteIdsIn,
+    OrgSettings,
+    Timeouts,
+    TokenPolicy,
+)
 from erasure.salesforce.models import (
     ApiLog,
     CallCounts,
@@ -34,6 +40,8 @@ from erasure.salesforce.usage import InMemoryUsageStore, UsageStore
 logger = logging.getLogger("erasure.salesforce")
 
 ENGAGEMENT_PATH = "/platform/engagement/v1.0"
+#: SOSL returns at most this many records, without a next page.
+SOSL_MAX_RECORDS = 2000
 
 
 class SalesforceClient:
@@ -119,6 +127,31 @@ class SalesforceClient:
 
             resp = self._transport.call(Route.QUERY, "GET", page)
 
+    def search(self, statement: str) -> list[dict[str, Any]]:
+        """The records a SOSL search returns (`GET .../search?q=`; at most 2000, no paging).
+
+        Build `statement` with `erasure.salesforce.soql.phone_search`.
+        """
+
+        def url(token: CachedToken) -> str:
+            return f"{token.instance_url}/services/data/v{self.org.api_version}/search"
+
+        body = self._transport.call(Route.SEARCH, "GET", url, params={"q": statement}).json()
+        records: list[dict[str, Any]] = body.get("searchRecords", [])
+        if len(records) >= SOSL_MAX_RECORDS:
+            logger.warning("salesforce search returned its maximum; results may be cut short")
+        return records
+
+    def _contacts_by_phone(self, phone: str) -> set[str]:
+        """Contacts one of whose own phone fields is this number, however it was typed."""
+        fields = self.org.contact_phone_fields
+        found = self.search(soql.phone_search(phones.search_terms(phone), fields))
+        return {
+            str(r["Id"])
+            for r in found
+            if any(phones.same_number(r.get(field), phone) for field in fields)
+        }
+
     def _query_in(
         self, template: str, values: Collection[str], *, size: int | None = None
     ) -> Iterator[dict[str, Any]]:
@@ -141,14 +174,9 @@ class SalesforceClient:
                 raise ValueError("contact id is not a Salesforce id")
             contact_ids.add(subject.value)
         elif subject.kind is SubjectKind.PHONE:
+            # Salesforce writes platform keys in E.164; Contact phones are as people typed them.
             platform_keys = [prefix + subject.value for prefix in self.org.phone_key_prefixes]
-            lit = soql.literal(subject.value)
-            contact_ids.update(
-                str(r["Id"])
-                for r in self.query(
-                    soql.select("Id", "Contact", f"Phone = {lit} OR MobilePhone = {lit}")
-                )
-            )
+            contact_ids.update(self._contacts_by_phone(subject.value))
         elif subject.kind is SubjectKind.EMAIL:
             contact_ids.update(
                 str(r["Id"])
@@ -187,7 +215,7 @@ class SalesforceClient:
         return [_session(r) for r in rows]
 
     def open_sessions(self, end_user_ids: Collection[str]) -> list[SessionRef]:
-        """Sessions that would make a participant delete fail with 412 (CONTRACT.md §3 rule 2)."""
+        """Sessions that would make a participant delete fail with 412 (docs/salesforce.md, rule 2)."""
         if not end_user_ids:
             return []
         closed = soql.in_list(self.org.closed_session_statuses)
@@ -266,7 +294,14 @@ class SalesforceClient:
                 )
             return f"{token.api_instance_url}{ENGAGEMENT_PATH}/{path}"
 
-        resp = self._transport.call(route, "DELETE", url, json_body={field: list(batch)}, ids=batch)
+        if self.org.delete_ids_in is DeleteIdsIn.QUERY:
+            resp = self._transport.call(
+                route, "DELETE", url, params={field: ",".join(batch)}, ids=batch
+            )
+        else:
+            resp = self._transport.call(
+                route, "DELETE", url, json_body={field: list(batch)}, ids=batch
+            )
         try:
             raw_logs = resp.json()["conversationApiLogs"]
             logs = tuple(_api_log(item) for item in raw_logs)

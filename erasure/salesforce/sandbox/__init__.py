@@ -1,4 +1,4 @@
-"""A Salesforce org you can run (CONTRACT.md §4): token endpoint, SOQL subset, engagement API.
+"""A Salesforce org you can run (docs/salesforce.md section 4): token endpoint, SOQL subset, engagement API.
 
 Built on werkzeug directly; it imports nothing from the client side beyond pure helpers (ids,
 route names). Start one with `run_in_thread()` (tests) or `erasure sandbox` (a person).

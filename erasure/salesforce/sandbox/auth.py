@@ -1,8 +1,8 @@
 """The sandbox's External Client Apps and the tokens it issues: JWT-shaped, HS256, revocable.
 
-Token endpoint errors follow what Salesforce is reported to answer (RESEARCH.md §6); which one a
-misconfiguration produces is partly inferred, and each is chosen so `salesforce check` can tell
-bad secret, flow not enabled and no Run As user apart.
+Token endpoint errors follow what Salesforce is reported to answer (docs/salesforce.md section 4);
+which one a misconfiguration produces is partly inferred, and each is chosen so `salesforce check`
+can tell bad secret, flow not enabled and no Run As user apart.
 """
 
 from __future__ import annotations

@@ -14,6 +14,9 @@ class SandboxConfig:
     api_enabled: bool = True
     latest_api_version: str = "64.0"
     max_ids_per_call: int = 200
+    #: Where deletes take their ids: "body" (JSON), "query" (`?field=a,b`) or "either". The
+    #: real shape is undocumented; the client's org setting `delete_ids_in` must match.
+    delete_ids_in: str = "body"
     participant_ids_field: str = "participantEntityIds"
     conversation_ids_field: str = "conversationIds"
     #: An id that does not exist: "failed_log" (202, log ends FAILED) or "not_found" (404).

@@ -85,7 +85,13 @@ class EngagementApi:
         """Any other engagement path: 404, as the real API answers a wrong path."""
         return Reply(404, {"message": "Not Found"})
 
-    def delete(self, route: Route, authorization: str | None, body: bytes) -> Reply:
+    def delete(
+        self,
+        route: Route,
+        authorization: str | None,
+        body: bytes,
+        args: Mapping[str, str] | None = None,
+    ) -> Reply:
         with self.lock:
             gate = self._engagement_gate(route, authorization)
             if isinstance(gate, Reply):
@@ -96,7 +102,7 @@ class EngagementApi:
                 return self._fault_reply(fault)
             self.windows.spend(claims.user_id, route, now=self.now())
             self._tick()
-            reply = self._delete(route, claims, body)
+            reply = self._delete(route, claims, body, args or {})
             if fault is not None:
                 if fault.status is not None:
                     return self._fault_reply(fault)
@@ -107,19 +113,46 @@ class EngagementApi:
         headers = {"Retry-After": fault.retry_after} if fault.retry_after else {}
         return Reply(fault.status or 500, {"message": "injected fault"}, headers, fault.latency_s)
 
-    def _delete(self, route: Route, claims: Claims, body: bytes) -> Reply:  # noqa: PLR0911 -- one reply per Salesforce rule
+    def _requested_ids(
+        self, field_name: str, body: bytes, args: Mapping[str, str]
+    ) -> list[Any] | Reply:
+        """The ids, from the JSON body or the query string as the org takes them."""
+        mode = self.config.delete_ids_in
+        in_body = mode in ("body", "either") and bool(body.strip())
+        in_query = mode in ("query", "either") and field_name in args
+        if in_body and in_query:
+            return Reply(400, [{"errorCode": "INVALID_INPUT", "message": "ids given twice"}])
+        if in_query:
+            # Comma-separated; an empty item is a malformed id, as it would be in a body.
+            return args[field_name].split(",")
+        if not in_body:
+            return Reply(
+                400, [{"errorCode": "INVALID_INPUT", "message": f"{field_name} is required"}]
+            )
+        try:
+            payload = json.loads(body)
+        except ValueError:
+            return Reply(400, [{"errorCode": "JSON_PARSER_ERROR", "message": "malformed JSON"}])
+        ids = payload.get(field_name) if isinstance(payload, dict) else None
+        if not isinstance(ids, list):
+            return Reply(
+                400, [{"errorCode": "INVALID_INPUT", "message": f"{field_name} is required"}]
+            )
+        return ids
+
+    def _delete(  # noqa: PLR0911 -- one reply per Salesforce rule
+        self, route: Route, claims: Claims, body: bytes, args: Mapping[str, str]
+    ) -> Reply:
         participants = route is Route.DELETE_PARTICIPANTS
         field_name = (
             self.config.participant_ids_field
             if participants
             else self.config.conversation_ids_field
         )
-        try:
-            payload = json.loads(body or b"null")
-        except ValueError:
-            return Reply(400, [{"errorCode": "JSON_PARSER_ERROR", "message": "malformed JSON"}])
-        ids = payload.get(field_name) if isinstance(payload, dict) else None
-        if not isinstance(ids, list) or not ids:
+        ids = self._requested_ids(field_name, body, args)
+        if isinstance(ids, Reply):
+            return ids
+        if not ids:
             return Reply(
                 400, [{"errorCode": "INVALID_INPUT", "message": f"{field_name} is required"}]
             )

@@ -1,4 +1,4 @@
-"""`SandboxOrg`: one Salesforce org's behaviour (CONTRACT.md §4), independent of HTTP.
+"""`SandboxOrg`: one Salesforce org's behaviour (docs/salesforce.md, sections 1 and 4), independent of HTTP.
 
 Every handler takes plain request parts and returns a `Reply`; `server.py` only translates. One
 lock guards all state, and handlers never sleep while holding it (latency is applied by the server).
@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from erasure.salesforce.models import Route
-from erasure.salesforce.sandbox import soql
+from erasure.salesforce.sandbox import soql, sosl
 from erasure.salesforce.sandbox.auth import (
     AppConfig,
     Claims,
@@ -34,6 +34,8 @@ REST_SCOPE_MISSING = [
     }
 ]
 MIN_LOG_VERSION = (63, 0)
+DELETE_SHAPES = ("body", "query", "either")
+NOT_FOUND = [{"errorCode": "NOT_FOUND", "message": "The requested resource does not exist"}]
 
 
 def _version(text: str) -> tuple[int, int] | None:
@@ -106,6 +108,8 @@ class SandboxOrg(EngagementApi):
             for name, value in options.items():
                 if not hasattr(self.config, name):
                     raise ValueError(f"unknown org option {name}")
+                if name == "delete_ids_in" and value not in DELETE_SHAPES:
+                    raise ValueError(f"delete_ids_in is one of {', '.join(DELETE_SHAPES)}")
                 setattr(self.config, name, value)
             return self.config
 
@@ -222,6 +226,38 @@ class SandboxOrg(EngagementApi):
             except soql.SoqlError as exc:
                 return Reply(400, [{"errorCode": exc.error_code, "message": exc.message}])
             reply = self._page(rows, parsed.sobject, version, total=len(rows))
+            reply.latency_s = fault.latency_s if fault else 0.0
+            return reply
+
+    def search(self, version: str, q: str | None, authorization: str | None) -> Reply:
+        """SOSL (`GET /services/data/vNN.N/search?q=`): the phone search subset of `sosl.py`."""
+        with self.lock:
+            claims = self._org_auth(authorization)
+            self._count(Route.SEARCH, claims.client_id if isinstance(claims, Claims) else None)
+            if isinstance(claims, Reply):
+                return claims
+            fault = self.faults.take(Route.SEARCH, claims.client_id)
+            if fault is not None and fault.status is not None:
+                return Reply(fault.status, [{"errorCode": "SERVER_ERROR", "message": "injected"}])
+            parsed_version = _version(version)
+            latest = _version(self.config.latest_api_version) or (0, 0)
+            if parsed_version is None or parsed_version > latest:
+                return Reply(404, NOT_FOUND)
+            try:
+                search = sosl.parse(q)
+            except soql.SoqlError as exc:
+                return Reply(400, [{"errorCode": exc.error_code, "message": exc.message}])
+            records = [
+                {
+                    "attributes": {
+                        "type": search.sobject,
+                        "url": f"/services/data/{version}/sobjects/{search.sobject}/{row['Id']}",
+                    },
+                    **{field: row.get(field) for field in search.fields},
+                }
+                for row in search.run(self.data.rows(search.sobject))
+            ]
+            reply = Reply(200, {"searchRecords": records})
             reply.latency_s = fault.latency_s if fault else 0.0
             return reply
 

@@ -40,6 +40,7 @@ URLS = Map(
         Rule("/services/oauth2/token", endpoint="token", methods=["POST"]),
         Rule("/services/data/", endpoint="versions", methods=["GET"]),
         Rule("/services/data/<version>/query", endpoint="query", methods=["GET"]),
+        Rule("/services/data/<version>/search", endpoint="search", methods=["GET"]),
         Rule("/services/data/<version>/query/<locator>", endpoint="query_more", methods=["GET"]),
         Rule(
             f"{ENGAGEMENT}/conversation-participants",
@@ -103,12 +104,18 @@ class SandboxApp:
             return org.versions()
         if endpoint == "query":
             return org.query(values["version"], request.args.get("q"), auth)
+        if endpoint == "search":
+            return org.search(values["version"], request.args.get("q"), auth)
         if endpoint == "query_more":
             return org.query_more(values["version"], values["locator"], auth)
         if endpoint == "delete_participants":
-            return org.delete(Route.DELETE_PARTICIPANTS, auth, request.get_data())
+            return org.delete(
+                Route.DELETE_PARTICIPANTS, auth, request.get_data(), request.args.to_dict()
+            )
         if endpoint == "delete_conversations":
-            return org.delete(Route.DELETE_CONVERSATIONS, auth, request.get_data())
+            return org.delete(
+                Route.DELETE_CONVERSATIONS, auth, request.get_data(), request.args.to_dict()
+            )
         if endpoint == "entries":
             return org.entries(auth, request.args.to_dict())
         if endpoint == "admin":

@@ -16,7 +16,17 @@ from erasure.salesforce import ids as sfids
 
 #: Queryable objects and their fields, in Salesforce's spelling.
 SCHEMA: dict[str, tuple[str, ...]] = {
-    "Contact": ("Id", "Name", "Email", "Phone", "MobilePhone"),
+    "Contact": (
+        "Id",
+        "Name",
+        "Email",
+        "Phone",
+        "MobilePhone",
+        "HomePhone",
+        "OtherPhone",
+        "AssistantPhone",
+        "Fax",
+    ),
     "MessagingEndUser": (
         "Id",
         "Name",
