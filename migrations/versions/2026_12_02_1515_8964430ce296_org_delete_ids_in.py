@@ -6,7 +6,7 @@ with a constant default is a catalog-only change in Postgres 11+; the CHECK scan
 table of a handful of rows.
 
 Revision ID: 8964430ce296
-Revises: 07650a7e6101
+Revises: 882e1990e08d
 Create Date: 2026-12-02 15:15:09.344592
 """
 
@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "8964430ce296"
-down_revision: str | None = "07650a7e6101"
+down_revision: str | None = "882e1990e08d"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
