@@ -128,9 +128,11 @@ def consistency() -> Response:
     params: dict[str, Any] = {}
     for name, values in request.args.lists():
         if len(values) != 1:
-            raise invalid_field(name, "give each parameter once")
+            # Only our own parameter names are repeated back: any other key could be an identifier.
+            known = name in ConsistencyQuery.model_fields
+            raise invalid_field(name if known else "(query)", "give each parameter once")
         params[name] = values[0]
-    query = parse_body(ConsistencyQuery, params)
+    query = parse_body(ConsistencyQuery, params, root="(query)")
     if query.first > query.second:
         raise invalid_field("first", "must not be larger than second")
     session = get_session()

@@ -102,7 +102,8 @@ def test_it_needs_a_key(
         ("first=-1&second=2", ["first"]),
         ("first=3&second=2", ["first"]),
         ("first=1&second=99999999999999999999999999", ["second"]),
-        ("first=1&second=2&third=3", ["third"]),
+        ("first=1&second=2&third=3", ["(query)"]),  # unknown keys are never named
+        ("first=1&second=2&x@example.com=1&x@example.com=2", ["(query)"]),
         ("first=1&first=2&second=3", ["first"]),
     ],
 )

@@ -410,7 +410,7 @@ def test_cancelling_one_request_still_deletes_the_record_for_the_other(world: Wo
     kept = world.submit("demo.user7@example.com", kind=EMAIL)
     world.relay()
     with world.session() as session, session.begin():
-        cancel_request(session, cancelled, reason="duplicate ticket")
+        cancel_request(session, cancelled, reason="duplicate ticket", vault=world.ctx.vault)
     world.wait_for([kept])
     assert world.status(cancelled) is RequestStatus.CANCELLED
     assert [t.status for t in world.targets(cancelled)] == [TargetStatus.WITHDRAWN]
