@@ -221,6 +221,25 @@ def test_a_second_delivery_for_the_same_ticket_creates_no_second_request(
     assert _requests(db_session, source) == 1
 
 
+def test_two_events_of_one_ticket_within_one_second_are_two_deliveries(
+    client: FlaskClient,
+    db_session: Session,
+    sender: Sender,
+    source_and_secret: tuple[WebhookSource, str],
+) -> None:
+    """Signature timestamps may have whole seconds (Zendesk): the second event of the ticket is
+    still a new delivery, answered as a second delivery for the ticket, not as a replay."""
+    source, secret = source_and_secret
+    at = datetime.now(UTC).replace(microsecond=100_000)
+    assert _post(client, source, *_delivery(sender, secret, at=at)).status_code == 202
+    later = at + timedelta(milliseconds=300)  # the same whole second
+    response = _post(client, source, *_delivery(sender, secret, at=later))
+    assert response.status_code == 202, response.get_json()
+    assert "already has erasure request" in response.get_json()["reason"]
+    assert db_session.scalar(select(func.count()).select_from(WebhookDelivery)) == 2
+    assert _requests(db_session, source) == 1
+
+
 def test_rotation_keeps_the_old_secret_valid_for_the_overlap(
     client: FlaskClient,
     make_key: KeyMaker,
