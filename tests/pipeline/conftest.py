@@ -7,7 +7,9 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -87,6 +89,32 @@ def client_factory() -> Callable[[OrgSettings, CredentialSettings], SalesforcePo
 
 
 @dataclass
+class Clock:
+    """The pipeline's clock in these tests: real time plus an offset a test moves forward, or held
+    still. Pauses and timeouts are passed by moving it, never by sleeping, so a busy machine cannot
+    let one expire early or keep one from expiring."""
+
+    offset: timedelta = timedelta(0)
+    held: datetime | None = None
+
+    def __call__(self) -> datetime:
+        return self.held if self.held is not None else datetime.now(UTC) + self.offset
+
+    def advance(self, seconds: float) -> None:
+        self.offset += timedelta(seconds=seconds)
+        if self.held is not None:
+            self.held += timedelta(seconds=seconds)
+
+    @contextmanager
+    def hold(self) -> Iterator[None]:
+        self.held = self()
+        try:
+            yield
+        finally:
+            self.held = None
+
+
+@dataclass
 class World:
     """One org (fresh per test) pointed at the sandbox, and a pipeline driven by hand."""
 
@@ -96,6 +124,7 @@ class World:
     sandbox: SandboxHandle
     settings: Settings
     credential_ids: list[uuid.UUID]
+    clock: Clock = field(default_factory=Clock)
     published: list[tuple[str, list[Any]]] = field(default_factory=list)
 
     def session(self) -> Session:
@@ -240,14 +269,16 @@ def make_world(
 
     def make(*, credentials: int = 1, tunables: Tunables = FAST, **options: Any) -> World:
         org_id, name, cred_ids = make_org(maker, vault, sandbox, credentials=credentials, **options)
+        clock = Clock()
         ctx = Pipeline(
             sessionmaker=maker,
             clients=Clients(client_factory(), vault),
             vault=vault,
             pseudonym_key=settings.pseudonym_key_bytes,
             tunables=tunables,
+            clock=clock,
         )
-        world = World(ctx, org_id, name, sandbox, settings, cred_ids)
+        world = World(ctx, org_id, name, sandbox, settings, cred_ids, clock)
         made.append(world)
         return world
 

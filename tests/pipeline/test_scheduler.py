@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import time
 import uuid
 from collections import Counter
 from collections.abc import Callable
@@ -24,7 +23,7 @@ from erasure.models import (
 )
 from erasure.pipeline import quota, resolve, scheduler
 from erasure.salesforce.sandbox import Fault
-from tests.pipeline.conftest import World
+from tests.pipeline.conftest import FAST, World
 
 # Demo subjects with no open session and no blocking child (docs/salesforce.md).
 CLEAN = [1, 2, 3, 4, 5, 7, 8, 10, 11, 13, 14, 15, 16, 17]
@@ -142,8 +141,9 @@ def test_404_pauses_the_org_and_alerts(world: World) -> None:
     world.sandbox.org.configure(api_enabled=False)
     request_id = world.submit(phone(3))
     world.relay()
-    scheduler.dispatch(world.ctx)
-    scheduler.dispatch(world.ctx)
+    with world.clock.hold():  # however slow the machine, the pause has not run out in between
+        scheduler.dispatch(world.ctx)
+        scheduler.dispatch(world.ctx)
     assert [c.http_status for c in world.calls()] == [404]  # the org paused after the first
     with world.session() as session:
         org = session.get(Org, world.org_id)
@@ -158,7 +158,7 @@ def test_404_pauses_the_org_and_alerts(world: World) -> None:
             == 1
         )
     world.sandbox.org.configure(api_enabled=True)
-    time.sleep(1.1)  # FAST.org_fault_pause_s
+    world.clock.advance(FAST.org_fault_pause_s)
     world.wait_for([request_id])
 
 
@@ -174,9 +174,10 @@ def test_a_dispatcher_that_died_after_sending_is_reconciled_without_resending(
     assert not isinstance(planned, str)
     _call_id, client, batch = planned
     client.delete_participants(batch)  # ... and the process dies before recording the 202
-    scheduler.dispatch(world.ctx)
+    with world.clock.hold():
+        scheduler.dispatch(world.ctx)
     assert world.sandbox.org.call_count("delete_participants") == 1  # still in flight: waits
-    time.sleep(1.1)  # FAST.orphan_after_s
+    world.clock.advance(FAST.orphan_after_s)
     world.wait_for([request_id])
     assert len(accepted(world)) == 1
 
@@ -188,7 +189,7 @@ def test_a_dispatcher_that_died_before_sending_is_resent(world: World) -> None:
         world.ctx, world.org_id, DeleteRoute.PARTICIPANTS, scheduler.DispatchReport()
     )
     assert planned is not None
-    time.sleep(1.1)
+    world.clock.advance(FAST.orphan_after_s)
     world.wait_for([request_id])
     assert len(accepted(world)) == 1
     assert world.sandbox.org.call_count("delete_participants") == 1
