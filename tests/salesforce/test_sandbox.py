@@ -551,12 +551,16 @@ def test_delete_limit_is_per_execution_user_and_429_does_not_spend(
 
 def test_entries_limit_is_90_per_minute(http: requests.Session, sandbox: SandboxHandle) -> None:
     token = _token(http, sandbox)
+    sandbox.org.hold_clock(True)  # 91 calls within one minute, however busy the machine
     statuses = [
         _call(http, sandbox, "GET", f"{ENG}/conversation-entries", headers=_auth(token)).status_code
         for _ in range(91)
     ]
     assert statuses[:90] == [400] * 90  # missing conversationIdentifier, but a call all the same
     assert statuses[90] == 429
+    sandbox.org.advance(60)  # the minute passes: the window has room again
+    again = _call(http, sandbox, "GET", f"{ENG}/conversation-entries", headers=_auth(token))
+    assert again.status_code == 400
 
 
 # -- admin ------------------------------------------------------------------------------------

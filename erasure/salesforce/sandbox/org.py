@@ -54,6 +54,7 @@ class SandboxOrg(EngagementApi):
             secrets.choice("ABCDEFGHJK0123456789") for _ in range(10)
         )
         self.clock_offset_s = 0.0
+        self.held_at: float | None = None
         self.apps: dict[str, AppConfig] = {}
         self._reset_state()
 
@@ -71,7 +72,21 @@ class SandboxOrg(EngagementApi):
     # -- administration (also reachable over HTTP, see admin.py) -------------------------------
 
     def now(self) -> float:
+        if self.held_at is not None:
+            return self.held_at
         return time.time() + self.clock_offset_s
+
+    def hold_clock(self, held: bool) -> float:
+        """Stop the sandbox clock (windows, log progress and token lifetimes stand still) or let
+        it run again from where it stood: a test's calls then fit one window however slow the
+        machine is."""
+        with self.lock:
+            if held and self.held_at is None:
+                self.held_at = self.now()
+            elif not held and self.held_at is not None:
+                self.clock_offset_s = self.held_at - time.time()
+                self.held_at = None
+            return self.now()
 
     def add_app(
         self,
@@ -117,6 +132,8 @@ class SandboxOrg(EngagementApi):
         """Move the sandbox clock forward; logs progress and tokens expire accordingly."""
         with self.lock:
             self.clock_offset_s += seconds
+            if self.held_at is not None:
+                self.held_at += seconds
             self._tick()
             return self.now()
 
@@ -132,6 +149,7 @@ class SandboxOrg(EngagementApi):
         """Forget data, logs, tokens, counters, faults and the clock offset; keep the apps."""
         with self.lock:
             self.clock_offset_s = 0.0
+            self.held_at = None
             self._reset_state()
 
     def counters(self) -> dict[str, Any]:
