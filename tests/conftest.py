@@ -17,6 +17,8 @@ import psycopg
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
+from hypothesis import HealthCheck
+from hypothesis import settings as hypothesis_settings
 from sqlalchemy import Connection, Engine, create_engine, make_url
 from sqlalchemy.orm import Session
 from werkzeug.serving import BaseWSGIServer, make_server
@@ -32,6 +34,16 @@ from erasure.models import Org, Role
 from erasure.orgs import add_org
 from erasure.salesforce.sandbox import SandboxConfig, SandboxHandle, SandboxOrg, run_in_thread
 from erasure.workflow import Protection
+
+# Property tests assert behaviour, never speed: no per-example deadline (a busy machine would fail
+# a correct example) and no "too slow" health check. `HYPOTHESIS_PROFILE=explore` runs more examples.
+hypothesis_settings.register_profile(
+    "ci", deadline=None, suppress_health_check=[HealthCheck.too_slow], print_blob=True
+)
+hypothesis_settings.register_profile(
+    "explore", parent=hypothesis_settings.get_profile("ci"), max_examples=2000
+)
+hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 ADMIN_URL = os.environ.get(
     "ERASURE_TEST_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
