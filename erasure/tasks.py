@@ -9,8 +9,6 @@ transactions committed before it returns; the periodic relay covers a crash in b
 from __future__ import annotations
 
 import logging
-import threading
-import time
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -141,42 +139,6 @@ def create_celery(settings: Settings) -> Celery:
         },
     )
     return app
-
-
-class RelayKicker:
-    """Asks a worker to run the outbox relay now, from a background thread, so an HTTP request
-    that committed work never waits on the broker. Kicks coalesce: a burst costs one message.
-    The periodic relay still publishes everything if a kick is lost."""
-
-    _by_broker: ClassVar[dict[str, RelayKicker]] = {}
-    _registry_lock = threading.Lock()
-
-    def __init__(self, app: Celery) -> None:
-        self._app = app
-        self._wanted = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="erasure-relay-kicker", daemon=True)
-        self._thread.start()
-
-    @classmethod
-    def for_settings(cls, settings: Settings) -> RelayKicker:
-        with cls._registry_lock:
-            kicker = cls._by_broker.get(settings.broker_url)
-            if kicker is None:
-                kicker = cls._by_broker[settings.broker_url] = cls(create_celery(settings))
-            return kicker
-
-    def kick(self) -> None:
-        self._wanted.set()
-
-    def _run(self) -> None:
-        while True:
-            self._wanted.wait()
-            self._wanted.clear()
-            try:
-                self._app.send_task("erasure.relay_outbox", expires=60)
-            except Exception:  # noqa: BLE001  # the broker may be down: the periodic relay covers it
-                logger.warning("could not kick the outbox relay; the periodic relay will publish")
-            time.sleep(0.05)  # coalesce a burst of kicks into one message
 
 
 def publisher(app: Celery) -> outbox.Publisher:

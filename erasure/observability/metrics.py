@@ -5,7 +5,7 @@ use prometheus-client's multiprocess mode when PROMETHEUS_MULTIPROC_DIR is set.
 
 Salesforce call counters (token fetches, 429s, every route's outcomes) are the client's own
 per-credential counters, read from the shared Redis usage store at scrape time. Intake 429s are a
-counter in `erasure.intake.limits`.
+counter in `erasure.web.limits`.
 
 Labels carry states, sources, route names and credential names, never personal data.
 """

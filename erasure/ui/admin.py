@@ -14,13 +14,14 @@ from sqlalchemy.orm import selectinload
 
 from erasure import models
 from erasure.api_keys import create_api_key, revoke_api_key
-from erasure.intake.resources import get_session, web_resources
 from erasure.models import ApiKey, Credential, Org, Role, User
 from erasure.orgs import client_secret
 from erasure.pipeline.salesforce_port import org_settings
 from erasure.salesforce import CredentialSettings
 from erasure.salesforce.errors import SalesforceError
-from erasure.ui import accounts, bp, queries, security
+from erasure.ui import accounts, queries, security
+from erasure.ui.blueprint import bp
+from erasure.web.resources import get_session, web_resources
 
 logger = logging.getLogger(__name__)
 

@@ -36,9 +36,6 @@ from erasure import identifiers, workflow
 from erasure.audit import certify
 from erasure.audit.certificate import dump_certificate
 from erasure.errors import ErasureError, InvalidTransition, NotFound, NotReady, UnknownOrg
-from erasure.intake.resources import get_session, web_resources
-from erasure.intake.schemas import ErasureRequestIn, validation_errors
-from erasure.intake.views import kick_relay
 from erasure.lifecycle import free_text
 from erasure.models import (
     ErasureRequest,
@@ -51,7 +48,11 @@ from erasure.models import (
     TargetStatus,
 )
 from erasure.pipeline.states import record_pseudonym
-from erasure.ui import actions, bp, queries, security
+from erasure.ui import actions, queries, security
+from erasure.ui.blueprint import bp
+from erasure.web.inputs import ErasureRequestIn, validation_errors
+from erasure.web.relay import kick_relay
+from erasure.web.resources import get_session, web_resources
 
 logger = logging.getLogger(__name__)
 

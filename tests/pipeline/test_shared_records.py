@@ -212,9 +212,7 @@ def _waiting_on(session: Session, blocker: int) -> int:
     )
 
 
-def _until_waiting(
-    world: World, blocker: int, count: int, futures: list[Future[object]]
-) -> None:
+def _until_waiting(world: World, blocker: int, count: int, futures: list[Future[object]]) -> None:
     deadline = time.monotonic() + 60
     with world.session() as session:
         while _waiting_on(session, blocker) < count:
