@@ -10,6 +10,7 @@ from flask import Response, jsonify, request
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 
+from erasure.accounts.models import Role
 from erasure.api.auth import READERS, current_key, requires
 from erasure.api.openapi import Documented, documented, query_param
 from erasure.api.rendering import request_url
@@ -18,9 +19,9 @@ from erasure.api.v1 import bp
 from erasure.audit import certify, store
 from erasure.audit.certificate import dump_certificate
 from erasure.audit.consistency import proof_document
+from erasure.core.models import ErasureRequest, SubjectIdentifier
 from erasure.errors import ConfigurationError
 from erasure.identifiers import pseudonym
-from erasure.models import ErasureRequest, Role, SubjectIdentifier
 from erasure.web.inputs import Strict, SubjectIn
 from erasure.web.problems import Problem, invalid_field
 from erasure.web.resources import get_session, web_resources

@@ -16,8 +16,8 @@ from typing import ParamSpec, TypeVar
 
 from flask import g, request
 
+from erasure.accounts.models import ApiKey, Role
 from erasure.api_keys import authenticate
-from erasure.models import ApiKey, Role
 from erasure.web import limits
 from erasure.web.problems import Problem
 from erasure.web.resources import get_session

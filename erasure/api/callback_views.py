@@ -10,19 +10,19 @@ from flask import Blueprint, Response, request
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 
+from erasure.accounts.models import Role
 from erasure.api.auth import current_key, requires
 from erasure.api.openapi import Documented, documented, query_param
 from erasure.api.schemas import ProblemOut
 from erasure.integrations import callbacks
-from erasure.integrations.transport import AddressGuard
-from erasure.models import (
+from erasure.integrations.models import (
     CallbackChannel,
     CallbackDelivery,
     CallbackStatus,
     CallbackSubscription,
-    Role,
     WebhookSource,
 )
+from erasure.integrations.transport import AddressGuard
 from erasure.web.problems import invalid_field
 from erasure.web.resources import get_session, web_resources
 from erasure.web.responses import json_response, read_model

@@ -19,7 +19,7 @@ from flask import request
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
-from erasure.models import IdempotencyRecord
+from erasure.api.models import IdempotencyRecord
 from erasure.web.problems import Problem
 
 MAX_KEY_LENGTH = 255

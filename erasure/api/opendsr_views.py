@@ -10,13 +10,14 @@ from urllib.parse import urlsplit
 from flask import Blueprint, Response
 from pydantic import BaseModel, ConfigDict, Field
 
+from erasure.accounts.models import Role
 from erasure.api.auth import current_key, requires
 from erasure.api.openapi import Documented, documented
 from erasure.api.schemas import ProblemOut
+from erasure.core.models import ErasureRequest
 from erasure.identifiers import InvalidIdentifier, normalize
 from erasure.integrations import callbacks, opendsr, processor
 from erasure.integrations.transport import AddressGuard
-from erasure.models import ErasureRequest, Role
 from erasure.web.inputs import ReceivedAt
 from erasure.web.problems import Problem
 from erasure.web.resources import get_session, web_resources

@@ -11,8 +11,8 @@ from sqlalchemy import select
 
 from erasure.api.auth import current_key, integration_scope
 from erasure.api.schemas import ErasureRequestOut, LinksOut, ReferenceOut
+from erasure.core.models import ErasureRequest
 from erasure.lifecycle import free_text
-from erasure.models import ErasureRequest
 from erasure.web.resources import get_session, web_resources
 
 

@@ -32,7 +32,7 @@ from erasure.api.schemas import (
     ProblemOut,
 )
 from erasure.api.v1 import bp
-from erasure.models import ErasureRequest, RequestStatus, Source
+from erasure.core.models import ErasureRequest, RequestStatus, Source
 from erasure.web.body import read_body
 from erasure.web.inputs import CancelIn, ErasureRequestIn
 from erasure.web.problems import field_error

@@ -7,7 +7,7 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from erasure.models import Regulation, RequestStatus, Source
+from erasure.core.models import Regulation, RequestStatus, Source
 
 
 class ReferenceOut(BaseModel):

@@ -13,14 +13,16 @@ from typing import Any
 from flask import Blueprint, Response, request
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl
 
+from erasure.accounts.models import ApiKey, Role
 from erasure.api.auth import requires
 from erasure.api.openapi import Documented, documented
 from erasure.api.schemas import ProblemOut
+from erasure.core.models import Source
 from erasure.errors import NotFound
 from erasure.integrations import callbacks, deliveries, mapping, sources
+from erasure.integrations.models import WebhookScheme, WebhookSource
 from erasure.integrations.signatures import SignatureRejected
 from erasure.integrations.transport import AddressGuard
-from erasure.models import ApiKey, Role, Source, WebhookScheme, WebhookSource
 from erasure.web.body import read_body
 from erasure.web.problems import Problem, invalid_field
 from erasure.web.resources import get_session, web_resources

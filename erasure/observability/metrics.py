@@ -24,21 +24,19 @@ from prometheus_client.registry import Collector
 from sqlalchemy import and_, case, func, select
 from sqlalchemy.orm import Session
 
-from erasure.models import (
+from erasure.audit.models import AuditLeaf
+from erasure.core.models import (
     TERMINAL_REQUEST_STATUSES,
-    AuditLeaf,
-    CallbackDelivery,
-    CallbackStatus,
     Credential,
     DeleteCall,
-    DeliveryCircuit,
     ErasureRequest,
     Org,
-    OutboxMessage,
     Target,
     TargetStatus,
-    TaskDelivery,
 )
+from erasure.integrations.models import CallbackDelivery, CallbackStatus, DeliveryCircuit
+from erasure.outbox.models import OutboxMessage
+from erasure.pipeline.models import TaskDelivery
 from erasure.salesforce import CredentialSettings, OrgSettings, UsageStore
 from erasure.salesforce.models import Route
 

@@ -25,8 +25,8 @@ from flask.typing import ResponseReturnValue
 from sqlalchemy import select, tuple_
 
 from erasure import workflow
+from erasure.core.models import ErasureRequest, Source
 from erasure.errors import UnknownOrg
-from erasure.models import ErasureRequest, Source
 from erasure.ui import security
 from erasure.ui.blueprint import bp
 from erasure.ui.request_pages import _submission, form_document, validate_document

@@ -35,9 +35,7 @@ from sqlalchemy import select
 from erasure import identifiers, workflow
 from erasure.audit import certify
 from erasure.audit.certificate import dump_certificate
-from erasure.errors import ErasureError, InvalidTransition, NotFound, NotReady, UnknownOrg
-from erasure.lifecycle import free_text
-from erasure.models import (
+from erasure.core.models import (
     ErasureRequest,
     IdentifierKind,
     Org,
@@ -47,6 +45,8 @@ from erasure.models import (
     SubjectIdentifier,
     TargetStatus,
 )
+from erasure.errors import ErasureError, InvalidTransition, NotFound, NotReady, UnknownOrg
+from erasure.lifecycle import free_text
 from erasure.pipeline.states import record_pseudonym
 from erasure.ui import actions, queries, security
 from erasure.ui.blueprint import bp

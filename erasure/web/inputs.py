@@ -21,7 +21,7 @@ from pydantic import (
 )
 
 from erasure import identifiers
-from erasure.models import IdentifierKind, Regulation
+from erasure.core.models import IdentifierKind, Regulation
 
 # A received_at slightly in the future is clock skew; more than this is a mistake.
 MAX_CLOCK_SKEW = timedelta(minutes=5)

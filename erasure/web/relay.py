@@ -10,8 +10,9 @@ from typing import ClassVar
 
 from celery import Celery
 
+from erasure import task_names
+from erasure.celery_app import create_celery
 from erasure.config import Settings
-from erasure.tasks import create_celery
 from erasure.web.resources import web_resources
 
 logger = logging.getLogger(__name__)
@@ -46,7 +47,7 @@ class RelayKicker:
             self._wanted.wait()
             self._wanted.clear()
             try:
-                self._app.send_task("erasure.relay_outbox", expires=60)
+                self._app.send_task(task_names.RELAY_OUTBOX, expires=60)
             except Exception:  # noqa: BLE001  # the broker may be down: the periodic relay covers it
                 logger.warning("could not kick the outbox relay; the periodic relay will publish")
             time.sleep(0.05)  # coalesce a burst of kicks into one message
