@@ -23,8 +23,8 @@ from sqlalchemy.orm import Session
 from bench.machine import describe
 from erasure import schema
 from erasure.audit import leaves, store
+from erasure.audit.models import AuditLeaf
 from erasure.db import make_engine, make_sessionmaker
-from erasure.models import AuditLeaf
 
 ADMIN_URL = os.environ.get(
     "ERASURE_BENCH_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres"

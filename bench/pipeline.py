@@ -28,9 +28,7 @@ from sqlalchemy import func, insert, select
 
 from bench.machine import describe
 from erasure import schema, workflow
-from erasure.db import make_engine, make_sessionmaker
-from erasure.identifiers import Vault
-from erasure.models import (
+from erasure.core.models import (
     DeleteCall,
     ErasureRequest,
     IdentifierKind,
@@ -41,6 +39,8 @@ from erasure.models import (
     TargetKind,
     TargetStatus,
 )
+from erasure.db import make_engine, make_sessionmaker
+from erasure.identifiers import Vault
 from erasure.orgs import add_credential, add_org
 from erasure.pipeline import resolve, scheduler
 from erasure.pipeline.context import Pipeline, Tunables
@@ -171,7 +171,7 @@ class Run:
         """Remove this run's org, so the next run's dispatcher sees only its own."""
         from sqlalchemy import delete
 
-        from erasure.models import Credential, Org
+        from erasure.core.models import Credential, Org
 
         with self.maker() as session, session.begin():
             session.execute(delete(Target).where(Target.org_id == self.org_id))

@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from erasure.models import ApiKey, Role
+from erasure.accounts.models import ApiKey, Role
 
 KEY_PREFIX = "ek_"
 _PREFIX_BYTES = 6

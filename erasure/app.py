@@ -34,7 +34,7 @@ def create_app(
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     app.json.sort_keys = False  # type: ignore[attr-defined]  # keep the documented field order
 
-    from erasure.intake.resources import WebResources
+    from erasure.web.resources import WebResources
 
     owns_sessions = session_factory is None
     engine = None
@@ -55,16 +55,45 @@ def create_app(
         ),
     )
 
-    from erasure import intake
-
-    intake.init_app(app)
-    from erasure import ui
-
-    ui.init_app(app, settings)
-    from erasure.observability import web as observability
-
-    observability.init_app(app)
+    _register_edges(app, settings)
     return app
+
+
+def _register_edges(app: Flask, settings: Settings) -> None:
+    """The web layer's hooks, then the edges that stand on it: the JSON API, the console and the
+    operational endpoints. Hooks run in the order they are installed here."""
+    from erasure.api import (
+        audit_views,
+        callback_views,
+        opendsr_views,
+        request_actions,
+        request_views,
+        v1,
+        webhook_views,
+    )
+    from erasure.api.openapi import document_bp
+    from erasure.observability import web as observability
+    from erasure.ui import admin, auditor, bulk, console, dashboard, request_pages, security
+    from erasure.ui.blueprint import bp as console_bp
+    from erasure.web import correlation, problems
+    from erasure.web.resources import close_session
+
+    correlation.install(app)
+    problems.register_error_handlers(app)
+    app.teardown_appcontext(close_session)
+    # request_views, request_actions and audit_views declare their routes on the one /v1
+    # blueprint; each is imported above so its routes exist before the blueprint is registered.
+    del audit_views, request_actions, request_views
+    app.register_blueprint(v1.bp)
+    app.register_blueprint(webhook_views.bp)
+    app.register_blueprint(callback_views.bp)
+    app.register_blueprint(opendsr_views.bp)
+    app.register_blueprint(document_bp)
+    # The console's page modules and security's hooks are declared on its blueprint likewise.
+    del admin, auditor, bulk, dashboard, request_pages, security
+    console.configure_sessions(app, settings)
+    app.register_blueprint(console_bp)
+    observability.init_app(app)
 
 
 def _refuse_a_split_log(

@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from erasure.audit.checkpoint import SigningKey
     from erasure.config import Settings
 
-from erasure.models import Role
+from erasure.accounts.models import Role
 from erasure.salesforce.config import DeleteIdsIn
 
 

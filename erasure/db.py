@@ -1,16 +1,19 @@
-"""SQLAlchemy plumbing: metadata with a naming convention, the declarative Base, engines, sessions.
+"""SQLAlchemy plumbing: metadata with a naming convention, the declarative Base every domain's
+models share (with its column helpers), engines, sessions.
 
 Imports nothing from erasure but config; never commits.
 """
 
 from __future__ import annotations
 
+from datetime import datetime
+from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import MetaData
+from sqlalchemy import DateTime, Enum, MetaData, func
 from sqlalchemy.engine import Engine, create_engine
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
-from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 from sqlalchemy.pool import NullPool
 
 NAMING_CONVENTION = {
@@ -26,6 +29,26 @@ metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
 class Base(DeclarativeBase):
     metadata = metadata
+
+
+def str_enum(enum_cls: type[StrEnum], name: str) -> Enum:
+    """A StrEnum stored by value as VARCHAR with a named CHECK (no native PG enum to migrate)."""
+    return Enum(
+        enum_cls,
+        name=name,
+        native_enum=False,
+        length=32,
+        values_callable=lambda members: [m.value for m in members],
+        validate_strings=True,
+        create_constraint=True,
+    )
+
+
+UUID_PK: dict[str, Any] = {"primary_key": True, "server_default": func.gen_random_uuid()}
+
+
+def now_column(*, comment: str | None = None) -> Mapped[datetime]:
+    return mapped_column(DateTime(timezone=True), server_default=func.now(), comment=comment)
 
 
 def make_engine(

@@ -12,7 +12,7 @@ from __future__ import annotations
 import calendar
 from datetime import UTC, date, datetime, time, timedelta
 
-from erasure.models import Regulation
+from erasure.core.models import Regulation
 
 # Extensions a regulation allows, with a recorded reason (GDPR Art. 12(3): two further months).
 EXTENSION_MONTHS = {Regulation.GDPR: 2, Regulation.UK_GDPR: 2}

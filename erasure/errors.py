@@ -1,6 +1,6 @@
 """Domain errors. Each has a stable `code` API clients can switch on and a `retryable` flag.
 
-HTTP mapping lives only in erasure.intake.problems.
+HTTP mapping lives only in erasure.web.problems.
 """
 
 from __future__ import annotations

@@ -18,7 +18,7 @@ import phonenumbers
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from email_validator import EmailNotValidError, validate_email
 
-from erasure.models import IdentifierKind
+from erasure.core.models import IdentifierKind
 
 # Salesforce record ids: 15 or 18 alphanumerics; key prefixes 003 (Contact), 0PA (MessagingEndUser).
 _SF_ID = re.compile(r"^[a-zA-Z0-9]{15}(?:[a-zA-Z0-9]{3})?$")

@@ -13,10 +13,10 @@ from dataclasses import dataclass
 from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session, selectinload
 
+from erasure.core.models import Credential, ErasureRequest, RequestStatus, SubjectIdentifier
 from erasure.identifiers import Sealed, Vault
 from erasure.lifecycle import free_text
 from erasure.lifecycle.free_text import notes_context
-from erasure.models import Credential, ErasureRequest, RequestStatus, SubjectIdentifier
 from erasure.orgs import secret_context
 from erasure.workflow import identifier_context
 

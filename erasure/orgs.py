@@ -5,8 +5,8 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from erasure.core.models import Credential, Org
 from erasure.identifiers import Sealed, Vault
-from erasure.models import Credential, Org
 from erasure.salesforce.config import DeleteIdsIn, OrgSettings
 
 

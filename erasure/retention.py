@@ -14,8 +14,8 @@ from sqlalchemy import exists, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from erasure.audit import leaves
+from erasure.core.models import TERMINAL_REQUEST_STATUSES, ErasureRequest, SubjectIdentifier, Target
 from erasure.lifecycle import free_text
-from erasure.models import TERMINAL_REQUEST_STATUSES, ErasureRequest, SubjectIdentifier, Target
 
 
 def shred_expired(

@@ -11,10 +11,10 @@ from typing import Any
 
 from celery.signals import worker_init, worker_process_init
 
-from erasure import tasks
 from erasure.audit import store as audit_store
 from erasure.audit.checkpoint import load_signing_key
 from erasure.audit.origin import LogIdentityError
+from erasure.celery_app import ErasureTask, WorkerResources, create_celery, tunables
 from erasure.config import Settings
 from erasure.db import make_engine, make_sessionmaker
 from erasure.identifiers import Vault
@@ -23,11 +23,13 @@ from erasure.observability.logs import configure_logging
 from erasure.pipeline.context import Pipeline
 from erasure.pipeline.salesforce_port import ClientFactory, Clients
 from erasure.salesforce_clients import client_builder
+from erasure.tasks import registry
 
 settings = Settings.from_env()
 configure_logging(settings.log_level)
 task_signals.connect()
-celery_app = tasks.create_celery(settings)
+del registry  # imported so every task is registered with Celery
+celery_app = create_celery(settings)
 celery_app.set_current()
 celery_app.set_default()
 # Workers and beat (`celery -A erasure.worker beat` imports this module too) say they are alive.
@@ -50,7 +52,7 @@ def build_pipeline(settings: Settings, engine_pool_size: int = 3) -> Pipeline:
         clients=Clients(client_factory(settings), vault),
         vault=vault,
         pseudonym_key=settings.pseudonym_key_bytes,
-        tunables=tasks.tunables(settings),
+        tunables=tunables(settings),
     )
 
 
@@ -77,8 +79,8 @@ def _install(**_: Any) -> None:
     # A deliveries run keeps up to `delivery_threads` short transactions open at once; the pool
     # opens connections only when they are needed.
     pipeline = build_pipeline(settings, engine_pool_size=max(3, settings.delivery_threads))
-    tasks.ErasureTask.install(
-        tasks.WorkerResources(
+    ErasureTask.install(
+        WorkerResources(
             settings=settings,
             sessionmaker=pipeline.sessionmaker,
             celery=celery_app,

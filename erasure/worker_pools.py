@@ -14,12 +14,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from erasure import task_names
+
 PIPELINE_QUEUE = "pipeline"
 DELIVERIES_QUEUE = "deliveries"
 QUEUES = (PIPELINE_QUEUE, DELIVERIES_QUEUE)
 
 #: The tasks that run on the deliveries queue; every other task runs on the pipeline queue.
-DELIVERY_TASKS = ("erasure.dispatch_callbacks", "erasure.send_callbacks")
+DELIVERY_TASKS = (task_names.DISPATCH_CALLBACKS, task_names.SEND_CALLBACKS)
 
 
 @dataclass(frozen=True)

@@ -15,12 +15,9 @@ from datetime import UTC, datetime
 from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import Session, selectinload
 
-from erasure import deadlines, outbox
+from erasure import deadlines, task_names
 from erasure.audit import leaves
-from erasure.errors import InvalidTransition, NotFound, UnknownOrg
-from erasure.identifiers import Vault, pseudonym
-from erasure.lifecycle.free_text import cancelled_outcome, notes_context, seal_cancel_reason
-from erasure.models import (
+from erasure.core.models import (
     TERMINAL_REQUEST_STATUSES,
     ErasureRequest,
     IdentifierKind,
@@ -31,6 +28,10 @@ from erasure.models import (
     SubjectIdentifier,
     TargetStatus,
 )
+from erasure.errors import InvalidTransition, NotFound, UnknownOrg
+from erasure.identifiers import Vault, pseudonym
+from erasure.lifecycle.free_text import cancelled_outcome, notes_context, seal_cancel_reason
+from erasure.outbox import messages as outbox
 
 # Targets in these states have not reached Salesforce yet: a cancel can still withdraw them.
 # (A `batched` target whose call was on the wire is recorded as sent by the pipeline.)
@@ -38,7 +39,6 @@ WITHDRAWABLE_TARGET_STATUSES = frozenset(
     {TargetStatus.PENDING, TargetStatus.BLOCKED_OPEN_SESSION, TargetStatus.BATCHED}
 )
 #: The pipeline's first task; published from the outbox after the intake transaction commits.
-RESOLVE_TASK = "erasure.resolve"
 
 
 @dataclass(frozen=True)
@@ -234,7 +234,7 @@ def submit_request(
             "submitted_by": submission.submitted_by,
         },
     )
-    outbox.enqueue(session, RESOLVE_TASK, [str(request_id), 0])
+    outbox.enqueue(session, task_names.RESOLVE, [str(request_id), 0])
     session.flush()
     return erasure_request
 

@@ -8,7 +8,7 @@ from logging.config import fileConfig
 from alembic import context
 from sqlalchemy import create_engine, text
 
-import erasure.models  # noqa: F401  # registers every table on the metadata
+import erasure.tables  # noqa: F401  # registers every table on the metadata
 from erasure.config import database_url_from_env
 from erasure.db import metadata
 

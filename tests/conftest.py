@@ -24,13 +24,14 @@ from sqlalchemy.orm import Session
 from werkzeug.serving import BaseWSGIServer, make_server
 
 from erasure import schema
+from erasure.accounts.models import Role
 from erasure.api_keys import create_api_key
 from erasure.app import create_app
 from erasure.audit.checkpoint import SigningKey
 from erasure.config import Settings
+from erasure.core.models import Org
 from erasure.db import make_sessionmaker
 from erasure.identifiers import Vault
-from erasure.models import Org, Role
 from erasure.orgs import add_org
 from erasure.salesforce.sandbox import SandboxConfig, SandboxHandle, SandboxOrg, run_in_thread
 from erasure.workflow import Protection
@@ -238,7 +239,9 @@ class Committed:
 def committed(engine: Engine) -> Iterator[Committed]:
     from sqlalchemy import delete
 
-    from erasure.models import ApiKey, ErasureRequest, IdempotencyRecord
+    from erasure.accounts.models import ApiKey
+    from erasure.api.models import IdempotencyRecord
+    from erasure.core.models import ErasureRequest
 
     maker = make_sessionmaker(engine)
     with maker() as session:

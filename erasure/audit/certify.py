@@ -19,8 +19,9 @@ from erasure.audit import store
 from erasure.audit.certificate import ProvenLeaf, build_certificate
 from erasure.audit.checkpoint import SigningKey
 from erasure.audit.leaves import timestamp
+from erasure.audit.models import AuditCheckpoint
+from erasure.core.models import ErasureRequest, RequestStatus, TargetStatus
 from erasure.errors import InvalidTransition, NotFound, NotReady
-from erasure.models import AuditCheckpoint, ErasureRequest, RequestStatus, TargetStatus
 
 CERTIFIABLE = frozenset({RequestStatus.COMPLETED, RequestStatus.COMPLETED_NO_DATA})
 

@@ -17,7 +17,7 @@ import rfc8785
 from sqlalchemy.orm import Session
 
 from erasure.audit.merkle import leaf_hash
-from erasure.models import AuditLeaf
+from erasure.audit.models import AuditLeaf
 
 LEAF_VERSION = 1
 

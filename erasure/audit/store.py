@@ -29,9 +29,9 @@ from erasure.audit.merkle import (
     perfect_nodes,
     range_root,
 )
+from erasure.audit.models import AuditCheckpoint, AuditLeaf, AuditNode, AuditTreeHead
 from erasure.audit.origin import LogIdentity, resolve_origin
 from erasure.errors import NotReady
-from erasure.models import AuditCheckpoint, AuditLeaf, AuditNode, AuditTreeHead
 
 logger = logging.getLogger(__name__)
 

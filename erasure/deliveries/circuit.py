@@ -25,7 +25,7 @@ from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
-from erasure.models import DeliveryCircuit
+from erasure.integrations.models import DeliveryCircuit
 
 
 @dataclass(frozen=True)

@@ -30,8 +30,8 @@ from erasure.config import Settings
 from erasure.deliveries import circuit
 from erasure.errors import NotFound
 from erasure.integrations import callbacks, comments
+from erasure.integrations.models import CallbackDelivery, CallbackStatus, DeliveryCircuit
 from erasure.integrations.transport import Transport, TransportError
-from erasure.models import CallbackDelivery, CallbackStatus, DeliveryCircuit
 
 logger = logging.getLogger(__name__)
 

@@ -25,23 +25,22 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
+from erasure.audit.models import AuditLeaf
+from erasure.core.models import ErasureRequest, RequestStatus
 from erasure.errors import InvalidTransition, NotFound
 from erasure.identifiers import Sealed, Vault
 from erasure.integrations import comments, processor, signatures
-from erasure.integrations.transport import AddressGuard, BlockedAddress, Transport, destination_of
-from erasure.models import (
-    AuditLeaf,
+from erasure.integrations.models import (
     CallbackChannel,
     CallbackDelivery,
     CallbackStatus,
     CallbackSubscription,
     DeliveryCircuit,
-    ErasureRequest,
     IntegrationCursor,
-    RequestStatus,
     WebhookDelivery,
     WebhookSource,
 )
+from erasure.integrations.transport import AddressGuard, BlockedAddress, Transport, destination_of
 
 logger = logging.getLogger(__name__)
 

@@ -11,9 +11,10 @@ import uuid
 from typing import Any
 from urllib.parse import quote
 
+from erasure.core.models import Source
 from erasure.identifiers import Vault
 from erasure.integrations import mapping, sources
-from erasure.models import Source, WebhookSource
+from erasure.integrations.models import WebhookSource
 
 
 class CommentNotConfigured(Exception):

@@ -21,7 +21,7 @@ from erasure import workflow
 from erasure.errors import ConfigurationError, UnknownOrg
 from erasure.integrations import mapping as mapping_module
 from erasure.integrations import signatures, sources
-from erasure.models import DeliveryOutcome, WebhookDelivery, WebhookSource
+from erasure.integrations.models import DeliveryOutcome, WebhookDelivery, WebhookSource
 
 #: Security events (bad signatures, replays) go to their own logger, for alerting.
 security_log = logging.getLogger("erasure.security")

@@ -11,8 +11,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from erasure.core.models import IdentifierKind, Regulation, Source
 from erasure.identifiers import InvalidIdentifier, normalize
-from erasure.models import IdentifierKind, Regulation, Source
 from erasure.workflow import Identifier
 
 

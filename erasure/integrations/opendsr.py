@@ -15,17 +15,12 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from erasure import workflow
+from erasure.core.models import ErasureRequest, IdentifierKind, Regulation, Source
 from erasure.errors import InvalidTransition, NotFound
 from erasure.identifiers import Vault
 from erasure.integrations import callbacks
+from erasure.integrations.models import CallbackChannel
 from erasure.integrations.transport import AddressGuard
-from erasure.models import (
-    CallbackChannel,
-    ErasureRequest,
-    IdentifierKind,
-    Regulation,
-    Source,
-)
 
 API_VERSION = "2.0"
 IDENTITY_KINDS = {"email": IdentifierKind.EMAIL, "phone_number": IdentifierKind.PHONE}

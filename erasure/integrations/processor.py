@@ -16,7 +16,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from erasure.identifiers import Sealed, Vault
-from erasure.models import ProcessorKey
+from erasure.integrations.models import ProcessorKey
 
 _CONTEXT = "opendsr-processor-key"
 _LOCK = 0x6F647372  # "odsr"

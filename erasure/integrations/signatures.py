@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Protocol
 
-from erasure.models import WebhookScheme
+from erasure.integrations.models import WebhookScheme
 
 TOLERANCE_S = 300
 WHSEC_PREFIX = "whsec_"

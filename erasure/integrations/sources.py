@@ -14,11 +14,12 @@ from typing import Any
 from sqlalchemy import Select, or_, select
 from sqlalchemy.orm import Session
 
+from erasure.core.models import Source
 from erasure.errors import InvalidTransition, NotFound
 from erasure.identifiers import Sealed, Vault
 from erasure.integrations import mapping as mapping_module
+from erasure.integrations.models import WebhookScheme, WebhookSecret, WebhookSource
 from erasure.integrations.signatures import new_whsec, whsec_key
-from erasure.models import Source, WebhookScheme, WebhookSecret, WebhookSource
 
 DEFAULT_SCHEME = {
     Source.JIRA: WebhookScheme.JIRA,

@@ -11,8 +11,9 @@ from __future__ import annotations
 import re
 import uuid
 
+from erasure.accounts.models import Role
+from erasure.core.models import ErasureRequest
 from erasure.identifiers import Sealed, Vault
-from erasure.models import ErasureRequest, Role
 
 #: Who may read a request's notes and cancel reason, in the API and the console: the people who
 #: handle requests. Approvers, auditors and integrations see that there is a reason, not what.

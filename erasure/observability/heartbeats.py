@@ -26,7 +26,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from erasure.config import Settings
-from erasure.models import Heartbeat
+from erasure.observability.models import Heartbeat
 
 logger = logging.getLogger(__name__)
 

@@ -5,7 +5,7 @@ use prometheus-client's multiprocess mode when PROMETHEUS_MULTIPROC_DIR is set.
 
 Salesforce call counters (token fetches, 429s, every route's outcomes) are the client's own
 per-credential counters, read from the shared Redis usage store at scrape time. Intake 429s are a
-counter in `erasure.intake.limits`.
+counter in `erasure.web.limits`.
 
 Labels carry states, sources, route names and credential names, never personal data.
 """
@@ -24,21 +24,19 @@ from prometheus_client.registry import Collector
 from sqlalchemy import and_, case, func, select
 from sqlalchemy.orm import Session
 
-from erasure.models import (
+from erasure.audit.models import AuditLeaf
+from erasure.core.models import (
     TERMINAL_REQUEST_STATUSES,
-    AuditLeaf,
-    CallbackDelivery,
-    CallbackStatus,
     Credential,
     DeleteCall,
-    DeliveryCircuit,
     ErasureRequest,
     Org,
-    OutboxMessage,
     Target,
     TargetStatus,
-    TaskDelivery,
 )
+from erasure.integrations.models import CallbackDelivery, CallbackStatus, DeliveryCircuit
+from erasure.outbox.models import OutboxMessage
+from erasure.pipeline.models import TaskDelivery
 from erasure.salesforce import CredentialSettings, OrgSettings, UsageStore
 from erasure.salesforce.models import Route
 

@@ -8,10 +8,10 @@ import time
 import redis
 from flask import Flask, Response, g, jsonify, request
 
-from erasure.intake import body, limits
-from erasure.intake.resources import WebResources, get_session, web_resources
 from erasure.observability import health, heartbeats, logs, metrics
 from erasure.salesforce import RedisUsageStore, UsageStore
+from erasure.web import body, limits
+from erasure.web.resources import WebResources, get_session, web_resources
 
 
 def usage_store(url: str | None) -> UsageStore | None:

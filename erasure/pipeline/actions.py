@@ -14,17 +14,17 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from erasure import deadlines
-from erasure.errors import InvalidTransition, NotFound
-from erasure.identifiers import Sealed, Vault
-from erasure.lifecycle.free_text import notes_context
-from erasure.models import (
+from erasure.core.models import (
     TERMINAL_REQUEST_STATUSES,
-    Alert,
     ErasureRequest,
     RequestStatus,
     Target,
     TargetStatus,
 )
+from erasure.errors import InvalidTransition, NotFound
+from erasure.identifiers import Sealed, Vault
+from erasure.lifecycle.free_text import notes_context
+from erasure.pipeline.models import Alert
 from erasure.pipeline.states import (
     UNSENT_TARGET_STATUSES,
     enqueue_resolve,

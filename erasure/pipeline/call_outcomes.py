@@ -14,7 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
 from erasure.audit import leaves
-from erasure.models import (
+from erasure.core.models import (
     Credential,
     DeleteCall,
     DeleteCallStatus,

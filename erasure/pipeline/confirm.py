@@ -14,7 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
 from erasure.audit import leaves
-from erasure.models import DeleteCall, Org, Target, TargetKind, TargetStatus
+from erasure.core.models import DeleteCall, Org, Target, TargetKind, TargetStatus
 from erasure.pipeline.context import Pipeline
 from erasure.pipeline.salesforce_port import SalesforcePort
 from erasure.pipeline.states import (

@@ -31,7 +31,7 @@ from sqlalchemy import ColumnElement, and_, exists, or_, select
 from sqlalchemy.orm import Session, aliased
 
 from erasure.audit import leaves
-from erasure.models import DeleteCall, DeleteCallStatus, Target, TargetStatus
+from erasure.core.models import DeleteCall, DeleteCallStatus, Target, TargetStatus
 from erasure.pipeline.context import Pipeline
 from erasure.pipeline.states import SENT_TARGET_STATUSES, record_pseudonym
 

@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import Session
 
-from erasure.models import (
+from erasure.core.models import (
     Credential,
     DeleteCall,
     DeleteCallStatus,

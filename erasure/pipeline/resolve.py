@@ -21,8 +21,7 @@ from enum import StrEnum
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from erasure.identifiers import Sealed
-from erasure.models import (
+from erasure.core.models import (
     TERMINAL_REQUEST_STATUSES,
     ErasureRequest,
     IdentifierKind,
@@ -33,6 +32,7 @@ from erasure.models import (
     TargetKind,
     TargetStatus,
 )
+from erasure.identifiers import Sealed
 from erasure.pipeline.context import Pipeline
 from erasure.pipeline.deletions import attach
 from erasure.pipeline.states import (

@@ -13,8 +13,8 @@ from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass
 from typing import Protocol
 
+from erasure.core.models import Credential, Org
 from erasure.identifiers import Vault
-from erasure.models import Credential, Org
 from erasure.orgs import client_secret
 from erasure.salesforce.config import CredentialSettings, OrgSettings
 from erasure.salesforce.models import ApiLog, DeleteAccepted, EndUserRef, SessionRef, Subject

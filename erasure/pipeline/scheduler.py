@@ -20,7 +20,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import Session
 
-from erasure.models import (
+from erasure.core.models import (
     DeleteCall,
     DeleteCallStatus,
     DeleteRoute,

@@ -14,17 +14,17 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from erasure import outbox
+from erasure import task_names
 from erasure.audit import leaves
-from erasure.models import (
+from erasure.core.models import (
     TERMINAL_REQUEST_STATUSES,
-    Alert,
     ErasureRequest,
     RequestStatus,
     Target,
     TargetStatus,
 )
-from erasure.workflow import RESOLVE_TASK
+from erasure.outbox import messages as outbox
+from erasure.pipeline.models import Alert
 
 UNSENT_TARGET_STATUSES = frozenset(
     {TargetStatus.PENDING, TargetStatus.BLOCKED_OPEN_SESSION, TargetStatus.BATCHED}
@@ -42,7 +42,7 @@ def record_pseudonym(key: bytes, salesforce_id: str) -> str:
 
 
 def enqueue_resolve(session: Session, request: ErasureRequest) -> None:
-    outbox.enqueue(session, RESOLVE_TASK, [str(request.id), request.attempt])
+    outbox.enqueue(session, task_names.RESOLVE, [str(request.id), request.attempt])
 
 
 def lock_request(

@@ -13,14 +13,9 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import selectinload
 
 from erasure.audit import leaves
-from erasure.models import (
-    Alert,
-    ErasureRequest,
-    Org,
-    RequestStatus,
-    TaskDelivery,
-)
+from erasure.core.models import ErasureRequest, Org, RequestStatus
 from erasure.pipeline.context import Pipeline
+from erasure.pipeline.models import Alert, TaskDelivery
 from erasure.pipeline.quota import predict_org
 from erasure.pipeline.states import enqueue_resolve, raise_alert, settle_request
 

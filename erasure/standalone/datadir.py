@@ -106,8 +106,8 @@ def bootstrap_admin_user(data: DataDir, settings: Settings) -> bool:
     path = data.root / ADMIN_LOGIN_FILE
     if path.exists():
         return False
+    from erasure.accounts.models import Role
     from erasure.db import make_engine, make_sessionmaker
-    from erasure.models import Role
     from erasure.ui.accounts import create_user, generate_password
 
     email, password = "admin@localhost", generate_password()
@@ -126,9 +126,9 @@ def bootstrap_admin_key(data: DataDir, settings: Settings) -> bool:
     """Create the first admin API key, once; returns whether it was created now."""
     if data.admin_key_file.exists():
         return False
+    from erasure.accounts.models import Role
     from erasure.api_keys import create_api_key
     from erasure.db import make_engine, make_sessionmaker
-    from erasure.models import Role
 
     engine = make_engine(settings.database_url, pool_size=1)
     with make_sessionmaker(engine)() as session:
@@ -166,9 +166,9 @@ def register_sandbox_org(
     """Point the `sandbox` org at this run's sandbox (its port changes) and add its credentials."""
     from sqlalchemy import select
 
+    from erasure.core.models import Credential
     from erasure.db import make_engine, make_sessionmaker
     from erasure.identifiers import Vault
-    from erasure.models import Credential
     from erasure.orgs import add_credential, add_org, find_org
 
     engine = make_engine(settings.database_url, pool_size=1)

@@ -16,7 +16,7 @@ from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatc
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from erasure.models import Role, User
+from erasure.accounts.models import Role, User
 
 #: Consecutive failures before an account is locked, and for how long.
 MAX_FAILED_ATTEMPTS = 5

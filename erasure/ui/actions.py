@@ -9,8 +9,8 @@ from datetime import UTC, datetime
 
 from sqlalchemy.orm import Session
 
+from erasure.core.models import ErasureRequest
 from erasure.identifiers import Vault
-from erasure.models import ErasureRequest
 from erasure.pipeline import actions as pipeline_actions
 
 MESSAGES = {

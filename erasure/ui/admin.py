@@ -12,21 +12,25 @@ from flask.typing import ResponseReturnValue
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
-from erasure import models
+from erasure.accounts.models import ApiKey, Role, User
 from erasure.api_keys import create_api_key, revoke_api_key
-from erasure.intake.resources import get_session, web_resources
-from erasure.models import ApiKey, Credential, Org, Role, User
+from erasure.core.models import Credential, Org
+from erasure.integrations import models as integration_models
 from erasure.orgs import client_secret
 from erasure.pipeline.salesforce_port import org_settings
 from erasure.salesforce import CredentialSettings
 from erasure.salesforce.errors import SalesforceError
-from erasure.ui import accounts, bp, queries, security
+from erasure.ui import accounts, queries, security
+from erasure.ui.blueprint import bp
+from erasure.web.resources import get_session, web_resources
 
 logger = logging.getLogger(__name__)
 
 
 def _optional_rows(model_name: str) -> list[Any] | None:
-    model = getattr(models, model_name, None)  # present once the integrations are installed
+    model = getattr(
+        integration_models, model_name, None
+    )  # present once the integrations are installed
     if model is None:
         return None
     return list(get_session().scalars(select(model).order_by(model.created_at.desc()).limit(200)))

@@ -17,9 +17,10 @@ from erasure.audit.certificate import verify_certificate
 from erasure.audit.checkpoint import SigningKey
 from erasure.audit.verify import verify_bundle
 from erasure.errors import NotReady
-from erasure.intake.resources import get_session, web_resources
-from erasure.ui import bp, security
+from erasure.ui import security
+from erasure.ui.blueprint import bp
 from erasure.ui.bulk import max_upload
+from erasure.web.resources import get_session, web_resources
 
 
 def _key() -> SigningKey | None:

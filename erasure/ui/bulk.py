@@ -25,13 +25,14 @@ from flask.typing import ResponseReturnValue
 from sqlalchemy import select, tuple_
 
 from erasure import workflow
+from erasure.core.models import ErasureRequest, Source
 from erasure.errors import UnknownOrg
-from erasure.intake.resources import get_session, web_resources
-from erasure.intake.schemas import ErasureRequestIn, ReferenceIn
-from erasure.intake.views import kick_relay
-from erasure.models import ErasureRequest, Source
-from erasure.ui import bp, security
+from erasure.ui import security
+from erasure.ui.blueprint import bp
 from erasure.ui.request_pages import _submission, form_document, validate_document
+from erasure.web.inputs import ErasureRequestIn, ReferenceIn
+from erasure.web.relay import kick_relay
+from erasure.web.resources import get_session, web_resources
 
 logger = logging.getLogger(__name__)
 

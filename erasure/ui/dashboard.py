@@ -8,8 +8,9 @@ from datetime import UTC, datetime
 from flask import redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 
-from erasure.intake.resources import get_session
-from erasure.ui import accounts, bp, queries, security
+from erasure.ui import accounts, queries, security
+from erasure.ui.blueprint import bp
+from erasure.web.resources import get_session
 
 logger = logging.getLogger(__name__)
 

@@ -14,11 +14,9 @@ from typing import Any
 from sqlalchemy import Select, and_, func, or_, select
 from sqlalchemy.orm import Session, selectinload
 
-from erasure import models
 from erasure.audit import store
-from erasure.models import (
+from erasure.core.models import (
     TERMINAL_REQUEST_STATUSES,
-    Alert,
     DeleteRoute,
     ErasureRequest,
     Org,
@@ -27,7 +25,9 @@ from erasure.models import (
     Target,
     TargetStatus,
 )
+from erasure.integrations import models as integration_models
 from erasure.pipeline import quota as pipeline_quota
+from erasure.pipeline.models import Alert
 
 #: An open request due within this many days is shown as "due soon" on the dashboard.
 DUE_SOON = timedelta(days=7)
@@ -136,7 +136,9 @@ def dashboard(session: Session, now: datetime) -> Dashboard:
         )
     )
     dead: int | None = None
-    callback_delivery = getattr(models, "CallbackDelivery", None)  # with the integrations
+    callback_delivery = getattr(
+        integration_models, "CallbackDelivery", None
+    )  # with the integrations
     if callback_delivery is not None:
         dead = int(
             session.scalar(

@@ -35,12 +35,7 @@ from sqlalchemy import select
 from erasure import identifiers, workflow
 from erasure.audit import certify
 from erasure.audit.certificate import dump_certificate
-from erasure.errors import ErasureError, InvalidTransition, NotFound, NotReady, UnknownOrg
-from erasure.intake.resources import get_session, web_resources
-from erasure.intake.schemas import ErasureRequestIn, validation_errors
-from erasure.intake.views import kick_relay
-from erasure.lifecycle import free_text
-from erasure.models import (
+from erasure.core.models import (
     ErasureRequest,
     IdentifierKind,
     Org,
@@ -50,8 +45,14 @@ from erasure.models import (
     SubjectIdentifier,
     TargetStatus,
 )
+from erasure.errors import ErasureError, InvalidTransition, NotFound, NotReady, UnknownOrg
+from erasure.lifecycle import free_text
 from erasure.pipeline.states import record_pseudonym
-from erasure.ui import actions, bp, queries, security
+from erasure.ui import actions, queries, security
+from erasure.ui.blueprint import bp
+from erasure.web.inputs import ErasureRequestIn, validation_errors
+from erasure.web.relay import kick_relay
+from erasure.web.resources import get_session, web_resources
 
 logger = logging.getLogger(__name__)
 

@@ -33,12 +33,12 @@ from markupsafe import escape
 from sqlalchemy.exc import DBAPIError
 from werkzeug.exceptions import HTTPException
 
+from erasure.accounts.models import Role, User
 from erasure.db import database_unavailable
-from erasure.intake.problems import DATABASE_RETRY_AFTER_S
-from erasure.intake.resources import get_session
 from erasure.lifecycle.free_text import NOTE_READERS
-from erasure.models import Role, User
-from erasure.ui import SESSION_LIFETIME, bp
+from erasure.ui.blueprint import SESSION_LIFETIME, bp
+from erasure.web.problems import DATABASE_RETRY_AFTER_S
+from erasure.web.resources import get_session
 
 P = ParamSpec("P")
 R = TypeVar("R")

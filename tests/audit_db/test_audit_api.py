@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 from erasure.audit import leaves, store
 from erasure.audit.certificate import verify_certificate
 from erasure.audit.checkpoint import SigningKey, VerifierKey
-from erasure.models import ErasureRequest, Org, RequestStatus, Target, TargetKind, TargetStatus
+from erasure.core.models import ErasureRequest, Org, RequestStatus, Target, TargetKind, TargetStatus
 
 ORIGIN = "erasure.test/audit"
 
@@ -149,7 +149,7 @@ def test_subject_lookup_finds_requests_by_pseudonym_without_echoing_the_identifi
 def test_only_officers_and_admins_may_look_up_subjects(
     client: FlaskClient, make_key: object, role: str
 ) -> None:
-    from erasure.models import Role
+    from erasure.accounts.models import Role
 
     key = make_key(Role(role))  # type: ignore[operator]
     response = client.post(

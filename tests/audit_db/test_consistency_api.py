@@ -18,7 +18,7 @@ from erasure.audit import leaves, store
 from erasure.audit.checkpoint import SigningKey, open_checkpoint
 from erasure.audit.commands import audit_group
 from erasure.audit.merkle import verify_consistency
-from erasure.models import AuditCheckpoint
+from erasure.audit.models import AuditCheckpoint
 
 
 def _grow_and_sign(session: Session, key: SigningKey, n: int) -> AuditCheckpoint:

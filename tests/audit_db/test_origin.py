@@ -21,12 +21,12 @@ from erasure import schema
 from erasure.app import create_app
 from erasure.audit import leaves, store
 from erasure.audit.checkpoint import Checkpoint, SigningKey, read_checkpoint_unverified
+from erasure.audit.models import AuditCheckpoint
 from erasure.audit.origin import LogIdentityError
 from erasure.audit.verify import verify_bundle
 from erasure.cli import main
 from erasure.config import Settings
 from erasure.db import make_sessionmaker
-from erasure.models import AuditCheckpoint
 from tests.conftest import database_url_for
 
 KEY_NAME = "erasure.example.com/audit"

@@ -11,7 +11,8 @@ from sqlalchemy.orm import Session
 
 from erasure.audit.certificate import verify_certificate
 from erasure.audit.checkpoint import SigningKey
-from erasure.models import AuditLeaf, ErasureRequest, Org, SubjectIdentifier, Target
+from erasure.audit.models import AuditLeaf
+from erasure.core.models import ErasureRequest, Org, SubjectIdentifier, Target
 from erasure.retention import shred_expired
 from tests.audit_db.test_audit_api import checkpoint_now, complete, submit
 

@@ -12,9 +12,9 @@ from sqlalchemy.orm import Session
 from erasure.audit import leaves, store
 from erasure.audit.checkpoint import SigningKey, open_checkpoint
 from erasure.audit.merkle import MerkleTree, leaf_hash, verify_inclusion
+from erasure.audit.models import AuditLeaf, AuditTreeHead
 from erasure.audit.verify import verify_bundle
 from erasure.db import make_sessionmaker
-from erasure.models import AuditLeaf, AuditTreeHead
 
 
 def _append(session: Session, n: int, kind: str = "test.event") -> list[AuditLeaf]:

@@ -16,11 +16,12 @@ import pytest
 from click.testing import CliRunner
 from sqlalchemy import select
 
+from erasure.accounts.models import Role
 from erasure.api_keys import authenticate
 from erasure.cli import main
 from erasure.config import Settings
+from erasure.core.models import Org
 from erasure.db import make_engine, make_sessionmaker
-from erasure.models import Org, Role
 from erasure.pipeline.salesforce_port import org_settings
 from erasure.salesforce import DeleteIdsIn
 

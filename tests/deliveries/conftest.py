@@ -19,24 +19,21 @@ from werkzeug.serving import make_server
 from werkzeug.wrappers import Request, Response
 
 from erasure import workflow
+from erasure.accounts.models import ApiKey, Role
 from erasure.api_keys import create_api_key
+from erasure.core.models import IdentifierKind, Regulation, Source
 from erasure.db import make_sessionmaker
 from erasure.deliveries import sending
 from erasure.identifiers import normalize
 from erasure.integrations import callbacks
-from erasure.integrations.transport import AddressGuard, RequestsTransport, destination_of
-from erasure.models import (
-    ApiKey,
+from erasure.integrations.models import (
     CallbackChannel,
     CallbackDelivery,
     CallbackStatus,
     CallbackSubscription,
     DeliveryCircuit,
-    IdentifierKind,
-    Regulation,
-    Role,
-    Source,
 )
+from erasure.integrations.transport import AddressGuard, RequestsTransport, destination_of
 from erasure.orgs import add_org
 from erasure.workflow import Protection
 from tests.integrations.conftest import LOOPBACK

@@ -16,10 +16,10 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-import erasure.tasks  # noqa: F401  # registers every task with Celery
+import erasure.tasks.registry  # noqa: F401  # registers every task with Celery
+from erasure.celery_app import create_celery
 from erasure.cli import main
 from erasure.config import Settings
-from erasure.tasks import create_celery
 from erasure.worker_pools import (
     ALL,
     DELIVERIES,

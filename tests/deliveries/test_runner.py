@@ -13,7 +13,7 @@ import pytest
 
 from erasure.deliveries import runner, sending
 from erasure.integrations import callbacks
-from erasure.models import CallbackStatus, CallbackSubscription
+from erasure.integrations.models import CallbackStatus, CallbackSubscription
 from tests.deliveries.conftest import (
     HoldingReceiver,
     Scene,

@@ -15,7 +15,7 @@ import requests
 
 from erasure.deliveries import runner
 from erasure.integrations import callbacks
-from erasure.models import CallbackStatus, CallbackSubscription
+from erasure.integrations.models import CallbackStatus, CallbackSubscription
 from tests.conftest import LiveServer
 from tests.deliveries.conftest import HoldingReceiver, Scene, wait_until
 

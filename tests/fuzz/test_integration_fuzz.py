@@ -26,11 +26,12 @@ from hypothesis import strategies as st
 from sqlalchemy.orm import Session
 from werkzeug.test import TestResponse
 
+from erasure.accounts.models import Role
 from erasure.app import create_app
 from erasure.config import Settings
+from erasure.core.models import Org
 from erasure.identifiers import Vault
 from erasure.integrations import sources
-from erasure.models import Org, Role
 from tests.conftest import KeyMaker
 from tests.integrations.senders import SENDERS, Sender, dumps
 

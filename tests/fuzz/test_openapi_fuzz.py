@@ -19,9 +19,9 @@ from schemathesis import checks
 from schemathesis.generation import GenerationMode
 from sqlalchemy.orm import Session
 
+from erasure.accounts.models import Role
 from erasure.app import create_app
 from erasure.config import Settings
-from erasure.models import Role
 from tests.conftest import KeyMaker
 
 EXAMPLES = int(os.environ.get("ERASURE_FUZZ_EXAMPLES", "100"))

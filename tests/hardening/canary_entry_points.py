@@ -13,9 +13,9 @@ from typing import Any
 from flask.testing import FlaskClient
 from sqlalchemy import Engine, select
 
+from erasure.accounts.models import Role, User
 from erasure.api_keys import create_api_key
 from erasure.db import make_sessionmaker
-from erasure.models import Role, User
 from erasure.ui import accounts
 from tests.integrations.senders import SENDERS, dumps
 from tests.ui.conftest import PASSWORD, sign_in

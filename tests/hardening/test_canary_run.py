@@ -47,17 +47,13 @@ from pydantic import SecretStr
 from sqlalchemy import Engine, func, select
 
 from erasure import schema
+from erasure.accounts.models import User
 from erasure.app import create_app
 from erasure.config import Settings
+from erasure.core.models import ErasureRequest, RequestStatus
 from erasure.db import make_engine, make_sessionmaker
 from erasure.identifiers import Vault
-from erasure.models import (
-    CallbackDelivery,
-    CallbackStatus,
-    ErasureRequest,
-    RequestStatus,
-    User,
-)
+from erasure.integrations.models import CallbackDelivery, CallbackStatus
 from erasure.observability.logs import configure_logging
 from erasure.salesforce.sandbox import SandboxHandle
 from tests.conftest import database_url_for

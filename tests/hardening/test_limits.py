@@ -9,8 +9,8 @@ import redis
 from flask import Flask
 from flask.testing import FlaskClient
 
-from erasure.intake.limits import MemoryCounters, RedisCounters, limiter
-from erasure.models import Role
+from erasure.accounts.models import Role
+from erasure.web.limits import MemoryCounters, RedisCounters, limiter
 from tests.conftest import KeyMaker
 from tests.hardening.conftest import AppMaker
 from tests.pipeline.harness import RedisServer

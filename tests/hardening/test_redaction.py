@@ -21,21 +21,16 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, delete, func, select
 
+from erasure.accounts.models import Role
 from erasure.api_keys import create_api_key
 from erasure.app import create_app
+from erasure.audit.models import AuditLeaf
+from erasure.core.models import RequestStatus, Source
 from erasure.db import make_sessionmaker
 from erasure.deliveries import sending
 from erasure.integrations import callbacks, sources
+from erasure.integrations.models import CallbackSubscription, IntegrationCursor, WebhookSource
 from erasure.integrations.transport import AddressGuard, RequestsTransport
-from erasure.models import (
-    AuditLeaf,
-    CallbackSubscription,
-    IntegrationCursor,
-    RequestStatus,
-    Role,
-    Source,
-    WebhookSource,
-)
 from erasure.observability.logs import configure_logging
 from erasure.salesforce.sandbox import SandboxHandle
 from tests.integrations.receivers import receiver

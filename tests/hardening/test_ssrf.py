@@ -9,9 +9,9 @@ import ipaddress
 import pytest
 from flask.testing import FlaskClient
 
+from erasure.accounts.models import Role
 from erasure.integrations import callbacks
 from erasure.integrations.transport import AddressGuard
-from erasure.models import Role
 from tests.conftest import KeyMaker
 from tests.hardening.conftest import AppMaker
 

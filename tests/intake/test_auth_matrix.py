@@ -10,8 +10,9 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy.orm import Session
 
+from erasure.accounts.models import Role
 from erasure.api_keys import create_api_key, revoke_api_key
-from erasure.models import Org, Role
+from erasure.core.models import Org
 from tests.conftest import KeyMaker
 
 OF, AP, AU, IN, AD = Role.OFFICER, Role.APPROVER, Role.AUDITOR, Role.INTEGRATION, Role.ADMIN

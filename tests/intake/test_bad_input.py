@@ -12,7 +12,9 @@ from flask.testing import FlaskClient
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from erasure.models import AuditLeaf, ErasureRequest, IdempotencyRecord, SubjectIdentifier
+from erasure.api.models import IdempotencyRecord
+from erasure.audit.models import AuditLeaf
+from erasure.core.models import ErasureRequest, SubjectIdentifier
 from tests.conftest import Committed, LiveServer
 
 GOOD: dict[str, Any] = {"subject": {"phone": "+14155552671"}, "regulation": "gdpr"}

@@ -14,8 +14,10 @@ from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
 from erasure import retention
+from erasure.accounts.models import Role
+from erasure.audit.models import AuditLeaf
+from erasure.core.models import ErasureRequest, Org, RequestStatus
 from erasure.identifiers import Sealed
-from erasure.models import AuditLeaf, ErasureRequest, Org, RequestStatus, Role
 from erasure.workflow import Protection
 from tests.conftest import KeyMaker
 

@@ -10,16 +10,16 @@ from flask.testing import FlaskClient
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from erasure.identifiers import Sealed, pseudonym
-from erasure.models import (
-    AuditLeaf,
+from erasure.accounts.models import Role
+from erasure.audit.models import AuditLeaf
+from erasure.core.models import (
     ErasureRequest,
     IdentifierKind,
     Org,
     RequestStatus,
-    Role,
     SubjectIdentifier,
 )
+from erasure.identifiers import Sealed, pseudonym
 from erasure.workflow import Protection, identifier_context
 from tests.conftest import KeyMaker
 

@@ -12,7 +12,9 @@ from flask.testing import FlaskClient
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from erasure.models import AuditLeaf, ErasureRequest, Org, Role
+from erasure.accounts.models import Role
+from erasure.audit.models import AuditLeaf
+from erasure.core.models import ErasureRequest, Org
 from tests.conftest import Committed, KeyMaker, LiveServer
 
 BODY = {

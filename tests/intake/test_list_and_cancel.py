@@ -10,7 +10,8 @@ from flask.testing import FlaskClient
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from erasure.models import AuditLeaf, ErasureRequest, Org, Target, TargetKind, TargetStatus
+from erasure.audit.models import AuditLeaf
+from erasure.core.models import ErasureRequest, Org, Target, TargetKind, TargetStatus
 
 
 def submit(client: FlaskClient, headers: dict[str, str], n: int, **extra: object) -> str:
@@ -170,8 +171,8 @@ def test_cancel_needs_a_reason(
 def test_the_audit_log_names_who_submitted_and_who_cancelled(
     client: FlaskClient, org: Org, make_key: object, db_session: Session
 ) -> None:
+    from erasure.accounts.models import Role
     from erasure.api_keys import authenticate
-    from erasure.models import Role
 
     officer = make_key(Role.OFFICER)  # type: ignore[operator]
     admin = make_key(Role.ADMIN)  # type: ignore[operator]

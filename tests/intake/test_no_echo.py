@@ -13,8 +13,10 @@ from flask.testing import FlaskClient
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from erasure.accounts.models import Role
+from erasure.core.models import Org, Source
 from erasure.integrations import sources
-from erasure.models import Org, Role, Source, WebhookDelivery
+from erasure.integrations.models import WebhookDelivery
 from erasure.workflow import Protection
 from tests.conftest import KeyMaker
 from tests.integrations.senders import SENDERS, dumps

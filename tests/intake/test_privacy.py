@@ -11,7 +11,7 @@ from flask.testing import FlaskClient
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from erasure.models import Org
+from erasure.core.models import Org
 
 CANARIES = {
     "phone": "+14155559137",

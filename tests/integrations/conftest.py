@@ -9,9 +9,10 @@ import pytest
 from sqlalchemy.orm import Session
 
 from erasure.config import Settings
+from erasure.core.models import Source
 from erasure.integrations import sources
+from erasure.integrations.models import WebhookScheme, WebhookSource
 from erasure.integrations.transport import AddressGuard
-from erasure.models import Source, WebhookScheme, WebhookSource
 from erasure.workflow import Protection
 
 MakeSource = Callable[..., tuple[WebhookSource, str]]

@@ -14,7 +14,8 @@ from typing import Any, Protocol
 
 import standardwebhooks
 
-from erasure.models import Source, WebhookScheme
+from erasure.core.models import Source
+from erasure.integrations.models import WebhookScheme
 
 
 class Sender(Protocol):

@@ -14,15 +14,17 @@ import standardwebhooks
 from flask.testing import FlaskClient
 from sqlalchemy.orm import Session
 
+from erasure.accounts.models import Role
 from erasure.config import Settings
+from erasure.core.models import Org
 from erasure.integrations import callbacks
+from erasure.integrations.models import CallbackSubscription
 from erasure.integrations.transport import (
     AddressGuard,
     BlockedAddress,
     RequestsTransport,
     TransportError,
 )
-from erasure.models import CallbackSubscription, Org, Role
 from erasure.workflow import Protection
 from tests.conftest import KeyMaker
 from tests.integrations.conftest import LOOPBACK

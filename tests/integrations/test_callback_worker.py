@@ -22,24 +22,21 @@ from werkzeug.serving import make_server
 from werkzeug.wrappers import Request, Response
 
 from erasure import workflow
+from erasure.accounts.models import ApiKey, Role
 from erasure.api_keys import create_api_key
+from erasure.audit.models import AuditLeaf
 from erasure.config import Settings
+from erasure.core.models import IdentifierKind, Regulation, Source
 from erasure.db import make_sessionmaker
 from erasure.identifiers import normalize
 from erasure.integrations import callbacks
-from erasure.integrations.transport import AddressGuard
-from erasure.models import (
-    ApiKey,
-    AuditLeaf,
+from erasure.integrations.models import (
     CallbackDelivery,
     CallbackStatus,
     CallbackSubscription,
-    IdentifierKind,
     IntegrationCursor,
-    Regulation,
-    Role,
-    Source,
 )
+from erasure.integrations.transport import AddressGuard
 from erasure.orgs import add_org
 from erasure.workflow import Protection
 from tests.integrations.conftest import LOOPBACK

@@ -14,17 +14,13 @@ from flask.testing import FlaskClient
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from erasure.accounts.models import Role
+from erasure.audit.models import AuditLeaf
+from erasure.core.models import Org
 from erasure.deliveries import sending
 from erasure.integrations import callbacks
+from erasure.integrations.models import CallbackDelivery, CallbackStatus, IntegrationCursor
 from erasure.integrations.transport import AddressGuard, RequestsTransport
-from erasure.models import (
-    AuditLeaf,
-    CallbackDelivery,
-    CallbackStatus,
-    IntegrationCursor,
-    Org,
-    Role,
-)
 from erasure.workflow import Protection
 from tests.conftest import KeyMaker
 from tests.integrations.conftest import LOOPBACK

@@ -14,19 +14,12 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from erasure.audit import leaves
+from erasure.audit.models import AuditLeaf
+from erasure.core.models import ErasureRequest, Org, RequestStatus, Source
 from erasure.deliveries import sending
 from erasure.integrations import callbacks
+from erasure.integrations.models import CallbackDelivery, CallbackStatus, IntegrationCursor
 from erasure.integrations.transport import AddressGuard, RequestsTransport
-from erasure.models import (
-    AuditLeaf,
-    CallbackDelivery,
-    CallbackStatus,
-    ErasureRequest,
-    IntegrationCursor,
-    Org,
-    RequestStatus,
-    Source,
-)
 from erasure.workflow import Protection
 from tests.integrations.conftest import LOOPBACK, MakeSource
 from tests.integrations.receivers import Received, receiver

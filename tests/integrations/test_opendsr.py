@@ -12,10 +12,13 @@ from flask.testing import FlaskClient
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from erasure.accounts.models import Role
+from erasure.audit.models import AuditLeaf
+from erasure.core.models import ErasureRequest, Org, RequestStatus
 from erasure.deliveries import sending
 from erasure.integrations import callbacks, processor
+from erasure.integrations.models import IntegrationCursor
 from erasure.integrations.transport import AddressGuard, RequestsTransport
-from erasure.models import AuditLeaf, ErasureRequest, IntegrationCursor, Org, RequestStatus, Role
 from erasure.workflow import Protection
 from tests.conftest import KeyMaker
 from tests.integrations.conftest import LOOPBACK

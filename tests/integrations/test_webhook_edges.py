@@ -14,15 +14,9 @@ from flask.testing import FlaskClient
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from erasure.models import (
-    ErasureRequest,
-    Org,
-    Role,
-    Source,
-    WebhookDelivery,
-    WebhookScheme,
-    WebhookSecret,
-)
+from erasure.accounts.models import Role
+from erasure.core.models import ErasureRequest, Org, Source
+from erasure.integrations.models import WebhookDelivery, WebhookScheme, WebhookSecret
 from tests.conftest import KeyMaker
 from tests.integrations.conftest import MakeSource
 from tests.integrations.senders import SENDERS, dumps

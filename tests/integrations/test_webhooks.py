@@ -15,13 +15,9 @@ from flask.testing import FlaskClient
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from erasure.models import (
-    ErasureRequest,
-    Org,
-    Role,
-    WebhookDelivery,
-    WebhookSource,
-)
+from erasure.accounts.models import Role
+from erasure.core.models import ErasureRequest, Org
+from erasure.integrations.models import WebhookDelivery, WebhookSource
 from tests.conftest import KeyMaker
 from tests.integrations.conftest import MakeSource
 from tests.integrations.senders import SENDERS, STALE, Sender, dumps

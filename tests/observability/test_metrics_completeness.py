@@ -14,16 +14,16 @@ from sqlalchemy.orm import Session
 
 from erasure.app import create_app
 from erasure.config import Settings
-from erasure.models import (
+from erasure.core.models import Org
+from erasure.integrations.models import (
     CallbackChannel,
     CallbackDelivery,
     CallbackStatus,
     DeliveryCircuit,
-    Org,
-    TaskDelivery,
 )
 from erasure.observability import metrics
 from erasure.orgs import add_credential
+from erasure.pipeline.models import TaskDelivery
 from erasure.salesforce import CredentialSettings, InMemoryUsageStore, OrgSettings
 from erasure.workflow import Protection
 

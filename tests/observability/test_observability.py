@@ -12,8 +12,9 @@ from sqlalchemy.orm import Session
 
 from erasure.app import create_app
 from erasure.config import Settings
-from erasure.models import Heartbeat, Org
+from erasure.core.models import Org
 from erasure.observability.logs import JsonFormatter, configure_logging, correlation_id, redact
+from erasure.observability.models import Heartbeat
 
 
 def test_healthz_and_readyz(client: FlaskClient, db_session: Session) -> None:
@@ -107,8 +108,8 @@ def test_redaction_leaves_ids_alone() -> None:
 def test_the_correlation_id_travels_from_the_http_request_into_the_tasks_it_causes(
     client: FlaskClient, org: Org, officer_headers: dict[str, str], db_session: Session
 ) -> None:
-    from erasure import outbox
     from erasure.observability import task_signals
+    from erasure.outbox import messages as outbox
 
     response = client.post(
         "/v1/erasure-requests",

@@ -17,8 +17,8 @@ from sqlalchemy.orm import Session
 
 from erasure.app import create_app
 from erasure.config import Settings
-from erasure.models import Heartbeat
 from erasure.observability import heartbeats
+from erasure.observability.models import Heartbeat
 from tests.pipeline.harness import free_port
 from tests.ui.conftest import csrf_of
 

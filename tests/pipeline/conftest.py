@@ -17,12 +17,9 @@ import pytest
 from sqlalchemy import Engine, delete, select, update
 from sqlalchemy.orm import Session
 
-from erasure import outbox, workflow
+from erasure import workflow
 from erasure.config import Settings
-from erasure.db import make_sessionmaker
-from erasure.identifiers import Vault, normalize
-from erasure.models import (
-    Alert,
+from erasure.core.models import (
     Credential,
     DeleteCall,
     ErasureRequest,
@@ -33,9 +30,13 @@ from erasure.models import (
     Source,
     Target,
 )
+from erasure.db import make_sessionmaker
+from erasure.identifiers import Vault, normalize
 from erasure.orgs import add_credential, add_org
+from erasure.outbox import messages as outbox
 from erasure.pipeline import confirm, resolve, scheduler, sweep
 from erasure.pipeline.context import Pipeline, Tunables
+from erasure.pipeline.models import Alert
 from erasure.pipeline.salesforce_port import Clients, SalesforcePort
 from erasure.salesforce import (
     CredentialSettings,

@@ -8,8 +8,8 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
+from erasure.core.models import ErasureRequest, Regulation, RequestStatus, Target, TargetStatus
 from erasure.errors import InvalidTransition
-from erasure.models import ErasureRequest, Regulation, RequestStatus, Target, TargetStatus
 from erasure.pipeline import actions, sweep
 from erasure.workflow import cancel_request
 from tests.pipeline.conftest import World

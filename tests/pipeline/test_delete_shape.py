@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from erasure.models import TargetStatus
+from erasure.core.models import TargetStatus
 from erasure.salesforce import DeleteIdsIn
 from tests.pipeline.conftest import World
 

@@ -9,7 +9,9 @@ from dataclasses import replace
 
 from sqlalchemy import func, select
 
-from erasure.models import Alert, AuditLeaf, ErasureRequest, RequestStatus, TargetStatus
+from erasure.audit.models import AuditLeaf
+from erasure.core.models import ErasureRequest, RequestStatus, TargetStatus
+from erasure.pipeline.models import Alert
 from tests.pipeline.conftest import FAST, World
 
 

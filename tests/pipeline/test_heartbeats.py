@@ -12,7 +12,7 @@ from sqlalchemy import Engine, select
 
 from erasure.app import create_app
 from erasure.config import Settings
-from erasure.models import Heartbeat
+from erasure.observability.models import Heartbeat
 from tests.pipeline.harness import RedisServer, Worker, worker_env
 from tests.standalone.harness import wait_for
 

@@ -19,15 +19,10 @@ import pytest
 import requests
 from sqlalchemy import func, select, update
 
+from erasure.audit.models import AuditLeaf
 from erasure.config import Settings
-from erasure.models import (
-    Alert,
-    AuditLeaf,
-    Credential,
-    ErasureRequest,
-    RequestStatus,
-    TaskDelivery,
-)
+from erasure.core.models import Credential, ErasureRequest, RequestStatus
+from erasure.pipeline.models import Alert, TaskDelivery
 from erasure.pipeline.sweep import PARKED
 from tests.conftest import Committed, LiveServer
 from tests.pipeline.conftest import World

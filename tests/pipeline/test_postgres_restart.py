@@ -27,10 +27,11 @@ from sqlalchemy import Engine, select
 from sqlalchemy.exc import OperationalError
 
 from erasure import schema
+from erasure.audit.models import AuditLeaf
 from erasure.config import Settings
+from erasure.core.models import IdentifierKind, RequestStatus
 from erasure.db import make_engine, make_sessionmaker
 from erasure.identifiers import Vault
-from erasure.models import AuditLeaf, IdentifierKind, RequestStatus
 from erasure.pipeline.context import Pipeline
 from erasure.pipeline.salesforce_port import Clients
 from erasure.salesforce.sandbox import Fault, SandboxHandle, add_end_user

@@ -13,7 +13,8 @@ from collections.abc import Callable
 import pytest
 from sqlalchemy import select
 
-from erasure.models import AuditLeaf, IdentifierKind, RequestStatus
+from erasure.audit.models import AuditLeaf
+from erasure.core.models import IdentifierKind, RequestStatus
 from erasure.salesforce.sandbox import add_end_user
 from tests.pipeline.conftest import World
 from tests.pipeline.harness import RedisServer, Worker

@@ -10,9 +10,8 @@ from datetime import timedelta
 
 from sqlalchemy import func, select
 
-from erasure.models import (
-    Alert,
-    AuditLeaf,
+from erasure.audit.models import AuditLeaf
+from erasure.core.models import (
     Credential,
     DeleteCall,
     DeleteCallStatus,
@@ -22,6 +21,7 @@ from erasure.models import (
     RequestStatus,
 )
 from erasure.pipeline import quota, resolve, scheduler
+from erasure.pipeline.models import Alert
 from erasure.salesforce.sandbox import Fault
 from tests.pipeline.conftest import FAST, World
 

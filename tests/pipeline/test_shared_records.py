@@ -21,9 +21,8 @@ from sqlalchemy.orm import Session
 from erasure.audit import certify, store
 from erasure.audit.certificate import verify_certificate
 from erasure.audit.checkpoint import SigningKey
-from erasure.models import (
-    Alert,
-    AuditLeaf,
+from erasure.audit.models import AuditLeaf
+from erasure.core.models import (
     DeleteCall,
     DeleteRoute,
     ErasureRequest,
@@ -34,6 +33,7 @@ from erasure.models import (
     TargetStatus,
 )
 from erasure.pipeline import actions, call_outcomes, confirm, quota, resolve, scheduler
+from erasure.pipeline.models import Alert
 from erasure.salesforce.sandbox import Fault
 from erasure.salesforce.sandbox.seed import add_end_user
 from erasure.workflow import cancel_request

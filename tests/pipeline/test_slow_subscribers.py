@@ -17,24 +17,19 @@ import pytest
 from sqlalchemy import delete, func, select
 
 from erasure import workflow
+from erasure.accounts.models import ApiKey, Role
 from erasure.api_keys import create_api_key
+from erasure.audit.models import AuditLeaf
+from erasure.core.models import ErasureRequest, IdentifierKind, Regulation, RequestStatus, Source
 from erasure.identifiers import normalize
 from erasure.integrations import callbacks
-from erasure.integrations.transport import AddressGuard, destination_of
-from erasure.models import (
-    ApiKey,
-    AuditLeaf,
+from erasure.integrations.models import (
     CallbackDelivery,
     CallbackSubscription,
     DeliveryCircuit,
-    ErasureRequest,
-    IdentifierKind,
     IntegrationCursor,
-    Regulation,
-    RequestStatus,
-    Role,
-    Source,
 )
+from erasure.integrations.transport import AddressGuard, destination_of
 from erasure.worker_pools import DELIVERIES, PIPELINE
 from tests.integrations.conftest import LOOPBACK
 from tests.integrations.receivers import blackhole

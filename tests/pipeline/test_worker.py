@@ -9,7 +9,8 @@ from collections.abc import Callable
 import pytest
 from sqlalchemy import func, select
 
-from erasure.models import AuditLeaf, RequestStatus
+from erasure.audit.models import AuditLeaf
+from erasure.core.models import RequestStatus
 from tests.pipeline.conftest import World
 from tests.pipeline.harness import Worker
 

@@ -13,11 +13,12 @@ from flask.testing import FlaskClient
 from pydantic import SecretStr
 from sqlalchemy.orm import Session
 
+from erasure.accounts.models import Role, User
 from erasure.app import create_app
 from erasure.audit import store
 from erasure.audit.checkpoint import SigningKey
 from erasure.config import Settings
-from erasure.models import Org, Role, User
+from erasure.core.models import Org
 from erasure.ui import accounts
 
 PASSWORD = "correct horse battery staple"

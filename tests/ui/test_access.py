@@ -9,7 +9,8 @@ import pytest
 from flask.testing import FlaskClient
 from sqlalchemy.orm import Session
 
-from erasure.models import ErasureRequest, Org, RequestStatus, Role
+from erasure.accounts.models import Role
+from erasure.core.models import ErasureRequest, Org, RequestStatus
 from erasure.ui import accounts
 from tests.ui.conftest import CONSOLE_ROLES, PASSWORD, SignedIn, UserMaker, csrf_of, sign_in
 

@@ -24,13 +24,14 @@ from pydantic import SecretStr
 from sqlalchemy import Engine, delete
 from werkzeug.serving import make_server
 
+from erasure.accounts.models import Role, User
 from erasure.app import create_app
 from erasure.audit import store
 from erasure.audit.certificate import verify_certificate
 from erasure.audit.checkpoint import SigningKey
 from erasure.config import Mode, Settings
+from erasure.core.models import RequestStatus
 from erasure.db import make_sessionmaker
-from erasure.models import RequestStatus, Role, User
 from erasure.ui import accounts
 from tests.pipeline.conftest import (  # noqa: F401  # fixtures: a sandbox org and a pipeline
     World,

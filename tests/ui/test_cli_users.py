@@ -7,10 +7,10 @@ import uuid
 from click.testing import CliRunner
 from sqlalchemy import delete
 
+from erasure.accounts.models import Role, User
 from erasure.cli import main
 from erasure.config import Settings
 from erasure.db import make_engine, make_sessionmaker
-from erasure.models import Role, User
 from erasure.ui import accounts
 
 

@@ -11,9 +11,10 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from erasure.accounts.models import Role
 from erasure.audit.certificate import verify_certificate
 from erasure.audit.checkpoint import SigningKey
-from erasure.models import ErasureRequest, Org, RequestStatus, Role
+from erasure.core.models import ErasureRequest, Org, RequestStatus
 from tests.audit_db.test_audit_api import checkpoint_now, complete
 from tests.ui.conftest import SignedIn
 

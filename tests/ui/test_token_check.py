@@ -8,8 +8,8 @@ from collections.abc import Iterator
 import pytest
 from sqlalchemy.orm import Session
 
+from erasure.accounts.models import Role
 from erasure.identifiers import Vault
-from erasure.models import Role
 from erasure.orgs import add_credential, add_org
 from erasure.salesforce.sandbox import SandboxHandle, SandboxOrg, run_in_thread
 from tests.ui.conftest import SignedIn

@@ -4,8 +4,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from erasure.core.models import Regulation
 from erasure.deadlines import add_months, due_at, extended_due_at
-from erasure.models import Regulation
 
 
 def at(y: int, m: int, d: int, h: int = 12, tz: timezone = UTC) -> datetime:

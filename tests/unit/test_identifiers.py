@@ -3,8 +3,8 @@ import os
 import pytest
 from cryptography.exceptions import InvalidTag
 
+from erasure.core.models import IdentifierKind
 from erasure.identifiers import InvalidIdentifier, Sealed, Vault, normalize, pseudonym
-from erasure.models import IdentifierKind
 
 
 @pytest.mark.parametrize(

@@ -10,10 +10,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from erasure.config import Settings
+from erasure.core.models import Credential, ErasureRequest, Org, SubjectIdentifier
 from erasure.identifiers import Sealed, Vault
 from erasure.key_rotation import reencrypt_batch
 from erasure.lifecycle.free_text import notes_context, open_cancel_reason
-from erasure.models import Credential, ErasureRequest, Org, SubjectIdentifier
 from erasure.orgs import add_credential, client_secret
 from erasure.workflow import Protection, identifier_context
 

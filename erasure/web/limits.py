@@ -34,7 +34,7 @@ from flask import Flask, current_app, request
 from prometheus_client import Counter
 
 from erasure.config import Settings
-from erasure.intake.problems import Problem
+from erasure.web.problems import Problem
 
 logger = logging.getLogger(__name__)
 
@@ -177,7 +177,7 @@ def limiter() -> Limiter:
     app = current_app
     found: Limiter | None = app.extensions.get(_EXTENSION)
     if found is None:
-        from erasure.intake.resources import web_resources
+        from erasure.web.resources import web_resources
 
         found = app.extensions.setdefault(
             _EXTENSION, Limiter.from_settings(web_resources().settings)
@@ -187,7 +187,7 @@ def limiter() -> Limiter:
 
 def install(app: Flask, counters: Counters | None = None) -> None:
     """Build the app's limiter now (optionally on given counters, e.g. a test's Redis)."""
-    from erasure.intake.resources import WebResources
+    from erasure.web.resources import WebResources
 
     resources: WebResources = app.extensions["erasure"]
     app.extensions[_EXTENSION] = (

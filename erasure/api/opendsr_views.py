@@ -10,16 +10,18 @@ from urllib.parse import urlsplit
 from flask import Blueprint, Response
 from pydantic import BaseModel, ConfigDict, Field
 
+from erasure.accounts.models import Role
+from erasure.api.auth import current_key, requires
+from erasure.api.openapi import Documented, documented
+from erasure.api.schemas import ProblemOut
+from erasure.core.models import ErasureRequest
 from erasure.identifiers import InvalidIdentifier, normalize
-from erasure.intake.auth import current_key, requires
-from erasure.intake.openapi import Documented, documented
-from erasure.intake.problems import Problem
-from erasure.intake.resources import get_session, web_resources
-from erasure.intake.schemas import ProblemOut, ReceivedAt
-from erasure.intake.views import json_response, read_model
 from erasure.integrations import callbacks, opendsr, processor
 from erasure.integrations.transport import AddressGuard
-from erasure.models import ErasureRequest, Role
+from erasure.web.inputs import ReceivedAt
+from erasure.web.problems import Problem
+from erasure.web.resources import get_session, web_resources
+from erasure.web.responses import json_response, read_model
 from erasure.workflow import Identifier
 
 bp = Blueprint("opendsr", __name__, url_prefix="/opendsr")

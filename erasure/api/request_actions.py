@@ -1,5 +1,5 @@
 """POST /v1/erasure-requests/{id}/approve|retry|extend: officers and approvers acting on a request
-in flight. Registered on the intake blueprint; the domain rules live in erasure.pipeline.actions."""
+in flight. Declared on the /v1 blueprint (erasure.api.v1); the domain rules live in erasure.pipeline.actions."""
 
 from __future__ import annotations
 
@@ -8,17 +8,17 @@ import uuid
 from flask import Response
 from pydantic import AwareDatetime, Field
 
-from erasure.intake.auth import actor, requires
-from erasure.intake.openapi import Documented, documented
-from erasure.intake.resources import get_session, web_resources
-from erasure.intake.schemas import ErasureRequestOut, ProblemOut, Strict
-from erasure.intake.views import _scope, bp, json_response, kick_relay, read_model, render
-from erasure.models import Role
+from erasure.api.auth import APPROVERS, OPERATORS, actor, integration_scope, requires
+from erasure.api.openapi import Documented, documented
+from erasure.api.rendering import render
+from erasure.api.schemas import ErasureRequestOut, ProblemOut
+from erasure.api.v1 import bp
 from erasure.pipeline import actions
 from erasure.pipeline.context import utcnow
-
-APPROVERS = (Role.APPROVER, Role.ADMIN)
-OPERATORS = (Role.OFFICER, Role.ADMIN)
+from erasure.web.inputs import Strict
+from erasure.web.relay import kick_relay
+from erasure.web.resources import get_session, web_resources
+from erasure.web.responses import json_response, read_model
 
 
 class ApproveIn(Strict):
@@ -82,7 +82,7 @@ def retry_erasure_request(request_id: uuid.UUID) -> Response:
         get_session(),
         request_id,
         target_ids=body.targets,
-        api_key_id=_scope(),
+        api_key_id=integration_scope(),
         by=actor(),
         at=utcnow(),
     )
@@ -107,7 +107,7 @@ def extend_erasure_request(request_id: uuid.UUID) -> Response:
         reason=body.reason,
         until=body.until,
         vault=web_resources().protection.vault,
-        api_key_id=_scope(),
+        api_key_id=integration_scope(),
         by=actor(),
         at=utcnow(),
     )

@@ -19,8 +19,8 @@ from flask import request
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
-from erasure.intake.problems import Problem
-from erasure.models import IdempotencyRecord
+from erasure.api.models import IdempotencyRecord
+from erasure.web.problems import Problem
 
 MAX_KEY_LENGTH = 255
 

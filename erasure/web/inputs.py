@@ -1,11 +1,11 @@
-"""The intake API's request and response bodies (pydantic: validation, and the OpenAPI schemas).
+"""What the web edges take in (pydantic): the erasure request as the API, the console, bulk CSV and
+OpenDSR all accept it, and validation errors that never quote the input.
 
 Validators normalise identifiers and never repeat a submitted value in an error message.
 """
 
 from __future__ import annotations
 
-import uuid
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
@@ -21,7 +21,7 @@ from pydantic import (
 )
 
 from erasure import identifiers
-from erasure.models import IdentifierKind, Regulation, RequestStatus, Source
+from erasure.core.models import IdentifierKind, Regulation
 
 # A received_at slightly in the future is clock skew; more than this is a mistake.
 MAX_CLOCK_SKEW = timedelta(minutes=5)
@@ -154,78 +154,6 @@ class ErasureRequestIn(Strict):
 
 class CancelIn(Strict):
     reason: str = Field(min_length=1, max_length=500, description="Why the request is cancelled.")
-
-
-class ReferenceOut(BaseModel):
-    system: str | None
-    id: str | None
-    url: str | None
-
-
-class LinksOut(BaseModel):
-    self_: str = Field(alias="self", serialization_alias="self")
-    cancel: str | None = None
-    duplicate_of: str | None = None
-
-    model_config = ConfigDict(populate_by_name=True)
-
-
-class ErasureRequestOut(BaseModel):
-    """An erasure request as the API shows it: no subject identifier is ever echoed back."""
-
-    id: uuid.UUID
-    status: RequestStatus
-    org: str
-    source: Source
-    regulation: Regulation
-    received_at: datetime
-    due_at: datetime
-    reference: ReferenceOut | None
-    duplicate_of: uuid.UUID | None = Field(
-        description=(
-            "The first request of the group of requests for the same subject this one joined "
-            "(through any identifier shared with an open request). Every request of a group is "
-            "carried out; a Salesforce record they share is deleted once."
-        )
-    )
-    predicted_completion_at: datetime | None
-    is_at_risk: bool
-    outcome: str | None = Field(description="Why it ended as it did: a fixed phrase.")
-    notes: str | None = Field(
-        None,
-        description="The request's notes (with deadline extension reasons), decrypted: only when "
-        "one request is read (GET), and only for officer and admin keys; otherwise null.",
-    )
-    cancel_reason: str | None = Field(
-        None,
-        description="Why it was cancelled, decrypted: only when one request is read (GET), and "
-        "only for officer and admin keys; otherwise null.",
-    )
-    targets: dict[str, int] = Field(description="How many Salesforce records are in each state.")
-    created_at: datetime
-    updated_at: datetime
-    completed_at: datetime | None
-    links: LinksOut
-
-
-class ErasureRequestPage(BaseModel):
-    items: list[ErasureRequestOut]
-    next_cursor: str | None = Field(
-        description="Pass as `cursor` to get the next page; null on the last page."
-    )
-    links: dict[str, str]
-
-
-class ProblemOut(BaseModel):
-    """RFC 9457 problem details."""
-
-    type: str
-    title: str
-    status: int
-    code: str
-    detail: str | None = None
-    correlation_id: str | None = None
-    errors: list[dict[str, str]] | None = Field(None, description="The fields at fault.")
 
 
 #: pydantic error types whose message is built only from the schema's own constraints (lengths,

@@ -1,32 +1,18 @@
-"""The HTTP edge of intake: the /v1 API, its errors, and the OpenAPI document.
-
-May import workflow and models; nothing below imports this package.
-"""
+"""Every request gets a correlation id (a caller's short opaque X-Request-Id, or a new one),
+echoed on the response; and no path or query value with a NUL reaches a view."""
 
 from __future__ import annotations
 
 import secrets
 
-from flask import Flask, Response, g, jsonify, request
+from flask import Flask, Response, g, request
 
-from erasure.intake.problems import Problem
+from erasure.web.problems import Problem
 
 FORMS = frozenset({"application/x-www-form-urlencoded"})  # multipart uploads set their own limits
 
 
-def init_app(app: Flask) -> None:
-    from erasure.intake import audit_views, problems, views
-    from erasure.intake.openapi import build_document
-    from erasure.intake.resources import close_session
-
-    del audit_views  # imported for its routes on views.bp, which must exist before registration
-    app.register_blueprint(views.bp)
-    from erasure.intake.webhook_views import register as register_integrations
-
-    register_integrations(app)  # webhooks, callbacks, OpenDSR: their own blueprints
-    problems.register_error_handlers(app)
-    app.teardown_appcontext(close_session)
-
+def install(app: Flask) -> None:
     @app.before_request
     def _correlation_id() -> None:
         incoming = request.headers.get("X-Request-Id", "")
@@ -45,7 +31,3 @@ def init_app(app: Flask) -> None:
     def _echo_correlation_id(response: Response) -> Response:
         response.headers["X-Request-Id"] = g.get("correlation_id", "")
         return response
-
-    @app.get("/openapi.json")
-    def openapi_document() -> Response:
-        return jsonify(build_document(app))

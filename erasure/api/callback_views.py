@@ -10,22 +10,22 @@ from flask import Blueprint, Response, request
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 
-from erasure.intake.auth import current_key, requires
-from erasure.intake.openapi import Documented, documented, query_param
-from erasure.intake.problems import invalid_field
-from erasure.intake.resources import get_session, web_resources
-from erasure.intake.schemas import ProblemOut
-from erasure.intake.views import json_response, read_model
+from erasure.accounts.models import Role
+from erasure.api.auth import current_key, requires
+from erasure.api.openapi import Documented, documented, query_param
+from erasure.api.schemas import ProblemOut
 from erasure.integrations import callbacks
-from erasure.integrations.transport import AddressGuard
-from erasure.models import (
+from erasure.integrations.models import (
     CallbackChannel,
     CallbackDelivery,
     CallbackStatus,
     CallbackSubscription,
-    Role,
     WebhookSource,
 )
+from erasure.integrations.transport import AddressGuard
+from erasure.web.problems import invalid_field
+from erasure.web.resources import get_session, web_resources
+from erasure.web.responses import json_response, read_model
 
 bp = Blueprint("callbacks", __name__, url_prefix="/v1")
 

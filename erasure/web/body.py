@@ -9,7 +9,7 @@ from typing import Any
 
 from flask import g, request
 
-from erasure.intake.problems import Problem
+from erasure.web.problems import Problem
 
 # Strings are removed before counting brackets, so "[[[" inside a string does not count.
 _READ_SIZE = 65536
@@ -122,7 +122,7 @@ def guard_body() -> None:
     webhook = request.path.startswith("/v1/webhooks/")
     if not webhook and not _is_json_mimetype(request.mimetype):
         return
-    from erasure.intake.resources import web_resources
+    from erasure.web.resources import web_resources
 
     settings = web_resources().settings
     if request.content_length is not None and request.content_length > settings.max_body_bytes:

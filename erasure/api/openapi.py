@@ -8,7 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from flask import Flask
+from flask import Blueprint, Flask, Response, current_app, jsonify
 from pydantic import BaseModel
 
 from erasure import __version__
@@ -144,7 +144,7 @@ def build_document(app: Flask, *, title: str = "erasure") -> dict[str, Any]:
 
 
 def _problem_model() -> type[BaseModel]:
-    from erasure.intake.schemas import ProblemOut
+    from erasure.api.schemas import ProblemOut
 
     return ProblemOut
 
@@ -167,3 +167,12 @@ def _common_errors(authenticated: bool, has_body: bool) -> dict[int, str]:
             422: "A field is invalid; `errors` names it.",
         }
     return errors
+
+
+#: GET /openapi.json: the document of every route the app has registered.
+document_bp = Blueprint("openapi", __name__)
+
+
+@document_bp.get("/openapi.json")
+def openapi_document() -> Response:
+    return jsonify(build_document(current_app))

@@ -6,158 +6,39 @@ import base64
 import binascii
 import json
 import uuid
-from collections import Counter
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any
 from urllib.parse import urlencode
 
-from flask import Blueprint, Response, jsonify, request
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, field_validator
-from sqlalchemy import select
+from flask import Response, request
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
-from erasure import tasks, workflow
-from erasure.intake import idempotency
-from erasure.intake.auth import actor, current_key, requires
-from erasure.intake.body import read_body, read_json_object
-from erasure.intake.openapi import Documented, documented, query_param
-from erasure.intake.problems import Problem, field_error
-from erasure.intake.resources import get_session, web_resources
-from erasure.intake.schemas import (
-    CancelIn,
-    ErasureRequestIn,
+from erasure import workflow
+from erasure.api import idempotency
+from erasure.api.auth import (
+    CANCELLERS,
+    READERS,
+    SUBMITTERS,
+    actor,
+    current_key,
+    integration_scope,
+    requires,
+)
+from erasure.api.openapi import Documented, documented, query_param
+from erasure.api.rendering import render, request_url
+from erasure.api.schemas import (
     ErasureRequestOut,
     ErasureRequestPage,
-    LinksOut,
     ProblemOut,
-    ReferenceOut,
-    validation_errors,
 )
-from erasure.lifecycle import free_text
-from erasure.models import ErasureRequest, RequestStatus, Role, Source
-
-bp = Blueprint("intake", __name__, url_prefix="/v1")
-
-READERS = (Role.OFFICER, Role.APPROVER, Role.AUDITOR, Role.INTEGRATION, Role.ADMIN)
-SUBMITTERS = (Role.OFFICER, Role.INTEGRATION, Role.ADMIN)
-CANCELLERS = (Role.OFFICER, Role.INTEGRATION, Role.ADMIN)
-
-
-def kick_relay() -> None:
-    """After a commit that queued work: publish it soon, without waiting on the broker here."""
-    tasks.RelayKicker.for_settings(web_resources().settings).kick()
-
-
-def request_url(request_id: uuid.UUID) -> str:
-    return f"{web_resources().settings.public_url.rstrip('/')}/v1/erasure-requests/{request_id}"
-
-
-def visible_link(erasure_request: ErasureRequest) -> uuid.UUID | None:
-    """The request this one is linked to, if the caller may read that request: an integration
-    sees only what it submitted, so it is not told the id of (or that there is) another system's
-    open request for the same subject."""
-    linked = erasure_request.duplicate_of_id
-    scope = _scope()
-    if linked is None or scope is None:
-        return linked
-    owner = get_session().scalar(
-        select(ErasureRequest.api_key_id).where(ErasureRequest.id == linked)
-    )
-    return linked if owner == scope else None
-
-
-def render(erasure_request: ErasureRequest, *, reveal_free_text: bool = False) -> dict[str, Any]:
-    """The request as the API shows it. Its notes and cancel reason (free text that may name the
-    subject) are decrypted only with `reveal_free_text` (the single read: never a list, nor an
-    answer stored for idempotent replay) and only for roles that may read notes."""
-    url = request_url(erasure_request.id)
-    linked = visible_link(erasure_request)
-    notes = cancel_reason = None
-    if reveal_free_text and current_key().role in free_text.NOTE_READERS:
-        vault = web_resources().protection.vault
-        notes = free_text.open_notes(vault, erasure_request)
-        cancel_reason = free_text.open_cancel_reason(vault, erasure_request)
-    reference = None
-    if erasure_request.reference_system or erasure_request.reference_id:
-        reference = ReferenceOut(
-            system=erasure_request.reference_system,
-            id=erasure_request.reference_id,
-            url=erasure_request.reference_url,
-        )
-    out = ErasureRequestOut(
-        id=erasure_request.id,
-        status=erasure_request.status,
-        org=erasure_request.org.name,
-        source=erasure_request.source,
-        regulation=erasure_request.regulation,
-        received_at=erasure_request.received_at,
-        due_at=erasure_request.due_at,
-        reference=reference,
-        duplicate_of=linked,
-        predicted_completion_at=erasure_request.predicted_completion_at,
-        is_at_risk=erasure_request.is_at_risk,
-        outcome=erasure_request.outcome,
-        notes=notes,
-        cancel_reason=cancel_reason,
-        targets=dict(Counter(target.status.value for target in erasure_request.targets)),
-        created_at=erasure_request.created_at,
-        updated_at=erasure_request.updated_at,
-        completed_at=erasure_request.completed_at,
-        links=LinksOut.model_validate(
-            {
-                "self": url,
-                "cancel": None if erasure_request.status.is_terminal else f"{url}/cancel",
-                "duplicate_of": request_url(linked) if linked else None,
-            }
-        ),
-    )
-    return out.model_dump(mode="json", by_alias=True)
-
-
-M = TypeVar("M", bound=BaseModel)
-
-
-def parse_body(model: type[M], document: dict[str, Any], *, root: str = "(body)") -> M:
-    """`document` validated as `model`, or a 422 problem naming every field at fault (`root`
-    names the document itself: the body, or the query string)."""
-    try:
-        return model.model_validate(document)
-    except ValidationError as exc:
-        errors = validation_errors(exc.errors(include_input=False), root=root)
-        raise Problem(
-            422,
-            "Invalid request",
-            "; ".join(f"{e['field']}: {e['detail']}" for e in errors),
-            code="validation_error",
-            errors=errors,
-        ) from None
-
-
-def _scope() -> uuid.UUID | None:
-    """Integrations see and act on only the requests they submitted."""
-    key = current_key()
-    return key.id if key.role == Role.INTEGRATION else None
-
-
-def read_model(model: type[M]) -> M:
-    """The request's JSON body, read within the configured size and depth limits, validated as
-    `model`: the one way every view takes a body."""
-    settings = web_resources().settings
-    return parse_body(
-        model,
-        read_json_object(max_bytes=settings.max_body_bytes, max_depth=settings.max_json_depth),
-    )
-
-
-def json_response(
-    status: int, body: dict[str, Any], *, location: str | None = None, replayed: bool = False
-) -> Response:
-    response = jsonify(body)
-    response.status_code = status
-    if location:
-        response.headers["Location"] = location
-    if replayed:
-        response.headers["Idempotent-Replayed"] = "true"
-    return response
+from erasure.api.v1 import bp
+from erasure.core.models import ErasureRequest, RequestStatus, Source
+from erasure.web.body import read_body
+from erasure.web.inputs import CancelIn, ErasureRequestIn
+from erasure.web.problems import field_error
+from erasure.web.relay import kick_relay
+from erasure.web.resources import get_session, web_resources
+from erasure.web.responses import json_response, parse_body, read_model
 
 
 @bp.post("/erasure-requests")
@@ -235,7 +116,9 @@ def create_erasure_request() -> Response:
     )
 )
 def get_erasure_request(request_id: uuid.UUID) -> Response:
-    erasure_request = workflow.get_request(get_session(), request_id, api_key_id=_scope())
+    erasure_request = workflow.get_request(
+        get_session(), request_id, api_key_id=integration_scope()
+    )
     return json_response(200, render(erasure_request, reveal_free_text=True))
 
 
@@ -333,7 +216,7 @@ def list_erasure_requests() -> Response:
         source=query.source,
         reference_system=query.reference_system,
         reference_id=query.reference_id,
-        api_key_id=_scope(),
+        api_key_id=integration_scope(),
         after=_decode_cursor(query.cursor) if query.cursor else None,
         limit=query.limit,
     )
@@ -379,13 +262,9 @@ def cancel_erasure_request(request_id: uuid.UUID) -> Response:
         request_id,
         reason=body.reason,
         vault=web_resources().protection.vault,
-        api_key_id=_scope(),
+        api_key_id=integration_scope(),
         by=actor(),
     )
     rendered = render(erasure_request)
     session.commit()
     return json_response(200, rendered)
-
-
-# The officer actions register their routes on `bp`; imported last, once `bp` and the helpers exist.
-from erasure.intake import actions as _actions  # noqa: E402, F401

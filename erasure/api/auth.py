@@ -3,28 +3,34 @@
 401 when no valid key is presented (missing, malformed, unknown or revoked: one answer for all,
 so a caller learns nothing about which); 403 when the key's role may not use the endpoint; 429
 (with Retry-After) when the key is over its request rate, or this exact key or the caller's
-address has failed to authenticate too often (`erasure.intake.limits`; never by the public
+address has failed to authenticate too often (`erasure.web.limits`; never by the public
 prefix, which anyone can copy).
 """
 
 from __future__ import annotations
 
 import functools
+import uuid
 from collections.abc import Callable
 from typing import ParamSpec, TypeVar
 
 from flask import g, request
 
+from erasure.accounts.models import ApiKey, Role
 from erasure.api_keys import authenticate
-from erasure.intake import limits
-from erasure.intake.problems import Problem
-from erasure.intake.resources import get_session
-from erasure.models import ApiKey, Role
+from erasure.web import limits
+from erasure.web.problems import Problem
+from erasure.web.resources import get_session
 
 P = ParamSpec("P")
 R = TypeVar("R")
 
 ALL_ROLES = frozenset(Role)
+READERS = (Role.OFFICER, Role.APPROVER, Role.AUDITOR, Role.INTEGRATION, Role.ADMIN)
+SUBMITTERS = (Role.OFFICER, Role.INTEGRATION, Role.ADMIN)
+CANCELLERS = (Role.OFFICER, Role.INTEGRATION, Role.ADMIN)
+APPROVERS = (Role.APPROVER, Role.ADMIN)
+OPERATORS = (Role.OFFICER, Role.ADMIN)
 
 
 def _unauthorized() -> Problem:
@@ -45,6 +51,12 @@ def current_key() -> ApiKey:
 def actor() -> str:
     """Who is acting, as the audit log names them: the API key's public prefix."""
     return f"api-key:{current_key().prefix}"
+
+
+def integration_scope() -> uuid.UUID | None:
+    """Integrations see and act on only the requests they submitted."""
+    key = current_key()
+    return key.id if key.role == Role.INTEGRATION else None
 
 
 def requires(*roles: Role) -> Callable[[Callable[P, R]], Callable[P, R]]:

@@ -15,7 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from erasure import correlation
-from erasure.models import OutboxMessage
+from erasure.outbox.models import OutboxMessage
 
 
 class Publisher(Protocol):

@@ -10,21 +10,23 @@ import uuid
 from datetime import timedelta
 from typing import Any
 
-from flask import Blueprint, Flask, Response, request
+from flask import Blueprint, Response, request
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl
 
+from erasure.accounts.models import ApiKey, Role
+from erasure.api.auth import requires
+from erasure.api.openapi import Documented, documented
+from erasure.api.schemas import ProblemOut
+from erasure.core.models import Source
 from erasure.errors import NotFound
-from erasure.intake.auth import requires
-from erasure.intake.body import read_body
-from erasure.intake.openapi import Documented, documented
-from erasure.intake.problems import Problem, invalid_field
-from erasure.intake.resources import get_session, web_resources
-from erasure.intake.schemas import ProblemOut
-from erasure.intake.views import json_response, read_model
 from erasure.integrations import callbacks, deliveries, mapping, sources
+from erasure.integrations.models import WebhookScheme, WebhookSource
 from erasure.integrations.signatures import SignatureRejected
 from erasure.integrations.transport import AddressGuard
-from erasure.models import ApiKey, Role, Source, WebhookScheme, WebhookSource
+from erasure.web.body import read_body
+from erasure.web.problems import Problem, invalid_field
+from erasure.web.resources import get_session, web_resources
+from erasure.web.responses import json_response, read_model
 
 bp = Blueprint("webhooks", __name__, url_prefix="/v1")
 
@@ -267,12 +269,3 @@ def rotate_webhook_secret(source_name: str) -> Response:
     rendered = _render(source, secret)
     session.commit()
     return json_response(201, rendered)
-
-
-def register(app: Flask) -> None:
-    """Register the integration blueprints (webhooks, callbacks, OpenDSR) on the app."""
-    from erasure.intake import callback_views, opendsr_views
-
-    app.register_blueprint(bp)
-    app.register_blueprint(callback_views.bp)
-    app.register_blueprint(opendsr_views.bp)

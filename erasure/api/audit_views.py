@@ -10,18 +10,22 @@ from flask import Response, jsonify, request
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 
+from erasure.accounts.models import Role
+from erasure.api.auth import READERS, current_key, requires
+from erasure.api.openapi import Documented, documented, query_param
+from erasure.api.rendering import request_url
+from erasure.api.schemas import ProblemOut
+from erasure.api.v1 import bp
 from erasure.audit import certify, store
 from erasure.audit.certificate import dump_certificate
 from erasure.audit.consistency import proof_document
+from erasure.core.models import ErasureRequest, SubjectIdentifier
 from erasure.errors import ConfigurationError
 from erasure.identifiers import pseudonym
-from erasure.intake.auth import current_key, requires
-from erasure.intake.openapi import Documented, documented, query_param
-from erasure.intake.problems import Problem, invalid_field
-from erasure.intake.resources import get_session, web_resources
-from erasure.intake.schemas import ProblemOut, Strict, SubjectIn
-from erasure.intake.views import READERS, bp, parse_body, read_model, request_url
-from erasure.models import ErasureRequest, Role, SubjectIdentifier
+from erasure.web.inputs import Strict, SubjectIn
+from erasure.web.problems import Problem, invalid_field
+from erasure.web.resources import get_session, web_resources
+from erasure.web.responses import parse_body, read_model
 
 LOOKERS = (Role.OFFICER, Role.ADMIN)
 

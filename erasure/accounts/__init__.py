@@ -1,0 +1,1 @@
+"""Who may act: the tables of API keys and console users, and their roles."""

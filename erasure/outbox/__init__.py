@@ -1,0 +1,1 @@
+"""The transactional outbox: its table (models) and how work is enqueued and published (messages)."""

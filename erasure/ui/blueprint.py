@@ -1,0 +1,21 @@
+"""The console's blueprint (/ui, its templates and static files): the page modules (dashboard,
+request_pages, bulk, auditor, admin) and security's hooks are declared on it; the app factory
+registers it once they are imported."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from flask import Blueprint
+
+bp = Blueprint(
+    "ui",
+    __name__,
+    url_prefix="/ui",
+    template_folder="templates",
+    static_folder="static",
+    static_url_path="/static",
+)
+
+#: Signed-in sessions end after this long, whatever the activity.
+SESSION_LIFETIME = timedelta(hours=12)
