@@ -11,6 +11,7 @@ import hashlib
 import hmac
 import os
 import re
+import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -132,3 +133,8 @@ class Vault:
             raise LookupError(f"encryption key {sealed.key_id!r} is not configured") from exc
         nonce, body = sealed.ciphertext[:_NONCE_BYTES], sealed.ciphertext[_NONCE_BYTES:]
         return aead.decrypt(nonce, body, context.encode()).decode()
+
+
+def identifier_context(request_id: uuid.UUID, kind: IdentifierKind) -> str:
+    """Associated data that binds a ciphertext to its row."""
+    return f"subject:{request_id}:{kind.value}"

@@ -13,12 +13,11 @@ from dataclasses import dataclass
 from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session, selectinload
 
+from erasure import free_text
 from erasure.core.models import Credential, ErasureRequest, RequestStatus, SubjectIdentifier
-from erasure.identifiers import Sealed, Vault
-from erasure.lifecycle import free_text
-from erasure.lifecycle.free_text import notes_context
+from erasure.free_text import notes_context
+from erasure.identifiers import Sealed, Vault, identifier_context
 from erasure.orgs import secret_context
-from erasure.workflow import identifier_context
 
 
 @dataclass

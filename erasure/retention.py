@@ -13,9 +13,9 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import exists, func, or_, select, update
 from sqlalchemy.orm import Session
 
+from erasure import free_text
 from erasure.audit import leaves
 from erasure.core.models import TERMINAL_REQUEST_STATUSES, ErasureRequest, SubjectIdentifier, Target
-from erasure.lifecycle import free_text
 
 
 def shred_expired(

@@ -26,19 +26,11 @@ from erasure.core.models import (
     RequestStatus,
     Source,
     SubjectIdentifier,
-    TargetStatus,
 )
-from erasure.errors import InvalidTransition, NotFound, UnknownOrg
-from erasure.identifiers import Vault, pseudonym
-from erasure.lifecycle.free_text import cancelled_outcome, notes_context, seal_cancel_reason
+from erasure.errors import NotFound, UnknownOrg
+from erasure.free_text import notes_context
+from erasure.identifiers import Vault, identifier_context, pseudonym
 from erasure.outbox import messages as outbox
-
-# Targets in these states have not reached Salesforce yet: a cancel can still withdraw them.
-# (A `batched` target whose call was on the wire is recorded as sent by the pipeline.)
-WITHDRAWABLE_TARGET_STATUSES = frozenset(
-    {TargetStatus.PENDING, TargetStatus.BLOCKED_OPEN_SESSION, TargetStatus.BATCHED}
-)
-#: The pipeline's first task; published from the outbox after the intake transaction commits.
 
 
 @dataclass(frozen=True)
@@ -83,11 +75,6 @@ class ListFilter:
     after: tuple[datetime, uuid.UUID] | None = None  # keyset cursor: (created_at, id)
     limit: int = 50
     extra: dict[str, str] = field(default_factory=dict)
-
-
-def identifier_context(request_id: uuid.UUID, kind: IdentifierKind) -> str:
-    """Associated data that binds a ciphertext to its row."""
-    return f"subject:{request_id}:{kind.value}"
 
 
 def resolve_org(session: Session, name: str | None, *, default_org: str | None) -> Org:
@@ -283,64 +270,3 @@ def list_requests(session: Session, filters: ListFilter) -> list[ErasureRequest]
         filters.limit
     )
     return list(session.scalars(query))
-
-
-def cancel_request(
-    session: Session,
-    request_id: uuid.UUID,
-    *,
-    reason: str,
-    vault: Vault,
-    api_key_id: uuid.UUID | None = None,
-    by: str | None = None,
-) -> ErasureRequest:
-    """Cancel an open request. Targets not yet sent are withdrawn; deletions already sent to
-    Salesforce cannot be recalled, and the outcome says so. The reason is free text (it may name
-    the subject): it is sealed, and the outcome is a fixed phrase. Raises NotFound,
-    InvalidTransition.
-    """
-    erasure_request = session.scalar(
-        select(ErasureRequest)
-        .where(ErasureRequest.id == request_id)
-        .options(selectinload(ErasureRequest.targets))
-        .with_for_update()
-    )
-    if erasure_request is None or (
-        api_key_id is not None and erasure_request.api_key_id != api_key_id
-    ):
-        raise NotFound("no such erasure request")
-    if erasure_request.status in TERMINAL_REQUEST_STATUSES:
-        raise InvalidTransition(f"the request is already {erasure_request.status.value}")
-    withdrawn = 0
-    already_sent = 0
-    for target in erasure_request.targets:
-        if target.status in WITHDRAWABLE_TARGET_STATUSES:
-            target.status = TargetStatus.WITHDRAWN
-            withdrawn += 1
-        elif target.status in {
-            TargetStatus.REQUESTED,
-            TargetStatus.IN_PROGRESS,
-            TargetStatus.DELETED,
-        }:
-            already_sent += 1
-    previous = erasure_request.status
-    now = datetime.now(UTC)
-    erasure_request.status = RequestStatus.CANCELLED
-    erasure_request.attempt += 1  # fences off any worker still holding the old attempt
-    erasure_request.completed_at = now
-    erasure_request.outcome = cancelled_outcome(already_sent)
-    seal_cancel_reason(vault, erasure_request, reason)
-    leaves.append(
-        session,
-        kind="request.cancelled",
-        request_id=erasure_request.id,
-        at=now,
-        data={
-            "from_status": previous.value,
-            "targets_withdrawn": withdrawn,
-            "deletions_not_stoppable": already_sent,
-            "by": by,
-        },
-    )
-    session.flush()
-    return erasure_request

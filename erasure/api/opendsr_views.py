@@ -18,6 +18,7 @@ from erasure.core.models import ErasureRequest
 from erasure.identifiers import InvalidIdentifier, normalize
 from erasure.integrations import callbacks, opendsr, processor
 from erasure.integrations.transport import AddressGuard
+from erasure.lifecycle import operations
 from erasure.web.inputs import ReceivedAt
 from erasure.web.problems import Problem
 from erasure.web.resources import get_session, web_resources
@@ -214,11 +215,16 @@ def get_subject_request(subject_request_id: str) -> Response:
 )
 def cancel_subject_request(subject_request_id: str) -> Response:
     session = get_session()
-    erasure_request = opendsr.cancel(
+    api_key_id = current_key().id
+    pending = opendsr.cancellable(
+        session, api_key_id=api_key_id, subject_request_id=subject_request_id
+    )
+    erasure_request = operations.cancel(
         session,
-        api_key_id=current_key().id,
-        subject_request_id=subject_request_id,
+        pending.id,
+        reason=opendsr.CANCEL_REASON,
         vault=web_resources().protection.vault,
+        by=f"opendsr:{api_key_id}",
     )
     rendered = _render(erasure_request)
     session.commit()

@@ -9,10 +9,10 @@ from typing import Any
 
 from sqlalchemy import select
 
+from erasure import free_text
 from erasure.api.auth import current_key, integration_scope
 from erasure.api.schemas import ErasureRequestOut, LinksOut, ReferenceOut
 from erasure.core.models import ErasureRequest
-from erasure.lifecycle import free_text
 from erasure.web.resources import get_session, web_resources
 
 

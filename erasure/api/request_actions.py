@@ -1,5 +1,5 @@
 """POST /v1/erasure-requests/{id}/approve|retry|extend: officers and approvers acting on a request
-in flight. Declared on the /v1 blueprint (erasure.api.v1); the domain rules live in erasure.pipeline.actions."""
+in flight. Declared on the /v1 blueprint (erasure.api.v1); the operations are erasure.lifecycle.operations."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from erasure.api.openapi import Documented, documented
 from erasure.api.rendering import render
 from erasure.api.schemas import ErasureRequestOut, ProblemOut
 from erasure.api.v1 import bp
-from erasure.pipeline import actions
+from erasure.lifecycle import operations
 from erasure.pipeline.context import utcnow
 from erasure.web.inputs import Strict
 from erasure.web.relay import kick_relay
@@ -62,7 +62,7 @@ _ERRORS = {404: ("No such request.", ProblemOut), 409: ("Not possible in this st
 )
 def approve_erasure_request(request_id: uuid.UUID) -> Response:
     read_model(ApproveIn)
-    actions.approve(get_session(), request_id, by=actor(), at=utcnow())
+    operations.approve(get_session(), request_id, by=actor(), at=utcnow())
     return _respond(request_id)
 
 
@@ -78,7 +78,7 @@ def approve_erasure_request(request_id: uuid.UUID) -> Response:
 )
 def retry_erasure_request(request_id: uuid.UUID) -> Response:
     body = read_model(RetryIn)
-    actions.retry(
+    operations.retry(
         get_session(),
         request_id,
         target_ids=body.targets,
@@ -101,7 +101,7 @@ def retry_erasure_request(request_id: uuid.UUID) -> Response:
 )
 def extend_erasure_request(request_id: uuid.UUID) -> Response:
     body = read_model(ExtendIn)
-    actions.extend(
+    operations.extend(
         get_session(),
         request_id,
         reason=body.reason,

@@ -33,6 +33,7 @@ from erasure.api.schemas import (
 )
 from erasure.api.v1 import bp
 from erasure.core.models import ErasureRequest, RequestStatus, Source
+from erasure.lifecycle import operations
 from erasure.web.body import read_body
 from erasure.web.inputs import CancelIn, ErasureRequestIn
 from erasure.web.problems import field_error
@@ -257,7 +258,7 @@ def list_erasure_requests() -> Response:
 def cancel_erasure_request(request_id: uuid.UUID) -> Response:
     body = read_model(CancelIn)
     session = get_session()
-    erasure_request = workflow.cancel_request(
+    erasure_request = operations.cancel(
         session,
         request_id,
         reason=body.reason,

@@ -17,7 +17,6 @@ from sqlalchemy.orm import Session
 from erasure import workflow
 from erasure.core.models import ErasureRequest, IdentifierKind, Regulation, Source
 from erasure.errors import InvalidTransition, NotFound
-from erasure.identifiers import Vault
 from erasure.integrations import callbacks
 from erasure.integrations.models import CallbackChannel
 from erasure.integrations.transport import AddressGuard
@@ -104,18 +103,17 @@ def create(
     return erasure_request, True
 
 
-def cancel(
-    session: Session, *, api_key_id: uuid.UUID, subject_request_id: str, vault: Vault
+#: Why a controller's cancel is recorded (a fixed phrase: OpenDSR sends no reason).
+CANCEL_REASON = "cancelled by the controller (OpenDSR)"
+
+
+def cancellable(
+    session: Session, *, api_key_id: uuid.UUID, subject_request_id: str
 ) -> ErasureRequest:
-    """Cancel while pending (OpenDSR: not once processing began). Raises NotFound,
-    InvalidTransition."""
+    """The subject request a controller may cancel: only while pending (OpenDSR: not once
+    processing began). Raises NotFound, InvalidTransition; the edge then cancels it through
+    erasure.lifecycle.operations."""
     erasure_request = find(session, api_key_id=api_key_id, subject_request_id=subject_request_id)
     if callbacks.opendsr_status(erasure_request.status) != "pending":
         raise InvalidTransition("only a pending subject request can be cancelled")
-    return workflow.cancel_request(
-        session,
-        erasure_request.id,
-        reason="cancelled by the controller (OpenDSR)",
-        vault=vault,
-        by=f"opendsr:{api_key_id}",
-    )
+    return erasure_request

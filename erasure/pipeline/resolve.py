@@ -32,7 +32,7 @@ from erasure.core.models import (
     TargetKind,
     TargetStatus,
 )
-from erasure.identifiers import Sealed
+from erasure.identifiers import Sealed, identifier_context
 from erasure.pipeline.context import Pipeline
 from erasure.pipeline.deletions import attach
 from erasure.pipeline.states import (
@@ -45,7 +45,6 @@ from erasure.pipeline.states import (
 from erasure.salesforce import ids as sfids
 from erasure.salesforce.errors import SalesforceError
 from erasure.salesforce.models import Subject, SubjectKind
-from erasure.workflow import identifier_context
 
 SUBJECT_KINDS = {
     IdentifierKind.PHONE: SubjectKind.PHONE,

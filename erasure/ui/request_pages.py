@@ -14,7 +14,7 @@ import io
 import json
 import logging
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, date, datetime, time
 from typing import Any
 
@@ -31,8 +31,9 @@ from flask import (
 from flask.typing import ResponseReturnValue
 from pydantic import ValidationError
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
-from erasure import identifiers, workflow
+from erasure import free_text, identifiers, workflow
 from erasure.audit import certify
 from erasure.audit.certificate import dump_certificate
 from erasure.core.models import (
@@ -46,9 +47,9 @@ from erasure.core.models import (
     TargetStatus,
 )
 from erasure.errors import ErasureError, InvalidTransition, NotFound, NotReady, UnknownOrg
-from erasure.lifecycle import free_text
+from erasure.lifecycle import operations
 from erasure.pipeline.states import record_pseudonym
-from erasure.ui import actions, queries, security
+from erasure.ui import queries, security
 from erasure.ui.blueprint import bp
 from erasure.web.inputs import ErasureRequestIn, validation_errors
 from erasure.web.relay import kick_relay
@@ -503,7 +504,7 @@ def cancel(request_id: uuid.UUID) -> ResponseReturnValue:
     session = get_session()
     try:
         user = security.current_user()
-        erasure_request = workflow.cancel_request(
+        erasure_request = operations.cancel(
             session,
             request_id,
             reason=reason,
@@ -521,18 +522,18 @@ def cancel(request_id: uuid.UUID) -> ResponseReturnValue:
     return _done(request_id, f"Request {outcome}.")
 
 
-def _pipeline(action: str, request_id: uuid.UUID, reason: str = "") -> ResponseReturnValue:
+def _act(
+    action: str,
+    request_id: uuid.UUID,
+    operation: Callable[[Session, str | None, datetime], object],
+    message: str,
+) -> ResponseReturnValue:
+    """Run one lifecycle operation for the signed-in person (`by` names them in the audit log),
+    commit, and come back to the request with `message`."""
     user = security.current_user()
     session = get_session()
     try:
-        actions.run(
-            action,
-            session,
-            request_id,
-            vault=web_resources().protection.vault,
-            by=f"user:{user.id}" if user else None,
-            reason=reason,
-        )
+        operation(session, f"user:{user.id}" if user else None, datetime.now(UTC))
     except NotFound:
         abort(404)
     except ErasureError as exc:
@@ -544,25 +545,44 @@ def _pipeline(action: str, request_id: uuid.UUID, reason: str = "") -> ResponseR
     logger.info(
         "console: user %s did %s on request %s", user.id if user else None, action, request_id
     )
-    return _done(request_id, actions.MESSAGES[action])
+    return _done(request_id, message)
 
 
 @bp.post("/requests/<uuid:request_id>/approve")
 @security.requires("approve")
 def approve(request_id: uuid.UUID) -> ResponseReturnValue:
-    return _pipeline("approve", request_id)
+    return _act(
+        "approve",
+        request_id,
+        lambda session, by, at: operations.approve(session, request_id, by=by, at=at),
+        "Request approved.",
+    )
 
 
 @bp.post("/requests/<uuid:request_id>/retry")
 @security.requires("retry")
 def retry(request_id: uuid.UUID) -> ResponseReturnValue:
-    return _pipeline("retry", request_id)
+    return _act(
+        "retry",
+        request_id,
+        lambda session, by, at: operations.retry(session, request_id, by=by, at=at),
+        "Failed records queued again.",
+    )
 
 
 @bp.post("/requests/<uuid:request_id>/extend")
 @security.requires("extend")
 def extend(request_id: uuid.UUID) -> ResponseReturnValue:
-    return _pipeline("extend", request_id, reason=_reason())
+    reason = _reason()
+    vault = web_resources().protection.vault
+    return _act(
+        "extend",
+        request_id,
+        lambda session, by, at: operations.extend(
+            session, request_id, reason=reason, until=None, vault=vault, by=by, at=at
+        ),
+        "Deadline extended.",
+    )
 
 
 @bp.get("/requests/<uuid:request_id>/certificate")

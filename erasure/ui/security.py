@@ -35,7 +35,7 @@ from werkzeug.exceptions import HTTPException
 
 from erasure.accounts.models import Role, User
 from erasure.db import database_unavailable
-from erasure.lifecycle.free_text import NOTE_READERS
+from erasure.free_text import NOTE_READERS
 from erasure.ui.blueprint import SESSION_LIFETIME, bp
 from erasure.web.problems import DATABASE_RETRY_AFTER_S
 from erasure.web.resources import get_session

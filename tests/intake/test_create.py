@@ -19,8 +19,8 @@ from erasure.core.models import (
     RequestStatus,
     SubjectIdentifier,
 )
-from erasure.identifiers import Sealed, pseudonym
-from erasure.workflow import Protection, identifier_context
+from erasure.identifiers import Sealed, identifier_context, pseudonym
+from erasure.workflow import Protection
 from tests.conftest import KeyMaker
 
 BODY = {

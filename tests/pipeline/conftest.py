@@ -17,7 +17,7 @@ import pytest
 from sqlalchemy import Engine, delete, select, update
 from sqlalchemy.orm import Session
 
-from erasure import workflow
+from erasure import task_names, workflow
 from erasure.config import Settings
 from erasure.core.models import (
     Credential,
@@ -166,7 +166,7 @@ class World:
             )
         for name, args in messages:
             self.published.append((name, args))
-            if name == workflow.RESOLVE_TASK:
+            if name == task_names.RESOLVE:
                 resolve.resolve(self.ctx, uuid.UUID(args[0]), int(args[1]))
         return len(messages)
 

@@ -10,8 +10,9 @@ from sqlalchemy import select
 
 from erasure.core.models import ErasureRequest, Regulation, RequestStatus, Target, TargetStatus
 from erasure.errors import InvalidTransition
-from erasure.pipeline import actions, sweep
-from erasure.workflow import cancel_request
+from erasure.lifecycle import operations as actions
+from erasure.lifecycle.operations import cancel as cancel_request
+from erasure.pipeline import sweep
 from tests.pipeline.conftest import World
 
 

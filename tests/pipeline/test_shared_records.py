@@ -32,11 +32,12 @@ from erasure.core.models import (
     Target,
     TargetStatus,
 )
-from erasure.pipeline import actions, call_outcomes, confirm, quota, resolve, scheduler
+from erasure.lifecycle import operations as actions
+from erasure.lifecycle.operations import cancel as cancel_request
+from erasure.pipeline import call_outcomes, confirm, quota, resolve, scheduler
 from erasure.pipeline.models import Alert
 from erasure.salesforce.sandbox import Fault
 from erasure.salesforce.sandbox.seed import add_end_user
-from erasure.workflow import cancel_request
 from tests.pipeline.conftest import World
 
 EMAIL = IdentifierKind.EMAIL

@@ -11,11 +11,11 @@ from sqlalchemy.orm import Session
 
 from erasure.config import Settings
 from erasure.core.models import Credential, ErasureRequest, Org, SubjectIdentifier
-from erasure.identifiers import Sealed, Vault
+from erasure.free_text import notes_context, open_cancel_reason
+from erasure.identifiers import Sealed, Vault, identifier_context
 from erasure.key_rotation import reencrypt_batch
-from erasure.lifecycle.free_text import notes_context, open_cancel_reason
 from erasure.orgs import add_credential, client_secret
-from erasure.workflow import Protection, identifier_context
+from erasure.workflow import Protection
 
 
 def test_reencrypt_moves_everything_to_the_new_key(

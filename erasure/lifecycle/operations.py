@@ -1,6 +1,7 @@
-"""What officers and approvers do to a request in flight: approve it, retry what failed, extend
-its deadline with a reason. (Cancel lives in erasure.workflow.) Each is one transition with its
-audit leaf and, where work follows, an outbox row. Nothing here commits.
+"""What people and systems do to a request once it is in: cancel it, approve it, retry what
+failed, extend its deadline with a reason. Every edge (the API, the console, OpenDSR) calls these.
+Each is one transition with its audit leaf and, where work follows, an outbox row. Nothing here
+commits.
 """
 
 from __future__ import annotations
@@ -8,12 +9,13 @@ from __future__ import annotations
 import hashlib
 import uuid
 from collections.abc import Collection
-from datetime import datetime
+from datetime import UTC, datetime
 
 from sqlalchemy import select, update
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, selectinload
 
 from erasure import deadlines
+from erasure.audit import leaves
 from erasure.core.models import (
     TERMINAL_REQUEST_STATUSES,
     ErasureRequest,
@@ -22,8 +24,8 @@ from erasure.core.models import (
     TargetStatus,
 )
 from erasure.errors import InvalidTransition, NotFound
+from erasure.free_text import cancelled_outcome, notes_context, seal_cancel_reason
 from erasure.identifiers import Sealed, Vault
-from erasure.lifecycle.free_text import notes_context
 from erasure.pipeline.models import Alert
 from erasure.pipeline.states import (
     UNSENT_TARGET_STATUSES,
@@ -33,6 +35,11 @@ from erasure.pipeline.states import (
 )
 from erasure.pipeline.sweep import PARKED
 
+# Targets in these states have not reached Salesforce yet: a cancel can still withdraw them.
+# (A `batched` target whose call was on the wire is recorded as sent by the pipeline.)
+WITHDRAWABLE_TARGET_STATUSES = frozenset(
+    {TargetStatus.PENDING, TargetStatus.BLOCKED_OPEN_SESSION, TargetStatus.BATCHED}
+)
 #: Before targets exist, a retry re-runs the resolve step.
 _RESOLVE_STATES = (RequestStatus.RECEIVED, RequestStatus.APPROVED, RequestStatus.RESOLVING)
 
@@ -210,3 +217,64 @@ def extend(
         },
     )
     return request
+
+
+def cancel(
+    session: Session,
+    request_id: uuid.UUID,
+    *,
+    reason: str,
+    vault: Vault,
+    api_key_id: uuid.UUID | None = None,
+    by: str | None = None,
+) -> ErasureRequest:
+    """Cancel an open request. Targets not yet sent are withdrawn; deletions already sent to
+    Salesforce cannot be recalled, and the outcome says so. The reason is free text (it may name
+    the subject): it is sealed, and the outcome is a fixed phrase. Raises NotFound,
+    InvalidTransition.
+    """
+    erasure_request = session.scalar(
+        select(ErasureRequest)
+        .where(ErasureRequest.id == request_id)
+        .options(selectinload(ErasureRequest.targets))
+        .with_for_update()
+    )
+    if erasure_request is None or (
+        api_key_id is not None and erasure_request.api_key_id != api_key_id
+    ):
+        raise NotFound("no such erasure request")
+    if erasure_request.status in TERMINAL_REQUEST_STATUSES:
+        raise InvalidTransition(f"the request is already {erasure_request.status.value}")
+    withdrawn = 0
+    already_sent = 0
+    for target in erasure_request.targets:
+        if target.status in WITHDRAWABLE_TARGET_STATUSES:
+            target.status = TargetStatus.WITHDRAWN
+            withdrawn += 1
+        elif target.status in {
+            TargetStatus.REQUESTED,
+            TargetStatus.IN_PROGRESS,
+            TargetStatus.DELETED,
+        }:
+            already_sent += 1
+    previous = erasure_request.status
+    now = datetime.now(UTC)
+    erasure_request.status = RequestStatus.CANCELLED
+    erasure_request.attempt += 1  # fences off any worker still holding the old attempt
+    erasure_request.completed_at = now
+    erasure_request.outcome = cancelled_outcome(already_sent)
+    seal_cancel_reason(vault, erasure_request, reason)
+    leaves.append(
+        session,
+        kind="request.cancelled",
+        request_id=erasure_request.id,
+        at=now,
+        data={
+            "from_status": previous.value,
+            "targets_withdrawn": withdrawn,
+            "deletions_not_stoppable": already_sent,
+            "by": by,
+        },
+    )
+    session.flush()
+    return erasure_request
