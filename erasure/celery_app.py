@@ -24,7 +24,14 @@ from erasure.audit.checkpoint import SigningKey
 from erasure.config import Settings
 from erasure.outbox import messages as outbox
 from erasure.pipeline.context import Pipeline, Tunables
-from erasure.worker_pools import DELIVERIES_QUEUE, DELIVERY_TASKS, PIPELINE_QUEUE, QUEUES
+from erasure.worker_pools import (
+    DELIVERIES_QUEUE,
+    DELIVERY_TASKS,
+    PIPELINE_QUEUE,
+    QUEUES,
+    TICK_TASKS,
+    TICKS_QUEUE,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -111,12 +118,16 @@ def create_celery(settings: Settings) -> Celery:
         # Redis redelivers unacknowledged messages after this long; our tasks are short.
         broker_transport_options={"visibility_timeout": 300},
         worker_hijack_root_logger=False,
-        # Two queues, so deliveries (which wait on receivers) never take a pipeline slot. A
-        # worker without --queues consumes both (erasure.worker_pools).
+        # Deliveries (which wait on receivers) never take a pipeline slot, and ticks never wait
+        # behind lookups (the pipeline worker consumes ticks and pipeline in turn). A worker
+        # without --queues consumes all three (erasure.worker_pools).
         task_queues={name: {"exchange": name, "routing_key": name} for name in QUEUES},
         task_default_queue=PIPELINE_QUEUE,
         task_default_routing_key=PIPELINE_QUEUE,
-        task_routes={name: {"queue": DELIVERIES_QUEUE} for name in DELIVERY_TASKS},
+        task_routes={
+            **{name: {"queue": DELIVERIES_QUEUE} for name in DELIVERY_TASKS},
+            **{name: {"queue": TICKS_QUEUE} for name in TICK_TASKS},
+        },
         beat_schedule={
             "relay-outbox": tick(task_names.RELAY_OUTBOX, RELAY_INTERVAL_S),
             "dispatch": tick(task_names.DISPATCH, settings.dispatch_interval_s),

@@ -118,9 +118,10 @@ def _queues(_: click.Context, __: click.Parameter, value: str) -> tuple[str, ...
     default="pipeline,deliveries",
     show_default=True,
     callback=_queues,
-    help="What this worker runs: `pipeline` (deletions and the periodic ticks), `deliveries` "
-    "(callbacks and ticket comments), or both. Production runs one worker of each, so a slow "
-    "receiver never takes a slot a deletion needs.",
+    help="What this worker runs: `pipeline` (the lookups; it takes `ticks` too when free), "
+    "`ticks` (the periodic dispatch, confirm, audit sequencer...), `deliveries` (callbacks and "
+    "ticket comments), or several. Production runs one worker of each kind, so neither a slow "
+    "receiver nor a backlog of lookups takes a slot a deletion needs.",
 )
 @click.option(
     "--beat/--no-beat", default=False, help="Also run the periodic scheduler in this process."
@@ -131,14 +132,15 @@ def worker(queues: tuple[str, ...], beat: bool, concurrency: int, loglevel: str)
     """Run a Celery worker (and optionally beat)."""
     _settings()
     from erasure.worker import celery_app
-    from erasure.worker_pools import ALL, DELIVERIES, PIPELINE
+    from erasure.worker_pools import ALL, DELIVERIES, PIPELINE, TICKS, WorkerPool
 
-    pool = {PIPELINE.queues: PIPELINE, DELIVERIES.queues: DELIVERIES}.get(queues, ALL)
-    if pool is ALL:
+    kinds = {pool.queues: pool for pool in (PIPELINE, TICKS, DELIVERIES, ALL)}
+    pool = kinds.get(queues) or WorkerPool("celery", queues, concurrency)
+    if DELIVERIES.queues[0] in queues and len(queues) > 1:
         click.echo(
             "note: this worker runs deliveries and deletions in the same slots, so a slow callback "
-            "receiver can delay deletions; in production run `erasure worker --queues pipeline` "
-            "and `erasure worker --queues deliveries`",
+            "receiver can delay deletions; in production run `erasure worker --queues pipeline`, "
+            "`erasure worker --queues ticks` and `erasure worker --queues deliveries`",
             err=True,
         )
     argv = pool.celery_args(concurrency=concurrency, loglevel=loglevel)

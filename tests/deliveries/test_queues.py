@@ -28,6 +28,9 @@ from erasure.worker_pools import (
     PIPELINE,
     PIPELINE_QUEUE,
     QUEUES,
+    TICK_TASKS,
+    TICKS,
+    TICKS_QUEUE,
     parse_queues,
 )
 from tests.pipeline.harness import RedisServer, worker_env
@@ -39,17 +42,26 @@ def _queue_of(app: Any, task: str) -> str:
     return str(app.amqp.router.route({}, task, (), {})["queue"].name)
 
 
-def test_deliveries_and_only_deliveries_are_routed_to_their_own_queue(settings: Settings) -> None:
+def test_deliveries_and_ticks_are_routed_to_their_own_queues(settings: Settings) -> None:
     app = create_celery(settings)
     ours = sorted(name for name in app.tasks if name.startswith("erasure."))
-    assert set(DELIVERY_TASKS) <= set(ours)
+    assert set(DELIVERY_TASKS) <= set(ours) and set(TICK_TASKS) <= set(ours)
     for name in ours:
-        expected = DELIVERIES_QUEUE if name in DELIVERY_TASKS else PIPELINE_QUEUE
+        expected = (
+            DELIVERIES_QUEUE
+            if name in DELIVERY_TASKS
+            else TICKS_QUEUE
+            if name in TICK_TASKS
+            else PIPELINE_QUEUE
+        )
         assert _queue_of(app, name) == expected, name
-    # Beat's ticks go by the same routes (it sends them by name).
+    # Only the lookups stay on the pipeline queue, where a backlog can build up.
+    assert [n for n in ours if _queue_of(app, n) == PIPELINE_QUEUE] == ["erasure.resolve"]
+    # Beat's ticks go by the same routes (it sends them by name): none waits behind a lookup.
     ticks = {entry["task"] for entry in app.conf.beat_schedule.values()}
     assert {t for t in ticks if _queue_of(app, t) == DELIVERIES_QUEUE} == set(DELIVERY_TASKS)
-    # A worker started without --queues consumes both.
+    assert {t for t in ticks if _queue_of(app, t) == TICKS_QUEUE} == set(TICK_TASKS)
+    # A worker started without --queues consumes all three.
     assert sorted(app.amqp.queues) == sorted(QUEUES)
 
 
@@ -59,12 +71,19 @@ def test_the_argv_of_each_kind_of_worker(tmp_path: Path) -> None:
     assert pipeline[:5] == [sys.executable, "-m", "celery", "-A", "erasure.worker"]
     assert pipeline[5:] == [
         "worker",
-        "--queues=pipeline",
+        "--queues=pipeline,ticks",
         "--concurrency=2",
         "--loglevel=INFO",
         "--hostname=pipeline@%h",
         "--beat",
         f"--schedule={schedule}",
+    ]
+    assert TICKS.command()[5:] == [
+        "worker",
+        "--queues=ticks",
+        "--concurrency=2",
+        "--loglevel=INFO",
+        "--hostname=ticks@%h",
     ]
     assert DELIVERIES.command()[5:] == [
         "worker",
@@ -74,20 +93,27 @@ def test_the_argv_of_each_kind_of_worker(tmp_path: Path) -> None:
         "--hostname=deliveries@%h",
     ]
     assert ALL.celery_args(concurrency=3)[1:3] == [
-        "--queues=pipeline,deliveries",
+        "--queues=pipeline,ticks,deliveries",
         "--concurrency=3",
     ]
 
 
 def test_queue_names_are_checked() -> None:
     assert parse_queues("deliveries") == (DELIVERIES_QUEUE,)
-    assert parse_queues(" pipeline , deliveries,pipeline") == (PIPELINE_QUEUE, DELIVERIES_QUEUE)
+    # The pipeline's worker runs its ticks, also when configured before they had their own queue.
+    assert parse_queues("pipeline") == PIPELINE.queues == (PIPELINE_QUEUE, TICKS_QUEUE)
+    assert parse_queues("pipeline,ticks") == PIPELINE.queues
+    assert parse_queues(" pipeline , deliveries,pipeline") == (
+        PIPELINE_QUEUE,
+        TICKS_QUEUE,
+        DELIVERIES_QUEUE,
+    )
     for bad in ("", "celery", "pipeline,everything"):
-        with pytest.raises(ValueError, match="queues are pipeline, deliveries"):
+        with pytest.raises(ValueError, match="queues are pipeline, ticks, deliveries"):
             parse_queues(bad)
     result = CliRunner().invoke(main, ["worker", "--queues", "celery"])
     assert result.exit_code == 2
-    assert "queues are pipeline, deliveries" in result.output
+    assert "queues are pipeline, ticks, deliveries" in result.output
 
 
 @pytest.mark.worker
@@ -114,7 +140,7 @@ def test_erasure_worker_consumes_the_queues_it_is_given(
             time.sleep(0.1)
         banner = _read(tmp_path).decode()
         queues = banner.split("[queues]")[1].split("[tasks]")[0]
-        assert ".> deliveries" in queues and "pipeline" not in queues
+        assert ".> deliveries" in queues and "pipeline" not in queues and "ticks" not in queues
     finally:
         process.terminate()
         try:
@@ -144,10 +170,10 @@ def test_compose_runs_one_worker_per_queue() -> None:
             queues = [arg.split("=", 1)[1] for arg in command if arg.startswith("--queues=")]
             assert queues, f"{name} runs a worker without --queues (it would take both queues)"
             consumers[name] = parse_queues(queues[0])
-    assert sorted(consumers.values()) == [(DELIVERIES_QUEUE,), (PIPELINE_QUEUE,)]
+    assert sorted(consumers.values()) == sorted([DELIVERIES.queues, PIPELINE.queues, TICKS.queues])
     for name, queues in consumers.items():
-        # The healthcheck pings the node name the worker takes for its queue.
-        (queue,) = queues
+        # The healthcheck pings the node name the worker takes for its kind.
+        queue = queues[0]
         assert f"-d {queue}@$$HOSTNAME" in services[name]["healthcheck"]["test"][1]
 
 

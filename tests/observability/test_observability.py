@@ -22,6 +22,7 @@ def test_healthz_and_readyz(client: FlaskClient, db_session: Session) -> None:
     db_session.execute(delete(Heartbeat))  # only ours, not those of other tests' real workers
     for component in (
         "worker:pipeline",
+        "worker:ticks",
         "worker:deliveries",
         "beat",
     ):  # as a live worker and beat would write them
@@ -35,6 +36,7 @@ def test_healthz_and_readyz(client: FlaskClient, db_session: Session) -> None:
         "broker": "ok",
         "signing_key": "ok",
         "worker:pipeline": "ok",
+        "worker:ticks": "ok",
         "worker:deliveries": "ok",
         "beat": "ok",
     }

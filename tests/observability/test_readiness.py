@@ -58,7 +58,7 @@ def test_readyz_is_ready_with_fresh_heartbeats_of_each_worker_queue_and_beat(
     assert all(checks[component] == "ok" for component in expected), checks
 
 
-@pytest.mark.parametrize("silent", ["beat", "worker:pipeline", "worker:deliveries"])
+@pytest.mark.parametrize("silent", ["beat", "worker:pipeline", "worker:ticks", "worker:deliveries"])
 def test_readyz_fails_naming_a_process_whose_heartbeat_is_missing_or_stale(
     client: FlaskClient, db_session: Session, settings: Settings, silent: str
 ) -> None:

@@ -48,7 +48,7 @@ def _ready_then_not(client: FlaskClient, engine: Engine, worker: Worker) -> None
             return set(connection.scalars(select(Heartbeat.component)))
 
     wait_for(
-        lambda: {"worker:pipeline", "worker:deliveries", "beat"} <= stamped(),
+        lambda: {"worker:pipeline", "worker:ticks", "worker:deliveries", "beat"} <= stamped(),
         "the first heartbeats",
         timeout=120,
     )

@@ -329,10 +329,13 @@ def _is_celery(process: psutil.Process, command: str) -> bool:
 
 
 def _worker_parent(queue: str) -> Callable[[Standalone, psutil.Process], bool]:
-    """The parent process of the worker consuming `queue` (its pool children share its argv)."""
+    """The parent process of the worker whose first queue is `queue` (its pool children share its
+    argv)."""
 
     def matches(sa: Standalone, process: psutil.Process) -> bool:
-        return f"--queues={queue}" in _cmdline(process) and _is_worker_parent(process)
+        queues = [a.split("=", 1)[1] for a in _cmdline(process) if a.startswith("--queues=")]
+        first = [q.split(",")[0] for q in queues]
+        return first == [queue] and _is_worker_parent(process)
 
     return matches
 
