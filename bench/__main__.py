@@ -32,6 +32,11 @@ BENCHES: dict[str, tuple[str, list[str], list[str]]] = {
         ["--hour-s", "6", "--windows", "1", "--latency-samples", "3"],
         ["--hour-s", "12", "--windows", "2"],
     ),
+    "soak": (
+        "bench.soak",
+        ["--requests", "100", "--kills", "6"],
+        ["--requests", "500", "--kills", "20"],
+    ),
 }
 
 
