@@ -437,8 +437,10 @@ def run(
         if killer.error is not None:
             raise killer.error
         report.kills = list(killer.done)
+        log(f"  kills done after {time.monotonic() - started:.0f} s")
         sa.wait_ready(timeout=300)
         _settle(stack, submissions, settle_timeout_s)
+        log(f"  requests settled after {time.monotonic() - started:.0f} s")
         _count(report, submissions)
         _accepted_twice(stack, report)
         _verify_audit(stack, report, root)
