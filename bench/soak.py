@@ -407,8 +407,13 @@ def run(
     kill_every_s: float = 10.0,
     settle_timeout_s: float = 600.0,
     threads: int = 4,
+    stall_s: float | None = None,
 ) -> Report:
-    """One soak; every process it starts is stopped before it returns, whatever happened."""
+    """One soak; every process it starts is stopped before it returns, whatever happened.
+
+    `stall_s` shortens how long a request may go without progress before its work is published
+    again (the recovery from a message lost with a killed worker; 120 s by default), so a short
+    run need not wait that long; None keeps the service's default."""
     rng = random.Random(seed)
     report = Report(seed=seed, requests=requests_wanted)
     started = time.monotonic()
@@ -416,7 +421,10 @@ def run(
     submissions = plan(rng, requests_wanted)
     log("mix: " + ", ".join(f"{a} {c}" for a, c in Counter(s.action for s in submissions).items()))
     root = Path(tempfile.mkdtemp(prefix="erasure-soak-"))
-    sa = Standalone(root=root, env_extra={"ERASURE_BATCH_LINGER_S": "1"})
+    service_env = {"ERASURE_BATCH_LINGER_S": "1"}
+    if stall_s is not None:
+        service_env["ERASURE_STALL_S"] = str(stall_s)
+    sa = Standalone(root=root, env_extra=service_env)
     stack = Stack(sa)
     killer: Killer | None = None
     try:
@@ -556,6 +564,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--kill-every-s", type=float, default=10.0)
     parser.add_argument("--hour-s", type=int, default=10)
     parser.add_argument("--seed", type=int, default=None)
+    parser.add_argument(
+        "--stall-s", type=float, default=None, help="ERASURE_STALL_S (default: the service's)"
+    )
     args = parser.parse_args(argv)
     seed = args.seed if args.seed is not None else secrets.randbelow(10**6)
     print(describe(), flush=True)
@@ -565,6 +576,7 @@ def main(argv: list[str] | None = None) -> int:
         seed=seed,
         hour_s=args.hour_s,
         kill_every_s=args.kill_every_s,
+        stall_s=args.stall_s,
     )
     print("\n".join(report.lines()), flush=True)
     ok = report.stuck == 0 and not report.accepted_twice and report.verified
