@@ -385,12 +385,18 @@ class Killer(threading.Thread):
 
     def _kill(self, victim: str) -> None:
         sa = self.stack.sa
-        if victim == "worker-child":
-            worker = sa.one("worker")
-            children = wait_until(lambda: pool_children(worker), "the worker's pool", 120)
-            process = self.rng.choice(children)
-        else:
-            process = sa.one(victim)
+
+        def found() -> psutil.Process | None:
+            # The victim's process of the moment: one being restarted is waited for.
+            try:
+                if victim != "worker-child":
+                    return sa.one(victim)
+                children = pool_children(sa.one("worker"))
+                return self.rng.choice(children) if children else None
+            except psutil.NoSuchProcess:
+                return None  # it died (or was replaced) while we looked
+
+        process = wait_until(found, f"a {victim} process to kill", 180)
         at = time.monotonic() - self.started_at
         with contextlib.suppress(psutil.NoSuchProcess, ProcessLookupError):
             kill9(process)
