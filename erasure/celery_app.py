@@ -118,9 +118,9 @@ def create_celery(settings: Settings) -> Celery:
         # Redis redelivers unacknowledged messages after this long; our tasks are short.
         broker_transport_options={"visibility_timeout": 300},
         worker_hijack_root_logger=False,
-        # Deliveries (which wait on receivers) never take a pipeline slot, and ticks never wait
-        # behind lookups (the pipeline worker consumes ticks and pipeline in turn). A worker
-        # without --queues consumes all three (erasure.worker_pools).
+        # Deliveries (which wait on receivers) never take a pipeline slot, and ticks (which
+        # expire when they wait) never queue behind lookups: each has its own queue and workers.
+        # A worker without --queues consumes all three (erasure.worker_pools).
         task_queues={name: {"exchange": name, "routing_key": name} for name in QUEUES},
         task_default_queue=PIPELINE_QUEUE,
         task_default_routing_key=PIPELINE_QUEUE,
