@@ -126,12 +126,14 @@ def seed(url: str, size: int, now: datetime) -> tuple[str, str, str, str]:
             "start": now - SPAN,
             "step": SPAN / size,
         }
+        session.execute(text("SET LOCAL statement_timeout = 0"))  # seeding 1M rows takes a while
         session.execute(text(SEED_REQUESTS), params)
         session.execute(text(SEED_TARGETS))
         session.execute(text(SEED_LINKS))
         email = user.email
         session.commit()
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+        connection.execute(text("SET statement_timeout = 0"))
         connection.execute(text("VACUUM ANALYZE"))
         created_at, request_id = connection.execute(
             text(
