@@ -52,7 +52,7 @@ SEED_REQUESTS = """
 INSERT INTO erasure_requests (org_id, source, reference_system, reference_id, regulation,
     received_at, due_at, status, api_key_id, is_at_risk, created_at, updated_at, completed_at)
 SELECT :org, (CAST(:sources AS text[]))[1 + g % 4],
-    CASE WHEN g % 3 = 0 THEN 'jira' END, CASE WHEN g % 3 = 0 THEN 'T-' || (g % 1000) END,
+    CASE WHEN g % 3 = 0 THEN 'jira' END, CASE WHEN g % 3 = 0 THEN 'T-' || (g % 50) END,
     'gdpr', t, t + interval '30 days', st,
     CASE WHEN g % 2 = 0 THEN CAST(:integration AS uuid) ELSE CAST(:officer AS uuid) END,
     g % 13 = 0, t, t, CASE WHEN st = 'completed' THEN t + interval '1 hour' END
