@@ -40,7 +40,7 @@ def create_app(
     owns_sessions = session_factory is None
     engine = None
     if session_factory is None:
-        engine = make_engine(settings.database_url)
+        engine = make_engine(settings.database_url, ping_idle_after_s=settings.database_ping_idle_s)
         session_factory = make_sessionmaker(engine)
     signing_key = load_signing_key(settings.audit_signing_key_file)
     if signing_key is not None:

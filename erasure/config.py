@@ -117,6 +117,12 @@ class Settings(BaseSettings):
         "is refused, and a changed role applies, everywhere within this time (0: read the key "
         "on every request).",
     )
+    database_ping_idle_s: float = Field(
+        10.0,
+        ge=0,
+        description="The API pings a pooled database connection before use only when it sat "
+        "idle longer than this (seconds), not on every checkout; see erasure.db.make_engine.",
+    )
     idempotency_ttl_s: int = Field(
         86400, ge=60, description="How long an Idempotency-Key is remembered, in seconds."
     )
