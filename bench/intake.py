@@ -3,10 +3,11 @@ one INSERT per request, measured in the same run on the same Postgres.
 
     python -m bench.intake [--seconds 10] [--rounds 3] [--threads 8] [--workers 4]
 
-Fair by construction: both apps run under the production gunicorn configuration (the API
+Three apps: the bare one, erasure with this round's levers undone (LEVERS_OFF), and erasure.
+Fair by construction: all apps run under the production gunicorn configuration (the API
 service of docker-compose.yml: 4 sync workers, timeouts, access log, a Prometheus
 multiprocess directory), both are up for the whole run and measured in interleaved rounds
-(bare, erasure, bare, erasure, ...), every request carries a unique Idempotency-Key (the bare
+(bare, levers off, erasure, bare, ...), every request carries a unique Idempotency-Key (the bare
 app ignores it), erasure's per-key rate limiter is on (with a limit the run cannot reach), and
 each app has its own database with a unique name. The load generator is a Python thread pool in
 this process (no `wrk` on the machine), so it shares the cores with both apps and Postgres.
@@ -29,7 +30,7 @@ import tempfile
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 import psycopg
@@ -145,6 +146,11 @@ def erasure_environment(url: str) -> dict[str, str]:
     return env
 
 
+#: The same app with this round's levers undone: the API key read on every request and every
+#: pooled connection pinged at checkout.
+LEVERS_OFF = {"ERASURE_API_KEY_CACHE_S": "0", "ERASURE_DATABASE_PING_IDLE_S": "0"}
+
+
 def spread(values: list[float]) -> str:
     return f"{min(values):7.1f} / {statistics.median(values):7.1f} / {max(values):7.1f}"
 
@@ -173,38 +179,45 @@ def main() -> None:
                 "created_at timestamptz DEFAULT now())"
             )
         env = erasure_environment(erasure_url)
-        bare_port, ours_port = free_port(), free_port()
         bare_headers = {"Content-Type": "application/json"}
         ours_headers = bare_headers | {"Authorization": f"Bearer {env.pop('BENCH_KEY')}"}
-        with (
-            gunicorn(
+        apps: dict[str, tuple[str, dict[str, str], dict[str, str]]] = {
+            "bare Flask + 1 INSERT": (
                 "bench.bare_app:create_app()",
-                bare_port,
                 {"BENCH_DATABASE_URL": bare_url},
-                args.workers,
+                bare_headers,
             ),
-            gunicorn("erasure.app:create_app()", ours_port, env, args.workers),
-        ):
+            "erasure, levers off": (
+                "erasure.app:create_app()",
+                env | LEVERS_OFF,
+                ours_headers,
+            ),
+            "erasure": ("erasure.app:create_app()", env, ours_headers),
+        }
+        results: dict[str, list[LoadResult]] = {name: [] for name in apps}
+        ports = {name: free_port() for name in apps}
+        with ExitStack() as servers:
+            for name, (target, app_env, _headers) in apps.items():
+                servers.enter_context(gunicorn(target, ports[name], app_env, args.workers))
             warm = argparse.Namespace(**{**vars(args), "seconds": 2})
-            measure(bare_port, bare_headers, warm, 10**8)
-            measure(ours_port, ours_headers, warm, 10**8)
-            bare: list[LoadResult] = []
-            ours: list[LoadResult] = []
+            for name, (_target, _env, headers) in apps.items():
+                measure(ports[name], headers, warm, 10**8)
             for round_ in range(args.rounds):
-                bare.append(measure(bare_port, bare_headers, args, round_ * 10**6))
-                ours.append(measure(ours_port, ours_headers, args, round_ * 10**6))
-                print(f"round {round_ + 1} bare   : {bare[-1].summary()}")
-                print(f"round {round_ + 1} erasure: {ours[-1].summary()}")
-    print("                       req/s min / median / max    p99 ms min / median / max")
-    for name, results in (("bare Flask + 1 INSERT", bare), ("erasure intake", ours)):
+                for index, (name, (_target, _env, headers)) in enumerate(apps.items()):
+                    offset = (round_ * len(apps) + index) * 10**6
+                    results[name].append(measure(ports[name], headers, args, offset))
+                    print(f"round {round_ + 1} {name:<22}: {results[name][-1].summary()}")
+    print(f"{'':<22} req/s min / median / max    p99 ms min / median / max")
+    for name, runs in results.items():
         print(
-            f"{name:<22} {spread([r.throughput for r in results])}    "
-            f"{spread([r.percentile(99) for r in results])}"
+            f"{name:<22} {spread([r.throughput for r in runs])}    "
+            f"{spread([r.percentile(99) for r in runs])}"
         )
-    ratio = statistics.median(r.throughput for r in ours) / statistics.median(
-        r.throughput for r in bare
-    )
-    print(f"ratio of medians (erasure / bare): {ratio:.2f}x (goal >= 0.35x, stretch 0.5x)")
+    bare = statistics.median(r.throughput for r in results["bare Flask + 1 INSERT"])
+    for name in ("erasure, levers off", "erasure"):
+        ratio = statistics.median(r.throughput for r in results[name]) / bare
+        print(f"ratio of medians ({name} / bare): {ratio:.2f}x (goal >= 0.35x, stretch 0.5x)")
+    print(f"levers off: {', '.join(f'{k}={v}' for k, v in LEVERS_OFF.items())}")
 
 
 if __name__ == "__main__":
