@@ -24,8 +24,9 @@ README = ROOT / "README.md"
 
 #: name -> (module, modest arguments, full-size arguments)
 BENCHES: dict[str, tuple[str, list[str], list[str]]] = {
-    "intake": ("bench.intake", ["--seconds", "8"], ["--seconds", "20"]),
-    "audit": ("bench.audit", ["--leaves", "100000"], ["--leaves", "1000000"]),
+    "intake": ("bench.intake", ["--seconds", "6"], ["--seconds", "12"]),
+    "scale": ("bench.scale", ["--samples", "8"], ["--samples", "15"]),
+    "audit": ("bench.audit", ["--leaves", "300000"], ["--leaves", "1000000"]),
     "audit_append": ("bench.audit_append", ["--seconds", "4"], ["--seconds", "8"]),
     "pipeline": (
         "bench.pipeline",

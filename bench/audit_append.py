@@ -11,38 +11,20 @@ stops only when the sequencer has given every leaf its position.
 from __future__ import annotations
 
 import argparse
-import os
 import threading
 import time
 import uuid
 
-import psycopg
 from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
+from bench.databases import unique_database
 from bench.machine import describe
-from erasure import schema
 from erasure.audit import leaves, store
 from erasure.audit.models import AuditLeaf
 from erasure.db import make_engine, make_sessionmaker
 
-ADMIN_URL = os.environ.get(
-    "ERASURE_BENCH_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
-)
 GLOBAL_LOCK = 0x676C6F62
-
-
-def fresh_database() -> str:
-    name = "erasure_bench_audit"
-    with psycopg.connect(ADMIN_URL, autocommit=True) as admin:
-        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.execute(f'CREATE DATABASE "{name}"')
-    url = (
-        ADMIN_URL.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://", 1)
-        + f"/{name}"
-    )
-    schema.upgrade(url)
-    return url
 
 
 def append_queued(session: Session) -> None:
@@ -115,19 +97,19 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=8)
     args = parser.parse_args()
     print(describe())
-    url = fresh_database()
     # The global-lock design positions leaves itself; run it on its own database so the two
-    # designs never share positions.
-    lock_url = url.replace("erasure_bench_audit", "erasure_bench_audit_lock")
-    with psycopg.connect(ADMIN_URL, autocommit=True) as admin:
-        admin.execute('DROP DATABASE IF EXISTS "erasure_bench_audit_lock" WITH (FORCE)')
-        admin.execute('CREATE DATABASE "erasure_bench_audit_lock"')
-    schema.upgrade(lock_url)
-    print(f"{'writers':>8} {'global lock (baseline)':>24} {'queued + sequencer':>20} {'ratio':>7}")
-    for writers in (1, 32):
-        baseline = run(lock_url, writers, args.seconds, queued=False)
-        ours = run(url, writers, args.seconds, queued=True)
-        print(f"{writers:>8} {baseline:>18.0f} /s {ours:>14.0f} /s {ours / baseline:>6.2f}x")
+    # designs never share positions. Both databases have names of this run only.
+    with (
+        unique_database("audit") as url,
+        unique_database("audit_lock") as lock_url,
+    ):
+        print(
+            f"{'writers':>8} {'global lock (baseline)':>24} {'queued + sequencer':>20} {'ratio':>7}"
+        )
+        for writers in (1, 32):
+            baseline = run(lock_url, writers, args.seconds, queued=False)
+            ours = run(url, writers, args.seconds, queued=True)
+            print(f"{writers:>8} {baseline:>18.0f} /s {ours:>14.0f} /s {ours / baseline:>6.2f}x")
 
 
 if __name__ == "__main__":

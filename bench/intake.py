@@ -1,10 +1,17 @@
 """Intake throughput: `POST /v1/erasure-requests` under gunicorn, next to a bare Flask app doing
 one INSERT per request, measured in the same run on the same Postgres.
 
-    python -m bench.intake [--seconds 20] [--threads 8] [--workers 2]
+    python -m bench.intake [--seconds 10] [--rounds 3] [--threads 8] [--workers 4]
 
-Needs a Postgres (ERASURE_BENCH_ADMIN_URL, default the local one). Prints both figures, their
-ratio, and the machine.
+Three apps: the bare one, erasure with this round's levers undone (LEVERS_OFF), and erasure.
+Fair by construction: all apps run under the production gunicorn configuration (the API
+service of docker-compose.yml: 4 sync workers, timeouts, access log, a Prometheus
+multiprocess directory), both are up for the whole run and measured in interleaved rounds
+(bare, levers off, erasure, bare, ...), every request carries a unique Idempotency-Key (the bare
+app ignores it), erasure's per-key rate limiter is on (with a limit the run cannot reach), and
+each app has its own database with a unique name. The load generator is a Python thread pool in
+this process (no `wrk` on the machine), so it shares the cores with both apps and Postgres.
+Prints each round, min/median/max throughput per app and the ratio of the medians.
 """
 
 from __future__ import annotations
@@ -16,23 +23,23 @@ import os
 import secrets
 import signal
 import socket
+import statistics
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 import psycopg
 
+from bench.databases import unique_database
 from bench.load import LoadResult, run_load
 from bench.machine import describe
 
 ROOT = Path(__file__).resolve().parent.parent
-ADMIN_URL = os.environ.get(
-    "ERASURE_BENCH_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
-)
 
 
 def free_port() -> int:
@@ -41,46 +48,44 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def fresh_database(name: str) -> str:
-    with psycopg.connect(ADMIN_URL, autocommit=True) as admin:
-        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.execute(f'CREATE DATABASE "{name}"')
-    return ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
+def production_gunicorn(app: str, port: int, workers: int) -> list[str]:
+    """docker-compose.yml's API command, on a loopback port."""
+    return [
+        str(Path(sys.executable).with_name("gunicorn")),
+        f"--bind=127.0.0.1:{port}",
+        f"--workers={workers}",
+        "--timeout=30",
+        "--graceful-timeout=20",
+        "--access-logfile=-",
+        app,
+    ]
 
 
 @contextmanager
-def gunicorn(
-    app: str, port: int, env: dict[str, str], workers: int, threads: int
-) -> Iterator[None]:
-    gunicorn_bin = str(Path(sys.executable).with_name("gunicorn"))
-    process = subprocess.Popen(
-        [
-            gunicorn_bin,
-            f"--bind=127.0.0.1:{port}",
-            f"--workers={workers}",
-            # Threads overlap each request's database round trips; 1 is the classic sync worker.
-            f"--worker-class={'sync' if threads == 1 else 'gthread'}",
-            f"--threads={threads}",
-            "--log-level=warning",
-            app,
-        ],
-        env={**os.environ, **env},
-        cwd=ROOT,
-    )
-    try:
-        for _ in range(100):
-            try:
-                urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1)  # loopback
-                break
-            except OSError as exc:
-                # The bare app has no /healthz: a 404 means it is up.
-                if getattr(exc, "code", None) == 404:
+def gunicorn(app: str, port: int, env: dict[str, str], workers: int) -> Iterator[None]:
+    with tempfile.TemporaryDirectory(prefix="bench-metrics-") as metrics_dir:
+        process = subprocess.Popen(
+            production_gunicorn(app, port, workers),
+            env={**os.environ, **env, "PROMETHEUS_MULTIPROC_DIR": metrics_dir},
+            cwd=ROOT,
+            stdout=subprocess.DEVNULL,  # the access log is written, as in production, then dropped
+        )
+        try:
+            for _ in range(200):
+                try:
+                    urllib.request.urlopen(
+                        f"http://127.0.0.1:{port}/healthz", timeout=1
+                    )  # loopback
                     break
-                time.sleep(0.1)
-        yield
-    finally:
-        process.send_signal(signal.SIGTERM)
-        process.wait(20)
+                except OSError as exc:
+                    # The bare app has no /healthz: a 404 means it is up.
+                    if getattr(exc, "code", None) == 404:
+                        break
+                    time.sleep(0.1)
+            yield
+        finally:
+            process.send_signal(signal.SIGTERM)
+            process.wait(30)
 
 
 def body(thread: int, n: int) -> bytes:
@@ -93,122 +98,126 @@ def body(thread: int, n: int) -> bytes:
     ).encode()
 
 
-def measure(port: int, headers: dict[str, str], args: argparse.Namespace) -> LoadResult:
-    # Warm up (imports, connections), then measure.
-    run_load(
-        "127.0.0.1",
-        port,
-        lambda t, n: ("POST", "/v1/erasure-requests", body(t, n + 10**6), headers),
-        threads=args.threads,
-        seconds=2,
-        expect_status=202,
-    )
+def request_maker(
+    headers: dict[str, str], offset: int
+) -> Callable[[int, int], tuple[str, str, bytes, dict[str, str]]]:
+    def make(thread: int, n: int) -> tuple[str, str, bytes, dict[str, str]]:
+        key = {"Idempotency-Key": f'"{secrets.token_hex(12)}"'}
+        return "POST", "/v1/erasure-requests", body(thread, n + offset), headers | key
+
+    return make
+
+
+def measure(
+    port: int, headers: dict[str, str], args: argparse.Namespace, offset: int
+) -> LoadResult:
     return run_load(
         "127.0.0.1",
         port,
-        lambda t, n: ("POST", "/v1/erasure-requests", body(t, n), headers),
+        request_maker(headers, offset),
         threads=args.threads,
         seconds=args.seconds,
         expect_status=202,
     )
 
 
+def erasure_environment(url: str) -> dict[str, str]:
+    env = {
+        "ERASURE_DATABASE_URL": url,
+        "ERASURE_ENCRYPTION_KEYS": "bench:" + base64.b64encode(secrets.token_bytes(32)).decode(),
+        "ERASURE_PSEUDONYM_KEY": base64.b64encode(secrets.token_bytes(32)).decode(),
+        # The limiter stays on (its Redis round trip is part of every request), with a limit
+        # the run cannot reach; a 429 would count as an error, so a hit never passes unseen.
+        "ERASURE_RATE_LIMIT_REQUESTS": "100000000",
+    }
+
+    def cli(*command: str) -> str:
+        return subprocess.run(
+            [sys.executable, "-m", "erasure.cli", *command],
+            env={**os.environ, **env},
+            check=True,
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+        ).stdout.strip()
+
+    cli("orgs", "add", "bench", "--my-domain", "https://bench.my.salesforce.com")
+    env["BENCH_KEY"] = cli("api-keys", "create", "--role", "integration", "--name", "bench")
+    return env
+
+
+#: The same app with this round's levers undone: the API key read on every request and every
+#: pooled connection pinged at checkout.
+LEVERS_OFF = {"ERASURE_API_KEY_CACHE_S": "0", "ERASURE_DATABASE_PING_IDLE_S": "0"}
+
+
+def spread(values: list[float]) -> str:
+    return f"{min(values):7.1f} / {statistics.median(values):7.1f} / {max(values):7.1f}"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--seconds", type=float, default=20)
-    parser.add_argument("--threads", type=int, default=8)
-    parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument(
-        "--server-threads",
-        type=int,
-        default=1,
-        help="gunicorn threads per worker (1: sync workers)",
-    )
+    parser.add_argument("--seconds", type=float, default=10, help="per app and round")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=8, help="client threads")
+    parser.add_argument("--workers", type=int, default=4, help="gunicorn workers (production: 4)")
     args = parser.parse_args()
     print(describe())
     print(
-        f"load: {args.threads} client threads, {args.seconds:.0f} s per app, gunicorn {args.workers} workers x {args.server_threads} thread(s)"
+        f"load: {args.threads} client threads, {args.rounds} interleaved rounds of "
+        f"{args.seconds:.0f} s per app; gunicorn {args.workers} sync workers, access log, "
+        "Prometheus multiprocess dir; unique Idempotency-Key per request; rate limiter on"
     )
-
-    bare_url = fresh_database("erasure_bench_bare")
-    with psycopg.connect(bare_url, autocommit=True) as conn:
-        conn.execute(
-            "CREATE TABLE bare_requests (id bigserial PRIMARY KEY, body jsonb NOT NULL, created_at timestamptz DEFAULT now())"
-        )
-    port = free_port()
-    with gunicorn(
-        "bench.bare_app:create_app()",
-        port,
-        {"BENCH_DATABASE_URL": bare_url},
-        args.workers,
-        args.server_threads,
+    with (
+        unique_database("intake_bare", migrate=False) as bare_sa_url,
+        unique_database("intake") as erasure_url,
     ):
-        bare = measure(port, {"Content-Type": "application/json"}, args)
-
-    erasure_url = fresh_database("erasure_bench").replace(
-        "postgresql://", "postgresql+psycopg://", 1
-    )
-    env = {
-        "ERASURE_DATABASE_URL": erasure_url,
-        "ERASURE_ENCRYPTION_KEYS": "bench:" + base64.b64encode(secrets.token_bytes(32)).decode(),
-        "ERASURE_PSEUDONYM_KEY": base64.b64encode(secrets.token_bytes(32)).decode(),
-        # One key sends everything here: the per-key rate limit would answer 429 instead of
-        # measuring intake. A 429 counts as an error below, so a limit hit never passes unseen.
-        "ERASURE_RATE_LIMIT_REQUESTS": "0",
-    }
-    subprocess.run(
-        [sys.executable, "-m", "erasure.cli", "db", "upgrade"],
-        env={**os.environ, **env},
-        check=True,
-        cwd=ROOT,
-        capture_output=True,
-    )
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "erasure.cli",
-            "orgs",
-            "add",
-            "bench",
-            "--my-domain",
-            "https://bench.my.salesforce.com",
-        ],
-        env={**os.environ, **env},
-        check=True,
-        cwd=ROOT,
-        capture_output=True,
-    )
-    key = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "erasure.cli",
-            "api-keys",
-            "create",
-            "--role",
-            "integration",
-            "--name",
-            "bench",
-        ],
-        env={**os.environ, **env},
-        check=True,
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-    ).stdout.strip()
-    port = free_port()
-    with gunicorn("erasure.app:create_app()", port, env, args.workers, args.server_threads):
-        ours = measure(
-            port, {"Content-Type": "application/json", "Authorization": f"Bearer {key}"}, args
+        bare_url = bare_sa_url.replace("postgresql+psycopg://", "postgresql://", 1)
+        with psycopg.connect(bare_url, autocommit=True) as conn:
+            conn.execute(
+                "CREATE TABLE bare_requests (id bigserial PRIMARY KEY, body jsonb NOT NULL, "
+                "created_at timestamptz DEFAULT now())"
+            )
+        env = erasure_environment(erasure_url)
+        bare_headers = {"Content-Type": "application/json"}
+        ours_headers = bare_headers | {"Authorization": f"Bearer {env.pop('BENCH_KEY')}"}
+        apps: dict[str, tuple[str, dict[str, str], dict[str, str]]] = {
+            "bare Flask + 1 INSERT": (
+                "bench.bare_app:create_app()",
+                {"BENCH_DATABASE_URL": bare_url},
+                bare_headers,
+            ),
+            "erasure, levers off": (
+                "erasure.app:create_app()",
+                env | LEVERS_OFF,
+                ours_headers,
+            ),
+            "erasure": ("erasure.app:create_app()", env, ours_headers),
+        }
+        results: dict[str, list[LoadResult]] = {name: [] for name in apps}
+        ports = {name: free_port() for name in apps}
+        with ExitStack() as servers:
+            for name, (target, app_env, _headers) in apps.items():
+                servers.enter_context(gunicorn(target, ports[name], app_env, args.workers))
+            warm = argparse.Namespace(**{**vars(args), "seconds": 2})
+            for name, (_target, _env, headers) in apps.items():
+                measure(ports[name], headers, warm, 10**8)
+            for round_ in range(args.rounds):
+                for index, (name, (_target, _env, headers)) in enumerate(apps.items()):
+                    offset = (round_ * len(apps) + index) * 10**6
+                    results[name].append(measure(ports[name], headers, args, offset))
+                    print(f"round {round_ + 1} {name:<22}: {results[name][-1].summary()}")
+    print(f"{'':<22} req/s min / median / max    p99 ms min / median / max")
+    for name, runs in results.items():
+        print(
+            f"{name:<22} {spread([r.throughput for r in runs])}    "
+            f"{spread([r.percentile(99) for r in runs])}"
         )
-
-    print()
-    print(f"bare Flask + 1 INSERT : {bare.summary()}")
-    print(f"erasure intake        : {ours.summary()}")
-    print(
-        f"ratio (erasure / bare): {ours.throughput / bare.throughput:.2f} of the baseline's throughput"
-    )
+    bare = statistics.median(r.throughput for r in results["bare Flask + 1 INSERT"])
+    for name in ("erasure, levers off", "erasure"):
+        ratio = statistics.median(r.throughput for r in results[name]) / bare
+        print(f"ratio of medians ({name} / bare): {ratio:.2f}x (goal >= 0.35x, stretch 0.5x)")
+    print(f"levers off: {', '.join(f'{k}={v}' for k, v in LEVERS_OFF.items())}")
 
 
 if __name__ == "__main__":

@@ -9,6 +9,10 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+import threading
+import time
+import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -68,3 +72,75 @@ def revoke_api_key(session: Session, *, prefix: str) -> ApiKey | None:
     if record is not None and record.revoked_at is None:
         record.revoked_at = datetime.now(UTC)
     return record
+
+
+@dataclass(frozen=True)
+class KeyIdentity:
+    """What a request needs of the key that authenticated it (a plain value: it outlives the
+    session it was read in)."""
+
+    id: uuid.UUID
+    name: str
+    role: Role
+    prefix: str
+
+
+@dataclass(frozen=True)
+class _Cached:
+    identity: KeyIdentity | None  # None: the key is revoked
+    key_hash: bytes
+    read_at: float
+
+
+class KeyCache:
+    """Authenticated keys, per process, so most requests do not read `api_keys`.
+
+    The bound: a key revoked (or given another role) is refused (or seen with its new role) by
+    every process at most `ttl_s` seconds after the change is committed, because an entry older
+    than that is read again before it is used. Unknown prefixes are never cached (anyone can
+    send those), and the secret is compared with the stored hash on every request, cached or
+    not. `ttl_s=0` reads the key on every request.
+    """
+
+    def __init__(
+        self,
+        ttl_s: float,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        max_entries: int = 10_000,
+    ) -> None:
+        self.ttl_s = ttl_s
+        self._clock = clock
+        self._max_entries = max_entries
+        self._entries: dict[str, _Cached] = {}
+        self._lock = threading.Lock()
+
+    def authenticate(self, session: Session, key: str) -> KeyIdentity | None:
+        """The active key this secret belongs to, or None. Constant-time on the secret."""
+        prefix = parse_prefix(key)
+        if prefix is None:
+            return None
+        now = self._clock()
+        entry = self._entries.get(prefix)
+        if entry is None or now - entry.read_at >= self.ttl_s:
+            entry = self._read(session, prefix, now)
+            if entry is None:
+                return None
+        if not hmac.compare_digest(entry.key_hash, _digest(key)):
+            return None
+        return entry.identity
+
+    def _read(self, session: Session, prefix: str, now: float) -> _Cached | None:
+        record = session.scalar(select(ApiKey).where(ApiKey.prefix == prefix))
+        if record is None:
+            return None
+        identity = None
+        if record.revoked_at is None:
+            identity = KeyIdentity(record.id, record.name, record.role, record.prefix)
+        entry = _Cached(identity, record.key_hash, now)
+        if self.ttl_s > 0:
+            with self._lock:
+                if len(self._entries) >= self._max_entries:
+                    self._entries.clear()  # a bound on memory; the next requests read again
+                self._entries[prefix] = entry
+        return entry

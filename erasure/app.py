@@ -12,6 +12,7 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
+from erasure.api_keys import KeyCache
 from erasure.audit import store as audit_store
 from erasure.audit.checkpoint import SigningKey, load_signing_key
 from erasure.audit.origin import LogIdentityError
@@ -39,7 +40,7 @@ def create_app(
     owns_sessions = session_factory is None
     engine = None
     if session_factory is None:
-        engine = make_engine(settings.database_url)
+        engine = make_engine(settings.database_url, ping_idle_after_s=settings.database_ping_idle_s)
         session_factory = make_sessionmaker(engine)
     signing_key = load_signing_key(settings.audit_signing_key_file)
     if signing_key is not None:
@@ -53,6 +54,7 @@ def create_app(
         protection=Protection(
             vault=Vault(settings.encryption_key_bytes), pseudonym_key=settings.pseudonym_key_bytes
         ),
+        key_cache=KeyCache(settings.api_key_cache_s),
     )
 
     _register_edges(app, settings)

@@ -110,6 +110,19 @@ class Settings(BaseSettings):
         description="Trusted proxies in front of the API: the client address is taken that many "
         "entries from the right of X-Forwarded-For (0: the socket's address).",
     )
+    api_key_cache_s: float = Field(
+        5.0,
+        ge=0,
+        description="How long a process reuses an API key it has read (seconds): a revoked key "
+        "is refused, and a changed role applies, everywhere within this time (0: read the key "
+        "on every request).",
+    )
+    database_ping_idle_s: float = Field(
+        10.0,
+        ge=0,
+        description="The API pings a pooled database connection before use only when it sat "
+        "idle longer than this (seconds), not on every checkout; see erasure.db.make_engine.",
+    )
     idempotency_ttl_s: int = Field(
         86400, ge=60, description="How long an Idempotency-Key is remembered, in seconds."
     )

@@ -6,13 +6,15 @@ Imports nothing from erasure but config; never commits.
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import DateTime, Enum, MetaData, func
+from sqlalchemy import DateTime, Enum, MetaData, event, func
 from sqlalchemy.engine import Engine, create_engine
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import DBAPIError, DisconnectionError, InterfaceError, OperationalError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 from sqlalchemy.pool import NullPool
 
@@ -57,11 +59,20 @@ def make_engine(
     pool_size: int = 5,
     pooled: bool = True,
     connect_timeout_s: int | None = None,
+    ping_idle_after_s: float | None = None,
+    clock: Callable[[], float] = time.monotonic,
 ) -> Engine:
     """An engine with pre-ping (survives a Postgres restart) and a bounded pool.
 
     `pooled=False` opens a connection per use and keeps none: for a process that forks children
     after using it (a Celery worker's parent), or that uses it every few seconds.
+
+    `ping_idle_after_s` (the web app's choice) pings only a connection that sat in the pool
+    longer than that, instead of one round trip per checkout: a busy API pays nothing, a
+    connection that idled (and may have been dropped by Postgres or a firewall) is tested and
+    replaced. The price: after a Postgres restart, the first statement on a connection used
+    within that time fails (answered 503 database_unavailable, safe to retry with the same
+    Idempotency-Key) and the pool is emptied, so each process loses at most one request.
     """
     connect_args: dict[str, Any] = {
         # A statement that hangs on a lock must not hang a worker forever.
@@ -72,14 +83,33 @@ def make_engine(
     pool_args: dict[str, Any] = (
         {"pool_size": pool_size, "max_overflow": pool_size} if pooled else {"poolclass": NullPool}
     )
-    return create_engine(
+    engine = create_engine(
         database_url,
-        pool_pre_ping=True,
+        pool_pre_ping=ping_idle_after_s is None,
         # Errors and echo never show bound values: they may be ciphertexts, pseudonyms or ids.
         hide_parameters=True,
         connect_args=connect_args,
         **pool_args,
     )
+    if ping_idle_after_s is not None:
+        _ping_when_idle(engine, ping_idle_after_s, clock)
+    return engine
+
+
+def _ping_when_idle(engine: Engine, idle_s: float, clock: Callable[[], float]) -> None:
+    @event.listens_for(engine, "checkin")
+    def _checked_in(_dbapi_connection: Any, record: Any) -> None:
+        record.info["idle_since"] = clock()
+
+    @event.listens_for(engine, "checkout")
+    def _checked_out(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        since = record.info.get("idle_since")
+        if since is None or clock() - since < idle_s:
+            return  # new, or back in the pool only briefly
+        try:
+            engine.dialect.do_ping(dbapi_connection)
+        except Exception as exc:  # any failure: the pool discards it and connects afresh
+            raise DisconnectionError("an idle pooled connection is gone") from exc
 
 
 #: SQLSTATE classes of a database that cannot serve us right now, as opposed to a bad statement:

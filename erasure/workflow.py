@@ -12,11 +12,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from sqlalchemy import and_, func, or_, select
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy import ColumnElement, func, select
+from sqlalchemy.orm import Session, aliased, selectinload
 
 from erasure import deadlines, task_names
 from erasure.audit import leaves
+from erasure.core import request_pages
 from erasure.core.models import (
     TERMINAL_REQUEST_STATUSES,
     ErasureRequest,
@@ -243,30 +244,36 @@ def get_request(
     return erasure_request
 
 
-def list_requests(session: Session, filters: ListFilter) -> list[ErasureRequest]:
-    """Newest first, keyset-paginated on (created_at, id): stable under concurrent inserts."""
-    query = select(ErasureRequest).options(selectinload(ErasureRequest.org))
-    if filters.statuses:
-        query = query.where(ErasureRequest.status.in_(filters.statuses))
+def list_requests(
+    session: Session, filters: ListFilter
+) -> list[tuple[ErasureRequest, uuid.UUID | None]]:
+    """Newest first, keyset-paginated on (created_at, id): stable under concurrent inserts.
+
+    Each row comes with the API key that submitted the request it is linked to (None when it is
+    not linked), so whether an integration may see the link is known without a query per row.
+    One statement for the page (org and link owner joined), one for the targets' states.
+    """
+    conditions: list[ColumnElement[bool]] = []
     if filters.due_before is not None:
-        query = query.where(ErasureRequest.due_at < filters.due_before)
+        conditions.append(ErasureRequest.due_at < filters.due_before)
     if filters.source is not None:
-        query = query.where(ErasureRequest.source == filters.source)
+        conditions.append(ErasureRequest.source == filters.source)
     if filters.reference_system is not None:
-        query = query.where(ErasureRequest.reference_system == filters.reference_system)
+        conditions.append(ErasureRequest.reference_system == filters.reference_system)
     if filters.reference_id is not None:
-        query = query.where(ErasureRequest.reference_id == filters.reference_id)
+        conditions.append(ErasureRequest.reference_id == filters.reference_id)
     if filters.api_key_id is not None:
-        query = query.where(ErasureRequest.api_key_id == filters.api_key_id)
-    if filters.after is not None:
-        created_at, last_id = filters.after
-        query = query.where(
-            or_(
-                ErasureRequest.created_at < created_at,
-                and_(ErasureRequest.created_at == created_at, ErasureRequest.id < last_id),
-            )
-        )
-    query = query.order_by(ErasureRequest.created_at.desc(), ErasureRequest.id.desc()).limit(
-        filters.limit
+        conditions.append(ErasureRequest.api_key_id == filters.api_key_id)
+    page = request_pages.PageQuery(
+        conditions=conditions,
+        statuses=filters.statuses,
+        after=filters.after,
+        limit=filters.limit,
     )
-    return list(session.scalars(query))
+    linked = aliased(ErasureRequest, name="linked")
+    query = (
+        request_pages.page_select(page, with_targets=True)
+        .outerjoin(linked, linked.id == ErasureRequest.duplicate_of_id)
+        .add_columns(linked.api_key_id)
+    )
+    return [(row[0], row[1]) for row in session.execute(query)]

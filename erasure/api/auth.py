@@ -16,11 +16,11 @@ from typing import ParamSpec, TypeVar
 
 from flask import g, request
 
-from erasure.accounts.models import ApiKey, Role
-from erasure.api_keys import authenticate
+from erasure.accounts.models import Role
+from erasure.api_keys import KeyIdentity
 from erasure.web import limits
 from erasure.web.problems import Problem
-from erasure.web.resources import get_session
+from erasure.web.resources import get_session, web_resources
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -43,8 +43,8 @@ def _unauthorized() -> Problem:
     )
 
 
-def current_key() -> ApiKey:
-    key: ApiKey = g.api_key
+def current_key() -> KeyIdentity:
+    key: KeyIdentity = g.api_key
     return key
 
 
@@ -72,7 +72,8 @@ def requires(*roles: Role) -> Callable[[Callable[P, R]], Callable[P, R]]:
                 raise _unauthorized()
             presented = token.strip()
             limits.admit(presented)
-            api_key = authenticate(get_session(), presented)
+            # Cached per process: see KeyCache for how soon a revocation applies.
+            api_key = web_resources().key_cache.authenticate(get_session(), presented)
             if api_key is None:
                 limits.record_failure(presented)
                 raise _unauthorized()

@@ -20,26 +20,39 @@ def request_url(request_id: uuid.UUID) -> str:
     return f"{web_resources().settings.public_url.rstrip('/')}/v1/erasure-requests/{request_id}"
 
 
-def visible_link(erasure_request: ErasureRequest) -> uuid.UUID | None:
+_LOOK_UP = object()
+
+
+def visible_link(
+    erasure_request: ErasureRequest, link_owner: uuid.UUID | object | None = _LOOK_UP
+) -> uuid.UUID | None:
     """The request this one is linked to, if the caller may read that request: an integration
     sees only what it submitted, so it is not told the id of (or that there is) another system's
-    open request for the same subject."""
+    open request for the same subject. `link_owner`, when the caller already loaded it (a list
+    joins it), is the API key that submitted the linked request; otherwise it is looked up."""
     linked = erasure_request.duplicate_of_id
     scope = integration_scope()
     if linked is None or scope is None:
         return linked
-    owner = get_session().scalar(
-        select(ErasureRequest.api_key_id).where(ErasureRequest.id == linked)
-    )
+    owner = link_owner
+    if owner is _LOOK_UP:
+        owner = get_session().scalar(
+            select(ErasureRequest.api_key_id).where(ErasureRequest.id == linked)
+        )
     return linked if owner == scope else None
 
 
-def render(erasure_request: ErasureRequest, *, reveal_free_text: bool = False) -> dict[str, Any]:
+def render(
+    erasure_request: ErasureRequest,
+    *,
+    reveal_free_text: bool = False,
+    link_owner: uuid.UUID | object | None = _LOOK_UP,
+) -> dict[str, Any]:
     """The request as the API shows it. Its notes and cancel reason (free text that may name the
     subject) are decrypted only with `reveal_free_text` (the single read: never a list, nor an
     answer stored for idempotent replay) and only for roles that may read notes."""
     url = request_url(erasure_request.id)
-    linked = visible_link(erasure_request)
+    linked = visible_link(erasure_request, link_owner)
     notes = cancel_reason = None
     if reveal_free_text and current_key().role in free_text.NOTE_READERS:
         vault = web_resources().protection.vault

@@ -222,7 +222,7 @@ def list_erasure_requests() -> Response:
         limit=query.limit,
     )
     rows = workflow.list_requests(get_session(), filters)
-    next_cursor = _encode_cursor(rows[-1]) if len(rows) == query.limit else None
+    next_cursor = _encode_cursor(rows[-1][0]) if len(rows) == query.limit else None
     links = {"self": request.url}
     if next_cursor:
         # Encoded, never pasted: a filter value holding `&`, `=`, `#` or `+` must come back as
@@ -231,7 +231,9 @@ def list_erasure_requests() -> Response:
         base = web_resources().settings.public_url.rstrip("/")
         links["next"] = f"{base}{request.path}?{urlencode(args, doseq=True)}"
     page = ErasureRequestPage(
-        items=[ErasureRequestOut.model_validate(render(r)) for r in rows],
+        items=[
+            ErasureRequestOut.model_validate(render(row, link_owner=owner)) for row, owner in rows
+        ],
         next_cursor=next_cursor,
         links=links,
     )

@@ -18,6 +18,7 @@ checkpoint attests, because an auditor could not tell them from inserted ones.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import os
 import shutil
@@ -219,6 +220,38 @@ def iter_leaf_chunks(path: Path) -> Iterator[list[bytes]]:
                 yield lines
     if carry:
         yield [carry]
+
+
+def leaf_ranges(path: Path, parts: int) -> list[tuple[int, int]]:
+    """`leaves.jsonl` cut into about `parts` byte ranges [start, end), each starting at a line
+    and ending just after a newline (or at the end of the file), so workers can read their own
+    range and together see exactly the lines `iter_leaf_chunks` yields, in order."""
+    size = (path / LEAVES_FILE).stat().st_size
+    if size == 0:
+        return []
+    cuts = [0]
+    with (path / LEAVES_FILE).open("rb") as stream:
+        for k in range(1, max(1, parts)):
+            target = max(size * k // parts, cuts[-1])
+            stream.seek(target)
+            stream.readline()  # to the end of the line that holds `target`
+            position = stream.tell()
+            if cuts[-1] < position < size:
+                cuts.append(position)
+    cuts.append(size)
+    return list(itertools.pairwise(cuts))
+
+
+def read_leaf_range(path: Path, start: int, end: int) -> list[bytes]:
+    """The lines in bytes [start, end) of `leaves.jsonl` (a range from `leaf_ranges`), without
+    their newlines; a final line without one is kept, as `iter_leaf_chunks` keeps it."""
+    with (path / LEAVES_FILE).open("rb", buffering=0) as stream:
+        stream.seek(start)
+        data = stream.read(end - start)
+    lines = data.split(b"\n")
+    if lines[-1] == b"":
+        lines.pop()
+    return lines
 
 
 def leaves_end_with_newline(path: Path) -> bool:

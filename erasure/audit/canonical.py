@@ -1,9 +1,27 @@
 """Is this leaf exactly its own RFC 8785 (JCS) canonical form?
 
 The verifier asks this of every leaf, so it has to be fast: the `rfc8785` package is pure
-Python (about 20 µs per leaf, 20 s per million), while the standard library's C encoder with
-`sort_keys` and compact separators produces identical bytes in the common case, at about a
-third of the cost. The fast path is used only when it provably agrees with RFC 8785:
+Python (about 20 µs per leaf, 20 s per million). Two faster encoders produce identical bytes in
+the common case, and each is trusted only where it provably agrees with RFC 8785; any line
+neither can decide is decided by `rfc8785` itself, so a "not canonical" verdict always comes
+from the reference implementation.
+
+First, orjson (about 3 µs a leaf): a line is canonical when it is ASCII without a backslash,
+`orjson.dumps(orjson.loads(line), OPT_SORT_KEYS | OPT_STRICT_INTEGER)` gives back exactly the
+line, and the line holds no number with a fraction or exponent. Why that suffices:
+
+- equal bytes mean the line is compact, its keys are sorted in byte order (which for ASCII is
+  RFC 8785's UTF-16 code-unit order) and unique, and every string is written the way orjson
+  writes it; with no backslash in the line, no string holds an escape, so every string is
+  printable ASCII written as itself, exactly as RFC 8785 writes it;
+- integers: OPT_STRICT_INTEGER refuses any beyond ±(2**53 - 1), and below that both write the
+  plain decimal digits (orjson parses a larger integer as a float, caught next);
+- floats are where the encoders differ (1.0 is "1.0" to orjson, "1" to RFC 8785), and orjson
+  always writes a float with "." or "e": outside the strings (found by splitting on the quotes,
+  safe without backslashes) and with `true`/`false` removed, the line must hold neither.
+
+Then the standard library's C encoder with `sort_keys` and compact separators, for lines with
+escapes (about 8 µs a leaf), used only when:
 
 - the line is ASCII, so every key is ASCII and code-point order (Python) equals UTF-16
   code-unit order (RFC 8785 §3.2.3);
@@ -12,14 +30,15 @@ third of the cost. The fast path is used only when it provably agrees with RFC 8
 - string escaping agrees by construction: both escape only `"`, `\\` and U+0000..U+001F, with
   the short forms for \\b \\f \\n \\r \\t and lowercase `\\u00xx` otherwise.
 
-Anything else, including every line the fast path would reject, is decided by `rfc8785`
-itself, so a "not canonical" verdict always comes from the reference implementation.
+`tests/audit/test_canonical_properties.py` checks both fast paths against `rfc8785` on
+generated JSON values, their non-canonical renderings and arbitrary bytes.
 """
 
 from __future__ import annotations
 
 import json
 
+import orjson
 import rfc8785
 
 _SAFE_INT = 2**53 - 1
@@ -45,8 +64,29 @@ _DECODER = json.JSONDecoder(parse_float=_refuse, parse_int=_parse_int, parse_con
 _ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
+_ORJSON_OPTIONS = orjson.OPT_SORT_KEYS | orjson.OPT_STRICT_INTEGER
+_ORJSON_ERRORS = (orjson.JSONDecodeError, orjson.JSONEncodeError)
+
+
+def _orjson_says_canonical(line: bytes) -> bool:
+    """True only when the orjson path proves `line` canonical (see the module's docstring);
+    False means "not decided here", never "not canonical"."""
+    if b"\\" in line or not line.isascii():
+        return False
+    try:
+        if orjson.dumps(orjson.loads(line), option=_ORJSON_OPTIONS) != line:
+            return False
+    except _ORJSON_ERRORS:
+        return False
+    outside_strings = b"".join(line.split(b'"')[::2])
+    outside_strings = outside_strings.replace(b"true", b"").replace(b"false", b"")
+    return not (b"." in outside_strings or b"e" in outside_strings or b"E" in outside_strings)
+
+
 def is_canonical(line: bytes) -> bool:
     """True when `line` is valid JSON and byte-identical to its RFC 8785 serialisation."""
+    if _orjson_says_canonical(line):
+        return True
     if line.isascii():
         text = line.decode("ascii")
         try:

@@ -226,7 +226,7 @@ class ErasureRequest(Base):
         comment="the first request of the group of requests for the same subject this one "
         "joined (linked through any shared identifier)",
     )
-    api_key_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("api_keys.id"), index=True)
+    api_key_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("api_keys.id"))
     attempt: Mapped[int] = mapped_column(
         Integer, default=0, server_default="0", comment="fencing number: bumped on every claim"
     )
@@ -245,9 +245,20 @@ class ErasureRequest(Base):
     org: Mapped[Org] = relationship()
 
     __table_args__ = (
-        # Keyset pagination runs on (created_at, id).
+        # Keyset pagination runs on (created_at, id); each list filter has an index that starts
+        # with its equality column and continues in that order, so a filtered page is an
+        # ordered index scan that stops after the page (erasure.core.request_pages).
         Index("ix_erasure_requests_created_at_id", "created_at", "id"),
-        Index("ix_erasure_requests_status", "status"),
+        Index("ix_erasure_requests_status_created_at_id", "status", "created_at", "id"),
+        Index("ix_erasure_requests_source_created_at_id", "source", "created_at", "id"),
+        Index("ix_erasure_requests_api_key_created_at_id", "api_key_id", "created_at", "id"),
+        Index(
+            "ix_erasure_requests_reference_system_created_at_id",
+            "reference_system",
+            "created_at",
+            "id",
+        ),
+        Index("ix_erasure_requests_reference_id_created_at_id", "reference_id", "created_at", "id"),
         Index("ix_erasure_requests_reference", "reference_system", "reference_id"),
     )
 

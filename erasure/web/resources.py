@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from flask import current_app, g
 from sqlalchemy.orm import Session
 
+from erasure.api_keys import KeyCache
 from erasure.audit.checkpoint import SigningKey
 from erasure.config import Settings
 from erasure.salesforce import CredentialSettings, OrgSettings, SalesforceClient
@@ -24,6 +25,8 @@ class WebResources:
     # Builds a SalesforceClient for an org's credential (the console's token check).
     salesforce_clients: Callable[[OrgSettings, CredentialSettings], SalesforceClient] | None = None
     publish: Callable[[str, list[object]], None] | None = None
+    # API keys read by this process (revocation bound: settings.api_key_cache_s).
+    key_cache: KeyCache = field(default_factory=lambda: KeyCache(0))
 
 
 def web_resources() -> WebResources:

@@ -1,0 +1,99 @@
+"""The orjson fast path of the canonical check never calls a line canonical that RFC 8785 (the
+`rfc8785` package) does not, and it does decide the leaves the log writes (so the fast path is
+the one measured, not a fallback)."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import uuid
+from datetime import UTC, datetime
+
+import orjson
+import rfc8785
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from erasure.audit import leaves
+from erasure.audit.canonical import _orjson_says_canonical, is_canonical
+from tests.audit.test_canonical import reference
+
+# Printable ASCII (digits, ".", "e", "E", quotes and backslashes included, where the float and
+# string checks could be fooled), control characters, and some non-ASCII.
+tricky_text = st.text(
+    alphabet=st.characters(min_codepoint=0, max_codepoint=0x7F)
+    | st.sampled_from(["é", "\u2028", "\U0001f600", "\ufb33", "."]),
+    max_size=10,
+)
+numbers = (
+    st.integers(-(2**64), 2**64)
+    | st.integers(2**53 - 3, 2**53 + 3)
+    | st.integers(-(2**53) - 3, -(2**53) + 3)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.integers(-(10**6), 10**6).map(float)  # integral floats: "1.0" to orjson, "1" to JCS
+)
+json_values = st.recursive(
+    st.none() | st.booleans() | numbers | tricky_text,
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(tricky_text, children, max_size=4)
+    ),
+    max_leaves=14,
+)
+
+
+def spellings(value: object) -> list[bytes]:
+    """The value as orjson, the standard library and RFC 8785 write it."""
+    out: list[bytes] = []
+    for options in (orjson.OPT_SORT_KEYS, 0, orjson.OPT_SORT_KEYS | orjson.OPT_STRICT_INTEGER):
+        with contextlib.suppress(orjson.JSONEncodeError):
+            out.append(orjson.dumps(value, option=options))
+    out.append(json.dumps(value, sort_keys=True, separators=(",", ":")).encode())
+    with contextlib.suppress(rfc8785.CanonicalizationError):
+        out.append(rfc8785.dumps(value))  # type: ignore[arg-type]
+    return out
+
+
+@given(json_values)
+@settings(max_examples=1500)
+def test_orjson_path_agrees_with_rfc8785(value: object) -> None:
+    for line in spellings(value):
+        expected = reference(line)
+        if _orjson_says_canonical(line):
+            assert expected, line
+        assert is_canonical(line) == expected, line
+
+
+@given(json_values, st.data())
+@settings(max_examples=800)
+def test_one_changed_byte_is_judged_as_rfc8785_judges_it(
+    value: object, data: st.DataObject
+) -> None:
+    for line in spellings(value):
+        if not line:
+            continue
+        at = data.draw(st.integers(0, len(line) - 1))
+        byte = data.draw(st.sampled_from(b'.eE0123456789-+"\\:,[]{} \x7fatrufls'))
+        changed = line[:at] + bytes([byte]) + line[at + 1 :]
+        if _orjson_says_canonical(changed):
+            assert reference(changed), changed
+        assert is_canonical(changed) == reference(changed), changed
+
+
+@given(st.binary(max_size=60))
+def test_arbitrary_bytes_never_pass_the_orjson_path_wrongly(line: bytes) -> None:
+    if _orjson_says_canonical(line):
+        assert reference(line)
+
+
+def test_the_log_s_own_leaves_take_the_orjson_path() -> None:
+    leaf = leaves.encode_leaf(
+        kind="request.received",
+        at=datetime(2025, 6, 1, 12, 34, 56, 789012, tzinfo=UTC),
+        request_id=uuid.UUID("00000000-0000-4000-8000-000000000001"),
+        data={"batch": 3, "subject": [{"kind": "phone", "pseudonym": "ab" * 32}]},
+    )
+    assert reference(leaf)
+    assert _orjson_says_canonical(leaf)
+    # A float makes it undecidable here: the reference decides (1.5 is canonical, 1.0 is not).
+    assert not _orjson_says_canonical(b'{"a":1.5}') and is_canonical(b'{"a":1.5}')
+    assert not _orjson_says_canonical(b'{"a":1.0}') and not is_canonical(b'{"a":1.0}')
