@@ -4,6 +4,7 @@ no hook: every state change already appends a leaf. Nothing here commits."""
 
 from __future__ import annotations
 
+import json
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -48,6 +49,22 @@ def _source_of(session: Session, request_id: uuid.UUID) -> WebhookSource | None:
     )
 
 
+def _last_opendsr_status(session: Session, subscription_id: uuid.UUID) -> str | None:
+    # OpenDSR has four statuses for our many: resolving, deleting and confirming are all
+    # `in_progress`, so most leaves change nothing the controller can see. The dispatcher holds
+    # the cursor lock, so the latest row is the latest status told.
+    body = session.scalar(
+        select(CallbackDelivery.body)
+        .where(CallbackDelivery.subscription_id == subscription_id)
+        .order_by(CallbackDelivery.leaf_id.desc())
+        .limit(1)
+    )
+    if body is None:
+        return None
+    status = json.loads(body).get("request_status")
+    return status if isinstance(status, str) else None
+
+
 def _rows_for(
     session: Session, leaf: AuditLeaf, erasure_request: ErasureRequest, links: Links
 ) -> list[dict[str, Any]]:
@@ -66,6 +83,8 @@ def _rows_for(
             document = opendsr_body(
                 erasure_request, kind=leaf.kind, callback_url=subscription.url, links=links
             )
+            if _last_opendsr_status(session, subscription.id) == document["request_status"]:
+                continue  # one OpenDSR callback per change of its status, not per leaf
         else:
             document = standard_body(
                 erasure_request, kind=leaf.kind, at=leaf.created_at, links=links

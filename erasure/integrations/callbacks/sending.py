@@ -53,8 +53,20 @@ class Senders:
 
     transport: Transport
     vault: Vault
-    processor_common_name: str
+    processor: processor.ProcessorConfig
     policy: RetryPolicy = RetryPolicy()
+
+
+def processor_headers(identity: processor.Identity, body: bytes) -> dict[str, str]:
+    """OpenDSR's signature headers over `body`, and (OpenDSR §10.1: the prior name's headers are
+    still honoured) the same under their OpenGDPR names, for controllers not yet migrated."""
+    signature = identity.sign(body)
+    return {
+        "X-OpenDSR-Signature": signature,
+        "X-OpenDSR-Processor-Domain": identity.domain,
+        "X-OpenGDPR-Signature": signature,
+        "X-OpenGDPR-Processor-Domain": identity.domain,
+    }
 
 
 class SubscriptionGone(NotFound):
@@ -77,11 +89,8 @@ def request_for(
         raise SubscriptionGone("the subscription was removed")
     headers = {"Content-Type": "application/json", "User-Agent": "erasure-callbacks"}
     if subscription.channel is CallbackChannel.OPENDSR:
-        key = processor.current(
-            session, vault=senders.vault, common_name=senders.processor_common_name
-        )
-        headers["X-OpenDSR-Signature"] = processor.sign(key, body, vault=senders.vault)
-        headers["X-OpenDSR-Processor-Domain"] = senders.processor_common_name
+        identity = processor.identity(session, vault=senders.vault, config=senders.processor)
+        headers |= processor_headers(identity, body)
         return "POST", subscription.url, headers, body
     keys = signing_keys(subscription, vault=senders.vault, now=now)
     if not keys:
