@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -19,9 +20,10 @@ from erasure.audit.models import AuditLeaf
 from erasure.core.models import ErasureRequest, Org, RequestStatus
 from erasure.deliveries import sending
 from erasure.integrations import callbacks, processor
-from erasure.integrations.models import IntegrationCursor
+from erasure.integrations.models import CallbackDelivery, IntegrationCursor
 from erasure.integrations.processor import ProcessorConfig
 from erasure.integrations.transport import AddressGuard, RequestsTransport
+from erasure.pipeline.states import move_request
 from erasure.workflow import Protection
 from tests.conftest import KeyMaker
 from tests.integrations.conftest import LOOPBACK
@@ -192,3 +194,93 @@ def test_an_impossible_submitted_time_is_400_and_writes_nothing(
     assert [detail["reason"] for detail in error["errors"]] == ["validation_error"]
     assert [detail["location"] for detail in error["errors"]] == ["submitted_time"]
     assert db_session.scalar(select(func.count()).select_from(ErasureRequest)) == before
+
+
+def _move(session: Session, request_id: uuid.UUID, steps: list[tuple[str, RequestStatus]]) -> None:
+    """The pipeline's own transitions, each with its leaf, as the resolve and delete steps make
+    them."""
+    erasure_request = session.get(ErasureRequest, request_id)
+    assert erasure_request is not None
+    for kind, status in steps:
+        move_request(session, erasure_request, status, at=datetime.now(UTC), kind=kind)
+    session.flush()
+
+
+PIPELINE_STEPS = [
+    ("request.resolving", RequestStatus.RESOLVING),
+    ("request.resolved", RequestStatus.DELETING),
+    ("request.confirming", RequestStatus.CONFIRMING),
+    ("request.completed", RequestStatus.COMPLETED),
+]
+
+
+@pytest.mark.parametrize("dispatch_each_step", [True, False])
+def test_one_callback_per_opendsr_status_change_in_order(
+    client: FlaskClient,
+    db_session: Session,
+    org: Org,
+    make_key: KeyMaker,
+    dispatch_each_step: bool,
+) -> None:
+    """Resolving, deleting and confirming are all `in_progress`: the controller hears it once,
+    and the statuses arrive in the order they happened whether the dispatcher runs after every
+    step or once after all of them."""
+    headers = {"Authorization": f"Bearer {make_key(Role.INTEGRATION)}"}
+    last = db_session.scalar(select(func.max(AuditLeaf.id))) or 0
+    db_session.merge(IntegrationCursor(name=callbacks.CURSOR, leaf_id=last))
+    links = callbacks.Links("https://erasure.test")
+    srid = str(uuid.uuid4())
+    created = client.post(
+        "/opendsr/v2/requests", json=_body(srid, "https://c.example/cb"), headers=headers
+    )
+    assert created.status_code == 201
+    request_id = uuid.UUID(created.get_json()["processor_request_id"])
+    callbacks.dispatch(db_session, links=links)
+    for step in PIPELINE_STEPS:
+        _move(db_session, request_id, [step])
+        if dispatch_each_step:
+            callbacks.dispatch(db_session, links=links)
+    callbacks.dispatch(db_session, links=links)
+    bodies = db_session.scalars(
+        select(CallbackDelivery.body)
+        .where(CallbackDelivery.request_id == request_id)
+        .order_by(CallbackDelivery.leaf_id)
+    ).all()
+    statuses = [json.loads(body)["request_status"] for body in bodies]
+    assert statuses == ["pending", "in_progress", "completed"]
+
+
+def test_a_reused_subject_request_id_is_a_conflict_and_a_replay_is_not(
+    client: FlaskClient, db_session: Session, org: Org, make_key: KeyMaker
+) -> None:
+    headers = {"Authorization": f"Bearer {make_key(Role.INTEGRATION)}"}
+    srid = str(uuid.uuid4())
+    first = _body(srid, "https://c.example/cb")
+    created = client.post("/opendsr/v2/requests", json=first, headers=headers)
+    assert created.status_code == 201
+    # The same request again, members reordered and an extension changed: a replay.
+    replay = dict(reversed(list(first.items())))
+    replay["extensions"] = {"erasure.test": {"note": "retry"}}
+    again = client.post("/opendsr/v2/requests", json=replay, headers=headers)
+    assert again.status_code == 200
+    assert again.get_json()["processor_request_id"] == created.get_json()["processor_request_id"]
+    other_subject = _body(srid, "https://c.example/cb")
+    other_subject["subject_identities"][0]["identity_value"] = "someone.else@example.com"
+    other_regulation = {**first, "regulation": "ccpa"}
+    other_time = {**first, "submitted_time": "2026-11-21T10:00:00Z"}
+    other_callbacks = _body(srid, "https://elsewhere.example/cb")
+    for different in (other_subject, other_regulation, other_time, other_callbacks):
+        response = client.post("/opendsr/v2/requests", json=different, headers=headers)
+        assert response.status_code == 400, different
+        error = response.get_json()["error"]
+        assert error["errors"][0]["reason"] == "subject_request_conflict"
+        text = response.get_data(as_text=True)
+        assert srid not in text and "someone.else" not in text and EMAIL not in text
+    assert (
+        db_session.scalar(
+            select(func.count())
+            .select_from(ErasureRequest)
+            .where(ErasureRequest.reference_id == srid)
+        )
+        == 1
+    )

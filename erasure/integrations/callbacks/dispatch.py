@@ -49,13 +49,17 @@ def _source_of(session: Session, request_id: uuid.UUID) -> WebhookSource | None:
     )
 
 
-def _last_opendsr_status(session: Session, subscription_id: uuid.UUID) -> str | None:
+def _status_told_before(session: Session, subscription_id: uuid.UUID, leaf_id: int) -> str | None:
     # OpenDSR has four statuses for our many: resolving, deleting and confirming are all
-    # `in_progress`, so most leaves change nothing the controller can see. The dispatcher holds
-    # the cursor lock, so the latest row is the latest status told.
+    # `in_progress`, so most leaves change nothing the controller can see. Compared with the
+    # row of the latest earlier leaf, not the latest row: a leaf read again (the cursor waits at
+    # a gap) must be judged as it was the first time.
     body = session.scalar(
         select(CallbackDelivery.body)
-        .where(CallbackDelivery.subscription_id == subscription_id)
+        .where(
+            CallbackDelivery.subscription_id == subscription_id,
+            CallbackDelivery.leaf_id < leaf_id,
+        )
         .order_by(CallbackDelivery.leaf_id.desc())
         .limit(1)
     )
@@ -78,16 +82,18 @@ def _rows_for(
         select(CallbackSubscription).where(CallbackSubscription.is_active, or_(*owners))
     ).all()
     rows: list[dict[str, Any]] = []
+    status = event_status(leaf, erasure_request)
     for subscription in subscriptions:
         if subscription.channel is CallbackChannel.OPENDSR:
             document = opendsr_body(
-                erasure_request, kind=leaf.kind, callback_url=subscription.url, links=links
+                erasure_request, status=status, callback_url=subscription.url, links=links
             )
-            if _last_opendsr_status(session, subscription.id) == document["request_status"]:
+            told = _status_told_before(session, subscription.id, leaf.id)
+            if told == document["request_status"]:
                 continue  # one OpenDSR callback per change of its status, not per leaf
         else:
             document = standard_body(
-                erasure_request, kind=leaf.kind, at=leaf.created_at, links=links
+                erasure_request, kind=leaf.kind, status=status, at=leaf.created_at, links=links
             )
         rows.append(
             {
@@ -106,7 +112,6 @@ def _rows_for(
         and source.comment_base_url
         and erasure_request.reference_id
     ):
-        status = event_status(leaf.kind, erasure_request)
         rows.append(
             {
                 "channel": CallbackChannel.TICKET_COMMENT,

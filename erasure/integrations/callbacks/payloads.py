@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from erasure.audit.models import AuditLeaf
 from erasure.core.models import ErasureRequest, RequestStatus
 
 OPENDSR_API_VERSION = "2.0"
@@ -25,9 +26,18 @@ class Links:
         return self.request(request_id) + "/certificate"
 
 
-def event_status(kind: str, erasure_request: ErasureRequest) -> RequestStatus:
+def event_status(leaf: AuditLeaf, erasure_request: ErasureRequest) -> RequestStatus:
+    """The status a leaf reports: its kind's, else the status it moved to (`request.resolved`
+    moves to deleting), else the request's now. Never the request's now when the leaf says:
+    the dispatcher may read a leaf after later transitions, and must report them in order."""
     try:
-        return RequestStatus(kind.removeprefix("request."))
+        return RequestStatus(leaf.kind.removeprefix("request."))
+    except ValueError:
+        pass
+    data = json.loads(leaf.leaf).get("data")
+    moved_to = data.get("to_status") if isinstance(data, dict) else None
+    try:
+        return RequestStatus(str(moved_to))
     except ValueError:
         return erasure_request.status
 
@@ -47,10 +57,14 @@ def iso(moment: datetime | None) -> str | None:
 
 
 def standard_body(
-    erasure_request: ErasureRequest, *, kind: str, at: datetime, links: Links
+    erasure_request: ErasureRequest,
+    *,
+    kind: str,
+    status: RequestStatus,
+    at: datetime,
+    links: Links,
 ) -> dict[str, Any]:
     """The Standard Webhooks payload: ids, status, reference, dates, links. No identifier."""
-    status = event_status(kind, erasure_request)
     return {
         "type": f"erasure_request.{kind.removeprefix('request.')}",
         "timestamp": iso(at),
@@ -73,22 +87,22 @@ def standard_body(
 
 
 def opendsr_body(
-    erasure_request: ErasureRequest, *, kind: str, callback_url: str, links: Links
+    erasure_request: ErasureRequest, *, status: RequestStatus, callback_url: str, links: Links
 ) -> dict[str, Any]:
-    status = event_status(kind, erasure_request)
-    return {
+    """An OpenDSR callback (§8.6); `results_url` (optional) only once there is a result."""
+    document = {
         "api_version": OPENDSR_API_VERSION,
-        "controller_id": str(erasure_request.api_key_id) if erasure_request.api_key_id else None,
+        "controller_id": str(erasure_request.api_key_id or ""),
         "subject_request_id": erasure_request.reference_id,
         "request_status": opendsr_status(status),
         "expected_completion_time": iso(
             erasure_request.predicted_completion_at or erasure_request.due_at
         ),
         "status_callback_url": callback_url,
-        "results_url": links.certificate(erasure_request.id)
-        if status is RequestStatus.COMPLETED
-        else None,
     }
+    if status is RequestStatus.COMPLETED:
+        document["results_url"] = links.certificate(erasure_request.id)
+    return document
 
 
 def encode(document: dict[str, Any]) -> str:
