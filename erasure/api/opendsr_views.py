@@ -11,7 +11,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from flask import Blueprint, Response, request
+from flask import Blueprint, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from erasure.accounts.models import Role
@@ -24,6 +24,7 @@ from erasure.integrations import callbacks, opendsr
 from erasure.integrations.callbacks.payloads import iso
 from erasure.integrations.transport import AddressGuard
 from erasure.lifecycle import operations
+from erasure.web.body import read_body
 from erasure.web.inputs import ReceivedAt
 from erasure.web.problems import invalid_field
 from erasure.web.resources import get_session, web_resources
@@ -124,7 +125,8 @@ def _render(erasure_request: ErasureRequest, **extra: str) -> dict[str, Any]:
         "subject_request_id": erasure_request.reference_id or "",
         "subject_request_type": "erasure",
         "request_status": status,
-        "received_time": iso(erasure_request.received_at),
+        # When we received it (§7.3), not when the subject asked (`submitted_time`).
+        "received_time": iso(erasure_request.created_at),
         "expected_completion_time": iso(
             erasure_request.predicted_completion_at or erasure_request.due_at
         ),
@@ -219,7 +221,10 @@ def create_subject_request() -> Response:
     except callbacks.InvalidCallbackUrl as exc:
         raise invalid_field("status_callback_urls", str(exc)) from None
     document = _render(
-        erasure_request, encoded_request=base64.b64encode(request.get_data()).decode()
+        erasure_request,
+        encoded_request=base64.b64encode(
+            read_body(max_bytes=settings.max_body_bytes)  # the bytes read_model read
+        ).decode(),
     )
     if created:
         session.commit()
@@ -285,3 +290,5 @@ for _prefix, _collection in ALIASES:
         f"DELETE_{_name}_cancel",
     )
 _alias(processor_certificate, "/opendsr/processor-certificate.pem", "GET_opendsr_certificate")
+# §3.1 names a `/status` endpoint beside `/requests`; §8.2 reads status at /requests/<id>.
+_alias(get_subject_request, f"{PREFIX}/status/<subject_request_id>", "GET_opendsr_v2_status")

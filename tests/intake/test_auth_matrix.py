@@ -58,6 +58,7 @@ MATRIX: list[tuple[str, str, frozenset[Role]]] = [
             ("DELETE", "/<subject_request_id>"),
         )
     ],
+    ("GET", "/opendsr/v2/status/<subject_request_id>", frozenset({IN, AD})),
 ]
 
 
@@ -192,7 +193,7 @@ def test_auth_matrix(
         assert response.status_code == 409  # allowed, but this org does not require approval
     elif rule.endswith("/certificate"):
         assert response.status_code == 409  # allowed, but the request has not completed
-    elif rule.startswith(OPENDSR_COLLECTIONS) and "<subject_request_id>" in rule:
+    elif rule.startswith(("/opendsr", "/opengdpr")) and "<subject_request_id>" in rule:
         assert response.status_code == 400  # OpenDSR answers every request error 400 (§7.5)
         assert _code(response) == "not_found"
     elif rule.startswith("/v1/audit/") or any(p in rule for p in MISSING_PARAMS):
