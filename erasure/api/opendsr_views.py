@@ -155,7 +155,10 @@ ERRORS = {400: ("Invalid, unknown, conflicting or not cancellable.", ErrorOut)}
 @bp.get(f"{PREFIX}/discovery")
 @documented(
     Documented(
-        summary="OpenDSR discovery", tag="opendsr", responses={200: ("Capabilities.", DiscoveryOut)}
+        summary="OpenDSR discovery",
+        tag="opendsr",
+        responses={200: ("Capabilities.", DiscoveryOut)},
+        errors=ErrorOut,
     )
 )
 def discovery() -> Response:
@@ -182,6 +185,7 @@ def processor_certificate() -> Response:
 @documented(
     Documented(
         summary="Create an OpenDSR erasure request (subject_request_id is the idempotency key)",
+        errors=ErrorOut,
         tag="opendsr",
         body=SubjectRequestIn,
         responses={
@@ -238,6 +242,7 @@ def create_subject_request() -> Response:
 @documented(
     Documented(
         summary="Status of an OpenDSR request",
+        errors=ErrorOut,
         tag="opendsr",
         responses={200: ("The status.", SubjectRequestOut), **ERRORS},
     )
@@ -254,6 +259,7 @@ def get_subject_request(subject_request_id: str) -> Response:
 @documented(
     Documented(
         summary="Cancel an OpenDSR request while it is pending",
+        errors=ErrorOut,
         tag="opendsr",
         responses={202: ("Cancelled.", SubjectRequestOut), **ERRORS},
     )
