@@ -196,6 +196,7 @@ def processor_certificate() -> Response:
     )
 )
 def create_subject_request() -> Response:
+    identity()  # nothing is created that could not be answered (503 without a certificate)
     resources = web_resources()
     settings = resources.settings
     body = read_model(SubjectRequestIn)
@@ -265,6 +266,7 @@ def get_subject_request(subject_request_id: str) -> Response:
     )
 )
 def cancel_subject_request(subject_request_id: str) -> Response:
+    identity()  # nothing is cancelled that could not be answered
     session = get_session()
     api_key_id = current_key().id
     pending = opendsr.cancellable(

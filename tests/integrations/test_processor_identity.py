@@ -13,12 +13,13 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from flask.testing import FlaskClient
 from pydantic import ValidationError
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from erasure.accounts.models import Role
 from erasure.app import create_app
 from erasure.config import Mode, Settings
-from erasure.core.models import Org
+from erasure.core.models import ErasureRequest, Org
 from erasure.errors import ConfigurationError
 from erasure.integrations import processor
 from erasure.integrations.processor import ProcessorConfig
@@ -106,6 +107,15 @@ def test_production_without_a_certificate_answers_503_on_the_opendsr_routes(
         assert response.status_code == 503
         error = response.get_json()["error"]
         assert error["code"] == 503 and "ERASURE_OPENDSR_CERTIFICATE_FILE" in error["message"]
+    # Nothing was created that could not be answered with a signature.
+    assert (
+        db_session.scalar(
+            select(func.count())
+            .select_from(ErasureRequest)
+            .where(ErasureRequest.reference_id == BODY["subject_request_id"])
+        )
+        == 0
+    )
 
 
 def test_development_makes_a_self_signed_certificate_and_says_so(
