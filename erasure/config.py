@@ -301,6 +301,25 @@ class Settings(BaseSettings):
             _decode_key(material.get_secret_value(), what=f"encryption key {key_id!r}")
         return value
 
+    opendsr_certificate_file: Path | None = Field(
+        None,
+        description="PEM file with the OpenDSR processor certificate (then any intermediates), "
+        "issued by a trusted CA to the processor domain: it signs OpenDSR responses and "
+        "callbacks and is published at discovery. Required for OpenDSR in production (the "
+        "OpenDSR routes answer 503 without it); only development mode, which `erasure "
+        "standalone` runs, makes a self-signed one instead.",
+    )
+    opendsr_private_key_file: Path | None = Field(
+        None,
+        description="PEM file with the unencrypted RSA or ECDSA private key of "
+        "`opendsr_certificate_file`.",
+    )
+    opendsr_processor_domain: str | None = Field(
+        None,
+        description="The OpenDSR processor domain (`X-OpenDSR-Processor-Domain`), which the "
+        "certificate must name. Unset: the host of `public_url`.",
+    )
+
     @field_validator("pseudonym_key")
     @classmethod
     def _check_pseudonym_key(cls, value: SecretStr) -> SecretStr:
@@ -318,6 +337,14 @@ class Settings(BaseSettings):
     def _heartbeats_have_slack(self) -> Settings:
         if self.heartbeat_timeout_s < 2 * self.heartbeat_interval_s:
             raise ValueError("heartbeat_timeout_s must be at least twice heartbeat_interval_s")
+        return self
+
+    @model_validator(mode="after")
+    def _opendsr_certificate_and_key_together(self) -> Settings:
+        if (self.opendsr_certificate_file is None) != (self.opendsr_private_key_file is None):
+            raise ValueError(
+                "opendsr_certificate_file and opendsr_private_key_file go together: set both"
+            )
         return self
 
     @model_validator(mode="after")

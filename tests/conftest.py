@@ -32,9 +32,11 @@ from erasure.config import Settings
 from erasure.core.models import Org
 from erasure.db import make_sessionmaker
 from erasure.identifiers import Vault
+from erasure.integrations.processor import ProcessorConfig
 from erasure.orgs import add_org
 from erasure.salesforce.sandbox import SandboxConfig, SandboxHandle, SandboxOrg, run_in_thread
 from erasure.workflow import Protection
+from tests.certificates import Issued, TestCA
 
 # Property tests assert behaviour, never speed: no per-example deadline (a busy machine would fail
 # a correct example) and no "too slow" health check. `HYPOTHESIS_PROFILE=explore` runs more examples.
@@ -120,9 +122,23 @@ def signing_key(signing_key_file: Path) -> SigningKey:
 
 
 @pytest.fixture(scope="session")
-def settings(database_url: str, signing_key_file: Path) -> Settings:
+def test_ca() -> TestCA:
+    return TestCA.create()
+
+
+@pytest.fixture(scope="session")
+def processor_certificate(test_ca: TestCA, tmp_path_factory: pytest.TempPathFactory) -> Issued:
+    """The OpenDSR processor certificate every test app uses: issued by the test CA to the
+    public URL's host, as production requires."""
+    return test_ca.issue(tmp_path_factory.mktemp("opendsr"), "erasure.test")
+
+
+@pytest.fixture(scope="session")
+def settings(database_url: str, signing_key_file: Path, processor_certificate: Issued) -> Settings:
     return Settings(
         audit_signing_key_file=signing_key_file,
+        opendsr_certificate_file=processor_certificate.certificate_file,
+        opendsr_private_key_file=processor_certificate.key_file,
         database_url=database_url,
         broker_url="memory://",
         encryption_keys=f"test1:{random_key()}",
@@ -130,6 +146,11 @@ def settings(database_url: str, signing_key_file: Path) -> Settings:
         public_url="https://erasure.test",
         max_body_bytes=8192,
     )
+
+
+@pytest.fixture(scope="session")
+def processor_config(settings: Settings) -> ProcessorConfig:
+    return ProcessorConfig.from_settings(settings)
 
 
 @pytest.fixture(scope="session")

@@ -27,6 +27,9 @@ class Documented:
     responses: dict[int, tuple[str, type[BaseModel] | None]] = field(default_factory=dict)
     query: list[dict[str, Any]] = field(default_factory=list)
     idempotent_key: bool = False
+    #: The model of error bodies when they are not problem details (OpenDSR's error object,
+    #: application/json, where every request error is a 400).
+    errors: type[BaseModel] | None = None
 
 
 def documented(doc: Documented) -> Callable[[F], F]:
@@ -104,29 +107,7 @@ def build_document(app: Flask, *, title: str = "erasure") -> dict[str, Any]:
                     "application/json": {"schema": _schema_of(doc.body, components, "validation")}
                 },
             }
-        problem = _schema_of(_problem_model(), components, "serialization")
-        for status, (description, model) in sorted(doc.responses.items()):
-            response: dict[str, Any] = {"description": description}
-            if model is not None:
-                media = "application/problem+json" if status >= 400 else "application/json"
-                response["content"] = {
-                    media: {"schema": _schema_of(model, components, "serialization")}
-                }
-            operation["responses"][str(status)] = response
-        for status, description in _common_errors(bool(roles), doc.body is not None).items():
-            common: dict[str, Any] = {
-                "description": description,
-                "content": {"application/problem+json": {"schema": problem}},
-            }
-            if status == 429:
-                common["headers"] = {
-                    "Retry-After": {
-                        "description": "Seconds to wait before trying again.",
-                        "required": True,
-                        "schema": {"type": "string", "pattern": "^[0-9]+$"},
-                    }
-                }
-            operation["responses"].setdefault(str(status), common)
+        operation["responses"] = _responses(doc, components, authenticated=bool(roles))
         methods = sorted((rule.methods or set()) - {"HEAD", "OPTIONS"})
         for method in methods:
             paths.setdefault(path, {})[method.lower()] = operation
@@ -141,6 +122,46 @@ def build_document(app: Flask, *, title: str = "erasure") -> dict[str, Any]:
             },
         },
     }
+
+
+def _responses(
+    doc: Documented, components: dict[str, Any], *, authenticated: bool
+) -> dict[str, Any]:
+    """The operation's documented answers, then the errors any such operation can give."""
+    error_media = "application/json" if doc.errors else "application/problem+json"
+    error_schema = _schema_of(doc.errors or _problem_model(), components, "serialization")
+    responses: dict[str, Any] = {}
+    for status, (description, model) in sorted(doc.responses.items()):
+        response: dict[str, Any] = {"description": description}
+        if model is not None:
+            media = error_media if status >= 400 else "application/json"
+            response["content"] = {
+                media: {"schema": _schema_of(model, components, "serialization")}
+            }
+        responses[str(status)] = response
+    common_errors = _common_errors(authenticated, doc.body is not None)
+    if doc.errors:
+        # Every request error is a 400; authentication, rate limits and outages keep theirs.
+        common_errors = {
+            status: description
+            for status, description in common_errors.items()
+            if status in {400, 401, 403, 429}
+        } | {503: "Not configured (OpenDSR: no processor certificate)."}
+    for status, description in common_errors.items():
+        common: dict[str, Any] = {
+            "description": description,
+            "content": {error_media: {"schema": error_schema}},
+        }
+        if status == 429:
+            common["headers"] = {
+                "Retry-After": {
+                    "description": "Seconds to wait before trying again.",
+                    "required": True,
+                    "schema": {"type": "string", "pattern": "^[0-9]+$"},
+                }
+            }
+        responses.setdefault(str(status), common)
+    return responses
 
 
 def _problem_model() -> type[BaseModel]:

@@ -1,11 +1,15 @@
-"""OpenDSR 2.0 endpoints under /opendsr: discovery and the processor certificate (public), and
-create, status and cancel of erasure subject requests (integration keys)."""
+"""OpenDSR 2.0 endpoints under /opendsr/v2 (the major version in the path, §3.4): discovery and the
+processor certificate (public), and create, status and cancel of erasure subject requests
+(integration keys). Every answer is signed and every error is OpenDSR's (erasure.api.
+opendsr_responses). The same views answer at the unversioned /opendsr paths of earlier releases
+and at OpenDSR's prior name, /opengdpr/v1 (§10.1), as undocumented aliases."""
 
 from __future__ import annotations
 
-from datetime import datetime
+import base64
+from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any, Literal
-from urllib.parse import urlsplit
 
 from flask import Blueprint, Response
 from pydantic import BaseModel, ConfigDict, Field
@@ -13,19 +17,27 @@ from pydantic import BaseModel, ConfigDict, Field
 from erasure.accounts.models import Role
 from erasure.api.auth import current_key, requires
 from erasure.api.openapi import Documented, documented
-from erasure.api.schemas import ProblemOut
+from erasure.api.opendsr_responses import identity, register_error_handlers, signed
 from erasure.core.models import ErasureRequest
 from erasure.identifiers import InvalidIdentifier, normalize
-from erasure.integrations import callbacks, opendsr, processor
+from erasure.integrations import callbacks, opendsr
+from erasure.integrations.callbacks.payloads import iso
 from erasure.integrations.transport import AddressGuard
 from erasure.lifecycle import operations
+from erasure.web.body import read_body
 from erasure.web.inputs import ReceivedAt
-from erasure.web.problems import Problem
+from erasure.web.problems import invalid_field
 from erasure.web.resources import get_session, web_resources
-from erasure.web.responses import json_response, read_model
+from erasure.web.responses import read_model
 from erasure.workflow import Identifier
 
-bp = Blueprint("opendsr", __name__, url_prefix="/opendsr")
+bp = Blueprint("opendsr", __name__)
+register_error_handlers(bp)
+
+PREFIX = "/opendsr/v2"
+#: Where the same views answer too: (prefix, requests collection) of the unversioned routes of
+#: earlier releases and of OpenGDPR, OpenDSR's prior name.
+ALIASES = (("/opendsr", "requests"), ("/opengdpr/v1", "opengdpr_requests"))
 
 CONTROLLERS = (Role.INTEGRATION, Role.ADMIN)
 
@@ -53,14 +65,41 @@ class SubjectRequestIn(BaseModel):
 
 
 class SubjectRequestOut(BaseModel):
+    """Create (201), status (200) and cancel (202) answers: what §7.3, §8.3 and §9.2 require of
+    each, and a little more (all of it signed)."""
+
     api_version: str
-    controller_id: str | None
+    controller_id: str
     subject_request_id: str
     subject_request_type: str = "erasure"
     request_status: str
-    received_time: datetime
-    expected_completion_time: datetime
+    received_time: str
+    expected_completion_time: str
     processor_request_id: str
+    results_url: str | None = Field(None, description="The erasure certificate, once completed.")
+    encoded_request: str | None = Field(None, description="Create: the request body, base64.")
+    processor_signature: str | None = Field(
+        None,
+        description="Create and cancel: base64 signature of the RFC 8785 canonical JSON of this "
+        "body without this member.",
+    )
+
+
+class ErrorDetailOut(BaseModel):
+    domain: str
+    reason: str
+    message: str
+    location: str | None = None
+
+
+class ErrorObjectOut(BaseModel):
+    code: int
+    message: str
+    errors: list[ErrorDetailOut]
+
+
+class ErrorOut(BaseModel):
+    error: ErrorObjectOut
 
 
 class DiscoveryOut(BaseModel):
@@ -68,89 +107,106 @@ class DiscoveryOut(BaseModel):
     supported_identities: list[dict[str, str]]
     supported_subject_request_types: list[str]
     processor_certificate: str
+    processor_certificate_self_signed: bool = Field(
+        description="True only in development mode (`erasure standalone`): OpenDSR requires a "
+        "CA-issued certificate, which production is configured with."
+    )
 
 
-def _render(erasure_request: ErasureRequest) -> dict[str, Any]:
-    return SubjectRequestOut(
-        api_version=opendsr.API_VERSION,
-        controller_id=str(erasure_request.api_key_id) if erasure_request.api_key_id else None,
-        subject_request_id=erasure_request.reference_id or "",
-        request_status=callbacks.opendsr_status(erasure_request.status),
-        received_time=erasure_request.received_at,
-        expected_completion_time=erasure_request.predicted_completion_at or erasure_request.due_at,
-        processor_request_id=str(erasure_request.id),
-    ).model_dump(mode="json")
+def _base() -> str:
+    return web_resources().settings.public_url.rstrip("/")
 
 
-def _common_name() -> str:
-    return urlsplit(web_resources().settings.public_url).hostname or "localhost"
+def _render(erasure_request: ErasureRequest, **extra: str) -> dict[str, Any]:
+    status = callbacks.opendsr_status(erasure_request.status)
+    document = {
+        "api_version": opendsr.API_VERSION,
+        "controller_id": str(erasure_request.api_key_id or ""),
+        "subject_request_id": erasure_request.reference_id or "",
+        "subject_request_type": "erasure",
+        "request_status": status,
+        # When we received it (§7.3), not when the subject asked (`submitted_time`).
+        "received_time": iso(erasure_request.created_at),
+        "expected_completion_time": iso(
+            erasure_request.predicted_completion_at or erasure_request.due_at
+        ),
+        "processor_request_id": str(erasure_request.id),
+    }
+    if status == "completed":
+        document["results_url"] = f"{_base()}/v1/erasure-requests/{erasure_request.id}/certificate"
+    return document | extra
 
 
-@bp.get("/discovery")
+def _alias(view: Callable[..., Response], rule: str, endpoint: str) -> None:
+    """`view` at `rule` too, out of the API description (one operation per view there), with its
+    roles on record for the checks that every protected route is covered."""
+
+    def alias(**kwargs: Any) -> Response:
+        return view(**kwargs)
+
+    alias.required_roles = getattr(view, "required_roles", None)  # type: ignore[attr-defined]
+    methods = [method for method in ("GET", "POST", "DELETE") if endpoint.startswith(method)]
+    bp.add_url_rule(rule, endpoint=endpoint, view_func=alias, methods=methods)
+
+
+ERRORS = {400: ("Invalid, unknown, conflicting or not cancellable.", ErrorOut)}
+
+
+@bp.get(f"{PREFIX}/discovery")
 @documented(
     Documented(
-        summary="OpenDSR discovery", tag="opendsr", responses={200: ("Capabilities.", DiscoveryOut)}
+        summary="OpenDSR discovery",
+        tag="opendsr",
+        responses={200: ("Capabilities.", DiscoveryOut)},
+        errors=ErrorOut,
     )
 )
 def discovery() -> Response:
-    session = get_session()
-    processor.current(session, vault=web_resources().protection.vault, common_name=_common_name())
-    session.commit()  # the key pair is made on first use
-    base = web_resources().settings.public_url.rstrip("/")
-    return json_response(
-        200,
-        DiscoveryOut(
-            api_version=opendsr.API_VERSION,
-            supported_identities=[
-                {"identity_type": kind, "identity_format": "raw"} for kind in opendsr.IDENTITY_KINDS
-            ],
-            supported_subject_request_types=["erasure"],
-            processor_certificate=f"{base}/opendsr/processor-certificate.pem",
-        ).model_dump(mode="json"),
-    )
+    signer = identity()
+    document = DiscoveryOut(
+        api_version=opendsr.API_VERSION,
+        supported_identities=[
+            {"identity_type": kind, "identity_format": "raw"} for kind in opendsr.IDENTITY_KINDS
+        ],
+        supported_subject_request_types=["erasure"],
+        processor_certificate=f"{_base()}{PREFIX}/processor-certificate.pem",
+        processor_certificate_self_signed=signer.self_signed,
+    ).model_dump(mode="json")
+    return signed(200, document, processor_signature=False)
 
 
-@bp.get("/processor-certificate.pem")
+@bp.get(f"{PREFIX}/processor-certificate.pem")
 def processor_certificate() -> Response:
-    session = get_session()
-    row = processor.current(
-        session, vault=web_resources().protection.vault, common_name=_common_name()
-    )
-    session.commit()
-    return Response(row.certificate_pem, mimetype="application/x-pem-file")
+    return Response(identity().certificate_pem, mimetype="application/x-pem-file")
 
 
-@bp.post("/requests")
+@bp.post(f"{PREFIX}/requests")
 @requires(*CONTROLLERS)
 @documented(
     Documented(
         summary="Create an OpenDSR erasure request (subject_request_id is the idempotency key)",
+        errors=ErrorOut,
         tag="opendsr",
         body=SubjectRequestIn,
         responses={
             201: ("Created.", SubjectRequestOut),
-            200: ("A retry of a request already created.", SubjectRequestOut),
+            200: ("A retry of a request already created, answered as it was.", SubjectRequestOut),
+            **ERRORS,
         },
     )
 )
 def create_subject_request() -> Response:
+    identity()  # nothing is created that could not be answered (503 without a certificate)
     resources = web_resources()
     settings = resources.settings
     body = read_model(SubjectRequestIn)
     identifiers: list[Identifier] = []
-    for index, identity in enumerate(body.subject_identities):
-        kind = opendsr.IDENTITY_KINDS[identity.identity_type]
+    for index, identity_in in enumerate(body.subject_identities):
+        kind = opendsr.IDENTITY_KINDS[identity_in.identity_type]
         try:
-            identifiers.append(Identifier(kind, normalize(kind, identity.identity_value)))
+            identifiers.append(Identifier(kind, normalize(kind, identity_in.identity_value)))
         except InvalidIdentifier as exc:
-            field = f"subject_identities.{index}.identity_value"
-            raise Problem(
-                422,
-                "Invalid request",
-                f"{field}: {exc}",
-                code="validation_error",
-                errors=[{"field": field, "detail": str(exc)}],
-            ) from None
+            raise invalid_field(f"subject_identities.{index}.identity_value", str(exc)) from None
     session = get_session()
     try:
         erasure_request, created = opendsr.create(
@@ -168,52 +224,49 @@ def create_subject_request() -> Response:
             guard=AddressGuard.allowing(settings.callback_allowed_networks),
         )
     except callbacks.InvalidCallbackUrl as exc:
-        field = "status_callback_urls"
-        raise Problem(
-            422,
-            "Invalid request",
-            f"{field}: {exc}",
-            code="validation_error",
-            errors=[{"field": field, "detail": str(exc)}],
-        ) from None
-    rendered = _render(erasure_request)
+        raise invalid_field("status_callback_urls", str(exc)) from None
+    document = _render(
+        erasure_request,
+        encoded_request=base64.b64encode(
+            read_body(max_bytes=settings.max_body_bytes)  # the bytes read_model read
+        ).decode(),
+    )
     if created:
         session.commit()
     else:
         session.rollback()
-    return json_response(201 if created else 200, rendered)
+    return signed(201 if created else 200, document, processor_signature=True)
 
 
-@bp.get("/requests/<subject_request_id>")
+@bp.get(f"{PREFIX}/requests/<subject_request_id>")
 @requires(*CONTROLLERS)
 @documented(
     Documented(
         summary="Status of an OpenDSR request",
+        errors=ErrorOut,
         tag="opendsr",
-        responses={200: ("The status.", SubjectRequestOut), 404: ("No such request.", ProblemOut)},
+        responses={200: ("The status.", SubjectRequestOut), **ERRORS},
     )
 )
 def get_subject_request(subject_request_id: str) -> Response:
     erasure_request = opendsr.find(
         get_session(), api_key_id=current_key().id, subject_request_id=subject_request_id
     )
-    return json_response(200, _render(erasure_request))
+    return signed(200, _render(erasure_request), processor_signature=False)
 
 
-@bp.delete("/requests/<subject_request_id>")
+@bp.delete(f"{PREFIX}/requests/<subject_request_id>")
 @requires(*CONTROLLERS)
 @documented(
     Documented(
         summary="Cancel an OpenDSR request while it is pending",
+        errors=ErrorOut,
         tag="opendsr",
-        responses={
-            202: ("Cancelled.", SubjectRequestOut),
-            404: ("No such request.", ProblemOut),
-            409: ("No longer pending.", ProblemOut),
-        },
+        responses={202: ("Cancelled.", SubjectRequestOut), **ERRORS},
     )
 )
 def cancel_subject_request(subject_request_id: str) -> Response:
+    identity()  # nothing is cancelled that could not be answered
     session = get_session()
     api_key_id = current_key().id
     pending = opendsr.cancellable(
@@ -226,6 +279,24 @@ def cancel_subject_request(subject_request_id: str) -> Response:
         vault=web_resources().protection.vault,
         by=f"opendsr:{api_key_id}",
     )
-    rendered = _render(erasure_request)
+    # received_time here is when the cancellation was received (§9.2).
+    document = _render(erasure_request, received_time=iso(datetime.now(UTC)) or "")
     session.commit()
-    return json_response(202, rendered)
+    return signed(202, document, processor_signature=True)
+
+
+for _prefix, _collection in ALIASES:
+    _name = _prefix.strip("/").replace("/", "_")
+    _alias(discovery, f"{_prefix}/discovery", f"GET_{_name}_discovery")
+    _alias(create_subject_request, f"{_prefix}/{_collection}", f"POST_{_name}_create")
+    _alias(
+        get_subject_request, f"{_prefix}/{_collection}/<subject_request_id>", f"GET_{_name}_status"
+    )
+    _alias(
+        cancel_subject_request,
+        f"{_prefix}/{_collection}/<subject_request_id>",
+        f"DELETE_{_name}_cancel",
+    )
+_alias(processor_certificate, "/opendsr/processor-certificate.pem", "GET_opendsr_certificate")
+# §3.1 names a `/status` endpoint beside `/requests`; §8.2 reads status at /requests/<id>.
+_alias(get_subject_request, f"{PREFIX}/status/<subject_request_id>", "GET_opendsr_v2_status")

@@ -23,7 +23,6 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from urllib.parse import urlsplit
 
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
@@ -33,6 +32,7 @@ from erasure.deliveries import sending
 from erasure.deliveries.sending import Claim, Limits, Skipped
 from erasure.identifiers import Vault
 from erasure.integrations.callbacks import Senders
+from erasure.integrations.processor import ProcessorConfig
 from erasure.integrations.transport import AddressGuard, RequestsTransport
 
 __all__ = ["Limits", "RunOptions", "run", "senders_from"]
@@ -56,7 +56,7 @@ def senders_from(settings: Settings) -> Senders:
             guard=AddressGuard.allowing(settings.callback_allowed_networks),
         ),
         vault=Vault(settings.encryption_key_bytes),
-        processor_common_name=urlsplit(settings.public_url).hostname or "localhost",
+        processor=ProcessorConfig.from_settings(settings),
     )
 
 

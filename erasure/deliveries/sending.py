@@ -28,7 +28,7 @@ from sqlalchemy.orm import Session
 
 from erasure.config import Settings
 from erasure.deliveries import circuit
-from erasure.errors import NotFound
+from erasure.errors import ConfigurationError, NotFound
 from erasure.integrations import callbacks, comments
 from erasure.integrations.models import CallbackDelivery, CallbackStatus, DeliveryCircuit
 from erasure.integrations.transport import Transport, TransportError
@@ -191,7 +191,8 @@ def _build(
         return callbacks.request_for(session, delivery, senders, now)
     except callbacks.SubscriptionGone:
         return SUBSCRIPTION_DELETED
-    except (NotFound, comments.CommentNotConfigured) as exc:
+    except (NotFound, comments.CommentNotConfigured, ConfigurationError) as exc:
+        # ConfigurationError: no OpenDSR processor certificate yet; retried on the backoff.
         return f"{type(exc).__name__}: {exc}"
     except Exception as exc:  # a bug: this row backs off (and is dead-lettered), the others go on
         logger.exception("could not build a delivery", extra={"delivery": str(delivery.id)})

@@ -1,6 +1,8 @@
 """OpenDSR 2.0 as a processor: create an erasure (the controller's `subject_request_id` is the
-idempotency key), read its status, cancel it while pending; callbacks to `status_callback_urls`
-are delivery rows of the `opendsr` channel (erasure.integrations.callbacks). Nothing here commits.
+idempotency key: the same request again is answered with the first, a different one under the
+same id is a conflict), read its status, cancel it while pending; callbacks to
+`status_callback_urls` are delivery rows of the `opendsr` channel
+(erasure.integrations.callbacks). Nothing here commits.
 """
 
 from __future__ import annotations
@@ -15,10 +17,17 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from erasure import workflow
-from erasure.core.models import ErasureRequest, IdentifierKind, Regulation, Source
-from erasure.errors import InvalidTransition, NotFound
+from erasure.core.models import (
+    ErasureRequest,
+    IdentifierKind,
+    Regulation,
+    Source,
+    SubjectIdentifier,
+)
+from erasure.errors import ErasureError, InvalidTransition, NotFound
+from erasure.identifiers import pseudonym
 from erasure.integrations import callbacks
-from erasure.integrations.models import CallbackChannel
+from erasure.integrations.models import CallbackChannel, CallbackSubscription
 from erasure.integrations.transport import AddressGuard
 
 API_VERSION = "2.0"
@@ -33,6 +42,13 @@ class OpenDsrRequest:
     identifiers: Sequence[workflow.Identifier]
     submitted_time: datetime | None
     status_callback_urls: Sequence[str]
+
+
+class SubjectRequestConflict(ErasureError):
+    """A `subject_request_id` already used for a different request (another subject, regulation,
+    submitted time or set of callback URLs)."""
+
+    code = "subject_request_conflict"
 
 
 def _lock_key(api_key_id: uuid.UUID, subject_request_id: str) -> int:
@@ -63,19 +79,25 @@ def create(
     guard: AddressGuard,
 ) -> tuple[ErasureRequest, bool]:
     """The erasure for this subject request: (request, True) when created now, (the existing
-    one, False) on a retry with the same `subject_request_id`. Raises InvalidCallbackUrl,
-    UnknownOrg."""
+    one, False) on a retry of the same request. Raises InvalidCallbackUrl, UnknownOrg,
+    SubjectRequestConflict."""
     for url in request.status_callback_urls:
         callbacks.check_url(url, guard=guard)
     session.execute(
         select(func.pg_advisory_xact_lock(_lock_key(api_key_id, request.subject_request_id)))
     )
     try:
-        return find(
+        existing = find(
             session, api_key_id=api_key_id, subject_request_id=request.subject_request_id
-        ), False
+        )
     except NotFound:
         pass
+    else:
+        if not _same_request(session, existing, request, protection.pseudonym_key):
+            raise SubjectRequestConflict(
+                "this subject_request_id was already used for a different request"
+            )
+        return existing, False
     erasure_request = workflow.submit_request(
         session,
         workflow.Submission(
@@ -101,6 +123,41 @@ def create(
             request_id=erasure_request.id,
         )
     return erasure_request, True
+
+
+def _same_request(
+    session: Session, existing: ErasureRequest, request: OpenDsrRequest, pseudonym_key: bytes
+) -> bool:
+    """Is `request` a retry of `existing`? Compared by what the request means, not its bytes
+    (member order, whitespace and extensions do not matter): the subject, by the identifiers'
+    pseudonyms (they outlive the sealed values, which retention destroys), the regulation, the
+    submitted time when given, and the callback URLs."""
+    subject = {
+        (identifier.kind, pseudonym(pseudonym_key, identifier.kind, identifier.value))
+        for identifier in request.identifiers
+    }
+    stored = {
+        (kind, bytes(blind))
+        for kind, blind in session.execute(
+            select(SubjectIdentifier.kind, SubjectIdentifier.blind_index).where(
+                SubjectIdentifier.request_id == existing.id
+            )
+        )
+    }
+    urls = set(
+        session.scalars(
+            select(CallbackSubscription.url).where(
+                CallbackSubscription.request_id == existing.id,
+                CallbackSubscription.channel == CallbackChannel.OPENDSR,
+            )
+        )
+    )
+    return (
+        subject == stored
+        and existing.regulation is request.regulation
+        and (request.submitted_time is None or request.submitted_time == existing.received_at)
+        and set(request.status_callback_urls) == urls
+    )
 
 
 #: Why a controller's cancel is recorded (a fixed phrase: OpenDSR sends no reason).

@@ -33,6 +33,7 @@ from erasure.integrations.models import (
     CallbackSubscription,
     DeliveryCircuit,
 )
+from erasure.integrations.processor import ProcessorConfig
 from erasure.integrations.transport import AddressGuard, RequestsTransport, destination_of
 from erasure.orgs import add_org
 from erasure.workflow import Protection
@@ -159,11 +160,11 @@ def scene(engine: Engine, protection: Protection) -> Iterator[Scene]:
 
 
 @pytest.fixture
-def senders(protection: Protection) -> callbacks.Senders:
+def senders(protection: Protection, processor_config: ProcessorConfig) -> callbacks.Senders:
     return callbacks.Senders(
         transport=RequestsTransport(timeout_s=(2.0, 60.0), guard=AddressGuard.allowing(LOOPBACK)),
         vault=protection.vault,
-        processor_common_name="erasure.test",
+        processor=processor_config,
     )
 
 

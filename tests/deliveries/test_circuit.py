@@ -82,7 +82,7 @@ def test_an_open_circuit_costs_no_call_and_keeps_the_dead_letter_schedule(
     short = callbacks.Senders(
         transport=senders.transport,
         vault=senders.vault,
-        processor_common_name=senders.processor_common_name,
+        processor=senders.processor,
         policy=callbacks.RetryPolicy(max_attempts=2),
     )
     with scene.maker() as session, session.begin():

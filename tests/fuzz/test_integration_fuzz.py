@@ -117,7 +117,12 @@ def with_values(document: dict[str, Any], values: dict[Path, Any]) -> dict[str, 
 def assert_handled(response: TestResponse, what: object) -> None:
     assert response.status_code < 500, (what, response.get_data(as_text=True))
     if response.status_code >= 400:
-        assert response.mimetype == "application/problem+json", what
+        if response.request.path.startswith("/opendsr"):
+            # OpenDSR's error object (its §7.5, §7.6), not problem details.
+            assert response.mimetype == "application/json", what
+            assert response.get_json()["error"]["code"] == response.status_code, what
+        else:
+            assert response.mimetype == "application/problem+json", what
         assert "\x00" not in response.get_data(as_text=True), what
 
 
@@ -212,13 +217,13 @@ OPENDSR_BODY: dict[str, Any] = {
 }
 
 
-def test_every_string_of_an_opendsr_body_with_nul_is_400_and_extreme_dates_are_422(
+def test_every_string_of_an_opendsr_body_with_nul_is_400_and_extreme_dates_too(
     fuzz_client: FlaskClient, make_key: KeyMaker, org: Org
 ) -> None:
     headers = {"Authorization": f"Bearer {make_key(Role.INTEGRATION)}"}
     for path in string_paths(OPENDSR_BODY):
         document = with_values(OPENDSR_BODY, {path: f"{_get(OPENDSR_BODY, path)}\x00"})
-        response = fuzz_client.post("/opendsr/requests", json=document, headers=headers)
+        response = fuzz_client.post("/opendsr/v2/requests", json=document, headers=headers)
         assert_handled(response, path)
         assert response.status_code == 400, path
     for instant in EXTREME_DATES:
@@ -230,9 +235,11 @@ def test_every_string_of_an_opendsr_body_with_nul_is_400_and_extreme_dates_are_4
                 ("status_callback_urls",): [],
             },
         )
-        response = fuzz_client.post("/opendsr/requests", json=document, headers=headers)
+        response = fuzz_client.post("/opendsr/v2/requests", json=document, headers=headers)
         assert_handled(response, instant)
-        assert response.status_code == 422, (instant, response.get_json())
+        assert response.status_code == 400, (instant, response.get_json())
+        details = response.get_json()["error"]["errors"]
+        assert [detail["location"] for detail in details] == ["submitted_time"], instant
 
 
 def test_hostile_opendsr_bodies_never_5xx(
@@ -253,7 +260,7 @@ def test_hostile_opendsr_bodies_never_5xx(
             {("submitted_time",): submitted_time, ("status_callback_urls",): [], **values},
         )
         response = fuzz_client.post(
-            "/opendsr/requests",
+            "/opendsr/v2/requests",
             data=_json(document),
             headers=headers,
             content_type="application/json",

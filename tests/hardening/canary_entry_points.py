@@ -214,18 +214,18 @@ def opendsr_entry_points(run: Run, client: FlaskClient, keys: Keys) -> None:
         }
         created = run.keep(
             f"opendsr create {srid}",
-            client.post("/opendsr/requests", json=body, headers=controller),
+            client.post("/opendsr/v2/requests", json=body, headers=controller),
             expect=201,
         )
         run.request_ids[f"opendsr {srid}"] = created.get_json()["processor_request_id"]
         run.keep(
             f"opendsr status {srid}",
-            client.get(f"/opendsr/requests/{srid}-{POSITIVE}", headers=controller),
+            client.get(f"/opendsr/v2/requests/{srid}-{POSITIVE}", headers=controller),
             expect=200,
         )
     run.keep(
         "opendsr cancel",
-        client.delete(f"/opendsr/requests/dsr-cancelled-{POSITIVE}", headers=controller),
+        client.delete(f"/opendsr/v2/requests/dsr-cancelled-{POSITIVE}", headers=controller),
         expect=202,
     )
     bad = {
@@ -234,7 +234,7 @@ def opendsr_entry_points(run: Run, client: FlaskClient, keys: Keys) -> None:
         "subject_identities": [{"identity_type": "email", "identity_value": f"{TOKEN}@@"}],
     }
     run.keep(
-        "opendsr bad", client.post("/opendsr/requests", json=bad, headers=controller), expect=422
+        "opendsr bad", client.post("/opendsr/v2/requests", json=bad, headers=controller), expect=400
     )
 
 

@@ -30,6 +30,7 @@ from erasure.db import make_sessionmaker
 from erasure.deliveries import sending
 from erasure.integrations import callbacks, sources
 from erasure.integrations.models import CallbackSubscription, IntegrationCursor, WebhookSource
+from erasure.integrations.processor import ProcessorConfig
 from erasure.integrations.transport import AddressGuard, RequestsTransport
 from erasure.observability.logs import configure_logging
 from erasure.salesforce.sandbox import SandboxHandle
@@ -160,7 +161,7 @@ def test_no_canary_in_any_log_line_of_the_whole_flow(
                     timeout_s=(2.0, 5.0), guard=AddressGuard.allowing(LOOPBACK)
                 ),
                 vault=world.ctx.vault,
-                processor_common_name="erasure.test",
+                processor=ProcessorConfig.from_settings(settings),
             )
             with maker() as session:
                 assert callbacks.dispatch(session, links=callbacks.Links("https://erasure.test"))

@@ -19,6 +19,12 @@ OF, AP, AU, IN, AD = Role.OFFICER, Role.APPROVER, Role.AUDITOR, Role.INTEGRATION
 
 BODY = {"subject": {"phone": "+14155552671"}, "regulation": "gdpr"}
 
+OPENDSR_COLLECTIONS = (
+    "/opendsr/v2/requests",
+    "/opendsr/requests",
+    "/opengdpr/v1/opengdpr_requests",
+)
+
 # (method, rule, roles allowed)
 MATRIX: list[tuple[str, str, frozenset[Role]]] = [
     ("POST", "/v1/erasure-requests", frozenset({OF, IN, AD})),
@@ -42,9 +48,17 @@ MATRIX: list[tuple[str, str, frozenset[Role]]] = [
     ("DELETE", "/v1/callback-subscriptions/<uuid:subscription_id>", frozenset({AD})),
     ("GET", "/v1/callback-deliveries", frozenset({OF, AD})),
     ("POST", "/v1/callback-deliveries/<uuid:delivery_id>/redeliver", frozenset({OF, AD})),
-    ("POST", "/opendsr/requests", frozenset({IN, AD})),
-    ("GET", "/opendsr/requests/<subject_request_id>", frozenset({IN, AD})),
-    ("DELETE", "/opendsr/requests/<subject_request_id>", frozenset({IN, AD})),
+    # OpenDSR (tests/integrations/test_opendsr*.py): v2, the unversioned and OpenGDPR aliases.
+    *[
+        (method, f"{collection}{suffix}", frozenset({IN, AD}))
+        for collection in OPENDSR_COLLECTIONS
+        for method, suffix in (
+            ("POST", ""),
+            ("GET", "/<subject_request_id>"),
+            ("DELETE", "/<subject_request_id>"),
+        )
+    ],
+    ("GET", "/opendsr/v2/status/<subject_request_id>", frozenset({IN, AD})),
 ]
 
 
@@ -98,7 +112,7 @@ def _call(
             body = {"url": "https://receiver.example/hooks"}
         if path.endswith("/secrets") and path.startswith("/v1/callback-subscriptions"):
             body = {"previous_valid_for_s": 60}
-        if path == "/opendsr/requests":
+        if path in OPENDSR_COLLECTIONS:
             body = {
                 "subject_request_id": str(uuid.uuid4()),
                 "subject_request_type": "erasure",
@@ -110,6 +124,15 @@ def _call(
     if path == "/v1/audit/consistency":
         path += "?first=1&second=1"
     return client.get(path, headers=headers)
+
+
+def _code(response: Any) -> str:
+    """The error's code: the problem's, or the reason of OpenDSR's error object."""
+    body = response.get_json()
+    if "error" in body:
+        assert body["error"]["code"] == response.status_code
+        return str(body["error"]["errors"][0]["reason"])
+    return str(body["code"])
 
 
 @pytest.fixture
@@ -159,10 +182,10 @@ def test_auth_matrix(
     if who in {"none", "malformed", "wrong-scheme", "unknown", "revoked"}:
         assert response.status_code == 401
         assert response.headers["WWW-Authenticate"].startswith("Bearer")
-        assert response.get_json()["code"] == "unauthorized"
+        assert _code(response) == "unauthorized"
     elif Role(who) not in allowed:
         assert response.status_code == 403
-        assert response.get_json()["code"] == "forbidden"
+        assert _code(response) == "forbidden"
     elif Role(who) == Role.INTEGRATION and "<uuid" in rule:
         # Integrations see only requests they submitted: someone else's is "not found".
         assert response.status_code == 404
@@ -170,6 +193,9 @@ def test_auth_matrix(
         assert response.status_code == 409  # allowed, but this org does not require approval
     elif rule.endswith("/certificate"):
         assert response.status_code == 409  # allowed, but the request has not completed
+    elif rule.startswith(("/opendsr", "/opengdpr")) and "<subject_request_id>" in rule:
+        assert response.status_code == 400  # OpenDSR answers every request error 400 (§7.5)
+        assert _code(response) == "not_found"
     elif rule.startswith("/v1/audit/") or any(p in rule for p in MISSING_PARAMS):
         # Allowed; 404 until the first checkpoint (checkpoint, consistency), and for a source or
         # delivery that does not exist.

@@ -80,8 +80,11 @@ def test_opendsr_errors_do_not_echo_identities(
         "subject_request_type": "erasure",
         "subject_identities": [{"identity_type": "email", "identity_value": BAD_EMAILS[0]}],
     }
-    response = client.post("/opendsr/requests", json=body, headers=headers)
-    assert response.status_code == 422
+    response = client.post("/opendsr/v2/requests", json=body, headers=headers)
+    assert response.status_code == 400  # OpenDSR's error object (its §7.5)
+    assert response.get_json()["error"]["errors"][0]["location"] == (
+        "subject_identities.0.identity_value"
+    )
     assert_no_echo(response)
 
 

@@ -19,6 +19,7 @@ from erasure.config import Settings
 from erasure.core.models import Org
 from erasure.integrations import callbacks
 from erasure.integrations.models import CallbackSubscription
+from erasure.integrations.processor import ProcessorConfig
 from erasure.integrations.transport import (
     AddressGuard,
     BlockedAddress,
@@ -39,11 +40,11 @@ from tests.integrations.test_callbacks import (  # noqa: F401  (cursor_at_end is
 
 
 @pytest.fixture
-def senders(protection: Protection) -> callbacks.Senders:
+def senders(protection: Protection, processor_config: ProcessorConfig) -> callbacks.Senders:
     return callbacks.Senders(
         transport=RequestsTransport(timeout_s=(2.0, 5.0), guard=AddressGuard.allowing(LOOPBACK)),
         vault=protection.vault,
-        processor_common_name="erasure.test",
+        processor=processor_config,
     )
 
 

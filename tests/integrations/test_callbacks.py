@@ -20,6 +20,7 @@ from erasure.core.models import Org
 from erasure.deliveries import sending
 from erasure.integrations import callbacks
 from erasure.integrations.models import CallbackDelivery, CallbackStatus, IntegrationCursor
+from erasure.integrations.processor import ProcessorConfig
 from erasure.integrations.transport import AddressGuard, RequestsTransport
 from erasure.workflow import Protection
 from tests.conftest import KeyMaker
@@ -32,11 +33,11 @@ LINKS = callbacks.Links("https://erasure.test")
 
 
 @pytest.fixture
-def senders(protection: Protection) -> callbacks.Senders:
+def senders(protection: Protection, processor_config: ProcessorConfig) -> callbacks.Senders:
     return callbacks.Senders(
         transport=RequestsTransport(timeout_s=(2.0, 5.0), guard=AddressGuard.allowing(LOOPBACK)),
         vault=protection.vault,
-        processor_common_name="erasure.test",
+        processor=processor_config,
     )
 
 

@@ -19,6 +19,7 @@ from erasure.core.models import ErasureRequest, Org, RequestStatus, Source
 from erasure.deliveries import sending
 from erasure.integrations import callbacks
 from erasure.integrations.models import CallbackDelivery, CallbackStatus, IntegrationCursor
+from erasure.integrations.processor import ProcessorConfig
 from erasure.integrations.transport import AddressGuard, RequestsTransport
 from erasure.workflow import Protection
 from tests.integrations.conftest import LOOPBACK, MakeSource
@@ -57,6 +58,7 @@ def test_comment_back_on_completion_and_failure(
     org: Org,
     make_source: MakeSource,
     protection: Protection,
+    processor_config: ProcessorConfig,
     name: str,
     outcome: RequestStatus,
 ) -> None:
@@ -106,7 +108,7 @@ def test_comment_back_on_completion_and_failure(
         senders = callbacks.Senders(
             transport=RequestsTransport(guard=AddressGuard.allowing(LOOPBACK)),
             vault=protection.vault,
-            processor_common_name="erasure.test",
+            processor=processor_config,
         )
         while sending.send_next(db_session, senders):
             pass
@@ -128,6 +130,7 @@ def test_wrong_comment_credentials_are_retried_not_lost(
     org: Org,
     make_source: MakeSource,
     protection: Protection,
+    processor_config: ProcessorConfig,
 ) -> None:
     sender = SENDERS["jira"]
     last = db_session.scalar(select(func.max(AuditLeaf.id))) or 0
@@ -152,7 +155,7 @@ def test_wrong_comment_credentials_are_retried_not_lost(
         senders = callbacks.Senders(
             transport=RequestsTransport(guard=AddressGuard.allowing(LOOPBACK)),
             vault=protection.vault,
-            processor_common_name="erasure.test",
+            processor=processor_config,
         )
         assert sending.send_next(db_session, senders)
     delivery = db_session.scalar(

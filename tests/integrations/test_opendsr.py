@@ -1,10 +1,13 @@
-"""OpenDSR conformance walk: discovery, create (idempotent on subject_request_id), status,
-cancel while pending, and a signed callback verified with the certificate from discovery."""
+"""OpenDSR walk through our own routes: discovery, create (idempotent on subject_request_id, a
+conflict when reused for another request), status, cancel while pending, signed callbacks (one
+per status change), OpenDSR's error object, and the legacy aliases. The walk of the specification's
+MUSTs with a controller written from it is test_opendsr_conformance.py."""
 
 from __future__ import annotations
 
 import json
 import uuid
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -17,8 +20,10 @@ from erasure.audit.models import AuditLeaf
 from erasure.core.models import ErasureRequest, Org, RequestStatus
 from erasure.deliveries import sending
 from erasure.integrations import callbacks, processor
-from erasure.integrations.models import IntegrationCursor
+from erasure.integrations.models import CallbackDelivery, IntegrationCursor
+from erasure.integrations.processor import ProcessorConfig
 from erasure.integrations.transport import AddressGuard, RequestsTransport
+from erasure.pipeline.states import move_request
 from erasure.workflow import Protection
 from tests.conftest import KeyMaker
 from tests.integrations.conftest import LOOPBACK
@@ -43,12 +48,17 @@ def _body(srid: str, callback_url: str) -> dict[str, Any]:
 
 
 def test_opendsr_walk(
-    client: FlaskClient, db_session: Session, org: Org, make_key: KeyMaker, protection: Protection
+    client: FlaskClient,
+    db_session: Session,
+    org: Org,
+    make_key: KeyMaker,
+    protection: Protection,
+    processor_config: ProcessorConfig,
 ) -> None:
     headers = {"Authorization": f"Bearer {make_key(Role.INTEGRATION)}"}
     last = db_session.scalar(select(func.max(AuditLeaf.id))) or 0
     db_session.merge(IntegrationCursor(name=callbacks.CURSOR, leaf_id=last))
-    discovery = client.get("/opendsr/discovery")
+    discovery = client.get("/opendsr/v2/discovery")
     assert discovery.status_code == 200
     doc = discovery.get_json()
     assert doc["api_version"] == "2.0" and "erasure" in doc["supported_subject_request_types"]
@@ -60,13 +70,15 @@ def test_opendsr_walk(
     srid = str(uuid.uuid4())
     with receiver() as rx:
         created = client.post(
-            "/opendsr/requests", json=_body(srid, rx.url + "/cb"), headers=headers
+            "/opendsr/v2/requests", json=_body(srid, rx.url + "/cb"), headers=headers
         )
         assert created.status_code == 201, created.get_json()
         out = created.get_json()
         assert out["subject_request_id"] == srid and out["request_status"] == "pending"
         assert out["expected_completion_time"]
-        again = client.post("/opendsr/requests", json=_body(srid, rx.url + "/cb"), headers=headers)
+        again = client.post(
+            "/opendsr/v2/requests", json=_body(srid, rx.url + "/cb"), headers=headers
+        )
         assert again.status_code == 200
         assert again.get_json()["processor_request_id"] == out["processor_request_id"]
         assert (
@@ -78,22 +90,22 @@ def test_opendsr_walk(
             == 1
         )
 
-        status = client.get(f"/opendsr/requests/{srid}", headers=headers)
+        status = client.get(f"/opendsr/v2/requests/{srid}", headers=headers)
         assert status.status_code == 200 and status.get_json()["request_status"] == "pending"
         other = {"Authorization": f"Bearer {make_key(Role.INTEGRATION)}"}
-        assert client.get(f"/opendsr/requests/{srid}", headers=other).status_code == 404
+        assert client.get(f"/opendsr/v2/requests/{srid}", headers=other).status_code == 400
 
-        cancelled = client.delete(f"/opendsr/requests/{srid}", headers=headers)
+        cancelled = client.delete(f"/opendsr/v2/requests/{srid}", headers=headers)
         assert (
             cancelled.status_code == 202 and cancelled.get_json()["request_status"] == "cancelled"
         )
-        assert client.delete(f"/opendsr/requests/{srid}", headers=headers).status_code == 409
+        assert client.delete(f"/opendsr/v2/requests/{srid}", headers=headers).status_code == 400
 
         assert callbacks.dispatch(db_session, links=callbacks.Links("https://erasure.test")) == 2
         senders = callbacks.Senders(
             transport=RequestsTransport(guard=AddressGuard.allowing(LOOPBACK)),
             vault=protection.vault,
-            processor_common_name="erasure.test",
+            processor=processor_config,
         )
         while sending.send_next(db_session, senders):
             pass
@@ -117,7 +129,7 @@ def test_cancel_after_processing_began_is_refused(
     srid = "ctrl-42"
     assert (
         client.post(
-            "/opendsr/requests", json=_body(srid, "https://c.example/cb"), headers=headers
+            "/opendsr/v2/requests", json=_body(srid, "https://c.example/cb"), headers=headers
         ).status_code
         == 201
     )
@@ -128,30 +140,34 @@ def test_cancel_after_processing_began_is_refused(
     erasure_request.status = RequestStatus.DELETING
     db_session.commit()
     assert (
-        client.get(f"/opendsr/requests/{srid}", headers=headers).get_json()["request_status"]
+        client.get(f"/opendsr/v2/requests/{srid}", headers=headers).get_json()["request_status"]
         == "in_progress"
     )
-    refused = client.delete(f"/opendsr/requests/{srid}", headers=headers)
-    assert refused.status_code == 409 and refused.mimetype == "application/problem+json"
+    refused = client.delete(f"/opendsr/v2/requests/{srid}", headers=headers)
+    assert refused.status_code == 400 and refused.mimetype == "application/json"
+    assert refused.get_json()["error"]["errors"][0]["reason"] == "invalid_transition"
 
 
-def test_bad_opendsr_input_is_a_clear_4xx_and_writes_nothing(
+def test_bad_opendsr_input_is_a_400_error_object_and_writes_nothing(
     client: FlaskClient, db_session: Session, org: Org, make_key: KeyMaker
 ) -> None:
     headers = {"Authorization": f"Bearer {make_key(Role.INTEGRATION)}"}
     before = db_session.scalar(select(func.count()).select_from(ErasureRequest))
     bad_email = _body("x1", "https://c.example/cb")
     bad_email["subject_identities"][0]["identity_value"] = "not-an-email"
-    response = client.post("/opendsr/requests", json=bad_email, headers=headers)
-    assert response.status_code == 422
-    assert response.get_json()["errors"][0]["field"] == "subject_identities.0.identity_value"
+    response = client.post("/opendsr/v2/requests", json=bad_email, headers=headers)
+    assert response.status_code == 400
+    error = response.get_json()["error"]
+    assert error["code"] == 400
+    assert error["errors"][0]["location"] == "subject_identities.0.identity_value"
     assert "not-an-email" not in response.get_data(as_text=True)
     bad_url = _body("x2", "http://internal.example/cb")
-    response = client.post("/opendsr/requests", json=bad_url, headers=headers)
-    assert response.status_code == 422
-    assert response.get_json()["errors"][0]["field"] == "status_callback_urls"
+    response = client.post("/opendsr/v2/requests", json=bad_url, headers=headers)
+    assert response.status_code == 400
+    assert response.get_json()["error"]["errors"][0]["location"] == "status_callback_urls"
+    assert "internal.example" not in response.get_data(as_text=True)
     wrong_type = {**_body("x3", "https://c.example/cb"), "subject_request_type": "access"}
-    assert client.post("/opendsr/requests", json=wrong_type, headers=headers).status_code == 422
+    assert client.post("/opendsr/v2/requests", json=wrong_type, headers=headers).status_code == 400
     assert db_session.scalar(select(func.count()).select_from(ErasureRequest)) == before
 
 
@@ -164,7 +180,7 @@ def test_bad_opendsr_input_is_a_clear_4xx_and_writes_nothing(
         "0001-01-02T00:00:00Z",  # long before any privacy law
     ],
 )
-def test_an_impossible_submitted_time_is_422_and_writes_nothing(
+def test_an_impossible_submitted_time_is_400_and_writes_nothing(
     client: FlaskClient, db_session: Session, org: Org, make_key: KeyMaker, submitted_time: str
 ) -> None:
     headers = {"Authorization": f"Bearer {make_key(Role.INTEGRATION)}"}
@@ -172,9 +188,99 @@ def test_an_impossible_submitted_time_is_422_and_writes_nothing(
     body["status_callback_urls"] = []
     body["submitted_time"] = submitted_time
     before = db_session.scalar(select(func.count()).select_from(ErasureRequest))
-    response = client.post("/opendsr/requests", json=body, headers=headers)
-    assert response.status_code == 422, response.get_data(as_text=True)
-    problem = response.get_json()
-    assert problem["code"] == "validation_error"
-    assert [error["field"] for error in problem["errors"]] == ["submitted_time"]
+    response = client.post("/opendsr/v2/requests", json=body, headers=headers)
+    assert response.status_code == 400, response.get_data(as_text=True)
+    error = response.get_json()["error"]
+    assert [detail["reason"] for detail in error["errors"]] == ["validation_error"]
+    assert [detail["location"] for detail in error["errors"]] == ["submitted_time"]
     assert db_session.scalar(select(func.count()).select_from(ErasureRequest)) == before
+
+
+def _move(session: Session, request_id: uuid.UUID, steps: list[tuple[str, RequestStatus]]) -> None:
+    """The pipeline's own transitions, each with its leaf, as the resolve and delete steps make
+    them."""
+    erasure_request = session.get(ErasureRequest, request_id)
+    assert erasure_request is not None
+    for kind, status in steps:
+        move_request(session, erasure_request, status, at=datetime.now(UTC), kind=kind)
+    session.flush()
+
+
+PIPELINE_STEPS = [
+    ("request.resolving", RequestStatus.RESOLVING),
+    ("request.resolved", RequestStatus.DELETING),
+    ("request.confirming", RequestStatus.CONFIRMING),
+    ("request.completed", RequestStatus.COMPLETED),
+]
+
+
+@pytest.mark.parametrize("dispatch_each_step", [True, False])
+def test_one_callback_per_opendsr_status_change_in_order(
+    client: FlaskClient,
+    db_session: Session,
+    org: Org,
+    make_key: KeyMaker,
+    dispatch_each_step: bool,
+) -> None:
+    """Resolving, deleting and confirming are all `in_progress`: the controller hears it once,
+    and the statuses arrive in the order they happened whether the dispatcher runs after every
+    step or once after all of them."""
+    headers = {"Authorization": f"Bearer {make_key(Role.INTEGRATION)}"}
+    last = db_session.scalar(select(func.max(AuditLeaf.id))) or 0
+    db_session.merge(IntegrationCursor(name=callbacks.CURSOR, leaf_id=last))
+    links = callbacks.Links("https://erasure.test")
+    srid = str(uuid.uuid4())
+    created = client.post(
+        "/opendsr/v2/requests", json=_body(srid, "https://c.example/cb"), headers=headers
+    )
+    assert created.status_code == 201
+    request_id = uuid.UUID(created.get_json()["processor_request_id"])
+    callbacks.dispatch(db_session, links=links)
+    for step in PIPELINE_STEPS:
+        _move(db_session, request_id, [step])
+        if dispatch_each_step:
+            callbacks.dispatch(db_session, links=links)
+    callbacks.dispatch(db_session, links=links)
+    bodies = db_session.scalars(
+        select(CallbackDelivery.body)
+        .where(CallbackDelivery.request_id == request_id)
+        .order_by(CallbackDelivery.leaf_id)
+    ).all()
+    statuses = [json.loads(body)["request_status"] for body in bodies]
+    assert statuses == ["pending", "in_progress", "completed"]
+
+
+def test_a_reused_subject_request_id_is_a_conflict_and_a_replay_is_not(
+    client: FlaskClient, db_session: Session, org: Org, make_key: KeyMaker
+) -> None:
+    headers = {"Authorization": f"Bearer {make_key(Role.INTEGRATION)}"}
+    srid = str(uuid.uuid4())
+    first = _body(srid, "https://c.example/cb")
+    created = client.post("/opendsr/v2/requests", json=first, headers=headers)
+    assert created.status_code == 201
+    # The same request again, members reordered and an extension changed: a replay.
+    replay = dict(reversed(list(first.items())))
+    replay["extensions"] = {"erasure.test": {"note": "retry"}}
+    again = client.post("/opendsr/v2/requests", json=replay, headers=headers)
+    assert again.status_code == 200
+    assert again.get_json()["processor_request_id"] == created.get_json()["processor_request_id"]
+    other_subject = _body(srid, "https://c.example/cb")
+    other_subject["subject_identities"][0]["identity_value"] = "someone.else@example.com"
+    other_regulation = {**first, "regulation": "ccpa"}
+    other_time = {**first, "submitted_time": "2026-11-21T10:00:00Z"}
+    other_callbacks = _body(srid, "https://elsewhere.example/cb")
+    for different in (other_subject, other_regulation, other_time, other_callbacks):
+        response = client.post("/opendsr/v2/requests", json=different, headers=headers)
+        assert response.status_code == 400, different
+        error = response.get_json()["error"]
+        assert error["errors"][0]["reason"] == "subject_request_conflict"
+        text = response.get_data(as_text=True)
+        assert srid not in text and "someone.else" not in text and EMAIL not in text
+    assert (
+        db_session.scalar(
+            select(func.count())
+            .select_from(ErasureRequest)
+            .where(ErasureRequest.reference_id == srid)
+        )
+        == 1
+    )

@@ -92,8 +92,18 @@ def worker_env(settings: Settings, *, database_url: str, broker_url: str) -> dic
         f"{key_id}:{material.get_secret_value()}"
         for key_id, material in settings.encryption_keys.items()
     )
+    # The same OpenDSR processor certificate as the app: callbacks signed as discovery says.
+    opendsr = (
+        {
+            "ERASURE_OPENDSR_CERTIFICATE_FILE": str(settings.opendsr_certificate_file),
+            "ERASURE_OPENDSR_PRIVATE_KEY_FILE": str(settings.opendsr_private_key_file),
+        }
+        if settings.opendsr_certificate_file and settings.opendsr_private_key_file
+        else {}
+    )
     return {
         **{k: v for k, v in os.environ.items() if not k.startswith("ERASURE_")},
+        **opendsr,
         "ERASURE_MODE": "development",
         "ERASURE_DATABASE_URL": database_url,
         "ERASURE_BROKER_URL": broker_url,
