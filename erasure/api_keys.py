@@ -68,3 +68,11 @@ def revoke_api_key(session: Session, *, prefix: str) -> ApiKey | None:
     if record is not None and record.revoked_at is None:
         record.revoked_at = datetime.now(UTC)
     return record
+
+
+def list_api_keys(session: Session, *, include_revoked: bool = False) -> list[ApiKey]:
+    """Keys, oldest first; revoked ones only when asked for."""
+    query = select(ApiKey).order_by(ApiKey.created_at, ApiKey.prefix)
+    if not include_revoked:
+        query = query.where(ApiKey.revoked_at.is_(None))
+    return list(session.scalars(query))

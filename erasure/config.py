@@ -136,6 +136,12 @@ class Settings(BaseSettings):
         "(crypto-shredding); the audit log and certificates still verify afterwards.",
     )
     log_level: str = Field("INFO", description="Python log level of the service's own loggers.")
+    log_task_events: bool = Field(
+        True,
+        description="Log every Celery task received and finished, and every periodic task beat "
+        "sends, at INFO (a line every second or two when idle). `erasure standalone` turns it "
+        "off unless `--verbose`; warnings and errors are logged either way.",
+    )
     heartbeat_interval_s: float = Field(
         5.0,
         gt=0,
@@ -352,3 +358,11 @@ def database_url_from_env() -> str:
     if not url:
         raise SystemExit("ERASURE_DATABASE_URL is not set")
     return url
+
+
+def environment_configures_database() -> bool:
+    """Whether ERASURE_DATABASE_URL is set: the commands then act on that (production) database
+    rather than on a standalone data directory found nearby."""
+    import os
+
+    return bool(os.environ.get("ERASURE_DATABASE_URL"))
