@@ -15,7 +15,10 @@ def users() -> None:
 
 @users.command("create")
 @click.option(
-    "--role", required=True, type=click.Choice([r.value for r in Role if r is not Role.INTEGRATION])
+    "--role",
+    required=True,
+    type=click.Choice([r.value for r in Role if r is not Role.INTEGRATION]),
+    help="What the person may do (README: Authentication).",
 )
 @click.option("--email", required=True, help="The sign-in name.")
 @click.option("--name", default="", help="Display name (defaults to the email).")
@@ -48,7 +51,12 @@ def api_keys() -> None:
 
 
 @api_keys.command("create")
-@click.option("--role", required=True, type=click.Choice([r.value for r in Role]))
+@click.option(
+    "--role",
+    required=True,
+    type=click.Choice([r.value for r in Role]),
+    help="What the key may do; `integration` keys see only the requests they submitted.",
+)
 @click.option("--name", required=True, help="Who or what uses the key.")
 @pass_target
 def api_keys_create(target: Target, role: str, name: str) -> None:

@@ -25,7 +25,13 @@ from erasure.salesforce.sandbox.server import build_server
 @click.command("sandbox")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Interface to bind.")
 @click.option("--port", default=8443, show_default=True, type=int, help="0 picks a free port.")
-@click.option("--seed", type=click.Choice(["demo", "none"]), default="none", show_default=True)
+@click.option(
+    "--seed",
+    type=click.Choice(["demo", "none"]),
+    default="none",
+    show_default=True,
+    help="`demo`: 36 demo end users (+14155550001 ... +14155550036), listed on stderr.",
+)
 @click.option(
     "--hour-seconds",
     type=float,
@@ -139,7 +145,9 @@ def salesforce_group() -> None:
     help="A file holding only the consumer secret.",
 )
 @click.option("--client-secret-env", help="Name of an environment variable holding the secret.")
-@click.option("--api-version", default="63.0", show_default=True)
+@click.option(
+    "--api-version", default="63.0", show_default=True, help="Salesforce REST API version."
+)
 @click.option(
     "--ca-bundle",
     type=click.Path(exists=True, dir_okay=False),

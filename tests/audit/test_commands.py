@@ -21,7 +21,8 @@ from .support import SignedLog
 def test_keys_generate_and_public(tmp_path: Path) -> None:
     runner = CliRunner()
     result = runner.invoke(
-        signing_keys_group, ["generate", "--name", "erasure.example/audit", "--out", str(tmp_path / "k")]
+        signing_keys_group,
+        ["generate", "--name", "erasure.example/audit", "--out", str(tmp_path / "k")],
     )
     assert result.exit_code == 0, result.output
     private = tmp_path / "k" / "private-key.txt"
@@ -35,14 +36,17 @@ def test_keys_generate_and_public(tmp_path: Path) -> None:
     assert result.stdout.strip() == str(public)
     # Never overwrite an existing key.
     again = runner.invoke(
-        signing_keys_group, ["generate", "--name", "erasure.example/audit", "--out", str(tmp_path / "k")]
+        signing_keys_group,
+        ["generate", "--name", "erasure.example/audit", "--out", str(tmp_path / "k")],
     )
     assert again.exit_code == 1
     assert SigningKey.parse(private.read_text()).public_key == key.public_key
 
 
 def test_keys_generate_rejects_bad_names(tmp_path: Path) -> None:
-    result = CliRunner().invoke(signing_keys_group, ["generate", "--name", "a b", "--out", str(tmp_path)])
+    result = CliRunner().invoke(
+        signing_keys_group, ["generate", "--name", "a b", "--out", str(tmp_path)]
+    )
     assert result.exit_code == 2
 
 
