@@ -34,6 +34,8 @@ def main(ctx: click.Context, data_dir: Path | None) -> None:
     if ctx.invoked_subcommand in (None, "standalone", "serve", "worker"):
         # These make or read their own configuration; a data dir of their own is an option.
         ctx.obj = Target(None)
+        if data_dir is not None:  # `erasure --data-dir D standalone` as `standalone --data-dir D`
+            ctx.default_map = {"standalone": {"data_dir": str(data_dir)}}
         return
     target = Target.find(data_dir)
     ctx.obj = target
