@@ -116,12 +116,12 @@ class Settings(BaseSettings):
     audit_signing_key_file: Path | None = Field(
         None,
         description="File holding the Ed25519 key that signs audit checkpoints and certificates "
-        "(`erasure keys generate`). Without it no checkpoint or certificate is issued.",
+        "(`erasure signing-keys generate`). Without it no checkpoint or certificate is issued.",
     )
     audit_origin: str | None = Field(
         None,
         description="The audit log's origin (the first line of every checkpoint). It is the "
-        "signing key's name, fixed when the key is made (`erasure keys generate --name`); set "
+        "signing key's name, fixed when the key is made (`erasure signing-keys generate --name`); set "
         "this only as a check: a value that contradicts the key or the log refuses to start.",
     )
     audit_checkpoint_interval_s: int = Field(

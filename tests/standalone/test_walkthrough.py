@@ -104,6 +104,9 @@ def test_the_readme_walkthrough_needs_no_environment(tmp_path: Path) -> None:
         assert printed["sandbox url"].startswith("https://127.0.0.1:")
         assert Path(printed["ca bundle"]).is_file()
         assert printed["client id"] == "erasure-sandbox-1"
+        assert Path(printed["client secret file"]).stat().st_mode & 0o077 == 0
+        assert printed["demo subjects"] == "+14155550001 ... +14155550036"
+        assert printed["data dir"] == str(sa.data_dir)
 
         erasure = Erasure(sa, cwd=sa.root)  # where `.erasure` is
 
@@ -148,6 +151,9 @@ def test_the_readme_walkthrough_needs_no_environment(tmp_path: Path) -> None:
         public = erasure("signing-keys", "public").stdout.strip()
         assert public.startswith("erasure-standalone/audit+")
 
+        sequenced = erasure("audit", "sequence").stdout
+        assert sequenced.startswith("sequenced "), sequenced
+
         # An evidence export, verified offline.
         bundle = sa.root / "evidence"
         exported = erasure("audit", "export", "--out", str(bundle))
@@ -166,6 +172,7 @@ def test_the_readme_walkthrough_needs_no_environment(tmp_path: Path) -> None:
         # From elsewhere: the running standalone is found, or named with --data-dir.
         elsewhere = Erasure(sa, cwd=tmp_path)
         assert prefix in elsewhere("api-keys", "list").stdout
+        assert prefix in elsewhere("--data-dir", str(sa.data_dir), "api-keys", "list").stdout
         named = elsewhere("--data-dir", str(sa.data_dir), "api-keys", "revoke", prefix)
         assert named.stdout.strip() == f"revoked {prefix}"
 
