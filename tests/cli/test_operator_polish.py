@@ -99,3 +99,12 @@ def test_with_nothing_configured_a_command_says_what_to_do(
     assert "set ERASURE_DATABASE_URL" in result.output and "--data-dir" in result.output
     not_one = runner.invoke(main, ["--data-dir", str(tmp_path), "api-keys", "list"])
     assert not_one.exit_code == 1 and "not a standalone data directory" in not_one.output
+
+
+def test_a_data_dir_before_standalone_is_its_data_dir(tmp_path: Path) -> None:
+    shown = CliRunner().invoke(
+        main, ["--data-dir", str(tmp_path / "d"), "standalone", "--help"], terminal_width=400
+    )
+    assert shown.exit_code == 0
+    assert f"[default: {tmp_path / 'd'}]" in shown.output
+    assert "--verbose" in shown.output
