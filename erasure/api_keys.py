@@ -144,3 +144,11 @@ class KeyCache:
                     self._entries.clear()  # a bound on memory; the next requests read again
                 self._entries[prefix] = entry
         return entry
+
+
+def list_api_keys(session: Session, *, include_revoked: bool = False) -> list[ApiKey]:
+    """Keys, oldest first; revoked ones only when asked for."""
+    query = select(ApiKey).order_by(ApiKey.created_at, ApiKey.prefix)
+    if not include_revoked:
+        query = query.where(ApiKey.revoked_at.is_(None))
+    return list(session.scalars(query))

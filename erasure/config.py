@@ -129,12 +129,12 @@ class Settings(BaseSettings):
     audit_signing_key_file: Path | None = Field(
         None,
         description="File holding the Ed25519 key that signs audit checkpoints and certificates "
-        "(`erasure keys generate`). Without it no checkpoint or certificate is issued.",
+        "(`erasure signing-keys generate`). Without it no checkpoint or certificate is issued.",
     )
     audit_origin: str | None = Field(
         None,
         description="The audit log's origin (the first line of every checkpoint). It is the "
-        "signing key's name, fixed when the key is made (`erasure keys generate --name`); set "
+        "signing key's name, fixed when the key is made (`erasure signing-keys generate --name`); set "
         "this only as a check: a value that contradicts the key or the log refuses to start.",
     )
     audit_checkpoint_interval_s: int = Field(
@@ -149,6 +149,12 @@ class Settings(BaseSettings):
         "(crypto-shredding); the audit log and certificates still verify afterwards.",
     )
     log_level: str = Field("INFO", description="Python log level of the service's own loggers.")
+    log_task_events: bool = Field(
+        True,
+        description="Log every Celery task received and finished, and every periodic task beat "
+        "sends, at INFO (a line every second or two when idle). `erasure standalone` turns it "
+        "off unless `--verbose`; warnings and errors are logged either way.",
+    )
     heartbeat_interval_s: float = Field(
         5.0,
         gt=0,
@@ -392,3 +398,11 @@ def database_url_from_env() -> str:
     if not url:
         raise SystemExit("ERASURE_DATABASE_URL is not set")
     return url
+
+
+def environment_configures_database() -> bool:
+    """Whether ERASURE_DATABASE_URL is set: the commands then act on that (production) database
+    rather than on a standalone data directory found nearby."""
+    import os
+
+    return bool(os.environ.get("ERASURE_DATABASE_URL"))

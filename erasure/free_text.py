@@ -20,7 +20,7 @@ from erasure.identifiers import Sealed, Vault
 NOTE_READERS = frozenset({Role.OFFICER, Role.ADMIN})
 
 # Before cancel reasons were sealed, a cancel wrote "cancelled: <reason>" into the outcome,
-# followed by what could not be stopped. `erasure keys reencrypt` seals such reasons and
+# followed by what could not be stopped. `erasure encryption-keys reencrypt` seals such reasons and
 # retention destroys them; both recognise them by this form.
 _LEGACY_CANCEL_OUTCOME = re.compile(
     r"cancelled: (?P<reason>.*?)(?P<rest>(?:; \d+ (?:more )?deletion\(s\) (?:already sent to "

@@ -2,7 +2,7 @@
 (and seal the cancel reasons earlier versions kept in plain text in the outcome).
 
 Put the new key first in ERASURE_ENCRYPTION_KEYS (keeping the old ones), run
-`erasure keys reencrypt`, then remove the old keys. Rows are re-sealed in batches, each batch its
+`erasure encryption-keys reencrypt`, then remove the old keys. Rows are re-sealed in batches, each batch its
 own transaction, so the job can be stopped and resumed.
 """
 

@@ -19,7 +19,7 @@ from erasure.config import Settings
 from erasure.db import make_engine, make_sessionmaker
 from erasure.identifiers import Vault
 from erasure.observability import heartbeats, task_signals
-from erasure.observability.logs import configure_logging
+from erasure.observability.logs import configure_logging, quiet_task_events
 from erasure.pipeline.context import Pipeline
 from erasure.pipeline.salesforce_port import ClientFactory, Clients
 from erasure.salesforce_clients import client_builder
@@ -27,6 +27,8 @@ from erasure.tasks import registry
 
 settings = Settings.from_env()
 configure_logging(settings.log_level)
+if not settings.log_task_events:
+    quiet_task_events()
 task_signals.connect()
 del registry  # imported so every task is registered with Celery
 celery_app = create_celery(settings)

@@ -89,6 +89,11 @@ def _no_stray_settings(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in list(os.environ):
         if name.startswith("ERASURE_") and not name.startswith("ERASURE_TEST_"):
             monkeypatch.delenv(name)
+    # Nor may a standalone running on this machine (another test's, a person's) be found by
+    # the in-process CLI: a test names its target.
+    monkeypatch.setattr(
+        "erasure.cli.target.running_pointer", lambda: Path("/nonexistent/erasure-running")
+    )
 
 
 @pytest.fixture(scope="session")

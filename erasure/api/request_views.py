@@ -11,7 +11,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from flask import Response, request
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from erasure import workflow
 from erasure.api import idempotency
@@ -35,7 +35,13 @@ from erasure.api.v1 import bp
 from erasure.core.models import ErasureRequest, RequestStatus, Source
 from erasure.lifecycle import operations
 from erasure.web.body import read_body
-from erasure.web.inputs import CancelIn, ErasureRequestIn
+from erasure.web.inputs import (
+    UNTIL_END_OF_NOTE,
+    UNTIL_END_OF_SCHEMA,
+    CancelIn,
+    ErasureRequestIn,
+    UntilEndOf,
+)
 from erasure.web.problems import field_error
 from erasure.web.relay import kick_relay
 from erasure.web.resources import get_session, web_resources
@@ -127,7 +133,7 @@ class ListQuery(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     status: list[RequestStatus] = Field(default_factory=list)
-    due_before: AwareDatetime | None = None
+    due_before: UntilEndOf | None = None
     source: Source | None = None
     reference_system: str | None = Field(None, max_length=64)
     reference_id: str | None = Field(None, max_length=255)
@@ -173,8 +179,8 @@ def _decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
             ),
             query_param(
                 "due_before",
-                "Only requests due before this instant.",
-                {"type": "string", "format": "date-time"},
+                f"Only requests due before this instant. {UNTIL_END_OF_NOTE}",
+                UNTIL_END_OF_SCHEMA,
             ),
             query_param(
                 "source",

@@ -351,5 +351,5 @@ def read_checkpoint_unverified(note: str | bytes) -> Checkpoint:
 
 
 def load_signing_key(path: Path | None) -> SigningKey | None:
-    """The signing key in the file at `path` (written by `erasure keys generate`), or None."""
+    """The signing key in the file at `path` (written by `erasure signing-keys generate`), or None."""
     return None if path is None else SigningKey.parse(path.read_text())

@@ -1,7 +1,7 @@
-"""Click commands of the audit log: `erasure keys ...` and `erasure audit verify`.
+"""Click commands of the audit log: `erasure signing-keys ...` and `erasure audit verify`.
 
 These need no database and no network, so an auditor can run them on a bundle or certificate
-alone. `erasure.cli` registers `keys_group` and `audit_group`; the database-backed commands
+alone. `erasure.cli` registers `signing_keys_group` and `audit_group`; the database-backed commands
 (`audit export`, `audit certificate`) are added to `audit_group` elsewhere.
 """
 
@@ -27,12 +27,12 @@ PRIVATE_KEY_FILE = "private-key.txt"
 PUBLIC_KEY_FILE = "public-key.txt"
 
 
-@click.group("keys")
-def keys_group() -> None:
+@click.group("signing-keys")
+def signing_keys_group() -> None:
     """Create and inspect the Ed25519 key that signs checkpoints and certificates."""
 
 
-@keys_group.command("generate")
+@signing_keys_group.command("generate")
 @click.option(
     "--name",
     required=True,
@@ -68,10 +68,14 @@ def generate_key(name: str, out_dir: Path) -> None:
     click.echo(str(key.verifier()))
 
 
-@keys_group.command("public")
-@click.argument("keyfile", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-def public_key(keyfile: Path) -> None:
-    """Print the public verifier key of a private key file."""
+@signing_keys_group.command("public")
+@click.argument(
+    "keyfile", required=False, type=click.Path(exists=True, dir_okay=False, path_type=Path)
+)
+def public_key(keyfile: Path | None) -> None:
+    """Print the public verifier key of a private key file (default: a standalone's own)."""
+    if keyfile is None:
+        raise click.UsageError("give the private key file (KEYFILE)")
     try:
         key = SigningKey.parse(keyfile.read_text(encoding="utf-8"))
     except (NoteError, UnicodeDecodeError) as exc:
@@ -81,7 +85,7 @@ def public_key(keyfile: Path) -> None:
 
 @click.group("audit")
 def audit_group() -> None:
-    """Verify the tamper-evident audit log (offline)."""
+    """The tamper-evident audit log: verify (offline), export, certificates."""
 
 
 def load_verifier_key(value: str) -> VerifierKey:

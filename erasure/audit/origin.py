@@ -1,7 +1,7 @@
 """Which log this is: the origin line every checkpoint carries, fixed once and never moved.
 
 C2SP tlog-checkpoint: the origin names the log, and the log signs its checkpoints with a key of
-the same name. So the origin is chosen when the key is made (`erasure keys generate --name
+the same name. So the origin is chosen when the key is made (`erasure signing-keys generate --name
 <origin>` writes the name into the key file) and a new log's checkpoints carry the key's name.
 Nothing that may change later (the public URL, the host) takes part: a log must never split.
 
@@ -47,7 +47,7 @@ def resolve_origin(
             raise LogIdentityError(
                 f"ERASURE_AUDIT_ORIGIN is {configured!r} but the signing key is named "
                 f"{key.name!r}: a log's origin is its key's name. Unset ERASURE_AUDIT_ORIGIN, or "
-                f"make the key with `erasure keys generate --name {configured}`."
+                f"make the key with `erasure signing-keys generate --name {configured}`."
             )
         return LogIdentity(key.name)
     try:

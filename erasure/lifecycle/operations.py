@@ -276,5 +276,48 @@ def cancel(
             "by": by,
         },
     )
+    _promote_duplicates(session, erasure_request, at=now, by=by)
     session.flush()
     return erasure_request
+
+
+def _promote_duplicates(
+    session: Session, cancelled: ErasureRequest, *, at: datetime, by: str | None
+) -> None:
+    """The open requests linked to a cancelled one go on at once, under a new root: the oldest
+    becomes the group's first request (the others are linked to it, so an approval of it
+    approves them too), and each one still before its resolve step is published again, rather
+    than waiting for the stall sweep (its earlier message may have met its row locked, or found
+    a primary that was waiting for an approval that will now never come)."""
+    if cancelled.duplicate_of_id is not None:
+        return  # not a root: the group's root is still there
+    linked = session.scalars(
+        select(ErasureRequest)
+        .where(
+            ErasureRequest.duplicate_of_id == cancelled.id,
+            ErasureRequest.status.not_in(TERMINAL_REQUEST_STATUSES),
+        )
+        .order_by(ErasureRequest.created_at, ErasureRequest.id)
+        .with_for_update()
+    ).all()
+    if not linked:
+        return
+    root, *others = linked
+    root.duplicate_of_id = None
+    for other in others:
+        other.duplicate_of_id = root.id
+    for request in linked:
+        leaves.append(
+            session,
+            kind="request.promoted",
+            request_id=request.id,
+            at=at,
+            data={
+                "cancelled": str(cancelled.id),
+                "duplicate_of": None if request is root else str(root.id),
+                "by": by,
+            },
+        )
+        if request.status in (RequestStatus.RECEIVED, RequestStatus.APPROVED):
+            request.updated_at = at
+            enqueue_resolve(session, request)

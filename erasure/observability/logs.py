@@ -78,3 +78,13 @@ def configure_logging(level: str = "INFO", *, stream: Any = None) -> None:
     # Libraries that log request URLs or token exchanges at DEBUG stay at WARNING.
     for noisy in ("urllib3", "requests_oauthlib", "oauthlib", "kombu", "amqp"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+#: Celery's loggers that write a line per task received and finished, and per periodic send.
+TASK_EVENT_LOGGERS = ("celery.app.trace", "celery.worker.strategy", "celery.beat")
+
+
+def quiet_task_events() -> None:
+    """Keep Celery's per-task INFO lines out of the logs (warnings and errors still pass)."""
+    for name in TASK_EVENT_LOGGERS:
+        logging.getLogger(name).setLevel(logging.WARNING)

@@ -1,6 +1,7 @@
-"""Click commands: `erasure sandbox` and `erasure salesforce check`.
+"""Click commands: `erasure salesforce sandbox` and `erasure salesforce check`.
 
-Exported as `sandbox_command` and `salesforce_group`; `erasure.cli` registers them. Secrets are read
+Exported as `sandbox_command` and `salesforce_group`; `erasure.cli` registers them (and keeps
+`erasure sandbox` as a hidden alias). Secrets are read
 from a file or an environment variable, never from the command line (shell history, `ps`).
 """
 
@@ -13,19 +14,24 @@ from pathlib import Path
 
 import click
 from rich.console import Console
-from rich.table import Table
 
 from erasure.salesforce.check import render, run_check
 from erasure.salesforce.config import CredentialSettings, DeleteIdsIn, OrgSettings, Timeouts
 from erasure.salesforce.sandbox import SandboxConfig, SandboxOrg, seed_demo
-from erasure.salesforce.sandbox.seed import demo_phone
+from erasure.salesforce.sandbox.seed import SeededEndUser, demo_phone
 from erasure.salesforce.sandbox.server import build_server
 
 
 @click.command("sandbox")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Interface to bind.")
 @click.option("--port", default=8443, show_default=True, type=int, help="0 picks a free port.")
-@click.option("--seed", type=click.Choice(["demo", "none"]), default="none", show_default=True)
+@click.option(
+    "--seed",
+    type=click.Choice(["demo", "none"]),
+    default="none",
+    show_default=True,
+    help="`demo`: 36 demo end users (+14155550001 ... +14155550036), listed on stderr.",
+)
 @click.option(
     "--hour-seconds",
     type=float,
@@ -93,21 +99,7 @@ def sandbox_command(
     click.echo(f"client secret: {secret}")
     click.echo(f"admin: {url}/__sandbox__/counters")
     if seeded:
-        table = Table(title="demo end users (submit any phone or email)")
-        columns = ("n", "phone", "email", "contact holds", "platform key", "open", "blocking")
-        for column in columns:
-            table.add_column(column)
-        for n, user in enumerate(seeded, start=1):
-            table.add_row(
-                str(n),
-                demo_phone(n),
-                user.email or "-",
-                user.phone or "-",
-                user.platform_key,
-                "yes" if n % 6 == 0 else "",
-                "yes" if n % 9 == 0 else "",
-            )
-        Console(stderr=True).print(table)
+        _print_demo_table(seeded)
     click.echo("ready", err=False)
     try:
         server.serve_forever()
@@ -117,6 +109,26 @@ def sandbox_command(
         server.server_close()
         if tempdir is not None:
             tempdir.cleanup()
+
+
+def _print_demo_table(seeded: list[SeededEndUser]) -> None:
+    """The demo subjects on stderr, one tab-separated line each: never cut to a terminal's width,
+    and readable by a script. `submit as` is what finds the subject: the phone its contact holds,
+    else its platform key (a WhatsApp user without a contact)."""
+    click.echo("demo end users (submit the `submit as` value, or the email):", err=True)
+    columns = ("n", "submit as", "email", "contact holds", "platform key", "open", "blocking")
+    click.echo("\t".join(columns), err=True)
+    for n, user in enumerate(seeded, start=1):
+        row = (
+            str(n),
+            demo_phone(n) if user.phone else user.platform_key,
+            user.email or "-",
+            user.phone or "-",
+            user.platform_key,
+            "yes" if n % 6 == 0 else "-",
+            "yes" if n % 9 == 0 else "-",
+        )
+        click.echo("\t".join(row), err=True)
 
 
 @click.group("salesforce")
@@ -133,7 +145,9 @@ def salesforce_group() -> None:
     help="A file holding only the consumer secret.",
 )
 @click.option("--client-secret-env", help="Name of an environment variable holding the secret.")
-@click.option("--api-version", default="63.0", show_default=True)
+@click.option(
+    "--api-version", default="63.0", show_default=True, help="Salesforce REST API version."
+)
 @click.option(
     "--ca-bundle",
     type=click.Path(exists=True, dir_okay=False),
@@ -167,6 +181,9 @@ def check_command(
 ) -> None:
     """Diagnose an org's setup for the Conversation Data API, step by step. Deletes nothing: the
     delete-shape probe names an id no org holds."""
+    source = click.get_current_context().get_parameter_source("client_secret_file")
+    if client_secret_env is not None and source is click.core.ParameterSource.DEFAULT_MAP:
+        client_secret_file = None  # a standalone's default gives way to what was asked for
     if (client_secret_file is None) == (client_secret_env is None):
         raise click.UsageError("give exactly one of --client-secret-file or --client-secret-env")
     if client_secret_file is not None:

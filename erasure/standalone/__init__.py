@@ -16,8 +16,12 @@ from __future__ import annotations
 from pathlib import Path
 
 
-def run(*, data_dir: Path, host: str, port: int, with_sandbox: bool = True) -> None:
+def run(
+    *, data_dir: Path, host: str, port: int, with_sandbox: bool = True, verbose: bool = False
+) -> None:
     """Run standalone until SIGINT, SIGTERM or SIGHUP (see `services.run`)."""
     from erasure.standalone import services
 
-    services.run(data_dir=data_dir, host=host, port=port, with_sandbox=with_sandbox)
+    services.run(
+        data_dir=data_dir, host=host, port=port, with_sandbox=with_sandbox, verbose=verbose
+    )

@@ -6,8 +6,10 @@ the sandbox org. Everything here survives restarts.
 from __future__ import annotations
 
 import base64
+import json
 import os
 import secrets
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -17,6 +19,9 @@ if TYPE_CHECKING:
 
 SETTINGS_FILE = "settings.env"
 ADMIN_KEY_FILE = "admin-api-key"
+SIGNING_KEY_FILE = "audit-signing.key"
+#: Where a running standalone tells the `erasure` commands how to reach it (see `Connection`).
+CONNECTION_FILE = "connection.json"
 
 
 @dataclass
@@ -60,6 +65,78 @@ class DataDir:
     def logs(self) -> Path:
         return self.root / "logs"
 
+    @property
+    def signing_key_file(self) -> Path:
+        return self.root / SIGNING_KEY_FILE
+
+    @property
+    def connection_file(self) -> Path:
+        return self.root / "run" / CONNECTION_FILE
+
+    @property
+    def sandbox_secret_file(self) -> Path:
+        """The first execution user's client secret alone, for `erasure salesforce check`."""
+        return self.root / "sandbox-client-secret"
+
+    def is_standalone(self) -> bool:
+        """Whether `erasure standalone` has started on this directory at least once."""
+        return self.settings_file.is_file()
+
+
+@dataclass(frozen=True)
+class Connection:
+    """How to reach a running standalone: written (0600) by it once everything is up, removed
+    when it stops, and read by the `erasure` commands, which need no environment of their own.
+    The database URL names a Unix socket: no password in it."""
+
+    database_url: str
+    broker_url: str
+    public_url: str
+    pid: int
+    sandbox_url: str | None = None
+    sandbox_ca_bundle: str | None = None
+    sandbox_client_id: str | None = None
+
+    def write(self, data: DataDir) -> None:
+        data.connection_file.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        text = json.dumps(self.__dict__, indent=2, sort_keys=True) + "\n"
+        temporary = data.connection_file.with_suffix(".tmp")
+        _write_private(temporary, text)
+        temporary.replace(data.connection_file)  # readers never see half a file
+
+    @classmethod
+    def read(cls, data: DataDir) -> Connection | None:
+        try:
+            values = json.loads(data.connection_file.read_text())
+        except (FileNotFoundError, ValueError):
+            return None
+        known = {name: values.get(name) for name in cls.__dataclass_fields__}
+        if not all(isinstance(known[name], str) for name in ("database_url", "public_url")):
+            return None
+        return cls(**known)
+
+    @staticmethod
+    def remove(data: DataDir) -> None:
+        data.connection_file.unlink(missing_ok=True)
+
+
+def running_pointer() -> Path:
+    """A per-user file naming the data directory of the standalone running now, so `erasure`
+    commands run anywhere find it."""
+    return Path(tempfile.gettempdir()) / f"erasure-{os.getuid()}" / "running-data-dir"
+
+
+def read_keys(data: DataDir) -> dict[str, str]:
+    """The secrets `ensure_keys` generated, as ERASURE_* settings; nothing is generated here."""
+    values = {}
+    for line in data.settings_file.read_text().splitlines():
+        name, sep, value = line.partition("=")
+        if sep:
+            values[name.strip()] = value.strip()
+    if data.signing_key_file.is_file():
+        values["ERASURE_AUDIT_SIGNING_KEY_FILE"] = str(data.signing_key_file)
+    return values
+
 
 def _write_private(path: Path, text: str) -> None:
     """Create a file only its owner can read, without a window where it is world-readable."""
@@ -77,7 +154,7 @@ def ensure_keys(data: DataDir) -> dict[str, str]:
             "ERASURE_PSEUDONYM_KEY": base64.b64encode(secrets.token_bytes(32)).decode(),
         }
         _write_private(data.settings_file, "".join(f"{k}={v}\n" for k, v in values.items()))
-    signing_key = data.root / "audit-signing.key"
+    signing_key = data.signing_key_file
     if not signing_key.exists():
         from erasure.audit.checkpoint import SigningKey
 
@@ -157,6 +234,8 @@ def sandbox_credentials(data: DataDir) -> list[tuple[str, str]]:
         client_id, sep, secret = line.partition(":")
         if sep:
             pairs.append((client_id, secret))
+    if pairs and not data.sandbox_secret_file.exists():
+        _write_private(data.sandbox_secret_file, pairs[0][1] + "\n")
     return pairs
 
 

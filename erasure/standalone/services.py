@@ -19,6 +19,7 @@ nothing imports it but the CLI.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import fcntl
 import os
 import signal
@@ -32,17 +33,17 @@ from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, NoReturn
 
-from rich.console import Console
-
 from erasure.standalone import embedded
 from erasure.standalone.datadir import (
     ADMIN_LOGIN_FILE,
     SANDBOX_ORG,
+    Connection,
     DataDir,
     bootstrap_admin_key,
     bootstrap_admin_user,
     ensure_keys,
     register_sandbox_org,
+    running_pointer,
     sandbox_credentials,
 )
 from erasure.standalone.logfiles import LogFiles
@@ -52,7 +53,16 @@ from erasure.worker_pools import DELIVERIES, PIPELINE, TICKS, WorkerPool
 if TYPE_CHECKING:
     from erasure.config import Settings
 
-console = Console(stderr=True, soft_wrap=True)  # paths stay whole, for copying
+
+def say(line: str) -> None:
+    """A `name: value` line on stdout, whole (never wrapped), for people and scripts alike."""
+    print(line, flush=True)  # noqa: T201  # the command's own output
+
+
+def tell(line: str) -> None:
+    """A note for the person (progress, restarts), on stderr."""
+    print(line, file=sys.stderr, flush=True)  # noqa: T201  # the command's own output
+
 
 #: How long one piece may take to come up on a busy machine before standalone gives up.
 STARTUP_TIMEOUT_S = 180.0
@@ -180,9 +190,17 @@ def _settings_of(env: Mapping[str, str]) -> Settings:
 
 
 def _start_everything(
-    data: DataDir, startup: Startup, runtime: Path, *, host: str, port: int, with_sandbox: bool
+    data: DataDir,
+    startup: Startup,
+    runtime: Path,
+    *,
+    host: str,
+    port: int,
+    with_sandbox: bool,
+    verbose: bool = False,
 ) -> list[str] | None:
-    """Start every piece; the lines to show the person, or None if stopped meanwhile."""
+    """Start every piece; the lines to show the person, or None if stopped meanwhile. Once all
+    is up, how to reach it goes to the data directory's connection file (`Connection`)."""
     keys = ensure_keys(data)
     if not _port_is_free(host, port):
         raise StartupFailed(f"port {port} on {host} is in use: choose another with --port")
@@ -208,6 +226,8 @@ def _start_everything(
         "ERASURE_DATABASE_URL": database_url,
         "ERASURE_BROKER_URL": broker_url,
         "ERASURE_PUBLIC_URL": public_url,
+        # Quiet by default: no line per periodic tick (every second or two) in the logs.
+        "ERASURE_LOG_TASK_EVENTS": "true" if verbose else "false",
         "PYTHONUNBUFFERED": "1",
     }
     settings = _settings_of(env)
@@ -218,7 +238,9 @@ def _start_everything(
     if code != 0:
         raise StartupFailed(f"the migrations failed; see {startup.logs.path('migrate')}")
     lines = _bootstrap(data, settings, public_url)
-
+    connection = Connection(
+        database_url=database_url, broker_url=broker_url, public_url=public_url, pid=os.getpid()
+    )
     if with_sandbox:
         sandbox_port = _free_port()
         credentials = sandbox_credentials(data)
@@ -228,10 +250,20 @@ def _start_everything(
         url = f"https://127.0.0.1:{sandbox_port}"
         ca_path = data.sandbox_dir / "sandbox-cert.pem"
         register_sandbox_org(settings, url=url, ca_path=ca_path, credentials=credentials)
-        lines.append(
-            f"Salesforce:     sandbox org `{SANDBOX_ORG}` at {url}, seeded with demo subjects "
-            "+14155550001 ... +14155550036 (see docs/salesforce.md)"
+        connection = dataclasses.replace(
+            connection,
+            sandbox_url=url,
+            sandbox_ca_bundle=str(ca_path),
+            sandbox_client_id=credentials[0][0],
         )
+        lines += [
+            f"sandbox org: {SANDBOX_ORG}",
+            f"sandbox url: {url}",
+            f"ca bundle: {ca_path}",
+            f"client id: {credentials[0][0]}",
+            f"client secret file: {data.sandbox_secret_file}",
+            "demo subjects: +14155550001 ... +14155550036",
+        ]
     for worker in worker_services(env):
         startup.supervisor.start(worker)
     startup.supervisor.start(_beat(data, env))
@@ -239,18 +271,22 @@ def _start_everything(
         _api(host, port, env), lambda: _answers(f"{public_url}/healthz"), "the API"
     ):
         return None
-    lines.append(f"Data directory: {data.root}  (one JSON log per process in {data.logs})")
+    connection.write(data)
+    lines += [f"data dir: {data.root}", f"logs: {data.logs}"]
     return lines
 
 
 def _bootstrap(data: DataDir, settings: Settings, public_url: str) -> list[str]:
     created = bootstrap_admin_key(data, settings)
     console_created = bootstrap_admin_user(data, settings)
+    if created or console_created:
+        tell("created the bootstrap admin API key and console login (first start)")
     return [
-        f"API:            {public_url}  (OpenAPI at {public_url}/openapi.json)",
-        f"Admin API key:  {data.admin_key_file}" + ("  (new)" if created else ""),
-        f"Console:        {public_url}/ui/  (sign in with the login in "
-        f"{data.root / ADMIN_LOGIN_FILE}" + (", new)" if console_created else ")"),
+        f"url: {public_url}",
+        f"openapi: {public_url}/openapi.json",
+        f"console: {public_url}/ui/",
+        f"admin key file: {data.admin_key_file}",
+        f"console login file: {data.root / ADMIN_LOGIN_FILE}",
     ]
 
 
@@ -268,7 +304,9 @@ def _exclusive(data: DataDir) -> Iterator[None]:
         os.close(fd)  # closing releases the lock
 
 
-def run(*, data_dir: Path, host: str, port: int, with_sandbox: bool = True) -> None:
+def run(
+    *, data_dir: Path, host: str, port: int, with_sandbox: bool = True, verbose: bool = False
+) -> None:
     """Start everything, watch it until SIGINT, SIGTERM or SIGHUP, then stop everything within
     15 s. SIGINT is handled even when it arrived ignored (a background job `&` inherits it so)."""
     stop = threading.Event()
@@ -283,9 +321,9 @@ def run(*, data_dir: Path, host: str, port: int, with_sandbox: bool = True) -> N
     code = 0
     try:
         with _exclusive(data):
-            _supervise(data, stop, host=host, port=port, with_sandbox=with_sandbox)
+            _supervise(data, stop, host=host, port=port, with_sandbox=with_sandbox, verbose=verbose)
     except StartupFailed as exc:
-        console.print(f"[red]erasure standalone: {exc}[/red]")
+        tell(f"erasure standalone: {exc}")
         code = 1
     exit_now(code)
 
@@ -301,19 +339,21 @@ def exit_now(code: int) -> NoReturn:
 
 
 def _supervise(
-    data: DataDir, stop: threading.Event, *, host: str, port: int, with_sandbox: bool
+    data: DataDir,
+    stop: threading.Event,
+    *,
+    host: str,
+    port: int,
+    with_sandbox: bool,
+    verbose: bool,
 ) -> None:
     logs = LogFiles(data.logs)
-    supervisor = Supervisor(
-        logs,
-        adopt_orphans=True,
-        pid_file=data.pid_file,
-        notify=lambda message: console.print(f"[yellow]{message}[/yellow]"),
-    )
+    supervisor = Supervisor(logs, adopt_orphans=True, pid_file=data.pid_file, notify=tell)
     kill_leftovers(data.pid_file, supervisor.log)
     embedded.stop_strays(data, supervisor.log)
     runtime = embedded.socket_dir(data)
-    console.print("[bold]erasure standalone[/bold]: starting...")
+    Connection.remove(data)  # what an earlier, killed run left: it no longer holds
+    tell("erasure standalone: starting...")
     try:
         lines = _start_everything(
             data,
@@ -322,16 +362,37 @@ def _supervise(
             host=host,
             port=port,
             with_sandbox=with_sandbox,
+            verbose=verbose,
         )
         if lines is not None:
             for line in lines:
-                console.print(line)
-            console.print("Press Ctrl-C (or send SIGTERM) to stop.")
-            while not stop.wait(0.25):
-                supervisor.poll()
+                say(line)
+            say("ready")
+            with _pointed_at(data):
+                tell("Press Ctrl-C (or send SIGTERM) to stop.")
+                while not stop.wait(0.25):
+                    supervisor.poll()
     finally:
-        console.print("stopping...")
+        Connection.remove(data)
+        tell("stopping...")
         supervisor.log.info("stopping", extra={"event": "stopping"})
         supervisor.stop()
         logs.close()
-        console.print("stopped.")
+        tell("stopped.")
+
+
+@contextlib.contextmanager
+def _pointed_at(data: DataDir) -> Iterator[None]:
+    pointer = running_pointer()
+    try:
+        pointer.parent.mkdir(mode=0o700, exist_ok=True)
+        pointer.write_text(f"{data.root}\n")
+    except OSError:  # a convenience only: the commands still find ./.erasure or --data-dir
+        yield
+        return
+    try:
+        yield
+    finally:
+        with contextlib.suppress(OSError):
+            if pointer.read_text().strip() == str(data.root):
+                pointer.unlink()

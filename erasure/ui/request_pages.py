@@ -15,7 +15,7 @@ import json
 import logging
 import uuid
 from collections.abc import Callable, Iterator
-from datetime import UTC, date, datetime, time
+from datetime import UTC, date, datetime
 from typing import Any
 
 from flask import (
@@ -51,7 +51,7 @@ from erasure.lifecycle import operations
 from erasure.pipeline.states import record_pseudonym
 from erasure.ui import queries, security
 from erasure.ui.blueprint import bp
-from erasure.web.inputs import ErasureRequestIn, validation_errors
+from erasure.web.inputs import ErasureRequestIn, end_of_day, validation_errors
 from erasure.web.relay import kick_relay
 from erasure.web.resources import get_session, web_resources
 
@@ -111,7 +111,7 @@ def _filters() -> tuple[queries.ListQuery, dict[str, Any]]:
     due_before = None
     try:
         if due_text:
-            due_before = datetime.combine(date.fromisoformat(due_text), time(), tzinfo=UTC)
+            due_before = end_of_day(date.fromisoformat(due_text))  # as the API: that day included
     except ValueError:
         due_text = ""
     source = source if source in Source.__members__.values() else ""

@@ -6,14 +6,16 @@ Validators normalise identifiers and never repeat a submitted value in an error 
 
 from __future__ import annotations
 
+import re
 from collections import Counter
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Annotated, Any
 
 from pydantic import (
     AfterValidator,
     AwareDatetime,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     HttpUrl,
@@ -47,6 +49,34 @@ def _plausible_receipt(value: datetime) -> datetime:
 #: The time a subject made their request, as the intake API, the console, bulk CSV and OpenDSR
 #: all take it.
 ReceivedAt = Annotated[AwareDatetime, AfterValidator(_plausible_receipt)]
+
+
+def end_of_day(day: date) -> datetime:
+    """The instant a day ends, in UTC: the next midnight, so "before the end of the day"
+    includes everything up to 23:59:59.999999 (where deadlines fall)."""
+    return datetime.combine(day + timedelta(days=1), time(), tzinfo=UTC)
+
+
+def _date_means_its_end(value: object) -> object:
+    if isinstance(value, str) and re.fullmatch(r"\d{4}-\d{2}-\d{2}", value.strip()):
+        try:
+            return end_of_day(date.fromisoformat(value.strip()))
+        except ValueError:
+            raise ValueError("is not a date (YYYY-MM-DD)") from None
+    return value
+
+
+#: An upper bound of a date filter: an instant with its offset, or a date (YYYY-MM-DD), taken as
+#: the end of that day, UTC.
+UntilEndOf = Annotated[AwareDatetime, BeforeValidator(_date_means_its_end)]
+#: What OpenAPI says of an `UntilEndOf` query parameter.
+UNTIL_END_OF_SCHEMA = {
+    "oneOf": [{"type": "string", "format": "date"}, {"type": "string", "format": "date-time"}]
+}
+UNTIL_END_OF_NOTE = (
+    "An RFC 3339 instant with its offset (`2027-01-10T12:00:00Z`), or a date (`2027-01-10`), "
+    "which means the end of that day, UTC: requests due that day are included."
+)
 
 
 def _normalizer(kind: IdentifierKind) -> AfterValidator:

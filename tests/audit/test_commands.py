@@ -13,7 +13,7 @@ from click.testing import CliRunner
 from erasure.audit.bundle import LEAVES_FILE, write_bundle
 from erasure.audit.certificate import ProvenLeaf, build_certificate, dump_certificate
 from erasure.audit.checkpoint import SigningKey, VerifierKey
-from erasure.audit.commands import audit_group, keys_group
+from erasure.audit.commands import audit_group, signing_keys_group
 
 from .support import SignedLog
 
@@ -21,7 +21,8 @@ from .support import SignedLog
 def test_keys_generate_and_public(tmp_path: Path) -> None:
     runner = CliRunner()
     result = runner.invoke(
-        keys_group, ["generate", "--name", "erasure.example/audit", "--out", str(tmp_path / "k")]
+        signing_keys_group,
+        ["generate", "--name", "erasure.example/audit", "--out", str(tmp_path / "k")],
     )
     assert result.exit_code == 0, result.output
     private = tmp_path / "k" / "private-key.txt"
@@ -30,19 +31,22 @@ def test_keys_generate_and_public(tmp_path: Path) -> None:
     public = VerifierKey.parse((tmp_path / "k" / "public-key.txt").read_text())
     assert public == key.verifier()
     assert str(public) in result.stdout
-    result = runner.invoke(keys_group, ["public", str(private)])
+    result = runner.invoke(signing_keys_group, ["public", str(private)])
     assert result.exit_code == 0
     assert result.stdout.strip() == str(public)
     # Never overwrite an existing key.
     again = runner.invoke(
-        keys_group, ["generate", "--name", "erasure.example/audit", "--out", str(tmp_path / "k")]
+        signing_keys_group,
+        ["generate", "--name", "erasure.example/audit", "--out", str(tmp_path / "k")],
     )
     assert again.exit_code == 1
     assert SigningKey.parse(private.read_text()).public_key == key.public_key
 
 
 def test_keys_generate_rejects_bad_names(tmp_path: Path) -> None:
-    result = CliRunner().invoke(keys_group, ["generate", "--name", "a b", "--out", str(tmp_path)])
+    result = CliRunner().invoke(
+        signing_keys_group, ["generate", "--name", "a b", "--out", str(tmp_path)]
+    )
     assert result.exit_code == 2
 
 

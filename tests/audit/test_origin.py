@@ -35,7 +35,7 @@ def test_a_configured_origin_that_contradicts_the_key_is_refused_with_both_names
     message = str(caught.value)
     assert "erasure.other.example/audit" in message
     assert KEY.name in message
-    assert "erasure keys generate --name" in message
+    assert "erasure signing-keys generate --name" in message
 
 
 def test_an_existing_log_keeps_its_origin() -> None:

@@ -190,3 +190,32 @@ def test_the_audit_log_names_who_submitted_and_who_cancelled(
     assert officer_key is not None and admin_key is not None
     assert events["request.received"]["submitted_by"] == f"api-key:{officer_key.prefix}"
     assert events["request.cancelled"]["by"] == f"api-key:{admin_key.prefix}"
+
+
+def test_a_date_filter_takes_a_plain_date_as_the_end_of_that_day_utc(
+    client: FlaskClient, org: Org, officer_headers: dict[str, str], db_session: Session
+) -> None:
+    request_id = submit(client, officer_headers, 4)
+    erasure_request = db_session.get(ErasureRequest, request_id)
+    assert erasure_request is not None
+    due_day = erasure_request.due_at.astimezone(UTC).date()
+
+    def ids(query: str) -> set[str]:
+        response = client.get(f"/v1/erasure-requests?{query}", headers=officer_headers)
+        assert response.status_code == 200, response.get_data(as_text=True)
+        return {item["id"] for item in response.get_json()["items"]}
+
+    # Due during that day: included when the filter names the day, not the day before.
+    assert request_id in ids(f"due_before={due_day.isoformat()}")
+    assert request_id not in ids(f"due_before={(due_day - timedelta(days=1)).isoformat()}")
+    # An instant still needs its offset; a date is not a bare time.
+    naive = client.get("/v1/erasure-requests?due_before=2027-01-10T10:00", headers=officer_headers)
+    assert naive.status_code == 422
+    spec = client.get("/openapi.json").get_json()
+    (param,) = [
+        p
+        for p in spec["paths"]["/v1/erasure-requests"]["get"]["parameters"]
+        if p["name"] == "due_before"
+    ]
+    assert "end of that day" in param["description"] and "UTC" in param["description"]
+    assert {s.get("format") for s in param["schema"]["oneOf"]} == {"date", "date-time"}

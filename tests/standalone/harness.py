@@ -71,6 +71,7 @@ class Standalone:
     root: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="erasure-sa-")))
     port: int = field(default_factory=free_port)
     env_extra: dict[str, str] = field(default_factory=dict)
+    data_name: str = "data"  # `.erasure`: the default a person gets, found from its parent
     pid: int | None = None
     process: subprocess.Popen[bytes] | None = None
     seen: dict[int, float] = field(default_factory=dict)  # pid -> create time, every one we saw
@@ -80,7 +81,7 @@ class Standalone:
 
     @property
     def data_dir(self) -> Path:
-        return self.root / "data"
+        return self.root / self.data_name
 
     @property
     def console_log(self) -> Path:

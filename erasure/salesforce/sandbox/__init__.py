@@ -1,7 +1,7 @@
 """A Salesforce org you can run (docs/salesforce.md section 4): token endpoint, SOQL subset, engagement API.
 
 Built on werkzeug directly; it imports nothing from the client side beyond pure helpers (ids,
-route names). Start one with `run_in_thread()` (tests) or `erasure sandbox` (a person).
+route names). Start one with `run_in_thread()` (tests) or `erasure salesforce sandbox` (a person).
 """
 
 from erasure.salesforce.sandbox.auth import AppConfig
