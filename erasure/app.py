@@ -25,8 +25,15 @@ from erasure.workflow import Protection
 
 
 def create_app(
-    settings: Settings | None = None, *, session_factory: Callable[[], Session] | None = None
+    settings: Settings | None = None,
+    *,
+    session_factory: Callable[[], Session] | None = None,
+    owns_sessions: bool | None = None,
 ) -> Flask:
+    """The WSGI app. A test may lend a `session_factory`; the app closes the sessions it makes
+    only when it owns them (by default when it made the factory itself). A factory of fresh
+    sessions should be owned (`owns_sessions=True`): otherwise each request's connection stays
+    checked out until garbage collection, and a busy run drains the pool."""
     if settings is None:  # the production entry point (gunicorn): configure the process too
         settings = Settings.from_env()
         configure_logging(settings.log_level)
@@ -37,14 +44,15 @@ def create_app(
 
     from erasure.web.resources import WebResources
 
-    owns_sessions = session_factory is None
+    if owns_sessions is None:
+        owns_sessions = session_factory is None
     engine = None
     if session_factory is None:
         engine = make_engine(settings.database_url, ping_idle_after_s=settings.database_ping_idle_s)
         session_factory = make_sessionmaker(engine)
     signing_key = load_signing_key(settings.audit_signing_key_file)
     if signing_key is not None:
-        _refuse_a_split_log(settings, signing_key, session_factory, engine)
+        _refuse_a_split_log(settings, signing_key, session_factory, engine, owns_sessions)
     app.extensions["erasure"] = WebResources(
         settings=settings,
         session_factory=session_factory,
@@ -103,12 +111,13 @@ def _refuse_a_split_log(
     key: SigningKey,
     session_factory: Callable[[], Session],
     engine: Engine | None,
+    owns_sessions: bool,
 ) -> None:
     """Refuse to start with a key or ERASURE_AUDIT_ORIGIN that would split the audit log.
 
     A database that cannot be read yet is no reason to refuse: the same check runs again
-    before any checkpoint is signed. `engine` is ours to dispose when we refuse (None: the
-    session is lent, by a test, and stays open).
+    before any checkpoint is signed. `engine` is ours to dispose when we refuse; a session we
+    do not own (lent by a test) stays open.
     """
     try:
         session = session_factory()
@@ -117,9 +126,10 @@ def _refuse_a_split_log(
     try:
         audit_store.check_log_identity(session, key, origin=settings.audit_origin)
     except LogIdentityError:
-        if engine is not None:
+        if owns_sessions:
             session.close()
+        if engine is not None:
             engine.dispose()
         raise
-    if engine is not None:
+    if owns_sessions:
         session.close()

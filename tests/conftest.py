@@ -239,7 +239,7 @@ class LiveServer:
 @pytest.fixture
 def live_server(settings: Settings, engine: Engine) -> Iterator[LiveServer]:
     """The real app over real HTTP on committed data (for concurrency): a threaded server."""
-    app = create_app(settings, session_factory=make_sessionmaker(engine))
+    app = create_app(settings, session_factory=make_sessionmaker(engine), owns_sessions=True)
     server: BaseWSGIServer = make_server("127.0.0.1", 0, app, threaded=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()

@@ -61,7 +61,10 @@ def console_url(settings: Settings, engine: Engine) -> Iterator[str]:
         update={"mode": Mode.DEVELOPMENT, "secret_key": SecretStr(secrets.token_urlsafe(32))}
     )
     server = make_server(
-        "127.0.0.1", 0, create_app(dev, session_factory=make_sessionmaker(engine)), threaded=True
+        "127.0.0.1",
+        0,
+        create_app(dev, session_factory=make_sessionmaker(engine), owns_sessions=True),
+        threaded=True,
     )
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
