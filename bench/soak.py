@@ -44,7 +44,8 @@ import requests
 import standardwebhooks
 
 from bench.machine import describe
-from tests.standalone.harness import FINAL, Standalone, kill9, pool_children
+from erasure.standalone.datadir import Connection, DataDir
+from tests.standalone.harness import FINAL, Standalone, kill9, pool_children, wait_for
 
 VICTIMS = ("worker-child", "worker", "redis", "postgres")
 #: What each action submits, and how often (weights).
@@ -219,10 +220,13 @@ class Stack:
     def start(self) -> None:
         self.sa.start()
         self.sa.wait_ready(timeout=300)
-        line = next(
-            line for line in self.sa.console_log.read_text().splitlines() if "sandbox org" in line
+        # Standalone writes how to reach it, sandbox included, once everything is up.
+        connection = wait_for(
+            lambda: Connection.read(DataDir(self.sa.data_dir)), "standalone's connection file"
         )
-        self.sandbox_url = line.split(" at ", 1)[1].split()[0].rstrip(",")
+        if not connection.sandbox_url:
+            raise RuntimeError("standalone runs no sandbox org")
+        self.sandbox_url = connection.sandbox_url
 
     def env(self) -> dict[str, str]:
         """The service's settings, as its worker runs with them (database URL, keys)."""
