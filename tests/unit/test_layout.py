@@ -52,9 +52,8 @@ def test_the_architecture_doc_points_at_paths_that_exist() -> None:
     paths = set(re.findall(r"`(erasure/[\w/.<>-]+)`", text))
     assert len(paths) > 20  # the "where does it go" table is there
     for path in paths:
-        if "<" in path:  # a pattern such as erasure/tasks/<domain>.py: its folder exists
-            path = path.split("<")[0]
-        assert (ROOT / path).exists(), f"docs/architecture.md names {path}, which does not exist"
+        # A pattern such as erasure/tasks/<domain>.py: its folder exists.
+        assert (ROOT / path.split("<")[0]).exists(), f"docs/architecture.md names {path}"
 
 
 def test_the_readme_links_the_architecture_doc_and_names_real_paths() -> None:
