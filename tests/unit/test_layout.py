@@ -63,7 +63,9 @@ def test_the_readme_links_the_architecture_doc_and_names_real_paths() -> None:
     paths = set(re.findall(r"`(erasure/[\w/.<>-]+)`", section))
     assert len(paths) >= 5
     for path in paths:
-        assert (ROOT / path.split("<")[0]).exists(), f"the README names {path}, which does not exist"
+        assert (ROOT / path.split("<")[0]).exists(), (
+            f"the README names {path}, which does not exist"
+        )
 
 
 def test_each_domain_owns_its_tables() -> None:
