@@ -38,6 +38,7 @@ from erasure.pipeline.call_outcomes import (
 )
 from erasure.pipeline.context import Pipeline
 from erasure.pipeline.deletions import attach, has_deletion
+from erasure.pipeline.holds import record_held
 from erasure.pipeline.quota import choose_credential, pool_quota
 from erasure.pipeline.salesforce_port import SalesforcePort
 from erasure.pipeline.states import settle_request
@@ -127,7 +128,8 @@ def _next_records(
     """Pending targets of the next records to send, earliest deadline first, locked, grouped by
     record (15-char id): at most `max_ids_per_call` records, every pending target of each. A
     record with a deletion to attach to is left to `_attach_due`; a held target waits. A target
-    holding a malformed id (a bug) is held with an alert, never sent and never failed."""
+    holding a malformed id (a bug) is held with an alert, never sent and never failed. A record
+    that a request waiting on a legal hold also needs is not sent for anyone (pipeline.holds)."""
     ready = and_(
         Target.org_id == org.id,
         Target.kind == kind,
@@ -135,6 +137,7 @@ def _next_records(
         Target.salesforce_id.is_not(None),
         or_(Target.next_check_at.is_(None), Target.next_check_at <= now),
         ~has_deletion(),
+        ~record_held(),
     )
     record_ids = list(
         session.scalars(
@@ -270,6 +273,7 @@ def _attach_due(ctx: Pipeline, org_id: uuid.UUID, report: DispatchReport) -> Non
                 Target.salesforce_id.is_not(None),
                 or_(Target.next_check_at.is_(None), Target.next_check_at <= now),
                 has_deletion(),
+                ~record_held(),
             )
             .order_by(Target.due_at, Target.id)
             .limit(ATTACH_BATCH)
