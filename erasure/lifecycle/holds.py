@@ -264,3 +264,19 @@ def state(legal_hold: LegalHold, at: datetime) -> str:
     if legal_hold.ends_at <= at:
         return "ended"
     return "active"
+
+
+def waiting_on(session: Session, request_id: uuid.UUID) -> list[LegalHold]:
+    """The holds a request waits on now (empty unless it is on hold)."""
+    wait = session.scalar(
+        select(HoldWait).where(HoldWait.request_id == request_id, HoldWait.ended_at.is_(None))
+    )
+    if wait is None or not wait.hold_ids:
+        return []
+    return list(
+        session.scalars(
+            select(LegalHold)
+            .where(LegalHold.id.in_(wait.hold_ids))
+            .order_by(LegalHold.created_at, LegalHold.id)
+        )
+    )
