@@ -6,7 +6,7 @@ the override and the release work from their buttons."""
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -69,7 +69,7 @@ def hold_form(token: str, **fields: str) -> dict[str, str]:
         "kind": "phone",
         "value": PHONE,
         "reason": MATTER,
-        "ends_on": (date.today() + timedelta(days=30)).isoformat(),
+        "ends_on": (datetime.now(UTC).date() + timedelta(days=30)).isoformat(),
     } | fields
 
 
