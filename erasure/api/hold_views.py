@@ -183,7 +183,7 @@ def create_hold() -> Response:
                 "active", "Only holds in force now (true) or all (false).", {"type": "boolean"}
             )
         ],
-        responses={200: ("The holds.", HoldPage)},
+        responses={200: ("The holds.", HoldPage), 422: ("Invalid query.", ProblemOut)},
     )
 )
 def list_holds() -> Response:
