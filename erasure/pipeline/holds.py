@@ -110,6 +110,21 @@ def record_held(target: type[Target] = Target) -> ColumnElement[bool]:
     )
 
 
+def any_held(session: Session, org_id: uuid.UUID) -> bool:
+    """Whether any request of the org waits on a hold: the scheduler adds `record_held` to its
+    scans only then, so an org with no hold pays nothing for the check."""
+    return bool(
+        session.scalar(
+            select(
+                exists().where(
+                    ErasureRequest.status == RequestStatus.ON_HOLD,
+                    ErasureRequest.org_id == org_id,
+                )
+            )
+        )
+    )
+
+
 def _freeze_records(session: Session, request: ErasureRequest) -> None:
     """Lock the unsent targets of the request's records (its own and other requests'): a
     dispatcher planning one of them finishes first, or skips it (it locks with SKIP LOCKED)."""
