@@ -263,7 +263,7 @@ def resume_free(session: Session, *, at: datetime, org_id: uuid.UUID | None = No
         )
     )
     query = (
-        select(HoldWait.request_id)
+        select(HoldWait.request_id, ErasureRequest.org_id)
         .join(ErasureRequest, ErasureRequest.id == HoldWait.request_id)
         .where(HoldWait.ended_at.is_(None), ErasureRequest.status == RequestStatus.ON_HOLD, ended)
         .order_by(HoldWait.held_at)
@@ -271,12 +271,15 @@ def resume_free(session: Session, *, at: datetime, org_id: uuid.UUID | None = No
     )
     if org_id is not None:
         query = query.where(ErasureRequest.org_id == org_id)
+    candidates = list(session.execute(query))
+    # The holds' lock before any request row, as placing a hold takes them: never in a cycle.
+    for candidate_org in sorted({org for _, org in candidates}):
+        share_holds(session, candidate_org)
     resumed = 0
-    for request_id in list(session.scalars(query)):
+    for request_id, _ in candidates:
         request = lock_request(session, request_id, skip_locked=True)
         if request is None or request.status is not RequestStatus.ON_HOLD:
             continue
-        share_holds(session, request.org_id)
         still = covering(session, request, at)
         if still:
             wait = open_wait(session, request.id)
