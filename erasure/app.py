@@ -75,6 +75,7 @@ def _register_edges(app: Flask, settings: Settings) -> None:
     from erasure.api import (
         audit_views,
         callback_views,
+        notice_views,
         opendsr_views,
         request_actions,
         request_views,
@@ -93,7 +94,7 @@ def _register_edges(app: Flask, settings: Settings) -> None:
     app.teardown_appcontext(close_session)
     # request_views, request_actions and audit_views declare their routes on the one /v1
     # blueprint; each is imported above so its routes exist before the blueprint is registered.
-    del audit_views, request_actions, request_views
+    del audit_views, notice_views, request_actions, request_views
     app.register_blueprint(v1.bp)
     app.register_blueprint(webhook_views.bp)
     app.register_blueprint(callback_views.bp)

@@ -22,6 +22,7 @@ from jinja2.runtime import Context
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 from sqlalchemy.orm import Session
 
+from erasure.errors import ErasureError
 from erasure.notices.models import NoticeKind, NoticeTemplate
 
 MAX_SUBJECT_CHARS = 200
@@ -96,8 +97,15 @@ _STRING_REPEAT_LIMIT = 10_000
 _WHITESPACE = re.compile(r"\s+")
 
 
-class TemplateProblem(ValueError):
+class TemplateProblem(ErasureError):
     """A template that cannot be saved or rendered; the message says where, never with data."""
+
+    code = "invalid_template"
+
+    def __init__(self, message: str, *, part: str = "body") -> None:
+        super().__init__(message)
+        #: Which part is at fault: `subject` or `body`.
+        self.part = part
 
 
 class _Sandbox(ImmutableSandboxedEnvironment):
@@ -194,7 +202,7 @@ def render(template: Template, context: dict[str, object]) -> Rendered:
     subject = _WHITESPACE.sub(" ", _render_part(template.subject, context, "subject")).strip()
     body = _render_part(template.body, context, "body")
     if not subject:
-        raise TemplateProblem("the subject renders empty")
+        raise TemplateProblem("the subject renders empty", part="subject")
     return Rendered(subject=subject[:MAX_SUBJECT_CHARS], body=body)
 
 
@@ -202,14 +210,14 @@ def _render_part(source: str, context: dict[str, object], part: str) -> str:
     try:
         text = _ENVIRONMENT.from_string(source).render(context)
     except TemplateSyntaxError as exc:
-        raise TemplateProblem(f"{part}, line {exc.lineno}: {exc.message}") from None
+        raise TemplateProblem(f"line {exc.lineno}: {exc.message}", part=part) from None
     except SecurityError:
-        raise TemplateProblem(f"{part}: uses something the sandbox does not allow") from None
+        raise TemplateProblem("uses something the sandbox does not allow", part=part) from None
     except TemplateError as exc:
         # StrictUndefined names the unknown variable: the admin's own word, not data.
-        raise TemplateProblem(f"{part}: {exc.message}") from None
+        raise TemplateProblem(str(exc.message), part=part) from None
     if len(text) > MAX_RENDERED_CHARS:
-        raise TemplateProblem(f"{part}: renders longer than {MAX_RENDERED_CHARS} characters")
+        raise TemplateProblem(f"renders longer than {MAX_RENDERED_CHARS} characters", part=part)
     return text
 
 
@@ -219,11 +227,11 @@ def save(
     """Store an admin's version after trying it on sample values. Does not commit. Raises
     TemplateProblem."""
     if not subject.strip() or len(subject) > MAX_SUBJECT_CHARS:
-        raise TemplateProblem(f"the subject must be 1 to {MAX_SUBJECT_CHARS} characters")
+        raise TemplateProblem(f"must be 1 to {MAX_SUBJECT_CHARS} characters", part="subject")
     if "\n" in subject or "\r" in subject:
-        raise TemplateProblem("the subject must be one line")
+        raise TemplateProblem("must be one line", part="subject")
     if not body.strip() or len(body) > MAX_BODY_CHARS:
-        raise TemplateProblem(f"the body must be 1 to {MAX_BODY_CHARS} characters")
+        raise TemplateProblem(f"must be 1 to {MAX_BODY_CHARS} characters")
     body = body.replace("\r\n", "\n")
     candidate = Template(kind=kind, subject=subject, body=body, is_default=False)
     render(candidate, sample_context(kind))
