@@ -84,7 +84,16 @@ def _register_edges(app: Flask, settings: Settings) -> None:
     )
     from erasure.api.openapi import document_bp
     from erasure.observability import web as observability
-    from erasure.ui import admin, auditor, bulk, console, dashboard, request_pages, security
+    from erasure.ui import (
+        admin,
+        auditor,
+        bulk,
+        console,
+        dashboard,
+        notice_pages,
+        request_pages,
+        security,
+    )
     from erasure.ui.blueprint import bp as console_bp
     from erasure.web import correlation, problems
     from erasure.web.resources import close_session
@@ -101,7 +110,7 @@ def _register_edges(app: Flask, settings: Settings) -> None:
     app.register_blueprint(opendsr_views.bp)
     app.register_blueprint(document_bp)
     # The console's page modules and security's hooks are declared on its blueprint likewise.
-    del admin, auditor, bulk, dashboard, request_pages, security
+    del admin, auditor, bulk, dashboard, notice_pages, request_pages, security
     console.configure_sessions(app, settings)
     app.register_blueprint(console_bp)
     observability.init_app(app)
