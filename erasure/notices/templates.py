@@ -95,6 +95,7 @@ VARIABLES: dict[str, str] = {
 _REGULATION_NAMES = {"gdpr": "GDPR", "uk_gdpr": "UK GDPR", "ccpa": "CCPA", "lgpd": "LGPD"}
 _STRING_REPEAT_LIMIT = 10_000
 _WHITESPACE = re.compile(r"\s+")
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 
 class TemplateProblem(ErasureError):
@@ -216,9 +217,12 @@ def _render_part(source: str, context: dict[str, object], part: str) -> str:
     except TemplateError as exc:
         # StrictUndefined names the unknown variable: the admin's own word, not data.
         raise TemplateProblem(str(exc.message), part=part) from None
+    except Exception as exc:  # noqa: BLE001  # `{{ 1 / 0 }}` and the like: the template's fault
+        raise TemplateProblem(f"fails when rendered ({type(exc).__name__})", part=part) from None
     if len(text) > MAX_RENDERED_CHARS:
         raise TemplateProblem(f"renders longer than {MAX_RENDERED_CHARS} characters", part=part)
-    return text
+    # A letter is text: no NUL or other control character reaches the database or a mail.
+    return _CONTROL.sub("", text)
 
 
 def save(
@@ -228,6 +232,10 @@ def save(
     TemplateProblem."""
     if not subject.strip() or len(subject) > MAX_SUBJECT_CHARS:
         raise TemplateProblem(f"must be 1 to {MAX_SUBJECT_CHARS} characters", part="subject")
+    if "\x00" in subject + body:
+        raise TemplateProblem(
+            "may not contain NUL characters", part="subject" if "\x00" in subject else "body"
+        )
     if "\n" in subject or "\r" in subject:
         raise TemplateProblem("must be one line", part="subject")
     if not body.strip() or len(body) > MAX_BODY_CHARS:

@@ -38,9 +38,9 @@ class Inbox:
 class SmtpServer:
     """Started on a given port (so a test can start it after a client found the port closed)."""
 
-    def __init__(self, port: int) -> None:
+    def __init__(self, port: int, inbox: Inbox | None = None) -> None:
         self.port = port
-        self.inbox = Inbox()
+        self.inbox = inbox or Inbox()
         self._controller = Controller(self.inbox, hostname="127.0.0.1", port=port)
 
     def start(self) -> None:
@@ -48,3 +48,12 @@ class SmtpServer:
 
     def stop(self) -> None:
         self._controller.stop()
+
+
+class RefusingInbox(Inbox):
+    """Refuses every mailbox, quoting the address back as real servers do."""
+
+    async def handle_RCPT(  # noqa: N802  # aiosmtpd's hook name
+        self, server: Any, session: Any, envelope: Any, address: str, rcpt_options: Any
+    ) -> str:
+        return f"550 5.1.1 <{address}>: mailbox unavailable"

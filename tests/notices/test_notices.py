@@ -4,6 +4,7 @@ text, and only a request with an email address queues a mail (its id alone in th
 
 from __future__ import annotations
 
+import os
 from datetime import UTC, datetime
 
 import pytest
@@ -12,8 +13,11 @@ from sqlalchemy.orm import Session
 
 from erasure import task_names
 from erasure.audit.models import AuditLeaf
+from erasure.config import Settings
 from erasure.core.models import Org, RequestStatus
 from erasure.errors import InvalidTransition
+from erasure.identifiers import Vault
+from erasure.key_rotation import reencrypt_batch
 from erasure.lifecycle import operations
 from erasure.notices import issuing, templates
 from erasure.notices.models import Notice, NoticeDelivery, NoticeKind
@@ -145,6 +149,8 @@ def test_an_edited_template_is_used_and_its_version_recorded(
         ("{{ 'x' * 100000000 }}", "sandbox"),
         ("{% for i in range(10**9) %}x{% endfor %}", "sandbox"),
         ("{{ subject_email }}", "undefined"),
+        ("{{ 1 / 0 }}", "ZeroDivisionError"),
+        ("a\x00b", "NUL"),
     ],
 )
 def test_templates_run_in_a_sandbox_and_mistakes_are_problems(
@@ -182,3 +188,20 @@ def test_retention_destroys_a_notice_text(
     assert notice.text_ciphertext is None
     assert issuing.open_text(protection.vault, notice) is None
     assert db_session.get(Notice, notice.id) is not None  # the record that it was made stays
+
+
+def test_key_rotation_reseals_a_notice_text(
+    db_session: Session, org: Org, protection: Protection, settings: Settings
+) -> None:
+    request = submit(db_session, protection, org.name)
+    notice = issuing.issue_on_demand(
+        db_session, request.id, NoticeKind.ACKNOWLEDGEMENT, vault=protection.vault, at=AT, by=None
+    )
+    before = issuing.open_text(protection.vault, notice)
+    new_key = os.urandom(32)
+    rotated = Vault({"new": new_key, **settings.encryption_key_bytes})
+    while reencrypt_batch(db_session, rotated).total:
+        pass
+    db_session.refresh(notice)
+    assert notice.text_key_id == "new"
+    assert issuing.open_text(Vault({"new": new_key}), notice) == before  # old key not needed
