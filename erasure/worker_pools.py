@@ -43,6 +43,7 @@ TICK_TASKS = (
     task_names.SEQUENCE_AUDIT,
     task_names.CHECKPOINT_AUDIT,
     task_names.SHRED_EXPIRED,
+    task_names.SWEEP_NOTICES,
 )
 
 

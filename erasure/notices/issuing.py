@@ -104,6 +104,7 @@ def issue(
         kind=kind,
         template_version=template.version,
         delivery=NoticeDelivery.QUEUED if mailed else NoticeDelivery.DOWNLOAD_ONLY,
+        next_attempt_at=at if mailed else None,
         created_by=by,
         created_at=at,
     )

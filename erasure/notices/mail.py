@@ -16,7 +16,7 @@ import smtplib
 import ssl
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
 from enum import StrEnum
@@ -25,12 +25,14 @@ from pydantic import SecretStr
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from erasure import task_names
 from erasure.audit import leaves
 from erasure.config import Settings, SmtpSecurity
 from erasure.core.models import IdentifierKind, SubjectIdentifier
 from erasure.identifiers import Sealed, Vault, identifier_context
 from erasure.notices import issuing
 from erasure.notices.models import Notice, NoticeDelivery
+from erasure.outbox import messages as outbox
 
 logger = logging.getLogger(__name__)
 
@@ -171,9 +173,10 @@ def deliver(
     vault: Vault,
     at: datetime,
     last_try: bool,
+    retry_in: timedelta = timedelta(0),
 ) -> Outcome:
     """Mail one queued notice. `last_try`: a passing failure fails the notice instead of asking
-    for another try."""
+    for another try, which the caller makes `retry_in` from now."""
     notice = session.scalar(
         select(Notice).where(Notice.id == notice_id).with_for_update(skip_locked=True)
     )
@@ -184,6 +187,7 @@ def deliver(
     if server is None or text is None or to is None:
         # No server (notices are download-only), or retention destroyed the address meanwhile.
         notice.delivery = NoticeDelivery.DOWNLOAD_ONLY
+        notice.next_attempt_at = None
         notice.last_error = (
             "no SMTP server is configured" if server is None else "the address is gone"
         )
@@ -195,14 +199,41 @@ def deliver(
         notice.last_error = failure.reason
         if failure.permanent or last_try:
             notice.delivery = NoticeDelivery.FAILED
+            notice.next_attempt_at = None
             _leaf(session, notice, "notice.failed", at, attempts=notice.attempts)
             logger.warning("notice %s not mailed: %s", notice.id, failure.reason)
             return Outcome.FAILED
+        notice.next_attempt_at = at + retry_in
         logger.info("notice %s: %s; will try again", notice.id, failure.reason)
         return Outcome.RETRY
     notice.delivery = NoticeDelivery.SENT
+    notice.next_attempt_at = None
     notice.sent_at = at
     notice.last_error = None
     _leaf(session, notice, "notice.sent", at, attempts=notice.attempts)
     logger.info("notice %s mailed", notice.id)
     return Outcome.SENT
+
+
+#: A queued notice not tried this long after it was due lost its message (a broker flushed or
+#: restarted without persistence): the sweep publishes it again.
+STALLED_AFTER = timedelta(minutes=5)
+
+
+def republish_stalled(session: Session, *, now: datetime, limit: int = 200) -> int:
+    """Queue again the notices whose mail message was lost; returns how many. A message that
+    was only late finds the notice taken or sent (SKIP LOCKED, state check). Does not commit."""
+    stalled = session.scalars(
+        select(Notice)
+        .where(
+            Notice.delivery == NoticeDelivery.QUEUED,
+            Notice.next_attempt_at < now - STALLED_AFTER,
+        )
+        .order_by(Notice.next_attempt_at)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    ).all()
+    for notice in stalled:
+        notice.next_attempt_at = now
+        outbox.enqueue(session, task_names.SEND_NOTICE, [str(notice.id)])
+    return len(stalled)

@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import DateTime, ForeignKey, Index, Integer, LargeBinary, String, Text
+from sqlalchemy import DateTime, ForeignKey, Index, Integer, LargeBinary, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from erasure.db import UUID_PK, Base, now_column, str_enum
@@ -70,6 +70,10 @@ class Notice(Base):
         str_enum(NoticeDelivery, "notice_delivery"), default=NoticeDelivery.QUEUED
     )
     attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    next_attempt_at: Mapped[datetime | None] = mapped_column(
+        DateTime(timezone=True),
+        comment="queued: when the mail worker should try; the sweep publishes it again well after",
+    )
     last_error: Mapped[str | None] = mapped_column(
         Text, comment="a fixed phrase and the SMTP code; never the address or the text"
     )
@@ -77,4 +81,11 @@ class Notice(Base):
     created_at: Mapped[datetime] = now_column()
     sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
-    __table_args__ = (Index("ix_notices_request_id_created_at", "request_id", "created_at"),)
+    __table_args__ = (
+        Index("ix_notices_request_id_created_at", "request_id", "created_at"),
+        Index(
+            "ix_notices_queued_next_attempt_at",
+            "next_attempt_at",
+            postgresql_where=text("delivery = 'queued'"),
+        ),
+    )

@@ -109,6 +109,12 @@ def upgrade() -> None:
         ),
         sa.Column("attempts", sa.Integer(), server_default="0", nullable=False),
         sa.Column(
+            "next_attempt_at",
+            sa.DateTime(timezone=True),
+            nullable=True,
+            comment="queued: when the mail worker should try; the sweep publishes it again well after",
+        ),
+        sa.Column(
             "last_error",
             sa.Text(),
             nullable=True,
@@ -133,9 +139,21 @@ def upgrade() -> None:
     op.create_index(
         "ix_notices_request_id_created_at", "notices", ["request_id", "created_at"], unique=False
     )
+    op.create_index(
+        "ix_notices_queued_next_attempt_at",
+        "notices",
+        ["next_attempt_at"],
+        unique=False,
+        postgresql_where=sa.text("delivery = 'queued'"),
+    )
 
 
 def downgrade() -> None:
+    op.drop_index(
+        "ix_notices_queued_next_attempt_at",
+        table_name="notices",
+        postgresql_where=sa.text("delivery = 'queued'"),
+    )
     op.drop_index("ix_notices_request_id_created_at", table_name="notices")
     op.drop_table("notices")
     op.drop_table("notice_templates")

@@ -108,3 +108,41 @@ def test_smtp_settings_are_checked() -> None:
         mail.SmtpServer.from_settings(secret)
     )
     assert mail.SmtpServer.from_settings(_settings()) is None
+
+
+def test_a_notice_whose_message_was_lost_is_published_again(
+    db_session: Session, org: Org, protection: Protection
+) -> None:
+    from datetime import timedelta
+
+    from erasure import task_names
+    from erasure.outbox.models import OutboxMessage
+
+    request = submit(db_session, protection, org.name)
+    lost, fresh = (
+        issuing.issue_on_demand(
+            db_session,
+            request.id,
+            NoticeKind.ACKNOWLEDGEMENT,
+            vault=protection.vault,
+            at=at,
+            by=None,
+        )
+        for at in (AT - timedelta(minutes=30), AT)
+    )
+
+    def published(notice_id: object) -> int:
+        return len(
+            db_session.scalars(
+                select(OutboxMessage).where(
+                    OutboxMessage.task_name == task_names.SEND_NOTICE,
+                    OutboxMessage.args == [str(notice_id)],
+                )
+            ).all()
+        )
+
+    assert (published(lost.id), published(fresh.id)) == (1, 1)
+    assert mail.republish_stalled(db_session, now=AT) == 1
+    assert (published(lost.id), published(fresh.id)) == (2, 1)
+    assert lost.next_attempt_at == AT
+    assert mail.republish_stalled(db_session, now=AT) == 0  # not again until it stalls again
