@@ -2,8 +2,9 @@
 
 Crypto-shredding: the ciphertexts (identifiers, notes, cancel reason, notices' text) and the
 Salesforce record ids are set to NULL; only the keyed pseudonyms stay, so "was this person erased?"
-can still be answered and the audit log, which never held the identifiers, still verifies. One leaf records each
-shredding. A cancel reason an older version left in plain text in the outcome is removed too.
+can still be answered and the audit log, which never held the identifiers, still verifies. One
+leaf records each shredding. A cancel reason an older version left in plain text in the outcome is
+removed too.
 """
 
 from __future__ import annotations
