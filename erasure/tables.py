@@ -10,11 +10,12 @@ from erasure.audit import models as audit
 from erasure.core import models as core
 from erasure.db import metadata
 from erasure.integrations import models as integrations
+from erasure.notices import models as notices
 from erasure.observability import models as observability
 from erasure.outbox import models as outbox
 from erasure.pipeline import models as pipeline
 
 #: The modules holding tables, by owning domain.
-MODEL_MODULES = (core, accounts, outbox, audit, pipeline, integrations, observability, api)
+MODEL_MODULES = (core, accounts, outbox, audit, pipeline, integrations, observability, api, notices)
 
 __all__ = ["MODEL_MODULES", "metadata"]

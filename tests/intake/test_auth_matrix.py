@@ -44,6 +44,17 @@ MATRIX: list[tuple[str, str, frozenset[Role]]] = [
     ("GET", "/v1/holds/<uuid:hold_id>", frozenset({AP, AD})),
     ("POST", "/v1/holds/<uuid:hold_id>/release", frozenset({AP, AD})),
     ("POST", "/v1/erasure-requests/<uuid:request_id>/override-hold", frozenset({AP, AD})),
+    # Notices to data subjects (tests/notices).
+    ("GET", "/v1/erasure-requests/<uuid:request_id>/notices", frozenset({OF, AP, AU, IN, AD})),
+    ("POST", "/v1/erasure-requests/<uuid:request_id>/notices", frozenset({OF, AD})),
+    (
+        "GET",
+        "/v1/erasure-requests/<uuid:request_id>/notices/<uuid:notice_id>/text",
+        frozenset({OF, AD}),
+    ),
+    ("GET", "/v1/notice-templates", frozenset({OF, AD})),
+    ("PUT", "/v1/notice-templates/<kind>", frozenset({AD})),
+    ("DELETE", "/v1/notice-templates/<kind>", frozenset({AD})),
     # Integrations (tests/integrations): webhook sources.
     ("POST", "/v1/webhook-sources", frozenset({AD})),
     ("GET", "/v1/webhook-sources", frozenset({AD})),
@@ -75,6 +86,7 @@ MISSING_PARAMS = (
     "<uuid:delivery_id>",
     "<uuid:subscription_id>",
     "<subject_request_id>",
+    "<uuid:notice_id>",
 )
 
 
@@ -104,12 +116,18 @@ def _call(
     path = path.replace("<uuid:subscription_id>", str(uuid.uuid4()))
     path = path.replace("<uuid:hold_id>", str(uuid.uuid4()))
     path = path.replace("<subject_request_id>", "no-such-request")
+    path = path.replace("<uuid:notice_id>", str(uuid.uuid4()))
+    path = path.replace("<kind>", "acknowledgement")
+    if method == "PUT":
+        return client.put(path, json={"subject": "s", "body": "b"}, headers=headers)
     if method == "DELETE":
         return client.delete(path, headers=headers)
     if method == "POST":
         body = {"reason": "test"} if path.endswith(("/cancel", "/extend")) else BODY
         if path.endswith(("/approve", "/retry")):
             body = {}
+        if path.endswith("/notices"):
+            body = {"kind": "acknowledgement"}
         if path.endswith("/subject-lookups"):
             body = {"subject": BODY["subject"]}
         if path == "/v1/holds":
