@@ -19,7 +19,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from hypothesis import HealthCheck
 from hypothesis import settings as hypothesis_settings
-from sqlalchemy import Connection, Engine, create_engine, make_url
+from sqlalchemy import Connection, Engine, create_engine
 from sqlalchemy.orm import Session
 from werkzeug.serving import BaseWSGIServer, make_server
 
@@ -37,6 +37,7 @@ from erasure.orgs import add_org
 from erasure.salesforce.sandbox import SandboxConfig, SandboxHandle, SandboxOrg, run_in_thread
 from erasure.workflow import Protection
 from tests.certificates import Issued, TestCA
+from tests.support.databases import database_url_for
 
 # Property tests assert behaviour, never speed: no per-example deadline (a busy machine would fail
 # a correct example) and no "too slow" health check. `HYPOTHESIS_PROFILE=explore` runs more examples.
@@ -51,14 +52,6 @@ hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 ADMIN_URL = os.environ.get(
     "ERASURE_TEST_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
 )
-
-
-def database_url_for(admin_url: str, name: str, *, driver: str = "psycopg") -> str:
-    """The URL of database `name` on the server `admin_url` points at."""
-    url = make_url(admin_url).set(database=name)
-    if driver:
-        url = url.set(drivername=f"postgresql+{driver}")
-    return url.render_as_string(hide_password=False)
 
 
 def _reachable(admin_url: str) -> bool:

@@ -56,7 +56,6 @@ from erasure.identifiers import Vault
 from erasure.integrations.models import CallbackDelivery, CallbackStatus
 from erasure.observability.logs import configure_logging
 from erasure.salesforce.sandbox import SandboxHandle
-from tests.conftest import database_url_for
 from tests.hardening.canary_entry_points import (
     LOOPBACK,
     NEEDLES,
@@ -87,6 +86,7 @@ from tests.hardening.canary_places import (
 from tests.integrations.receivers import receiver
 from tests.pipeline.conftest import make_org
 from tests.pipeline.harness import RedisServer, Worker, worker_env
+from tests.support.databases import database_url_for
 from tests.ui.conftest import sign_in
 
 pytestmark = [pytest.mark.worker, pytest.mark.slow]
