@@ -16,7 +16,7 @@ the export verifies, nothing left running. tests/soak/test_soak.py runs a short 
 
 The sandbox org and the org's execution users share a compressed "hour" (`--hour-s`), so the
 delete calls' quota (10 an hour per execution user) does not make the run last hours. The stack
-is started and its processes found by tests/standalone/harness.py, which the standalone tests use.
+is started and its processes found by tests/support/standalone.py, which the standalone tests use.
 """
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ import standardwebhooks
 
 from bench.machine import describe
 from erasure.standalone.datadir import Connection, DataDir
-from tests.standalone.harness import FINAL, Standalone, kill9, pool_children, wait_for
+from tests.support.standalone import FINAL, Standalone, kill9, pool_children, wait_for
 
 VICTIMS = ("worker-child", "worker", "redis", "postgres")
 #: What each action submits, and how often (weights).

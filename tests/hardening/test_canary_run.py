@@ -83,11 +83,11 @@ from tests.hardening.canary_places import (
     redis_keyspace,
     scan_directory,
 )
-from tests.integrations.receivers import receiver
-from tests.pipeline.conftest import make_org
-from tests.pipeline.harness import RedisServer, Worker, worker_env
+from tests.support.console import sign_in
 from tests.support.databases import database_url_for
-from tests.ui.conftest import sign_in
+from tests.support.pipeline import make_org
+from tests.support.processes import RedisServer, Worker, worker_env
+from tests.support.receivers import receiver
 
 pytestmark = [pytest.mark.worker, pytest.mark.slow]
 

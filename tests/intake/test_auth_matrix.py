@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 from erasure.accounts.models import Role
 from erasure.api_keys import create_api_key, revoke_api_key
 from erasure.core.models import Org
-from tests.conftest import KeyMaker
+from tests.support.web import KeyMaker
 
 OF, AP, AU, IN, AD = Role.OFFICER, Role.APPROVER, Role.AUDITOR, Role.INTEGRATION, Role.ADMIN
 

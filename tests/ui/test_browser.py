@@ -33,13 +33,13 @@ from erasure.config import Mode, Settings
 from erasure.core.models import RequestStatus
 from erasure.db import make_sessionmaker
 from erasure.ui import accounts
-from tests.pipeline.conftest import (  # noqa: F401  # fixtures: a sandbox org and a pipeline
+from tests.support.console import PASSWORD
+from tests.support.pipeline import (  # noqa: F401  # fixtures: a sandbox org and a pipeline
     World,
     make_world,
     sandbox,
     world,
 )
-from tests.ui.conftest import PASSWORD
 
 CHROMIUM = Path("/usr/bin/chromium")
 DOCS = Path(__file__).resolve().parents[2] / "docs"
