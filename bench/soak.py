@@ -16,7 +16,7 @@ the export verifies, nothing left running. tests/soak/test_soak.py runs a short 
 
 The sandbox org and the org's execution users share a compressed "hour" (`--hour-s`), so the
 delete calls' quota (10 an hour per execution user) does not make the run last hours. The stack
-is started and its processes found by tests/standalone/harness.py, which the standalone tests use;
+is started and its processes found by tests/support/standalone.py, which the standalone tests use;
 bench/soak_stack.py drives it (submissions, reads, the killer thread).
 """
 
@@ -39,7 +39,7 @@ from typing import Any
 
 from bench.machine import describe
 from bench.soak_stack import Killer, Stack, Submission, log, wait_until
-from tests.standalone.harness import FINAL, Standalone
+from tests.support.standalone import FINAL, Standalone
 
 #: What each action submits, and how often (weights).
 MIX = {

@@ -21,7 +21,7 @@ import requests
 import standardwebhooks
 
 from erasure.standalone.datadir import Connection, DataDir
-from tests.standalone.harness import Standalone, kill9, pool_children, wait_for
+from tests.support.standalone import Standalone, kill9, pool_children, wait_for
 
 VICTIMS = ("worker-child", "worker", "redis", "postgres")
 WEBHOOK_SOURCE = "soak-tickets"

@@ -2,25 +2,20 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+# The migrations ship inside the package (erasure/migrations): Alembic resolves this through the
+# import system, so an installed wheel migrates with no source tree and no alembic.ini.
+SCRIPT_LOCATION = "erasure:migrations"
 
 
 def alembic_config(database_url: str) -> Config:
-    ini = PROJECT_ROOT / "alembic.ini"
-    if not ini.exists():
-        raise FileNotFoundError(
-            f"alembic.ini not found at {ini}: install erasure from its source tree (pip install -e .)"
-        )
-    config = Config(str(ini))
-    config.set_main_option("script_location", str(PROJECT_ROOT / "migrations"))
+    config = Config()
+    config.set_main_option("script_location", SCRIPT_LOCATION)
     # Alembic's ini interpolation would choke on a % in a password.
     config.set_main_option("sqlalchemy.url", database_url.replace("%", "%%"))
     config.attributes["configure_logging"] = False

@@ -9,8 +9,7 @@ import os
 import secrets
 import threading
 import uuid
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
@@ -19,7 +18,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from hypothesis import HealthCheck
 from hypothesis import settings as hypothesis_settings
-from sqlalchemy import Connection, Engine, create_engine, make_url
+from sqlalchemy import Connection, Engine, create_engine
 from sqlalchemy.orm import Session
 from werkzeug.serving import BaseWSGIServer, make_server
 
@@ -34,9 +33,11 @@ from erasure.db import make_sessionmaker
 from erasure.identifiers import Vault
 from erasure.integrations.processor import ProcessorConfig
 from erasure.orgs import add_org
-from erasure.salesforce.sandbox import SandboxConfig, SandboxHandle, SandboxOrg, run_in_thread
+from erasure.salesforce.sandbox import SandboxHandle, run_in_thread
 from erasure.workflow import Protection
-from tests.certificates import Issued, TestCA
+from tests.support.certificates import Issued, TestCA
+from tests.support.databases import database_url_for
+from tests.support.web import Committed, KeyMaker, LiveServer
 
 # Property tests assert behaviour, never speed: no per-example deadline (a busy machine would fail
 # a correct example) and no "too slow" health check. `HYPOTHESIS_PROFILE=explore` runs more examples.
@@ -51,14 +52,6 @@ hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 ADMIN_URL = os.environ.get(
     "ERASURE_TEST_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
 )
-
-
-def database_url_for(admin_url: str, name: str, *, driver: str = "psycopg") -> str:
-    """The URL of database `name` on the server `admin_url` points at."""
-    url = make_url(admin_url).set(database=name)
-    if driver:
-        url = url.set(drivername=f"postgresql+{driver}")
-    return url.render_as_string(hide_password=False)
 
 
 def _reachable(admin_url: str) -> bool:
@@ -211,9 +204,6 @@ def org(db_session: Session) -> Org:
     )
 
 
-KeyMaker = Callable[[Role], str]
-
-
 @pytest.fixture
 def make_key(db_session: Session) -> KeyMaker:
     def make(role: Role) -> str:
@@ -227,13 +217,6 @@ def make_key(db_session: Session) -> KeyMaker:
 @pytest.fixture
 def officer_headers(make_key: KeyMaker) -> dict[str, str]:
     return {"Authorization": f"Bearer {make_key(Role.OFFICER)}"}
-
-
-@dataclass
-class LiveServer:
-    url: str
-    settings: Settings
-    sessionmaker: Callable[[], Session]
 
 
 @pytest.fixture
@@ -250,15 +233,6 @@ def live_server(settings: Settings, engine: Engine) -> Iterator[LiveServer]:
     )
     server.shutdown()
     server.server_close()
-
-
-@dataclass
-class Committed:
-    """An org and an API key committed for real (for tests over real HTTP or across processes)."""
-
-    org_name: str
-    key: str
-    headers: dict[str, str]
 
 
 @pytest.fixture
@@ -297,17 +271,3 @@ def sandbox_server() -> Iterator[SandboxHandle]:
     handle = run_in_thread()
     yield handle
     handle.stop()
-
-
-def reset_sandbox(
-    handle: SandboxHandle, *, log_step_s: float, apps: Sequence[tuple[str, str]]
-) -> SandboxOrg:
-    """Empty the sandbox org, give it a fresh config and these apps (execution users)."""
-    org = handle.org
-    with org.lock:
-        org.reset()
-        org.config = SandboxConfig(log_step_s=log_step_s)
-        org.apps.clear()
-    for client_id, secret in apps:
-        org.add_app(client_id, secret)
-    return org

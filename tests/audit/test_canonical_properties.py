@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from erasure.audit import leaves
 from erasure.audit.canonical import _orjson_says_canonical, is_canonical
-from tests.audit.test_canonical import reference
+from tests.support.canonical import reference
 
 # Printable ASCII (digits, ".", "e", "E", quotes and backslashes included, where the float and
 # string checks could be fooled), control characters, and some non-ASCII.

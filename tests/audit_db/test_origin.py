@@ -27,7 +27,7 @@ from erasure.audit.verify import verify_bundle
 from erasure.cli import main
 from erasure.config import Settings
 from erasure.db import make_sessionmaker
-from tests.conftest import database_url_for
+from tests.support.databases import database_url_for
 
 KEY_NAME = "erasure.example.com/audit"
 

@@ -14,7 +14,7 @@ from erasure.audit.checkpoint import SigningKey
 from erasure.audit.models import AuditLeaf
 from erasure.core.models import ErasureRequest, Org, SubjectIdentifier, Target
 from erasure.retention import shred_expired
-from tests.audit_db.test_audit_api import checkpoint_now, complete, submit
+from tests.support.audited_requests import checkpoint_now, complete, submit
 
 
 def test_identifiers_are_destroyed_after_retention_and_evidence_still_verifies(

@@ -15,7 +15,7 @@ from click.testing import CliRunner
 
 from erasure import schema
 from erasure.cli import main
-from tests.conftest import database_url_for
+from tests.support.databases import database_url_for
 
 
 @pytest.fixture

@@ -17,7 +17,7 @@ from erasure.db import make_sessionmaker
 from erasure.deliveries import circuit, sending
 from erasure.integrations import callbacks
 from erasure.integrations.models import CallbackStatus, DeliveryCircuit
-from tests.deliveries.conftest import HoldingReceiver, Scene
+from tests.support.deliveries import HoldingReceiver, Scene
 
 POLICY = circuit.CircuitPolicy(failures_to_open=3, open_s=60.0, jitter=0.0)
 LIMITS = sending.Limits(circuit=POLICY)

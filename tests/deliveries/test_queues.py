@@ -34,7 +34,7 @@ from erasure.worker_pools import (
     TICKS_QUEUE,
     parse_queues,
 )
-from tests.pipeline.harness import RedisServer, worker_env
+from tests.support.processes import RedisServer, worker_env
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -14,13 +14,7 @@ import pytest
 from erasure.deliveries import runner, sending
 from erasure.integrations import callbacks
 from erasure.integrations.models import CallbackStatus, CallbackSubscription
-from tests.deliveries.conftest import (
-    HoldingReceiver,
-    Scene,
-    Traffic,
-    prove,
-    wait_until,
-)
+from tests.support.deliveries import HoldingReceiver, Scene, Traffic, prove, wait_until
 
 pytestmark = pytest.mark.usefixtures("no_other_due")
 

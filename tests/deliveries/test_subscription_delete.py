@@ -16,8 +16,8 @@ import requests
 from erasure.deliveries import runner
 from erasure.integrations import callbacks
 from erasure.integrations.models import CallbackStatus, CallbackSubscription
-from tests.conftest import LiveServer
-from tests.deliveries.conftest import HoldingReceiver, Scene, wait_until
+from tests.support.deliveries import HoldingReceiver, Scene, wait_until
+from tests.support.web import LiveServer
 
 pytestmark = pytest.mark.usefixtures("no_other_due")
 

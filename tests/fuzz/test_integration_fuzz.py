@@ -32,8 +32,8 @@ from erasure.config import Settings
 from erasure.core.models import Org
 from erasure.identifiers import Vault
 from erasure.integrations import sources
-from tests.conftest import KeyMaker
-from tests.integrations.senders import SENDERS, Sender, dumps
+from tests.support.senders import SENDERS, Sender, dumps
+from tests.support.web import KeyMaker
 
 EXAMPLES = int(os.environ.get("ERASURE_FUZZ_EXAMPLES", "100"))
 DERANDOMIZE = os.environ.get("ERASURE_FUZZ_RANDOM") != "1"

@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 from erasure.accounts.models import Role
 from erasure.app import create_app
 from erasure.config import Settings
-from tests.conftest import KeyMaker
+from tests.support.web import KeyMaker
 
 EXAMPLES = int(os.environ.get("ERASURE_FUZZ_EXAMPLES", "100"))
 # CI runs the same cases every time (a red build names a real regression, not bad luck);

@@ -18,8 +18,8 @@ from erasure.accounts.models import Role, User
 from erasure.api_keys import create_api_key
 from erasure.db import make_sessionmaker
 from erasure.ui import accounts
-from tests.integrations.senders import SENDERS, dumps
-from tests.ui.conftest import PASSWORD, sign_in
+from tests.support.console import PASSWORD, sign_in
+from tests.support.senders import SENDERS, dumps
 
 TOKEN = "qz7canary"  # in every canary that can hold letters
 PHONES = {  # E.164 numbers cannot: each is looked for by its digits

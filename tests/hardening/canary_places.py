@@ -23,8 +23,8 @@ import psycopg
 import redis
 from psycopg import sql
 
-from tests.integrations.receivers import Receiver
-from tests.pipeline.harness import RedisServer
+from tests.support.processes import RedisServer
+from tests.support.receivers import Receiver
 
 _BASE64 = re.compile(r"[A-Za-z0-9+/]{16,}={0,2}")
 

@@ -3,7 +3,7 @@ redis-server (so counters shared between "workers" are tested against a real Red
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -13,9 +13,12 @@ from sqlalchemy.orm import Session
 
 from erasure.app import create_app
 from erasure.config import Settings
-from tests.pipeline.harness import RedisServer
-
-AppMaker = Callable[..., Flask]
+from tests.support.pipeline import (  # noqa: F401  # fixtures: the pipeline's HTTPS sandbox and
+    make_world,  # hand-driven world, for the end-to-end redaction test
+    sandbox,
+)
+from tests.support.processes import RedisServer
+from tests.support.web import AppMaker
 
 
 @pytest.fixture
@@ -32,7 +35,3 @@ def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
     server.start()
     yield server
     server.stop()
-
-
-# The pipeline's HTTPS sandbox and hand-driven world, for the end-to-end redaction test.
-from tests.pipeline.conftest import make_world, sandbox  # noqa: E402, F401

@@ -59,7 +59,6 @@ from erasure.identifiers import Vault
 from erasure.integrations.models import CallbackDelivery, CallbackStatus
 from erasure.observability.logs import configure_logging
 from erasure.salesforce.sandbox import SandboxHandle
-from tests.conftest import database_url_for
 from tests.hardening.canary_entry_points import (
     LOOPBACK,
     NEEDLES,
@@ -89,11 +88,12 @@ from tests.hardening.canary_places import (
     redis_keyspace,
     scan_directory,
 )
-from tests.integrations.receivers import receiver
-from tests.notices.smtp_server import SmtpServer
-from tests.pipeline.conftest import make_org
-from tests.pipeline.harness import RedisServer, Worker, free_port, worker_env
-from tests.ui.conftest import sign_in
+from tests.support.console import sign_in
+from tests.support.databases import database_url_for
+from tests.support.pipeline import make_org
+from tests.support.processes import RedisServer, Worker, free_port, worker_env
+from tests.support.receivers import receiver
+from tests.support.smtp_server import SmtpServer
 
 pytestmark = [pytest.mark.worker, pytest.mark.slow]
 

@@ -11,9 +11,8 @@ from flask.testing import FlaskClient
 
 from erasure.accounts.models import Role
 from erasure.web.limits import MemoryCounters, RedisCounters, limiter
-from tests.conftest import KeyMaker
-from tests.hardening.conftest import AppMaker
-from tests.pipeline.harness import RedisServer
+from tests.support.processes import RedisServer
+from tests.support.web import AppMaker, KeyMaker
 
 LIST = "/v1/erasure-requests"
 

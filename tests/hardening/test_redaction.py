@@ -34,9 +34,9 @@ from erasure.integrations.processor import ProcessorConfig
 from erasure.integrations.transport import AddressGuard, RequestsTransport
 from erasure.observability.logs import configure_logging
 from erasure.salesforce.sandbox import SandboxHandle
-from tests.integrations.receivers import receiver
-from tests.integrations.senders import SENDERS, dumps
-from tests.pipeline.conftest import APPS, World
+from tests.support.pipeline import APPS, World
+from tests.support.receivers import receiver
+from tests.support.senders import SENDERS, dumps
 
 PHONE = "+14155550001"  # a demo web chat user: found by its contact's phone, then deleted
 EMAIL = "redaction.canary@example.org"

@@ -12,8 +12,7 @@ from flask.testing import FlaskClient
 from erasure.accounts.models import Role
 from erasure.integrations import callbacks
 from erasure.integrations.transport import AddressGuard
-from tests.conftest import KeyMaker
-from tests.hardening.conftest import AppMaker
+from tests.support.web import AppMaker, KeyMaker
 
 LOOPBACK = ("127.0.0.0/8", "::1/128")
 

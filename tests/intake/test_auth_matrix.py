@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 from erasure.accounts.models import Role
 from erasure.api_keys import create_api_key, revoke_api_key
 from erasure.core.models import Org
-from tests.conftest import KeyMaker
+from tests.support.web import KeyMaker
 
 OF, AP, AU, IN, AD = Role.OFFICER, Role.APPROVER, Role.AUDITOR, Role.INTEGRATION, Role.ADMIN
 
@@ -123,35 +123,7 @@ def _call(
     if method == "DELETE":
         return client.delete(path, headers=headers)
     if method == "POST":
-        body = {"reason": "test"} if path.endswith(("/cancel", "/extend")) else BODY
-        if path.endswith(("/approve", "/retry")):
-            body = {}
-        if path.endswith("/notices"):
-            body = {"kind": "acknowledgement"}
-        if path.endswith("/subject-lookups"):
-            body = {"subject": BODY["subject"]}
-        if path == "/v1/holds":
-            body = {"scope": "org", "reason": "test", "ends_at": "2099-01-01T00:00:00Z"}
-        if path.endswith("/override-hold"):
-            body = {"reason": "test"}
-        if path.endswith("/release"):
-            body = {}
-        if path.startswith("/v1/webhook-sources"):
-            body = {"name": f"m-{uuid.uuid4().hex[:8]}", "system": "jira"}
-            if "<source_name>" in path:
-                path, body = path.replace("<source_name>", "no-such-source"), {}
-        if path == "/v1/callback-subscriptions":
-            body = {"url": "https://receiver.example/hooks"}
-        if path.endswith("/secrets") and path.startswith("/v1/callback-subscriptions"):
-            body = {"previous_valid_for_s": 60}
-        if path in OPENDSR_COLLECTIONS:
-            body = {
-                "subject_request_id": str(uuid.uuid4()),
-                "subject_request_type": "erasure",
-                "subject_identities": [
-                    {"identity_type": "phone_number", "identity_value": "+14155552671"}
-                ],
-            }
+        path, body = _post(path)
         return client.post(path, json=body, headers=headers)
     if path == "/v1/audit/consistency":
         path += "?first=1&second=1"
@@ -263,3 +235,37 @@ def test_integrations_see_only_their_own_requests(
 @pytest.mark.parametrize("path", ["/openapi.json", "/healthz"])
 def test_public_endpoints_need_no_key(client: FlaskClient, path: str) -> None:
     assert client.get(path).status_code == 200
+
+
+def _post(path: str) -> tuple[str, Any]:
+    """The path and a body each POST route accepts far enough to reach its role check."""
+    body = {"reason": "test"} if path.endswith(("/cancel", "/extend")) else BODY
+    if path.endswith(("/approve", "/retry")):
+        body = {}
+    if path.endswith("/notices"):
+        body = {"kind": "acknowledgement"}
+    if path.endswith("/subject-lookups"):
+        body = {"subject": BODY["subject"]}
+    if path == "/v1/holds":
+        body = {"scope": "org", "reason": "test", "ends_at": "2099-01-01T00:00:00Z"}
+    if path.endswith("/override-hold"):
+        body = {"reason": "test"}
+    if path.endswith("/release"):
+        body = {}
+    if path.startswith("/v1/webhook-sources"):
+        body = {"name": f"m-{uuid.uuid4().hex[:8]}", "system": "jira"}
+        if "<source_name>" in path:
+            path, body = path.replace("<source_name>", "no-such-source"), {}
+    if path == "/v1/callback-subscriptions":
+        body = {"url": "https://receiver.example/hooks"}
+    if path.endswith("/secrets") and path.startswith("/v1/callback-subscriptions"):
+        body = {"previous_valid_for_s": 60}
+    if path in OPENDSR_COLLECTIONS:
+        body = {
+            "subject_request_id": str(uuid.uuid4()),
+            "subject_request_type": "erasure",
+            "subject_identities": [
+                {"identity_type": "phone_number", "identity_value": "+14155552671"}
+            ],
+        }
+    return path, body

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 from erasure.api.models import IdempotencyRecord
 from erasure.audit.models import AuditLeaf
 from erasure.core.models import ErasureRequest, SubjectIdentifier
-from tests.conftest import Committed, LiveServer
+from tests.support.web import Committed, LiveServer
 
 GOOD: dict[str, Any] = {"subject": {"phone": "+14155552671"}, "regulation": "gdpr"}
 

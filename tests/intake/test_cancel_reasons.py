@@ -19,7 +19,7 @@ from erasure.audit.models import AuditLeaf
 from erasure.core.models import ErasureRequest, Org, RequestStatus
 from erasure.identifiers import Sealed
 from erasure.workflow import Protection
-from tests.conftest import KeyMaker
+from tests.support.web import KeyMaker
 
 REASON = "subject canary@example.com +14155550123 withdrew"
 NOTES = "called from +14155550199, wants a letter"

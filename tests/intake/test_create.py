@@ -21,7 +21,7 @@ from erasure.core.models import (
 )
 from erasure.identifiers import Sealed, identifier_context, pseudonym
 from erasure.workflow import Protection
-from tests.conftest import KeyMaker
+from tests.support.web import KeyMaker
 
 BODY = {
     "subject": {"phone": "+14155552671", "email": "Ana.Silva@example.com"},

@@ -12,7 +12,7 @@ from flask.testing import FlaskClient
 
 from erasure.accounts.models import Role
 from erasure.core.models import Org
-from tests.conftest import KeyMaker
+from tests.support.web import KeyMaker
 
 PHONE = "+14155552671"
 LATER = (datetime.now(UTC) + timedelta(days=30)).isoformat()

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 from erasure.accounts.models import Role
 from erasure.audit.models import AuditLeaf
 from erasure.core.models import ErasureRequest, Org
-from tests.conftest import Committed, KeyMaker, LiveServer
+from tests.support.web import Committed, KeyMaker, LiveServer
 
 BODY = {
     "subject": {"phone": "+14155552671"},

@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 from erasure.accounts.models import Role
 from erasure.api_keys import KeyCache, create_api_key, revoke_api_key
 from erasure.core.models import Org
-from tests.intake.test_list_at_scale import statements
+from tests.support.list_scale import statements
 
 
 class Clock:

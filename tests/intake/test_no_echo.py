@@ -18,8 +18,8 @@ from erasure.core.models import Org, Source
 from erasure.integrations import sources
 from erasure.integrations.models import WebhookDelivery
 from erasure.workflow import Protection
-from tests.conftest import KeyMaker
-from tests.integrations.senders import SENDERS, dumps
+from tests.support.senders import SENDERS, dumps
+from tests.support.web import KeyMaker
 
 EMAIL = "canary.k3y@example.com"
 PHONE = "+14155550123"

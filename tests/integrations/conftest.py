@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
 
 import pytest
 from sqlalchemy.orm import Session
@@ -14,8 +13,8 @@ from erasure.integrations import sources
 from erasure.integrations.models import WebhookScheme, WebhookSource
 from erasure.integrations.transport import AddressGuard
 from erasure.workflow import Protection
-
-MakeSource = Callable[..., tuple[WebhookSource, str]]
+from tests.support.callbacks import cursor_at_end  # noqa: F401  # a fixture
+from tests.support.integrations import LOOPBACK, MakeSource
 
 
 @pytest.fixture
@@ -36,11 +35,6 @@ def make_source(db_session: Session, protection: Protection) -> MakeSource:
         return source, secret
 
     return make
-
-
-#: The local receivers and fake ticket systems of these tests listen on loopback, which the SSRF
-#: guard refuses unless allowed (as an on-premise deployment would allow its own network).
-LOOPBACK = ("127.0.0.0/8", "::1/128")
 
 
 @pytest.fixture(scope="session")

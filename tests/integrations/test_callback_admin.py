@@ -27,16 +27,10 @@ from erasure.integrations.transport import (
     TransportError,
 )
 from erasure.workflow import Protection
-from tests.conftest import KeyMaker
-from tests.integrations.conftest import LOOPBACK
-from tests.integrations.receivers import receiver
-from tests.integrations.test_callbacks import (  # noqa: F401  (cursor_at_end is a fixture)
-    LINKS,
-    _drain,
-    _submit,
-    _subscribe,
-    cursor_at_end,
-)
+from tests.support.callbacks import LINKS, drain, submit_request, subscribe
+from tests.support.integrations import LOOPBACK
+from tests.support.receivers import receiver
+from tests.support.web import KeyMaker
 
 
 @pytest.fixture
@@ -70,7 +64,7 @@ def test_rotation_signs_with_both_secrets_during_the_overlap_then_only_the_new(
 ) -> None:
     admin = _headers(make_key, Role.ADMIN)
     with receiver() as rx:
-        subscription = _subscribe(client, admin, rx.url + "/hooks")
+        subscription = subscribe(client, admin, rx.url + "/hooks")
         old = subscription["secret"]
         rotated = client.post(
             f"/v1/callback-subscriptions/{subscription['id']}/secrets",
@@ -81,9 +75,9 @@ def test_rotation_signs_with_both_secrets_during_the_overlap_then_only_the_new(
         new = rotated.get_json()["secret"]
         assert new.startswith("whsec_") and new != old
         assert rotated.get_json()["previous_secret_expires_at"] is not None
-        _submit(client, admin)
+        submit_request(client, admin)
         assert callbacks.dispatch(db_session, links=LINKS) == 1
-        assert _drain(db_session, senders) == 1
+        assert drain(db_session, senders) == 1
         during = rx.received[-1]
         assert len(during.headers["Webhook-Signature"].split()) == 2
         assert _verifies(old, during.body, during.headers)
@@ -92,9 +86,9 @@ def test_rotation_signs_with_both_secrets_during_the_overlap_then_only_the_new(
         row = db_session.get(CallbackSubscription, uuid.UUID(subscription["id"]))
         assert row is not None
         row.previous_secret_expires_at = datetime.now(UTC) - timedelta(seconds=1)
-        _submit(client, admin)
+        submit_request(client, admin)
         assert callbacks.dispatch(db_session, links=LINKS) == 1
-        assert _drain(db_session, senders) == 1
+        assert drain(db_session, senders) == 1
         after = rx.received[-1]
     assert len(after.headers["Webhook-Signature"].split()) == 1
     assert _verifies(new, after.body, after.headers)
@@ -112,8 +106,8 @@ def test_a_deleted_subscription_gets_nothing_more(
     admin = _headers(make_key, Role.ADMIN)
     officer = _headers(make_key, Role.OFFICER)
     with receiver() as rx:
-        subscription = _subscribe(client, admin, rx.url + "/hooks")
-        _submit(client, admin)
+        subscription = subscribe(client, admin, rx.url + "/hooks")
+        submit_request(client, admin)
         assert callbacks.dispatch(db_session, links=LINKS) == 1  # pending, not yet sent
         deleted = client.delete(f"/v1/callback-subscriptions/{subscription['id']}", headers=admin)
         assert deleted.status_code == 200, deleted.get_json()
@@ -122,9 +116,9 @@ def test_a_deleted_subscription_gets_nothing_more(
         (row,) = [d for d in dead["items"] if d["last_error"] == "subscription deleted"]
         again = client.post(f"/v1/callback-deliveries/{row['id']}/redeliver", headers=officer)
         assert again.status_code == 409
-        _submit(client, admin)
+        submit_request(client, admin)
         assert callbacks.dispatch(db_session, links=LINKS) == 0
-        assert _drain(db_session, senders) == 0
+        assert drain(db_session, senders) == 0
         rotate = client.post(
             f"/v1/callback-subscriptions/{subscription['id']}/secrets", json={}, headers=admin
         )

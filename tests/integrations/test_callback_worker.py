@@ -39,9 +39,9 @@ from erasure.integrations.models import (
 from erasure.integrations.transport import AddressGuard
 from erasure.orgs import add_org
 from erasure.workflow import Protection
-from tests.integrations.conftest import LOOPBACK
-from tests.pipeline.conftest import cleanup_org
-from tests.pipeline.harness import RedisServer, Worker, worker_env
+from tests.support.integrations import LOOPBACK
+from tests.support.pipeline import cleanup_org
+from tests.support.processes import RedisServer, Worker, worker_env
 
 pytestmark = [pytest.mark.worker, pytest.mark.slow]
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import pytest
 import standardwebhooks
@@ -23,13 +22,10 @@ from erasure.integrations.models import CallbackDelivery, CallbackStatus, Integr
 from erasure.integrations.processor import ProcessorConfig
 from erasure.integrations.transport import AddressGuard, RequestsTransport
 from erasure.workflow import Protection
-from tests.conftest import KeyMaker
-from tests.integrations.conftest import LOOPBACK
-from tests.integrations.receivers import receiver
-
-PHONE = "+14155552671"
-EMAIL = "canary.subject@example.com"
-LINKS = callbacks.Links("https://erasure.test")
+from tests.support.callbacks import EMAIL, LINKS, PHONE, drain, submit_request, subscribe
+from tests.support.integrations import LOOPBACK
+from tests.support.receivers import receiver
+from tests.support.web import KeyMaker
 
 
 @pytest.fixture
@@ -39,38 +35,6 @@ def senders(protection: Protection, processor_config: ProcessorConfig) -> callba
         vault=protection.vault,
         processor=processor_config,
     )
-
-
-@pytest.fixture
-def cursor_at_end(db_session: Session) -> None:
-    """Start the dispatcher after everything other tests left in this database."""
-    last = db_session.scalar(select(func.max(AuditLeaf.id))) or 0
-    db_session.merge(IntegrationCursor(name=callbacks.CURSOR, leaf_id=last))
-    db_session.flush()
-
-
-def _submit(client: FlaskClient, headers: dict[str, str]) -> str:
-    body = {
-        "subject": {"phone": PHONE, "email": EMAIL},
-        "regulation": "gdpr",
-        "reference": {"system": "crm", "id": "T-1"},
-    }
-    response = client.post("/v1/erasure-requests", json=body, headers=headers)
-    assert response.status_code == 202, response.get_json()
-    return str(response.get_json()["id"])
-
-
-def _subscribe(client: FlaskClient, headers: dict[str, str], url: str) -> dict[str, Any]:
-    response = client.post("/v1/callback-subscriptions", json={"url": url}, headers=headers)
-    assert response.status_code == 201, response.get_json()
-    return dict(response.get_json())
-
-
-def _drain(db_session: Session, senders: callbacks.Senders, now: datetime | None = None) -> int:
-    sent = 0
-    while sending.send_next(db_session, senders, now=now):
-        sent += 1
-    return sent
 
 
 @pytest.mark.usefixtures("cursor_at_end")
@@ -83,8 +47,8 @@ def test_every_state_change_is_delivered_signed_and_without_identifiers(
 ) -> None:
     integration = {"Authorization": f"Bearer {make_key(Role.INTEGRATION)}"}
     with receiver() as rx:
-        subscription = _subscribe(client, integration, rx.url + "/hooks")
-        request_id = _submit(client, integration)
+        subscription = subscribe(client, integration, rx.url + "/hooks")
+        request_id = submit_request(client, integration)
         assert callbacks.dispatch(db_session, links=LINKS) == 1
         assert callbacks.dispatch(db_session, links=LINKS) == 0  # a leaf is dispatched once
         client.post(
@@ -93,7 +57,7 @@ def test_every_state_change_is_delivered_signed_and_without_identifiers(
             headers=integration,
         )
         assert callbacks.dispatch(db_session, links=LINKS) == 1
-        assert _drain(db_session, senders) == 2
+        assert drain(db_session, senders) == 2
     assert [r.path for r in rx.received] == ["/hooks", "/hooks"]
     webhook = standardwebhooks.Webhook(subscription["secret"])
     events = [webhook.verify(r.body, r.headers) for r in rx.received]
@@ -114,8 +78,8 @@ def test_only_the_owner_is_told(
 ) -> None:
     mine = {"Authorization": f"Bearer {make_key(Role.INTEGRATION)}"}
     theirs = {"Authorization": f"Bearer {make_key(Role.INTEGRATION)}"}
-    _subscribe(client, theirs, "https://theirs.example/hooks")
-    _submit(client, mine)
+    subscribe(client, theirs, "https://theirs.example/hooks")
+    submit_request(client, mine)
     assert callbacks.dispatch(db_session, links=LINKS) == 0
 
 
@@ -149,8 +113,8 @@ def test_a_receiver_down_for_an_hour_gets_it_later_with_the_same_webhook_id(
 ) -> None:
     integration = {"Authorization": f"Bearer {make_key(Role.INTEGRATION)}"}
     with receiver(default=503) as rx:
-        _subscribe(client, integration, rx.url)
-        _submit(client, integration)
+        subscribe(client, integration, rx.url)
+        submit_request(client, integration)
         callbacks.dispatch(db_session, links=LINKS)
         delivery = db_session.scalar(
             select(CallbackDelivery).order_by(CallbackDelivery.created_at.desc())
@@ -186,8 +150,8 @@ def test_dead_letter_after_the_window_then_redelivery(
     integration = {"Authorization": f"Bearer {make_key(Role.INTEGRATION)}"}
     officer = {"Authorization": f"Bearer {make_key(Role.OFFICER)}"}
     with receiver(default=500) as rx:
-        _subscribe(client, integration, rx.url)
-        _submit(client, integration)
+        subscribe(client, integration, rx.url)
+        submit_request(client, integration)
         callbacks.dispatch(db_session, links=LINKS)
         delivery = db_session.scalar(
             select(CallbackDelivery).order_by(CallbackDelivery.created_at.desc())
@@ -208,7 +172,7 @@ def test_dead_letter_after_the_window_then_redelivery(
         rx.default = 204
         again = client.post(f"/v1/callback-deliveries/{delivery.id}/redeliver", headers=officer)
         assert again.status_code == 200 and again.get_json()["status"] == "pending"
-        assert _drain(db_session, senders) == 1
+        assert drain(db_session, senders) == 1
     assert delivery.status is CallbackStatus.DELIVERED
     assert len({r.headers["Webhook-Id"] for r in rx.received}) == 1
     redone = client.post(f"/v1/callback-deliveries/{delivery.id}/redeliver", headers=officer)

@@ -22,9 +22,9 @@ from erasure.integrations.models import CallbackDelivery, CallbackStatus, Integr
 from erasure.integrations.processor import ProcessorConfig
 from erasure.integrations.transport import AddressGuard, RequestsTransport
 from erasure.workflow import Protection
-from tests.integrations.conftest import LOOPBACK, MakeSource
-from tests.integrations.receivers import Received, receiver
-from tests.integrations.senders import SENDERS, dumps
+from tests.support.integrations import LOOPBACK, MakeSource
+from tests.support.receivers import Received, receiver
+from tests.support.senders import SENDERS, dumps
 
 EMAIL = "comment.canary@example.com"
 USER, TOKEN = "bot@acme.example", "api-token-123"

@@ -25,9 +25,9 @@ from erasure.integrations.processor import ProcessorConfig
 from erasure.integrations.transport import AddressGuard, RequestsTransport
 from erasure.pipeline.states import move_request
 from erasure.workflow import Protection
-from tests.conftest import KeyMaker
-from tests.integrations.conftest import LOOPBACK
-from tests.integrations.receivers import receiver
+from tests.support.integrations import LOOPBACK
+from tests.support.receivers import receiver
+from tests.support.web import KeyMaker
 
 EMAIL = "opendsr.canary@example.com"
 

@@ -45,10 +45,10 @@ from erasure.integrations.processor import ProcessorConfig
 from erasure.integrations.transport import AddressGuard, RequestsTransport
 from erasure.pipeline.states import move_request
 from erasure.workflow import Protection
-from tests.certificates import TestCA
-from tests.conftest import KeyMaker
-from tests.integrations.conftest import LOOPBACK
-from tests.integrations.receivers import Received, receiver
+from tests.support.certificates import TestCA
+from tests.support.integrations import LOOPBACK
+from tests.support.receivers import Received, receiver
+from tests.support.web import KeyMaker
 
 EMAIL = "conformance.subject@example.com"
 STATUSES = {"pending", "in_progress", "completed", "cancelled"}  # §8

@@ -24,8 +24,8 @@ from erasure.errors import ConfigurationError
 from erasure.integrations import processor
 from erasure.integrations.processor import ProcessorConfig
 from erasure.workflow import Protection
-from tests.certificates import TestCA
-from tests.conftest import KeyMaker
+from tests.support.certificates import TestCA
+from tests.support.web import KeyMaker
 
 BODY = {
     "subject_request_id": "1b0d4e1c-5d0c-4a53-9d55-0c8f4c1f6f11",

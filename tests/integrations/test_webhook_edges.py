@@ -17,9 +17,9 @@ from sqlalchemy.orm import Session
 from erasure.accounts.models import Role
 from erasure.core.models import ErasureRequest, Org, Source
 from erasure.integrations.models import WebhookDelivery, WebhookScheme, WebhookSecret
-from tests.conftest import KeyMaker
-from tests.integrations.conftest import MakeSource
-from tests.integrations.senders import SENDERS, dumps
+from tests.support.integrations import MakeSource
+from tests.support.senders import SENDERS, dumps
+from tests.support.web import KeyMaker
 
 
 def _count(db_session: Session, model: type) -> int:

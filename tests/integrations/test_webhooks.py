@@ -18,9 +18,9 @@ from sqlalchemy.orm import Session
 from erasure.accounts.models import Role
 from erasure.core.models import ErasureRequest, Org
 from erasure.integrations.models import WebhookDelivery, WebhookSource
-from tests.conftest import KeyMaker
-from tests.integrations.conftest import MakeSource
-from tests.integrations.senders import SENDERS, STALE, Sender, dumps
+from tests.support.integrations import MakeSource
+from tests.support.senders import SENDERS, STALE, Sender, dumps
+from tests.support.web import KeyMaker
 
 EMAIL = "dana.subject@example.com"
 

@@ -3,28 +3,21 @@ table refuses history rewrites in the database itself."""
 
 from __future__ import annotations
 
-import os
-import uuid
 from collections.abc import Iterator
 
-import psycopg
 import pytest
 from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine, text
 from sqlalchemy.exc import DBAPIError
 
 from erasure import schema
-from tests.conftest import database_url_for
+from tests.support import databases
 
 
 @pytest.fixture
 def empty_database(admin_url: str) -> Iterator[str]:
-    name = f"erasure_stairway_{uuid.uuid4().hex[:8]}_{os.getpid()}"
-    with psycopg.connect(admin_url, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-    yield database_url_for(admin_url, name)
-    with psycopg.connect(admin_url, autocommit=True) as admin:
-        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with databases.empty_database(admin_url, "erasure_stairway") as url:
+        yield url
 
 
 def test_models_and_migrations_agree(database_url: str) -> None:

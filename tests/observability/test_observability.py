@@ -134,12 +134,16 @@ def test_the_correlation_id_travels_from_the_http_request_into_the_tasks_it_caus
         name = "erasure.resolve"
         request = FakeRequest()
 
-    task_signals._on_prerun(task_id="t-1", task=Task())
+    # Through Celery's own signals, as the worker sends them (connect() is what the worker calls).
+    from celery.signals import before_task_publish, task_postrun, task_prerun
+
+    task_signals.connect()
+    task_prerun.send(sender=Task, task_id="t-1", task=Task())
     assert correlation_id.get() == "req-7f3a9c21"
     headers: dict[str, str] = {}
-    task_signals._on_publish(headers=headers)  # a task it publishes carries the id on
-    assert headers == {"correlation_id": "req-7f3a9c21"}
-    task_signals._on_postrun(task_id="t-1", task=Task(), state="SUCCESS")
+    before_task_publish.send(sender="erasure.confirm", headers=headers)  # a task it publishes
+    assert headers == {"correlation_id": "req-7f3a9c21"}  # carries the id on
+    task_postrun.send(sender=Task, task_id="t-1", task=Task(), state="SUCCESS")
     assert correlation_id.get() is None
     from prometheus_client import REGISTRY
 

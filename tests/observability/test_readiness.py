@@ -19,8 +19,8 @@ from erasure.app import create_app
 from erasure.config import Settings
 from erasure.observability import heartbeats
 from erasure.observability.models import Heartbeat
-from tests.pipeline.harness import free_port
-from tests.ui.conftest import csrf_of
+from tests.support.console import csrf_of
+from tests.support.processes import free_port
 
 DEAD_URL = "postgresql+psycopg://postgres@127.0.0.1:{port}/erasure"
 

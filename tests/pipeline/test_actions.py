@@ -13,7 +13,7 @@ from erasure.errors import InvalidTransition
 from erasure.lifecycle import operations as actions
 from erasure.lifecycle.operations import cancel as cancel_request
 from erasure.pipeline import sweep
-from tests.pipeline.conftest import World
+from tests.support.pipeline import World
 
 
 def test_an_org_that_requires_approval_waits_for_an_approver(

@@ -10,7 +10,7 @@ from sqlalchemy import select
 from erasure.core.models import ErasureRequest, RequestStatus
 from erasure.lifecycle.operations import cancel as cancel_request
 from erasure.pipeline.states import lock_request
-from tests.pipeline.conftest import FAST, World
+from tests.support.pipeline import FAST, World
 
 #: The sweep would re-publish a stalled request only after an hour: anything that goes on does
 #: so because it was told to, at once.

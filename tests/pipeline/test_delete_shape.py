@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 from erasure.core.models import TargetStatus
 from erasure.salesforce import DeleteIdsIn
-from tests.pipeline.conftest import World
+from tests.support.pipeline import World
 
 
 def test_an_org_taking_ids_in_the_query_string_is_erased(

@@ -34,8 +34,8 @@ from erasure.identifiers import Vault
 from erasure.pipeline.context import Pipeline
 from erasure.pipeline.salesforce_port import Clients
 from erasure.salesforce.sandbox import SandboxHandle
-from tests.conftest import database_url_for
-from tests.pipeline.conftest import FAST, World, client_factory, make_org
+from tests.support.databases import database_url_for
+from tests.support.pipeline import FAST, World, client_factory, make_org
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "audit.md"
 DOC_KEY = SigningKey.from_seed(

@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 from erasure.audit.models import AuditLeaf
 from erasure.core.models import ErasureRequest, RequestStatus, TargetStatus
 from erasure.pipeline.models import Alert
-from tests.pipeline.conftest import FAST, World
+from tests.support.pipeline import FAST, World
 
 
 def _leaves(world: World, request_id: object) -> list[dict[str, object]]:

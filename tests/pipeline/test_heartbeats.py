@@ -13,8 +13,8 @@ from sqlalchemy import Engine, select
 from erasure.app import create_app
 from erasure.config import Settings
 from erasure.observability.models import Heartbeat
-from tests.pipeline.harness import RedisServer, Worker, worker_env
-from tests.standalone.harness import wait_for
+from tests.support.processes import RedisServer, Worker, worker_env
+from tests.support.standalone import wait_for
 
 pytestmark = [pytest.mark.worker, pytest.mark.slow]
 

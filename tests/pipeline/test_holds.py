@@ -18,7 +18,7 @@ from erasure.lifecycle import holds, operations
 from erasure.pipeline.holds import ON_HOLD_ALERT
 from erasure.pipeline.models import Alert, HoldWait
 from erasure.workflow import Protection
-from tests.pipeline.conftest import World
+from tests.support.pipeline import World
 
 PHONE = "+14155550013"  # seeded end user 13: reachable by this phone and by its contact's email
 EMAIL = "demo.user13@example.com"

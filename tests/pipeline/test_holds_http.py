@@ -28,9 +28,9 @@ from erasure.core.models import ErasureRequest
 from erasure.db import make_sessionmaker
 from erasure.pipeline.holds import ON_HOLD_ALERT
 from erasure.pipeline.models import Alert
-from tests.conftest import LiveServer
-from tests.pipeline.conftest import World
-from tests.pipeline.harness import Worker
+from tests.support.pipeline import World
+from tests.support.processes import Worker
+from tests.support.web import LiveServer
 
 pytestmark = [pytest.mark.worker, pytest.mark.slow]
 

@@ -24,10 +24,9 @@ from erasure.config import Settings
 from erasure.core.models import Credential, ErasureRequest, RequestStatus
 from erasure.pipeline.models import Alert, TaskDelivery
 from erasure.pipeline.sweep import PARKED
-from tests.conftest import Committed, LiveServer
-from tests.pipeline.conftest import World
-from tests.pipeline.harness import RedisServer, Worker, worker_env
-from tests.pipeline.test_worker import wait_final
+from tests.support.pipeline import World, wait_final
+from tests.support.processes import RedisServer, Worker, worker_env
+from tests.support.web import Committed, LiveServer
 
 pytestmark = [pytest.mark.worker, pytest.mark.slow]
 

@@ -35,10 +35,9 @@ from erasure.identifiers import Vault
 from erasure.pipeline.context import Pipeline
 from erasure.pipeline.salesforce_port import Clients
 from erasure.salesforce.sandbox import Fault, SandboxHandle, add_end_user
-from tests.conftest import database_url_for
-from tests.pipeline.conftest import FAST, World, client_factory, make_org
-from tests.pipeline.harness import RedisServer, Worker, worker_env
-from tests.pipeline.test_worker import wait_final
+from tests.support.databases import database_url_for
+from tests.support.pipeline import FAST, World, client_factory, make_org, wait_final
+from tests.support.processes import RedisServer, Worker, worker_env
 
 pytestmark = [pytest.mark.worker, pytest.mark.slow]
 

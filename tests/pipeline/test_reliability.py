@@ -16,9 +16,8 @@ from sqlalchemy import select
 from erasure.audit.models import AuditLeaf
 from erasure.core.models import DeleteCall, IdentifierKind, RequestStatus, Target
 from erasure.salesforce.sandbox import add_end_user
-from tests.pipeline.conftest import World
-from tests.pipeline.harness import RedisServer, Worker
-from tests.pipeline.test_worker import wait_final
+from tests.support.pipeline import World, wait_final
+from tests.support.processes import RedisServer, Worker
 
 pytestmark = [pytest.mark.worker, pytest.mark.slow]
 

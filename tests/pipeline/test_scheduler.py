@@ -23,7 +23,7 @@ from erasure.core.models import (
 from erasure.pipeline import quota, resolve, scheduler
 from erasure.pipeline.models import Alert
 from erasure.salesforce.sandbox import Fault
-from tests.pipeline.conftest import FAST, World
+from tests.support.pipeline import FAST, World
 
 # Demo subjects with no open session and no blocking child (docs/salesforce.md).
 CLEAN = [1, 2, 3, 4, 5, 7, 8, 10, 11, 13, 14, 15, 16, 17]

@@ -38,7 +38,7 @@ from erasure.pipeline import call_outcomes, confirm, quota, resolve, scheduler
 from erasure.pipeline.models import Alert
 from erasure.salesforce.sandbox import Fault
 from erasure.salesforce.sandbox.seed import add_end_user
-from tests.pipeline.conftest import World
+from tests.support.pipeline import World
 
 EMAIL = IdentifierKind.EMAIL
 PHONE = IdentifierKind.PHONE

@@ -31,10 +31,10 @@ from erasure.integrations.models import (
 )
 from erasure.integrations.transport import AddressGuard, destination_of
 from erasure.worker_pools import DELIVERIES, PIPELINE
-from tests.integrations.conftest import LOOPBACK
-from tests.integrations.receivers import blackhole
-from tests.pipeline.conftest import World
-from tests.pipeline.harness import Worker
+from tests.support.integrations import LOOPBACK
+from tests.support.pipeline import World
+from tests.support.processes import Worker
+from tests.support.receivers import blackhole
 
 pytestmark = [pytest.mark.worker, pytest.mark.slow]
 

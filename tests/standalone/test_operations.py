@@ -16,7 +16,7 @@ import psycopg
 import pytest
 import requests
 
-from tests.standalone.harness import STOP_BOUND_S, Standalone, running_standalone, wait_for
+from tests.support.standalone import STOP_BOUND_S, Standalone, running_standalone, wait_for
 
 pytestmark = [pytest.mark.worker, pytest.mark.slow, pytest.mark.timeout(900)]
 

@@ -14,7 +14,7 @@ from flask import Flask, request
 from werkzeug.serving import BaseWSGIServer
 
 from erasure.standalone.http_server import make_api_server
-from tests.standalone.harness import wait_for
+from tests.support.standalone import wait_for
 
 HEADER_BOUND_S = 1.0
 BODY_BOUND_S = 1.5

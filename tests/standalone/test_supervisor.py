@@ -19,7 +19,7 @@ import pytest
 
 from erasure.standalone.logfiles import LogFiles
 from erasure.standalone.supervisor import Backoff, Service, Supervisor
-from tests.standalone.harness import wait_for
+from tests.support.standalone import wait_for
 
 
 class Clock:

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 import requests
 
-from tests.standalone.harness import Standalone, running_standalone, wait_for
+from tests.support.standalone import Standalone, running_standalone, wait_for
 
 pytestmark = [pytest.mark.worker, pytest.mark.slow, pytest.mark.timeout(900)]
 

@@ -3,9 +3,7 @@ signed-in test client per role."""
 
 from __future__ import annotations
 
-import re
 import secrets
-from collections.abc import Callable
 
 import pytest
 from flask import Flask
@@ -20,9 +18,7 @@ from erasure.audit.checkpoint import SigningKey
 from erasure.config import Settings
 from erasure.core.models import Org
 from erasure.ui import accounts
-
-PASSWORD = "correct horse battery staple"
-CONSOLE_ROLES = (Role.OFFICER, Role.APPROVER, Role.AUDITOR, Role.ADMIN)
+from tests.support.console import PASSWORD, SignedIn, UserMaker, sign_in
 
 
 @pytest.fixture(scope="session")
@@ -38,9 +34,6 @@ def ui_app(ui_settings: Settings, db_session: Session) -> Flask:
 @pytest.fixture
 def ui_client(ui_app: Flask) -> FlaskClient:
     return ui_app.test_client()
-
-
-UserMaker = Callable[[Role], User]
 
 
 @pytest.fixture
@@ -59,23 +52,6 @@ def make_user(db_session: Session) -> UserMaker:
     return make
 
 
-def csrf_of(html: str) -> str:
-    match = re.search(r'name="csrf_token" value="([^"]+)"', html)
-    assert match, "no CSRF token in the page"
-    return match.group(1)
-
-
-def sign_in(client: FlaskClient, user: User, password: str = PASSWORD) -> str:
-    """Sign in through the form; returns the session's CSRF token."""
-    page = client.get("/ui/sign-in")
-    token = csrf_of(page.get_data(as_text=True))
-    response = client.post(
-        "/ui/sign-in", data={"csrf_token": token, "email": user.email, "password": password}
-    )
-    assert response.status_code == 302, response.get_data(as_text=True)
-    return csrf_of(client.get("/ui/").get_data(as_text=True))
-
-
 @pytest.fixture
 def checkpointed(db_session: Session, signing_key: SigningKey, org: Org) -> None:
     """A signed checkpoint over everything so far (rolled back with the test)."""
@@ -86,9 +62,6 @@ def checkpointed(db_session: Session, signing_key: SigningKey, org: Org) -> None
         pass
     store.sign_checkpoint(db_session, signing_key, origin="erasure.test/audit")
     db_session.flush()
-
-
-SignedIn = Callable[[Role], tuple[FlaskClient, str]]
 
 
 @pytest.fixture

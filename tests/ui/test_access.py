@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 from erasure.accounts.models import Role
 from erasure.core.models import ErasureRequest, Org, RequestStatus
 from erasure.ui import accounts
-from tests.ui.conftest import CONSOLE_ROLES, PASSWORD, SignedIn, UserMaker, csrf_of, sign_in
+from tests.support.console import CONSOLE_ROLES, PASSWORD, SignedIn, UserMaker, csrf_of, sign_in
 
 READ = set(CONSOLE_ROLES)
 SUBMIT = {Role.OFFICER, Role.ADMIN}

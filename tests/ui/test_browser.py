@@ -13,37 +13,36 @@ from __future__ import annotations
 
 import os
 import re
-import secrets
-import threading
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from pydantic import SecretStr
 from sqlalchemy import Engine, delete
-from werkzeug.serving import make_server
 
 from erasure.accounts.models import Role, User
-from erasure.app import create_app
 from erasure.audit import store
 from erasure.audit.certificate import verify_certificate
 from erasure.audit.checkpoint import SigningKey
-from erasure.config import Mode, Settings
 from erasure.core.models import RequestStatus
 from erasure.db import make_sessionmaker
 from erasure.ui import accounts
-from tests.pipeline.conftest import (  # noqa: F401  # fixtures: a sandbox org and a pipeline
+from tests.support.browser import (  # noqa: F401  # fixtures: the live console, Chromium
+    CHROMIUM,
+    TIMEOUT_MS,
+    browser,
+    console_url,
+    sign_in,
+)
+from tests.support.console import PASSWORD
+from tests.support.pipeline import (  # noqa: F401  # fixtures: a sandbox org and a pipeline
     World,
     make_world,
     sandbox,
     world,
 )
-from tests.ui.conftest import PASSWORD
 
-CHROMIUM = Path("/usr/bin/chromium")
 DOCS = Path(__file__).resolve().parents[2] / "docs"
-TIMEOUT_MS = 60_000
 
 playwright_sync = pytest.importorskip("playwright.sync_api")
 pytestmark = [
@@ -52,25 +51,6 @@ pytestmark = [
         not CHROMIUM.exists(), reason="needs Debian's chromium (.ci/run installs it)"
     ),
 ]
-
-
-@pytest.fixture
-def console_url(settings: Settings, engine: Engine) -> Iterator[str]:
-    """The app over real HTTP in development mode (cookies without Secure, as standalone runs)."""
-    dev = settings.model_copy(
-        update={"mode": Mode.DEVELOPMENT, "secret_key": SecretStr(secrets.token_urlsafe(32))}
-    )
-    server = make_server(
-        "127.0.0.1",
-        0,
-        create_app(dev, session_factory=make_sessionmaker(engine), owns_sessions=True),
-        threaded=True,
-    )
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
-    server.server_close()
 
 
 @pytest.fixture
@@ -92,35 +72,9 @@ def people(engine: Engine) -> Iterator[dict[Role, str]]:
         session.commit()
 
 
-@pytest.fixture
-def browser() -> Iterator[object]:
-    with playwright_sync.sync_playwright() as p:
-        instance = p.chromium.launch(
-            executable_path=str(CHROMIUM),
-            args=[
-                "--headless",
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--no-first-run",
-            ],
-        )
-        yield instance
-        instance.close()
-
-
-def sign_in(page: object, url: str, email: str) -> None:
-    page.goto(f"{url}/ui/sign-in")  # type: ignore[attr-defined]
-    page.get_by_label("Email").fill(email)  # type: ignore[attr-defined]
-    page.get_by_label("Password").fill(PASSWORD)  # type: ignore[attr-defined]
-    page.get_by_role("button", name="Sign in").click()  # type: ignore[attr-defined]
-    page.get_by_role("heading", name="Dashboard").wait_for(timeout=TIMEOUT_MS)  # type: ignore[attr-defined]
-
-
 def test_officer_submits_watches_completion_and_verifies_certificate(
-    browser: object,
-    console_url: str,
+    browser: object,  # noqa: F811  # the fixture imported above
+    console_url: str,  # noqa: F811
     people: dict[Role, str],
     world: World,  # noqa: F811  # the fixture imported above
     engine: Engine,

@@ -18,19 +18,19 @@ from erasure.accounts.models import Role, User
 from erasure.core.models import RequestStatus
 from erasure.db import make_sessionmaker
 from erasure.ui import accounts
-from tests.pipeline.conftest import (  # noqa: F401  # fixtures: a sandbox org and a pipeline
-    World,
-    make_world,
-    sandbox,
-    world,
-)
-from tests.ui.conftest import PASSWORD
-from tests.ui.test_browser import (  # noqa: F401  # fixtures: the live console, Chromium
+from tests.support.browser import (  # noqa: F401  # fixtures: the live console, Chromium
     CHROMIUM,
     TIMEOUT_MS,
     browser,
     console_url,
     sign_in,
+)
+from tests.support.console import PASSWORD
+from tests.support.pipeline import (  # noqa: F401  # fixtures: a sandbox org and a pipeline
+    World,
+    make_world,
+    sandbox,
+    world,
 )
 
 pytest.importorskip("playwright.sync_api")

@@ -25,7 +25,7 @@ from erasure.core.models import (
     TargetStatus,
 )
 from erasure.pipeline.models import LegalHold
-from tests.ui.conftest import SignedIn, csrf_of
+from tests.support.console import SignedIn, csrf_of
 
 PHONE = "+14155552671"
 MATTER = "Matter 2026-77 concerning Ana Example"

@@ -10,8 +10,8 @@ from sqlalchemy.orm import Session
 
 from erasure.accounts.models import Role
 from erasure.core.models import Org
-from tests.intake.test_list_at_scale import seed, statements
-from tests.ui.conftest import SignedIn
+from tests.support.console import SignedIn
+from tests.support.list_scale import seed, statements
 
 UI_FILTERS = [
     "",

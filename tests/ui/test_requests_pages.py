@@ -15,8 +15,8 @@ from erasure.accounts.models import Role
 from erasure.audit.certificate import verify_certificate
 from erasure.audit.checkpoint import SigningKey
 from erasure.core.models import ErasureRequest, Org, RequestStatus
-from tests.audit_db.test_audit_api import checkpoint_now, complete
-from tests.ui.conftest import SignedIn
+from tests.support.audited_requests import checkpoint_now, complete
+from tests.support.console import SignedIn
 
 PHONE = "+14155552671"
 EMAIL = "canary.person@example.com"

@@ -12,7 +12,7 @@ from erasure.accounts.models import Role
 from erasure.identifiers import Vault
 from erasure.orgs import add_credential, add_org
 from erasure.salesforce.sandbox import SandboxHandle, SandboxOrg, run_in_thread
-from tests.ui.conftest import SignedIn
+from tests.support.console import SignedIn
 
 
 @pytest.fixture

@@ -20,20 +20,20 @@ from erasure.notices.models import NoticeTemplate
 from erasure.orgs import add_org
 from erasure.ui import accounts
 from erasure.workflow import Protection
-from tests.notices.support import EMAIL, submit
-from tests.pipeline.conftest import cleanup_org
-from tests.ui.conftest import PASSWORD
-from tests.ui.test_browser import (  # noqa: F401  # fixtures: the live console and Chromium
+from tests.support.browser import (  # noqa: F401  # fixtures: the live console and Chromium
     CHROMIUM,
-    DOCS,
     TIMEOUT_MS,
     browser,
     console_url,
     sign_in,
 )
+from tests.support.console import PASSWORD
+from tests.support.notices import EMAIL, submit
+from tests.support.pipeline import cleanup_org
 
 playwright_sync = pytest.importorskip("playwright.sync_api")
 axe_playwright = pytest.importorskip("axe_playwright_python.sync_playwright")
+DOCS = Path(__file__).resolve().parents[3] / "docs"
 #: Read at import: the autouse fixture that clears ERASURE_* variables runs before each test.
 SCREENSHOTS = os.environ.get("ERASURE_SCREENSHOTS") == "1"
 pytestmark = [

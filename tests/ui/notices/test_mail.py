@@ -21,9 +21,9 @@ from erasure.core.models import Org
 from erasure.notices import issuing, mail
 from erasure.notices.models import NoticeDelivery, NoticeKind
 from erasure.workflow import Protection
-from tests.notices.smtp_server import RefusingInbox, SmtpServer
-from tests.notices.support import EMAIL, submit
-from tests.pipeline.harness import free_port
+from tests.support.notices import EMAIL, submit
+from tests.support.processes import free_port
+from tests.support.smtp_server import RefusingInbox, SmtpServer
 
 AT = datetime(2026, 11, 20, 10, 0, tzinfo=UTC)
 

@@ -26,10 +26,10 @@ from erasure.outbox.models import OutboxMessage
 from erasure.pipeline.context import utcnow
 from erasure.workflow import Protection
 from tests.hardening.canary_places import RedisMonitor, expand
-from tests.notices.smtp_server import SmtpServer
-from tests.notices.support import EMAIL, REASON, submit
-from tests.pipeline.conftest import cleanup_org
-from tests.pipeline.harness import RedisServer, Worker, free_port, worker_env
+from tests.support.notices import EMAIL, REASON, submit
+from tests.support.pipeline import cleanup_org
+from tests.support.processes import RedisServer, Worker, free_port, worker_env
+from tests.support.smtp_server import SmtpServer
 
 pytestmark = [pytest.mark.worker, pytest.mark.slow]
 

@@ -10,8 +10,8 @@ from sqlalchemy.orm import Session
 from erasure.accounts.models import Role
 from erasure.core.models import Org
 from erasure.workflow import Protection
-from tests.conftest import KeyMaker
-from tests.notices.support import EMAIL, submit
+from tests.support.notices import EMAIL, submit
+from tests.support.web import KeyMaker
 
 
 def _auth(make_key: KeyMaker, role: Role) -> dict[str, str]:

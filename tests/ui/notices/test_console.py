@@ -13,8 +13,8 @@ from erasure.core.models import Org
 from erasure.notices import templates
 from erasure.notices.models import NoticeKind
 from erasure.workflow import Protection
-from tests.notices.support import EMAIL, submit
-from tests.ui.conftest import SignedIn
+from tests.support.console import SignedIn
+from tests.support.notices import EMAIL, submit
 
 
 def test_admin_edits_a_template_in_the_console(signed_in: SignedIn, db_session: Session) -> None:

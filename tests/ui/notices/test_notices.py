@@ -23,7 +23,7 @@ from erasure.notices import issuing, templates
 from erasure.notices.models import Notice, NoticeDelivery, NoticeKind
 from erasure.outbox.models import OutboxMessage
 from erasure.workflow import Protection
-from tests.notices.support import EMAIL, REASON, submit
+from tests.support.notices import EMAIL, REASON, submit
 
 AT = datetime(2026, 11, 20, 10, 0, tzinfo=UTC)
 
