@@ -83,7 +83,19 @@ def _register_edges(app: Flask, settings: Settings) -> None:
     )
     from erasure.api.openapi import document_bp
     from erasure.observability import web as observability
-    from erasure.ui import admin, auditor, bulk, console, dashboard, request_pages, security
+    from erasure.ui import (
+        admin,
+        auditor,
+        bulk,
+        console,
+        dashboard,
+        request_detail,
+        request_export,
+        request_form,
+        request_list,
+        security,
+    )
+    from erasure.ui import request_actions as console_request_actions
     from erasure.ui.blueprint import bp as console_bp
     from erasure.web import correlation, problems
     from erasure.web.resources import close_session
@@ -100,7 +112,8 @@ def _register_edges(app: Flask, settings: Settings) -> None:
     app.register_blueprint(opendsr_views.bp)
     app.register_blueprint(document_bp)
     # The console's page modules and security's hooks are declared on its blueprint likewise.
-    del admin, auditor, bulk, dashboard, request_pages, security
+    del admin, auditor, bulk, dashboard, security
+    del console_request_actions, request_detail, request_export, request_form, request_list
     console.configure_sessions(app, settings)
     app.register_blueprint(console_bp)
     observability.init_app(app)

@@ -29,7 +29,7 @@ from erasure.core.models import ErasureRequest, Source
 from erasure.errors import UnknownOrg
 from erasure.ui import security
 from erasure.ui.blueprint import bp
-from erasure.ui.request_pages import _submission, form_document, validate_document
+from erasure.ui.request_form import form_document, submission, validate_document
 from erasure.web.inputs import ErasureRequestIn, ReferenceIn
 from erasure.web.relay import kick_relay
 from erasure.web.resources import get_session, web_resources
@@ -198,7 +198,7 @@ def bulk_upload() -> ResponseReturnValue:
                     with session.begin_nested():
                         workflow.submit_request(
                             session,
-                            _submission(row.body, Source.UI),
+                            submission(row.body, Source.UI),
                             protection=web_resources().protection,
                             default_org=settings.default_org,
                         )
