@@ -1,5 +1,6 @@
 """What the console does to one request: cancel, approve, retry, extend. Each runs one lifecycle
-operation for the signed-in person and comes back to the request page."""
+operation for the signed-in person and comes back to the request page. A cancel, and an extension
+of a request already overdue, are confirmed first (erasure.ui.confirmation)."""
 
 from __future__ import annotations
 
@@ -19,9 +20,10 @@ from flask import (
 from flask.typing import ResponseReturnValue
 from sqlalchemy.orm import Session
 
+from erasure import workflow
 from erasure.errors import ErasureError, InvalidTransition, NotFound
 from erasure.lifecycle import operations
-from erasure.ui import security
+from erasure.ui import confirmation, queries, security
 from erasure.ui.blueprint import bp
 from erasure.web.relay import kick_relay
 from erasure.web.resources import get_session, web_resources
@@ -48,6 +50,16 @@ def _done(request_id: uuid.UUID, message: str) -> ResponseReturnValue:
 @security.requires("cancel")
 def cancel(request_id: uuid.UUID) -> ResponseReturnValue:
     reason = _reason()
+    if not confirmation.confirmed():
+        return confirmation.ask(
+            title="Cancel this request?",
+            message=f"Request {request_id} will be cancelled. Records not yet sent to Salesforce "
+            "are withdrawn; deletions already sent cannot be recalled. This cannot be undone.",
+            action=url_for("ui.cancel", request_id=request_id),
+            fields={"reason": reason},
+            button="Yes, cancel the request",
+            back=url_for("ui.request_detail", request_id=request_id),
+        )
     session = get_session()
     try:
         user = security.current_user()
@@ -121,6 +133,24 @@ def retry(request_id: uuid.UUID) -> ResponseReturnValue:
 @security.requires("extend")
 def extend(request_id: uuid.UUID) -> ResponseReturnValue:
     reason = _reason()
+    if not confirmation.confirmed():
+        try:
+            due_at = workflow.get_request(get_session(), request_id).due_at
+        except NotFound:
+            abort(404)
+        late = -queries.days_left(due_at, datetime.now(UTC))
+        if late > 0:
+            return confirmation.ask(
+                title="Extend an overdue request?",
+                message=f"This request is already overdue by {late} day(s): its legal deadline "
+                f"passed on {due_at:%Y-%m-%d}. An extension has to be decided and told to the "
+                "subject within the original period; extending now does not make the answer "
+                "on time. Extend anyway?",
+                action=url_for("ui.extend", request_id=request_id),
+                fields={"reason": reason},
+                button="Yes, extend the deadline",
+                back=url_for("ui.request_detail", request_id=request_id),
+            )
     vault = web_resources().protection.vault
     return _act(
         "extend",

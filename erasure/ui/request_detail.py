@@ -4,8 +4,10 @@ certificate download."""
 from __future__ import annotations
 
 import logging
+import re
 import uuid
 from datetime import UTC, datetime
+from typing import Any
 
 from flask import (
     Response,
@@ -32,6 +34,39 @@ from erasure.ui.blueprint import bp
 from erasure.web.resources import get_session, web_resources
 
 logger = logging.getLogger(__name__)
+
+
+#: How an extension's reason is appended to the notes (erasure.lifecycle.operations.extend).
+_EXTENSION = re.compile(r"^\[deadline extended (\d{4}-\d{2}-\d{2})\] ?(.*)$")
+
+
+def split_notes(notes: str | None) -> tuple[str, list[tuple[str, str]]]:
+    """The notes as typed, and the extension reasons appended to them as (day, reason)."""
+    kept: list[str] = []
+    extensions: list[tuple[str, str]] = []
+    for line in (notes or "").splitlines():
+        match = _EXTENSION.match(line)
+        if match:
+            extensions.append((match.group(1), match.group(2)))
+        elif extensions:  # a reason that ran over more than one line
+            day, reason = extensions[-1]
+            extensions[-1] = (day, f"{reason}\n{line}")
+        else:
+            kept.append(line)
+    return "\n".join(kept).strip(), extensions
+
+
+def _free_text(erasure_request: ErasureRequest) -> dict[str, Any] | None:
+    """Notes, extension and cancel reasons, decrypted for the roles that may read them."""
+    if not security.can("notes"):
+        return None
+    vault = web_resources().protection.vault
+    notes, extensions = split_notes(free_text.open_notes(vault, erasure_request))
+    return {
+        "notes": notes,
+        "extensions": extensions,
+        "cancel_reason": free_text.open_cancel_reason(vault, erasure_request),
+    }
 
 
 def _load(request_id: uuid.UUID) -> ErasureRequest:
@@ -73,18 +108,13 @@ def request_detail(request_id: uuid.UUID) -> str:
         "certificate": erasure_request.status in certify.CERTIFIABLE
         and security.can("certificate"),
     }
-    free_text_shown = None
-    if security.can("notes"):
-        vault = web_resources().protection.vault
-        free_text_shown = {
-            "notes": free_text.open_notes(vault, erasure_request),
-            "cancel_reason": free_text.open_cancel_reason(vault, erasure_request),
-        }
     return render_template(
         "ui/request_detail.html",
         title=f"Request {erasure_request.id}",
         r=erasure_request,
-        free_text=free_text_shown,
+        free_text=_free_text(erasure_request),
+        has_free_text=erasure_request.notes_ciphertext is not None
+        or erasure_request.cancel_reason_ciphertext is not None,
         now=now,
         days_left=queries.days_left(erasure_request.due_at, now),
         timeline=entries,

@@ -1,10 +1,14 @@
 """The new request form, and the form-to-API-document translation the bulk upload shares.
 
-Identifiers arrive in the POST body only and are never refilled into a page."""
+Identifiers arrive in the POST body only and are never refilled into a page. The other fields,
+notes included, come back after a validation error so nothing typed is lost but identifiers.
+The "received on" date is the day the subject's letter or email came: the legal deadline runs
+from it, not from the day it was typed in."""
 
 from __future__ import annotations
 
 import logging
+from datetime import UTC, date, datetime
 from typing import Any
 
 from flask import (
@@ -67,6 +71,7 @@ def _new_form_context(
         "orgs": [o.name for o in get_session().scalars(select(Org).order_by(Org.name))],
         "errors": errors or {},
         "values": values or {},
+        "today": datetime.now(UTC).date().isoformat(),
     }
 
 
@@ -123,28 +128,42 @@ def validate_document(document: dict[str, Any]) -> tuple[ErasureRequestIn | None
         return None, errors
 
 
+FORM_FIELDS = (
+    "regulation",
+    "org",
+    "received_on",
+    "reference_system",
+    "reference_id",
+    "reference_url",
+    "notes",
+)
+
+
+def _received_at(received_on: str) -> tuple[str | None, str | None]:
+    """The form's day (YYYY-MM-DD) as the API's received_at: the start of that day in UTC."""
+    if not received_on:
+        return None, None
+    try:
+        day = date.fromisoformat(received_on)
+    except ValueError:
+        return None, "is not a date (YYYY-MM-DD)"
+    return f"{day.isoformat()}T00:00:00+00:00", None
+
+
 @bp.route("/requests/new", methods=["GET", "POST"])
 @security.requires("submit")
 def new_request() -> ResponseReturnValue:
     if request.method == "GET":
         return render_template("ui/request_new.html", **_new_form_context())
-    fields = {
-        name: request.form.get(name, "").strip()
-        for name in (
-            "regulation",
-            "org",
-            "reference_system",
-            "reference_id",
-            "reference_url",
-            "notes",
-        )
-    }
-    body, errors = validate_document(form_document(_subject_from_form(), fields))
-    if body is None:
+    fields = {name: request.form.get(name, "").strip() for name in FORM_FIELDS}
+    received_at, date_error = _received_at(fields["received_on"])
+    document = form_document(_subject_from_form(), fields | {"received_at": received_at or ""})
+    body, errors = validate_document(document)
+    if date_error:
+        errors = {"received_on": date_error, **errors}
+    if body is None or date_error:
         # Identifiers are not refilled: the page must not carry them back.
-        return render_template(
-            "ui/request_new.html", **_new_form_context(errors, fields | {"notes": ""})
-        ), 422
+        return render_template("ui/request_new.html", **_new_form_context(errors, fields)), 422
     session = get_session()
     settings = web_resources().settings
     try:
@@ -157,7 +176,7 @@ def new_request() -> ResponseReturnValue:
     except UnknownOrg as exc:
         session.rollback()
         return render_template(
-            "ui/request_new.html", **_new_form_context({"org": str(exc)}, fields | {"notes": ""})
+            "ui/request_new.html", **_new_form_context({"org": str(exc)}, fields)
         ), 422
     request_id = erasure_request.id
     session.commit()

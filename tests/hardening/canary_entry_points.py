@@ -5,6 +5,7 @@ cancel and extend), each answer kept to be scanned."""
 from __future__ import annotations
 
 import io
+import re
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -255,18 +256,21 @@ def console_entry_points(run: Run, app_client: FlaskClient, engine: Engine, org:
     created = run.keep("console new", app_client.post("/ui/requests/new", data=form), expect=302)
     request_id = created.headers["Location"].rsplit("/", 1)[-1]
     run.request_ids["console"] = request_id
-    run.keep(
-        "console new (invalid)",
-        app_client.post("/ui/requests/new", data=form | {"email": f"{TOKEN}@@"}),
-        expect=422,
-    )
+    invalid = app_client.post("/ui/requests/new", data=form | {"email": f"{TOKEN}@@"})
+    assert invalid.status_code == 422
+    # The officer's own notes come back in their field so they are not lost; nothing else of
+    # what was typed does (the identifiers least of all).
+    page = invalid.get_data(as_text=True)
+    notes = re.search(r'<textarea id="notes"[^>]*>(.*?)</textarea>', page, re.DOTALL)
+    assert notes is not None and notes.group(1) == form["notes"]
+    run.answers.append(("console new (invalid), notes removed", page.replace(notes.group(0), "")))
     extend = {"csrf_token": token, "reason": text_canary("console-extend")}
     run.keep(
         "console extend",
         app_client.post(f"/ui/requests/{request_id}/extend", data=extend),
         expect=303,
     )
-    cancel = {"csrf_token": token, "reason": text_canary("console-cancel")}
+    cancel = {"csrf_token": token, "reason": text_canary("console-cancel"), "confirm": "1"}
     run.keep(
         "console cancel",
         app_client.post(f"/ui/requests/{request_id}/cancel", data=cancel),

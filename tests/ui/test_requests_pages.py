@@ -240,7 +240,7 @@ def test_a_cancel_reason_is_shown_only_to_roles_that_may_read_notes(
     request_id = created.headers["Location"].rsplit("/", 1)[-1]
     cancelled = officer.post(
         f"/ui/requests/{request_id}/cancel",
-        data={"csrf_token": token, "reason": CANCEL_REASON},
+        data={"csrf_token": token, "reason": CANCEL_REASON, "confirm": "1"},
         follow_redirects=True,
     )
     page = cancelled.get_data(as_text=True)
