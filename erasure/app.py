@@ -94,6 +94,7 @@ def _register_edges(app: Flask, settings: Settings) -> None:
         request_form,
         request_list,
         security,
+        user_admin,
     )
     from erasure.ui import request_actions as console_request_actions
     from erasure.ui.blueprint import bp as console_bp
@@ -112,7 +113,7 @@ def _register_edges(app: Flask, settings: Settings) -> None:
     app.register_blueprint(opendsr_views.bp)
     app.register_blueprint(document_bp)
     # The console's page modules and security's hooks are declared on its blueprint likewise.
-    del admin, auditor, bulk, dashboard, security
+    del admin, auditor, bulk, dashboard, security, user_admin
     del console_request_actions, request_detail, request_export, request_form, request_list
     console.configure_sessions(app, settings)
     app.register_blueprint(console_bp)

@@ -232,6 +232,13 @@ def _install(bp: Blueprint) -> None:
     def _template_helpers() -> dict[str, object]:
         return {"current_user": current_user, "can": can, "csrf_token": csrf_token}
 
+    @bp.route("/<path:unknown>", methods=["GET", "POST"])
+    def not_found(unknown: str) -> ResponseReturnValue:
+        """Every /ui path no page matches: the console's own 404 page, with its header (the
+        app-wide handler would answer the API's problem+json)."""
+        del unknown
+        abort(404)
+
     bp.register_error_handler(403, _forbidden)
     bp.register_error_handler(400, _bad_request)
     bp.register_error_handler(404, _not_found)
