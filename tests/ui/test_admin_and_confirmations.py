@@ -103,3 +103,22 @@ def test_account_forms_carry_autocomplete_hints(signed_in: SignedIn, ui_app) -> 
     for field in ("user-email", "user-name", "user-password", "key-name"):
         tag = re.search(rf'<input id="{field}"[^>]*>', settings_page)
         assert tag is not None and "autocomplete=" in tag.group(0), field
+
+
+def test_settings_show_when_a_key_was_last_used(
+    signed_in: SignedIn, ui_app, db_session: Session, org
+) -> None:  # type: ignore[no-untyped-def]
+    admin, _ = signed_in(Role.ADMIN)
+    key = create_api_key(db_session, name="jira-bridge", role=Role.OFFICER)
+    db_session.flush()
+    row = re.compile(r"<tr><td>jira-bridge</td>.*?</tr>", re.DOTALL)
+    found = row.search(admin.get("/ui/settings").get_data(as_text=True))
+    assert found is not None and "<td>—</td>" in found.group(0)
+    api = ui_app.test_client()
+    headers = {"Authorization": f"Bearer {key.secret}"}
+    assert api.get("/v1/erasure-requests?limit=1", headers=headers).status_code == 200
+    db_session.refresh(key.record)
+    assert key.record.last_used_at is not None
+    found = row.search(admin.get("/ui/settings").get_data(as_text=True))
+    assert found is not None
+    assert f"<td>{key.record.last_used_at:%Y-%m-%d %H:%M}</td>" in found.group(0)
