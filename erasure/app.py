@@ -93,6 +93,7 @@ def _register_edges(app: Flask, settings: Settings) -> None:
         request_export,
         request_form,
         request_list,
+        request_selection,
         security,
         user_admin,
     )
@@ -115,6 +116,7 @@ def _register_edges(app: Flask, settings: Settings) -> None:
     # The console's page modules and security's hooks are declared on its blueprint likewise.
     del admin, auditor, bulk, dashboard, security, user_admin
     del console_request_actions, request_detail, request_export, request_form, request_list
+    del request_selection
     console.configure_sessions(app, settings)
     app.register_blueprint(console_bp)
     observability.init_app(app)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import dataclasses
 import json
 import logging
 import uuid
@@ -21,6 +22,7 @@ from flask import (
 from sqlalchemy import select
 
 from erasure import identifiers
+from erasure.core import request_pages
 from erasure.core.models import (
     ErasureRequest,
     IdentifierKind,
@@ -36,10 +38,12 @@ from erasure.web.resources import get_session, web_resources
 logger = logging.getLogger(__name__)
 
 PAGE_SIZE = 50
+#: Sort keys the list offers: each is a keyset on (column, id) that an index serves.
+SORTS: dict[str, request_pages.Order] = {"created": "created", "due": "due"}
 
 
-def encode_cursor(row: ErasureRequest) -> str:
-    raw = json.dumps([row.created_at.isoformat(), str(row.id)]).encode()
+def encode_cursor(value: datetime, request_id: uuid.UUID) -> str:
+    raw = json.dumps([value.isoformat(), str(request_id)]).encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
@@ -54,8 +58,19 @@ def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID] | None:
         return None
 
 
+def _search(text: str) -> dict[str, Any]:
+    """A request id finds that request; anything else is taken as a ticket id."""
+    if not text:
+        return {}
+    try:
+        return {"ids": [uuid.UUID(text)]}
+    except ValueError:
+        return {"reference_id": text[:255]}
+
+
 def filters() -> tuple[queries.ListQuery, dict[str, Any]]:
-    """The list's filters from the query string (bad values are ignored, not errors)."""
+    """The list's filters, search and order from the query string (bad values are ignored, not
+    errors)."""
     args = request.args
     statuses = [
         RequestStatus(s) for s in args.getlist("status") if s in RequestStatus.__members__.values()
@@ -70,11 +85,17 @@ def filters() -> tuple[queries.ListQuery, dict[str, Any]]:
         due_text = ""
     source = source if source in Source.__members__.values() else ""
     at_risk = args.get("at_risk") == "1"
+    q = args.get("q", "").strip()
+    sort = args.get("sort", "created") if args.get("sort") in SORTS else "created"
+    ascending = args.get("dir") == "asc"
     form: dict[str, Any] = {
         "status": [s.value for s in statuses],
         "source": source,
         "due_before": due_text,
         "at_risk": at_risk,
+        "q": q,
+        "sort": sort,
+        "dir": "asc" if ascending else "desc",
     }
     query = queries.ListQuery(
         statuses=statuses,
@@ -83,39 +104,95 @@ def filters() -> tuple[queries.ListQuery, dict[str, Any]]:
         at_risk=at_risk,
         after=decode_cursor(args.get("cursor", "")) if args.get("cursor") else None,
         limit=PAGE_SIZE,
+        order=SORTS[sort],
+        ascending=ascending,
+        **_search(q),
     )
     return query, form
 
 
-def _render_list(
-    rows: list[ErasureRequest], form: dict[str, Any], *, next_url: str | None, searched: bool
-) -> str:
+def _page(query: queries.ListQuery) -> tuple[list[ErasureRequest], bool, bool]:
+    """One page of the list, and whether there are pages before and after it. Going back runs
+    the same keyset the other way from the page's first row (`before`), then turns it round."""
+    session, now = get_session(), datetime.now(UTC)
+    before = decode_cursor(request.args.get("before", "")) if request.args.get("before") else None
+    if before is None:
+        rows = queries.list_requests(session, query, now)
+        return rows, query.after is not None, len(rows) == query.limit
+    backwards = dataclasses.replace(query, after=before, ascending=not query.ascending)
+    rows = list(reversed(queries.list_requests(session, backwards, now)))
+    if len(rows) < query.limit:  # back at the start: show the first page whole
+        first = queries.list_requests(session, dataclasses.replace(query, after=None), now)
+        return first, False, len(first) == query.limit
+    return rows, True, True
+
+
+def _link(**changes: str | None) -> str:
+    """This list's URL with some arguments changed (None removes one)."""
+    args: dict[str, Any] = request.args.to_dict(flat=False)
+    for name, value in changes.items():
+        if value is None:
+            args.pop(name, None)
+        else:
+            args[name] = [value]
+    return url_for("ui.request_list", **args)
+
+
+def _sort_links(form: dict[str, Any]) -> dict[str, str]:
+    """Each sortable column's header link: the other direction if it is the current order."""
+    links = {}
+    for key in SORTS:
+        current = form["sort"] == key
+        direction = ("asc" if form["dir"] == "desc" else "desc") if current else "asc"
+        if key == "created" and not current:
+            direction = "desc"
+        links[key] = _link(sort=key, dir=direction, cursor=None, before=None)
+    return links
+
+
+def _render_list(rows: list[ErasureRequest], form: dict[str, Any], **extra: Any) -> str:
     now = datetime.now(UTC)
-    return render_template(
-        "ui/request_list.html",
-        title="Requests",
-        rows=rows,
-        form=form,
-        now=now,
-        days_left=queries.days_left,
-        statuses=list(RequestStatus),
-        sources=list(Source),
-        next_url=next_url,
-        searched=searched,
-    )
+    context: dict[str, Any] = {
+        "title": "Requests",
+        "rows": rows,
+        "form": form,
+        "now": now,
+        "days_left": queries.days_left,
+        "statuses": list(RequestStatus),
+        "sources": list(Source),
+        "next_url": None,
+        "prev_url": None,
+        "total": None,
+        "count_cap": queries.COUNT_CAP,
+        "sort_links": {},
+        "searched": False,
+    }
+    return render_template("ui/request_list.html", **(context | extra))
 
 
 @bp.get("/requests")
 @security.requires("view")
 def request_list() -> str:
     query, form = filters()
-    rows = queries.list_requests(get_session(), query, datetime.now(UTC))
-    next_url = None
-    if len(rows) == PAGE_SIZE:
-        args: dict[str, Any] = request.args.to_dict(flat=False)
-        args["cursor"] = [encode_cursor(rows[-1])]
-        next_url = url_for("ui.request_list", **args)
-    return _render_list(rows, form, next_url=next_url, searched=False)
+    rows, has_prev, has_next = _page(query)
+    order = query.order
+    next_url = prev_url = None
+    if rows and has_next:
+        next_url = _link(
+            cursor=encode_cursor(*request_pages.cursor_of(rows[-1], order)), before=None
+        )
+    if rows and has_prev:
+        prev_url = _link(
+            before=encode_cursor(*request_pages.cursor_of(rows[0], order)), cursor=None
+        )
+    return _render_list(
+        rows,
+        form,
+        next_url=next_url,
+        prev_url=prev_url,
+        total=queries.count_requests(get_session(), query, datetime.now(UTC)),
+        sort_links=_sort_links(form),
+    )
 
 
 @bp.route("/subject-search", methods=["GET", "POST"])
@@ -155,16 +232,10 @@ def subject_search() -> str | tuple[str, int]:
     )
     rows = queries.list_requests(session, queries.ListQuery(ids=ids, limit=500), datetime.now(UTC))
     _query, form = filters()
-    return render_template(
-        "ui/request_list.html",
+    return _render_list(
+        rows,
+        form,
         title="Subject search",
-        rows=rows,
-        form=form,
-        now=datetime.now(UTC),
-        days_left=queries.days_left,
-        statuses=list(RequestStatus),
-        sources=list(Source),
-        next_url=None,
         searched=True,
         pseudonym=blind.hex(),
         kind=kind.value,
