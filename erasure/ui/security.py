@@ -200,6 +200,7 @@ def _install(bp: Blueprint) -> None:
         limit = getattr(current_app.view_functions.get(request.endpoint or ""), "max_upload", None)
         if limit is not None:
             request.max_content_length = limit
+            request.max_form_memory_size = limit  # a previewed upload comes back in a field
         if request.method == "POST":
             sent = request.form.get("csrf_token", "")
             expected = session.get("csrf")

@@ -288,9 +288,23 @@ def console_entry_points(run: Run, app_client: FlaskClient, engine: Engine, org:
         f"{email('bulk-bad')}@@,,gdpr,,\n"
     )
     upload = {"csrf_token": token, "file": (io.BytesIO(csv_text.encode()), "canary.csv")}
-    run.keep(
-        "console bulk",
+    preview = run.keep(
+        "console bulk (check)",
         app_client.post("/ui/requests/bulk", data=upload, content_type="multipart/form-data"),
+        expect=200,
+    )
+    # The check carries the file sealed; confirming it submits the rows.
+    sealed = dict(
+        re.findall(
+            r'<input type="hidden" name="([a-z_]+)" value="([^"]*)">',
+            preview.get_data(as_text=True),
+        )
+    )
+    run.keep(
+        "console bulk (confirmed)",
+        app_client.post(
+            "/ui/requests/bulk/confirm", data=sealed, content_type="multipart/form-data"
+        ),
         expect=200,
     )
     headerless = {
