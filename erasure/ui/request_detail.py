@@ -29,7 +29,7 @@ from erasure.core.models import (
 )
 from erasure.errors import InvalidTransition, NotFound, NotReady
 from erasure.pipeline.states import record_pseudonym
-from erasure.ui import queries, security
+from erasure.ui import queries, security, timeline
 from erasure.ui.blueprint import bp
 from erasure.web.resources import get_session, web_resources
 
@@ -118,6 +118,7 @@ def request_detail(request_id: uuid.UUID) -> str:
         now=now,
         days_left=queries.days_left(erasure_request.due_at, now),
         timeline=entries,
+        timeline_lines=timeline.lines(session, entries),
         pseudonyms=queries.subject_pseudonyms(entries),
         targets=targets,
         offered=offered,

@@ -10,7 +10,6 @@ Screenshots go into docs/ with ERASURE_SCREENSHOTS=1, else into the test's tempo
 
 from __future__ import annotations
 
-import os
 import re
 import secrets
 import uuid
@@ -36,7 +35,14 @@ from tests.pipeline.conftest import (  # noqa: F401  # fixtures: a committed san
 )
 from tests.ui import axe
 from tests.ui.conftest import PASSWORD
-from tests.ui.test_browser import CHROMIUM, DOCS, TIMEOUT_MS, browser, console_url  # noqa: F401
+from tests.ui.test_browser import (  # noqa: F401  # fixtures: a browser, the app over HTTP
+    CHROMIUM,
+    DOCS,
+    SCREENSHOTS_TO_DOCS,
+    TIMEOUT_MS,
+    browser,
+    console_url,
+)
 
 playwright_sync = pytest.importorskip("playwright.sync_api")
 pytestmark = [
@@ -119,7 +125,7 @@ def test_officer_and_admin_walk_console_v2(
     engine: Engine,
     tmp_path: Path,
 ) -> None:
-    shots = DOCS if os.environ.get("ERASURE_SCREENSHOTS") == "1" else tmp_path / "screenshots"
+    shots = DOCS if SCREENSHOTS_TO_DOCS else tmp_path / "screenshots"
     shots.mkdir(parents=True, exist_ok=True)
     maker = make_sessionmaker(engine)
     url = console_url

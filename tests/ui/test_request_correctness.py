@@ -177,3 +177,38 @@ def test_a_cancelled_request_predicts_no_completion(
         select(Alert).where(Alert.request_id == request_id, Alert.resolved_at.is_(None))
     ).all()
     assert open_alerts == []
+
+
+def test_a_ticket_reference_links_to_its_url(signed_in: SignedIn, org: Org) -> None:
+    client, token = signed_in(Role.OFFICER)
+    request_id = _submit(
+        client,
+        token,
+        reference_system="jira",
+        reference_id="PRIV-7",
+        reference_url="https://tickets.example.org/browse/PRIV-7",
+    )
+    page = client.get(f"/ui/requests/{request_id}").get_data(as_text=True)
+    assert '<a id="ticket" href="https://tickets.example.org/browse/PRIV-7"' in page
+
+
+def test_the_timeline_reads_as_sentences_with_the_raw_leaf_behind_a_toggle(
+    signed_in: SignedIn, org: Org, db_session: Session
+) -> None:
+    client, token = signed_in(Role.OFFICER)
+    request_id = _submit(client, token)
+    client.post(
+        f"/ui/requests/{request_id}/extend",
+        data={"csrf_token": token, "reason": "zq private reason", "confirm": "1"},
+    )
+    stored = db_session.get(ErasureRequest, request_id)
+    assert stored is not None
+    page = client.get(f"/ui/requests/{request_id}").get_data(as_text=True)
+    timeline = page.split("<h2>Timeline")[1]
+    assert (
+        f"Test officer (officer) extended the deadline to {stored.due_at:%Y-%m-%d}</span>"
+        in timeline
+    )
+    assert "Request received (from ui); due " in timeline
+    assert "<details><summary>Audit leaf" in timeline and "request.extended</summary>" in timeline
+    assert "zq private reason" not in timeline  # reasons stay in their own section
