@@ -270,6 +270,20 @@ def console_entry_points(run: Run, app_client: FlaskClient, engine: Engine, org:
         app_client.post(f"/ui/requests/{request_id}/extend", data=extend),
         expect=303,
     )
+    selected = {
+        "csrf_token": token,
+        "action": "extend",
+        "reason": text_canary("console-selected"),
+        "ids": [request_id],
+        "confirm": "1",
+        "back": "/ui/requests",
+    }
+    run.keep(
+        "console selected rows extend (refused: already extended)",
+        app_client.post("/ui/requests/selected", data=selected),
+        expect=303,
+    )
+    run.keep("console list after a selection", app_client.get("/ui/requests"), expect=200)
     cancel = {"csrf_token": token, "reason": text_canary("console-cancel"), "confirm": "1"}
     run.keep(
         "console cancel",
