@@ -75,6 +75,7 @@ def _register_edges(app: Flask, settings: Settings) -> None:
     from erasure.api import (
         audit_views,
         callback_views,
+        hold_views,
         opendsr_views,
         request_actions,
         request_views,
@@ -97,6 +98,7 @@ def _register_edges(app: Flask, settings: Settings) -> None:
         security,
         user_admin,
     )
+    from erasure.ui import holds as hold_pages
     from erasure.ui import request_actions as console_request_actions
     from erasure.ui.blueprint import bp as console_bp
     from erasure.web import correlation, problems
@@ -105,16 +107,16 @@ def _register_edges(app: Flask, settings: Settings) -> None:
     correlation.install(app)
     problems.register_error_handlers(app)
     app.teardown_appcontext(close_session)
-    # request_views, request_actions and audit_views declare their routes on the one /v1
-    # blueprint; each is imported above so its routes exist before the blueprint is registered.
-    del audit_views, request_actions, request_views
+    # request_views, request_actions, hold_views and audit_views declare their routes on the one
+    # /v1 blueprint; each is imported above so its routes exist before the blueprint is registered.
+    del audit_views, hold_views, request_actions, request_views
     app.register_blueprint(v1.bp)
     app.register_blueprint(webhook_views.bp)
     app.register_blueprint(callback_views.bp)
     app.register_blueprint(opendsr_views.bp)
     app.register_blueprint(document_bp)
     # The console's page modules and security's hooks are declared on its blueprint likewise.
-    del admin, auditor, bulk, dashboard, security, user_admin
+    del admin, auditor, bulk, dashboard, hold_pages, security, user_admin
     del console_request_actions, request_detail, request_export, request_form, request_list
     del request_selection
     console.configure_sessions(app, settings)

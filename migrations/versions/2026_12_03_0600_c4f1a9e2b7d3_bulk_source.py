@@ -4,7 +4,7 @@
 new value is a new CHECK. The webhook source's `system` column uses the same list.
 
 Revision ID: c4f1a9e2b7d3
-Revises: 5b1e0c2d7a91
+Revises: aeedf2290725
 Create Date: 2026-12-03 06:00:00.000000
 """
 
@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from alembic import op
 
 revision: str = "c4f1a9e2b7d3"
-down_revision: str | None = "5b1e0c2d7a91"
+down_revision: str | None = "aeedf2290725"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
