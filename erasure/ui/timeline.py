@@ -33,6 +33,9 @@ PHRASES = {
     "request.extended": "extended the deadline",
     "request.at_risk": "Deadline at risk: the predicted completion is too close to it",
     "request.promoted": "Went on alone after the request it was linked to was cancelled",
+    "request.held": "Waiting on a legal hold that covers the subject",
+    "request.resumed": "The legal hold ended; on to deletion",
+    "request.hold_overridden": "overrode the legal hold; on to deletion",
     "targets.requested": "Deletion sent to Salesforce",
     "targets.in_progress": "Salesforce is deleting the records",
     "targets.held": "Deletion held back",
@@ -49,6 +52,7 @@ DONE_BY = frozenset(
         "request.cancelled",
         "request.retried",
         "request.extended",
+        "request.hold_overridden",
     }
 )
 
