@@ -14,15 +14,18 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
 from erasure.accounts.models import ApiKey, Role
 
 KEY_PREFIX = "ek_"
 _PREFIX_BYTES = 6
+#: How fresh a key's `last_used_at` is kept: written at most once per key and interval, so a busy
+#: integration costs one small UPDATE a minute, not one per request.
+LAST_USED_EVERY = timedelta(minutes=1)
 
 
 @dataclass(frozen=True)
@@ -113,6 +116,7 @@ class KeyCache:
         self._clock = clock
         self._max_entries = max_entries
         self._entries: dict[str, _Cached] = {}
+        self._used: dict[str, float] = {}  # prefix -> when this process last recorded a use
         self._lock = threading.Lock()
 
     def authenticate(self, session: Session, key: str) -> KeyIdentity | None:
@@ -144,6 +148,32 @@ class KeyCache:
                     self._entries.clear()  # a bound on memory; the next requests read again
                 self._entries[prefix] = entry
         return entry
+
+    def use_due(self, prefix: str) -> bool:
+        """Whether this process should record a use of the key now: true at most once per
+        LAST_USED_EVERY per key (whatever ttl_s is), so most requests write nothing."""
+        now = self._clock()
+        with self._lock:
+            last = self._used.get(prefix)
+            if last is not None and now - last < LAST_USED_EVERY.total_seconds():
+                return False
+            if len(self._used) >= self._max_entries:
+                self._used.clear()
+            self._used[prefix] = now
+            return True
+
+
+def record_use(session: Session, key_id: uuid.UUID, at: datetime) -> None:
+    """Set the key's `last_used_at` (caller commits). Another process that recorded it within
+    LAST_USED_EVERY already did the job, so the row is only written when it is older."""
+    session.execute(
+        update(ApiKey)
+        .where(
+            ApiKey.id == key_id,
+            or_(ApiKey.last_used_at.is_(None), ApiKey.last_used_at < at - LAST_USED_EVERY),
+        )
+        .values(last_used_at=at)
+    )
 
 
 def list_api_keys(session: Session, *, include_revoked: bool = False) -> list[ApiKey]:

@@ -92,10 +92,16 @@ def _register_edges(app: Flask, settings: Settings) -> None:
         console,
         dashboard,
         notice_pages,
-        request_pages,
+        request_detail,
+        request_export,
+        request_form,
+        request_list,
+        request_selection,
         security,
+        user_admin,
     )
     from erasure.ui import holds as hold_pages
+    from erasure.ui import request_actions as console_request_actions
     from erasure.ui.blueprint import bp as console_bp
     from erasure.web import correlation, problems
     from erasure.web.resources import close_session
@@ -112,7 +118,9 @@ def _register_edges(app: Flask, settings: Settings) -> None:
     app.register_blueprint(opendsr_views.bp)
     app.register_blueprint(document_bp)
     # The console's page modules and security's hooks are declared on its blueprint likewise.
-    del admin, auditor, bulk, dashboard, hold_pages, notice_pages, request_pages, security
+    del admin, auditor, bulk, dashboard, hold_pages, notice_pages, security, user_admin
+    del console_request_actions, request_detail, request_export, request_form, request_list
+    del request_selection
     console.configure_sessions(app, settings)
     app.register_blueprint(console_bp)
     observability.init_app(app)

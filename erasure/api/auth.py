@@ -12,12 +12,13 @@ from __future__ import annotations
 import functools
 import uuid
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import ParamSpec, TypeVar
 
 from flask import g, request
 
 from erasure.accounts.models import Role
-from erasure.api_keys import KeyIdentity
+from erasure.api_keys import KeyIdentity, record_use
 from erasure.web import limits
 from erasure.web.problems import Problem
 from erasure.web.resources import get_session, web_resources
@@ -73,10 +74,16 @@ def requires(*roles: Role) -> Callable[[Callable[P, R]], Callable[P, R]]:
             presented = token.strip()
             limits.admit(presented)
             # Cached per process: see KeyCache for how soon a revocation applies.
-            api_key = web_resources().key_cache.authenticate(get_session(), presented)
+            cache = web_resources().key_cache
+            api_key = cache.authenticate(get_session(), presented)
             if api_key is None:
                 limits.record_failure(presented)
                 raise _unauthorized()
+            if cache.use_due(api_key.prefix):
+                # Its own commit, before the view's work: nothing is pending in the session yet.
+                session = get_session()
+                record_use(session, api_key.id, datetime.now(UTC))
+                session.commit()
             if api_key.role not in allowed:
                 raise Problem(
                     403,

@@ -87,6 +87,7 @@ class Regulation(StrEnum):
 class Source(StrEnum):
     API = "api"
     UI = "ui"
+    BULK = "bulk"  # the console's CSV upload
     JIRA = "jira"
     ZENDESK = "zendesk"
     SERVICENOW = "servicenow"

@@ -13,6 +13,9 @@ descending. Three things keep a page flat as the table grows:
   `IN` list in the order of the columns after it.
 - What a page shows is loaded with it: the org joined in the same statement, the targets' states
   in one more (`with_targets`), never one lazy load per row.
+
+The console may also page by deadline (`order="due"`, either direction): the same row comparison
+on (due_at, id), which the due_at index serves; the cursor then carries a due date.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from sqlalchemy import ColumnElement, Select, select, tuple_, union_all
 from sqlalchemy.orm import joinedload, selectinload
@@ -29,6 +32,8 @@ from sqlalchemy.orm import joinedload, selectinload
 from erasure.core.models import ErasureRequest, RequestStatus, Target
 
 Cursor = tuple[datetime, uuid.UUID]
+#: The column a page is ordered by (then by id): when the request arrived, or its deadline.
+Order = Literal["created", "due"]
 
 
 @dataclass(frozen=True)
@@ -40,21 +45,44 @@ class PageQuery:
     statuses: Sequence[RequestStatus] = ()
     after: Cursor | None = None
     limit: int = 50
+    order: Order = "created"
+    ascending: bool = False
 
 
 NEWEST_FIRST = (ErasureRequest.created_at.desc(), ErasureRequest.id.desc())
 
 
-def after_cursor(after: Cursor) -> ColumnElement[bool]:
-    """Rows strictly after the cursor in newest-first order, as a row comparison (an index
-    condition on every (..., created_at, id) index)."""
-    created_at, last_id = after
-    return tuple_(ErasureRequest.created_at, ErasureRequest.id) < tuple_(created_at, last_id)
+def sort_column(order: Order) -> Any:
+    return ErasureRequest.due_at if order == "due" else ErasureRequest.created_at
+
+
+def cursor_of(row: ErasureRequest, order: Order) -> Cursor:
+    """The cursor that continues after `row` in a page ordered by `order`."""
+    return (row.due_at if order == "due" else row.created_at, row.id)
+
+
+def after_cursor(
+    after: Cursor, order: Order = "created", ascending: bool = False
+) -> ColumnElement[bool]:
+    """Rows strictly after the cursor in the page's order, as a row comparison (an index
+    condition on every (..., created_at, id) index, or on the due_at index)."""
+    value, last_id = after
+    key = tuple_(sort_column(order), ErasureRequest.id)
+    return key > tuple_(value, last_id) if ascending else key < tuple_(value, last_id)
+
+
+def _ordering(column: Any, id_column: Any, ascending: bool) -> tuple[Any, Any]:
+    return (column.asc(), id_column.asc()) if ascending else (column.desc(), id_column.desc())
 
 
 def page_select(query: PageQuery, *, with_targets: bool = False) -> Select[Any]:
-    """The page's statement: erasure requests with their org, newest first, at most `limit`."""
-    keyset = [after_cursor(query.after)] if query.after is not None else []
+    """The page's statement: erasure requests with their org, in the page's order (newest first
+    unless asked otherwise), at most `limit`."""
+    keyset = (
+        [after_cursor(query.after, query.order, query.ascending)] if query.after is not None else []
+    )
+    column = sort_column(query.order)
+    ordering = _ordering(column, ErasureRequest.id, query.ascending)
     statuses = list(dict.fromkeys(query.statuses))
     options: list[Any] = [joinedload(ErasureRequest.org, innerjoin=True)]
     if with_targets:
@@ -70,13 +98,13 @@ def page_select(query: PageQuery, *, with_targets: bool = False) -> Select[Any]:
             select(ErasureRequest)
             .where(*where)
             .options(*options)
-            .order_by(*NEWEST_FIRST)
+            .order_by(*ordering)
             .limit(query.limit)
         )
     branches = [
-        select(ErasureRequest.id, ErasureRequest.created_at)
+        select(ErasureRequest.id, column.label("sort_key"))
         .where(*query.conditions, *keyset, ErasureRequest.status == status)
-        .order_by(*NEWEST_FIRST)
+        .order_by(*ordering)
         .limit(query.limit)
         for status in statuses
     ]
@@ -85,6 +113,6 @@ def page_select(query: PageQuery, *, with_targets: bool = False) -> Select[Any]:
         select(ErasureRequest)
         .join(keys, keys.c.id == ErasureRequest.id)
         .options(*options)
-        .order_by(keys.c.created_at.desc(), keys.c.id.desc())
+        .order_by(*_ordering(keys.c.sort_key, keys.c.id, query.ascending))
         .limit(query.limit)
     )

@@ -31,10 +31,12 @@ from erasure.notices.models import NoticeKind
 from erasure.pipeline.holds import CANCELLED, end_wait, hold_if_covered
 from erasure.pipeline.models import Alert
 from erasure.pipeline.states import (
+    DEADLINE_AT_RISK,
     UNSENT_TARGET_STATUSES,
     enqueue_resolve,
     lock_request,
     move_request,
+    resolve_request_alerts,
 )
 from erasure.pipeline.sweep import PARKED
 
@@ -212,6 +214,7 @@ def extend(
     )
     request.notes_ciphertext, request.notes_key_id = sealed.ciphertext, sealed.key_id
     request.is_at_risk = False  # the predictor re-evaluates against the new deadline
+    resolve_request_alerts(session, request.id, kinds=(DEADLINE_AT_RISK,), at=at)
     move_request(
         session,
         request,
@@ -285,6 +288,9 @@ def cancel(
     erasure_request.attempt += 1  # fences off any worker still holding the old attempt
     erasure_request.completed_at = now
     erasure_request.outcome = cancelled_outcome(already_sent)
+    erasure_request.is_at_risk = False
+    erasure_request.predicted_completion_at = None  # nothing more will be done
+    resolve_request_alerts(session, erasure_request.id, kinds=(DEADLINE_AT_RISK,), at=now)
     seal_cancel_reason(vault, erasure_request, reason)
     leaves.append(
         session,

@@ -11,7 +11,7 @@ import uuid
 from collections import Counter
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from erasure import task_names
@@ -81,6 +81,26 @@ def raise_alert(
     return alert
 
 
+#: The alert a request's deadline prediction raises; it ends when the risk does.
+DEADLINE_AT_RISK = "deadline_at_risk"
+
+
+def resolve_request_alerts(
+    session: Session, request_id: uuid.UUID, *, kinds: tuple[str, ...], at: datetime
+) -> None:
+    """Close the request's open alerts of these kinds: their cause is gone (the deadline was
+    extended, the request ended), so the dashboard must stop showing them."""
+    session.execute(
+        update(Alert)
+        .where(
+            Alert.request_id == request_id,
+            Alert.kind.in_(kinds),
+            Alert.resolved_at.is_(None),
+        )
+        .values(resolved_at=at)
+    )
+
+
 def move_request(
     session: Session,
     request: ErasureRequest,
@@ -96,6 +116,10 @@ def move_request(
     request.updated_at = at
     if to in TERMINAL_REQUEST_STATUSES:
         request.completed_at = at
+        # An ended request is neither at risk nor predicted to finish.
+        request.is_at_risk = False
+        request.predicted_completion_at = None
+        resolve_request_alerts(session, request.id, kinds=(DEADLINE_AT_RISK,), at=at)
     leaves.append(
         session,
         kind=kind,

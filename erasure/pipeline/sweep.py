@@ -18,7 +18,13 @@ from erasure.pipeline.context import Pipeline
 from erasure.pipeline.holds import expire_due
 from erasure.pipeline.models import Alert, TaskDelivery
 from erasure.pipeline.quota import predict_org
-from erasure.pipeline.states import enqueue_resolve, raise_alert, settle_request
+from erasure.pipeline.states import (
+    DEADLINE_AT_RISK,
+    enqueue_resolve,
+    raise_alert,
+    resolve_request_alerts,
+    settle_request,
+)
 
 #: States in which a request waits for a resolve message.
 RESOLVE_STATES = (RequestStatus.RECEIVED, RequestStatus.APPROVED, RequestStatus.RESOLVING)
@@ -101,11 +107,14 @@ def predict(ctx: Pipeline) -> int:
                     )
                     raise_alert(
                         session,
-                        kind="deadline_at_risk",
+                        kind=DEADLINE_AT_RISK,
                         message="predicted to finish too close to (or after) its deadline",
                         org_id=org.id,
                         request_id=request.id,
                     )
+                elif request.is_at_risk and not at_risk:
+                    # Back on time (more quota, an extension): the alert ends with the risk.
+                    resolve_request_alerts(session, request.id, kinds=(DEADLINE_AT_RISK,), at=now)
                 request.is_at_risk = at_risk
     return newly
 

@@ -1,5 +1,6 @@
 """Settings for admins: orgs and their pool of execution users (health and quota), API keys,
-console users, and the webhook sources and callback subscriptions when the integrations exist."""
+the list of console users (managed in erasure.ui.user_admin), and the webhook sources and
+callback subscriptions when the integrations exist."""
 
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ from erasure.orgs import client_secret
 from erasure.pipeline.salesforce_port import org_settings
 from erasure.salesforce import CredentialSettings
 from erasure.salesforce.errors import SalesforceError
-from erasure.ui import accounts, queries, security
+from erasure.ui import confirmation, queries, security
 from erasure.ui.blueprint import bp
 from erasure.web.resources import get_session, web_resources
 
@@ -78,54 +79,20 @@ def create_key() -> ResponseReturnValue:
 @bp.post("/settings/api-keys/<prefix>/revoke")
 @security.requires("admin")
 def revoke_key(prefix: str) -> ResponseReturnValue:
+    if not confirmation.confirmed():
+        return confirmation.ask(
+            title="Revoke this API key?",
+            message=f"Key {prefix} will stop working within the key cache's bound, for every "
+            "system that uses it. A revoked key cannot be restored: a new one must be created.",
+            action=url_for("ui.revoke_key", prefix=prefix),
+            fields={},
+            button="Yes, revoke the key",
+            back=url_for("ui.settings"),
+        )
     session = get_session()
     record = revoke_api_key(session, prefix=prefix)
     session.commit()
     flash(f"Key {prefix} revoked." if record else "No such key.", "info" if record else "error")
-    return redirect(url_for("ui.settings"), code=303)
-
-
-@bp.post("/settings/users")
-@security.requires("admin")
-def create_user() -> ResponseReturnValue:
-    role_text = request.form.get("role", "")
-    if role_text not in Role.__members__.values() or role_text == Role.INTEGRATION.value:
-        flash("Choose a role for the user.", "error")
-        return redirect(url_for("ui.settings"), code=303)
-    session = get_session()
-    try:
-        user = accounts.create_user(
-            session,
-            email=request.form.get("email", ""),
-            name=request.form.get("name", ""),
-            role=Role(role_text),
-            password=request.form.get("password", ""),
-        )
-    except ValueError as exc:
-        session.rollback()
-        flash(str(exc), "error")
-        return redirect(url_for("ui.settings"), code=303)
-    session.commit()
-    logger.info("console: user %s created (role %s)", user.id, role_text)
-    flash(f"User {user.email} created.")
-    return redirect(url_for("ui.settings"), code=303)
-
-
-@bp.post("/settings/users/<uuid:user_id>/active")
-@security.requires("admin")
-def toggle_user(user_id: Any) -> ResponseReturnValue:
-    session = get_session()
-    user = session.get(User, user_id)
-    me = security.current_user()
-    if user is None or (me is not None and user.id == me.id):
-        flash("You cannot disable yourself.", "error")
-        return redirect(url_for("ui.settings"), code=303)
-    user.is_active = not user.is_active
-    user.session_version += 1
-    user.locked_until = None
-    user.failed_attempts = 0
-    session.commit()
-    flash(f"User {user.email} {'enabled' if user.is_active else 'disabled'}.")
     return redirect(url_for("ui.settings"), code=303)
 
 

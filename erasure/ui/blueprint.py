@@ -1,6 +1,7 @@
 """The console's blueprint (/ui, its templates and static files): the page modules (dashboard,
-request_pages, bulk, auditor, admin) and security's hooks are declared on it; the app factory
-registers it once they are imported."""
+request_list, request_export, request_form, request_detail, request_actions, bulk, auditor,
+admin) and security's hooks are declared on it; the app factory registers it once they are
+imported."""
 
 from __future__ import annotations
 

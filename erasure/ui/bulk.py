@@ -1,6 +1,8 @@
-"""Bulk CSV upload: thousands of requests at once, each row validated like an API request, with a
-report of the rejected rows (row number, field and reason: never the value), idempotent on
-re-upload, and progress streamed to the page as chunks are committed (no JavaScript needed).
+"""Bulk CSV upload: thousands of requests at once, each row validated like an API request. First
+a check ("18 will be submitted, 2 have problems", the rejected rows by row number, field and
+reason: never the value), then, once confirmed, the submission with progress streamed to the page
+as chunks are committed (no JavaScript needed), and the result with links to the requests it
+created (source `bulk`). Idempotent on re-upload.
 
 Columns (header row required; any order): phone, email, messaging_platform_key, contact_id,
 messaging_end_user_ids (space-separated), regulation, org, received_at, reference_system,
@@ -11,25 +13,32 @@ uploaded again is recognised and skipped.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import csv
 import hashlib
 import hmac
 import io
 import logging
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
+from cryptography.exceptions import InvalidTag
 from flask import Response, render_template, request, stream_with_context
 from flask.typing import ResponseReturnValue
 from sqlalchemy import select, tuple_
+from sqlalchemy.orm import Session
 
 from erasure import workflow
 from erasure.core.models import ErasureRequest, Source
 from erasure.errors import UnknownOrg
+from erasure.identifiers import Sealed
 from erasure.ui import security
 from erasure.ui.blueprint import bp
-from erasure.ui.request_pages import _submission, form_document, validate_document
+from erasure.ui.request_form import form_document, submission, validate_document
 from erasure.web.inputs import ErasureRequestIn, ReferenceIn
 from erasure.web.relay import kick_relay
 from erasure.web.resources import get_session, web_resources
@@ -155,79 +164,158 @@ def parse(data: bytes, key: bytes) -> tuple[list[Row], list[Rejected]]:
     return rows, rejected
 
 
+#: A preview's sealed file is accepted for this long: the confirmation is expected at once.
+PREVIEW_VALID = timedelta(hours=1)
+#: The result page links to at most this many of the requests an upload created.
+LINKED = 200
+
+
+def _sealing_context(user_id: object, issued: str) -> str:
+    return f"bulk-upload:{user_id}:{issued}"
+
+
+def _existing(session: Session, refs: list[tuple[str, str]]) -> set[tuple[str, str]]:
+    """Which of these ticket references a request already has (one query per chunk)."""
+    found: set[tuple[str, str]] = set()
+    for start in range(0, len(refs), CHUNK):
+        chunk = refs[start : start + CHUNK]
+        found |= {
+            (str(system), str(ref_id))
+            for system, ref_id in session.execute(
+                select(ErasureRequest.reference_system, ErasureRequest.reference_id).where(
+                    tuple_(ErasureRequest.reference_system, ErasureRequest.reference_id).in_(chunk)
+                )
+            )
+        }
+    return found
+
+
+def _form(error: str | None = None) -> str:
+    return render_template("ui/bulk.html", title="Bulk upload", columns=COLUMNS, error=error)
+
+
 @bp.route("/requests/bulk", methods=["GET", "POST"])
 @security.requires("submit")
 @max_upload(MAX_UPLOAD_BYTES)
 def bulk_upload() -> ResponseReturnValue:
+    """Step one: check every row and say what would happen; nothing is submitted yet. The file
+    goes back in the confirmation form sealed with the identifier key (bound to this user and
+    time), so the page never holds an identifier in the clear and nothing is kept server-side."""
     if request.method == "GET":
-        return render_template("ui/bulk.html", title="Bulk upload", columns=COLUMNS)
+        return _form()
     upload = request.files.get("file")
     if upload is None or not upload.filename:
-        return render_template(
-            "ui/bulk.html", title="Bulk upload", columns=COLUMNS, error="Choose a CSV file."
-        ), 422
+        return _form("Choose a CSV file."), 422
+    data = upload.read()
     settings = web_resources().settings
-    rows, rejected = parse(upload.read(), settings.pseudonym_key_bytes)
+    rows, rejected = parse(data, settings.pseudonym_key_bytes)
+    existing = _existing(get_session(), [_reference(r.body) for r in rows])
+    new = sum(1 for r in rows if _reference(r.body) not in existing)
+    sealed = None
+    issued = datetime.now(UTC).isoformat()
+    if new:
+        user = security.current_user()
+        box = web_resources().protection.vault.seal(
+            data.decode("utf-8-sig"), context=_sealing_context(user.id if user else None, issued)
+        )
+        sealed = {
+            "key_id": box.key_id,
+            "sealed": base64.b64encode(box.ciphertext).decode(),
+            "issued": issued,
+        }
+    return render_template(
+        "ui/bulk_preview.html",
+        title="Bulk upload: check",
+        new=new,
+        already=len(rows) - new,
+        problems=len({r.number for r in rejected}),
+        rejected=sorted(rejected, key=lambda r: (r.number, r.field)),
+        sealed=sealed,
+    )
+
+
+def _opened() -> bytes | None:
+    """The previewed file back from the confirmation form, or None if it is not this user's,
+    is too old, or was altered."""
+    user = security.current_user()
+    issued = request.form.get("issued", "")
+    try:
+        at = datetime.fromisoformat(issued)
+        if at.tzinfo is None or datetime.now(UTC) - at > PREVIEW_VALID:
+            return None
+        box = Sealed(request.form.get("key_id", ""), base64.b64decode(request.form["sealed"]))
+        text = web_resources().protection.vault.open(
+            box, context=_sealing_context(user.id if user else None, issued)
+        )
+    except (KeyError, ValueError, LookupError, binascii.Error, InvalidTag):
+        return None
+    return text.encode()
+
+
+@bp.post("/requests/bulk/confirm")
+@security.requires("submit")
+@max_upload(2 * MAX_UPLOAD_BYTES)
+def bulk_confirm() -> ResponseReturnValue:
+    """Step two: submit the previewed rows, with progress streamed chunk by chunk inside the
+    console's own page (header and navigation included), then the result."""
+    data = _opened()
+    if data is None:
+        return _form("That check has expired or is not valid: upload the file again."), 422
+    settings = web_resources().settings
+    rows, rejected = parse(data, settings.pseudonym_key_bytes)
     session = get_session()
     user = security.current_user()
     user_id = user.id if user else None
+    marker = "<!--bulk-progress-->"
+    head, tail = render_template(
+        "ui/bulk_result.html", title="Bulk upload", marker=marker, total=len(rows)
+    ).split(marker, 1)
 
     def generate() -> Iterator[str]:
-        yield render_template(
-            "ui/bulk_head.html", title="Bulk upload", total=len(rows), rejected=len(rejected)
-        )
-        created = skipped = failed = 0
+        yield head
+        created: list[uuid.UUID] = []
+        skipped = 0
         for start in range(0, len(rows), CHUNK):
             chunk = rows[start : start + CHUNK]
-            refs = [_reference(r.body) for r in chunk]
-            existing = {
-                (str(system), str(ref_id))
-                for system, ref_id in session.execute(
-                    select(ErasureRequest.reference_system, ErasureRequest.reference_id).where(
-                        tuple_(ErasureRequest.reference_system, ErasureRequest.reference_id).in_(
-                            refs
-                        )
-                    )
-                )
-            }
+            existing = _existing(session, [_reference(r.body) for r in chunk])
             for row in chunk:
                 if _reference(row.body) in existing:
                     skipped += 1
                     continue
                 try:
                     with session.begin_nested():
-                        workflow.submit_request(
+                        made = workflow.submit_request(
                             session,
-                            _submission(row.body, Source.UI),
+                            submission(row.body, Source.BULK),
                             protection=web_resources().protection,
                             default_org=settings.default_org,
                         )
-                    created += 1
+                    created.append(made.id)
                 except UnknownOrg as exc:
                     rejected.append(Rejected(row.number, "org", str(exc)))
-                    failed += 1
             session.commit()
             kick_relay()
-            done = min(start + CHUNK, len(rows))
             yield render_template(
                 "ui/bulk_progress.html",
-                done=done,
+                done=min(start + CHUNK, len(rows)),
                 total=len(rows),
-                created=created,
+                created=len(created),
                 skipped=skipped,
             )
         logger.info(
             "console: user %s bulk upload: %d created, %d skipped, %d rejected",
             user_id,
-            created,
+            len(created),
             skipped,
             len(rejected),
         )
         yield render_template(
             "ui/bulk_tail.html",
-            created=created,
+            created=len(created),
+            created_ids=created[:LINKED],
             skipped=skipped,
             rejected=sorted(rejected, key=lambda r: (r.number, r.field)),
         )
+        yield tail
 
     return Response(stream_with_context(generate()), mimetype="text/html")

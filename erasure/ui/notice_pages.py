@@ -1,6 +1,6 @@
 """Notices to the data subject in the console: a request's notices (made when, mailed or not,
 download), making an acknowledgement or a completion letter, and the admins' template editor with
-a preview on sample values. Extension notices come from the extension itself (request_pages)."""
+a preview on sample values. Extension notices come from the extension itself (request_actions)."""
 
 from __future__ import annotations
 

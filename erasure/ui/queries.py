@@ -184,9 +184,12 @@ class ListQuery:
     source: Source | None = None
     due_before: datetime | None = None
     at_risk: bool = False
-    ids: Sequence[uuid.UUID] | None = None  # a subject search's matches
+    ids: Sequence[uuid.UUID] | None = None  # a subject search's matches, or a searched id
+    reference_id: str | None = None  # a searched ticket id
     after: tuple[datetime, uuid.UUID] | None = None
     limit: int = 50
+    order: request_pages.Order = "created"
+    ascending: bool = False
 
 
 def _page_query(query: ListQuery, now: datetime) -> request_pages.PageQuery:
@@ -205,14 +208,36 @@ def _page_query(query: ListQuery, now: datetime) -> request_pages.PageQuery:
         conditions.append(or_(ErasureRequest.is_at_risk, ErasureRequest.due_at < now))
     if query.ids is not None:
         conditions.append(ErasureRequest.id.in_(query.ids))
+    if query.reference_id is not None:
+        conditions.append(ErasureRequest.reference_id == query.reference_id)
     return request_pages.PageQuery(
-        conditions=conditions, statuses=statuses, after=query.after, limit=query.limit
+        conditions=conditions,
+        statuses=statuses,
+        after=query.after,
+        limit=query.limit,
+        order=query.order,
+        ascending=query.ascending,
     )
 
 
 def list_requests(session: Session, query: ListQuery, now: datetime) -> list[ErasureRequest]:
-    """Newest first, keyset-paginated on (created_at, id); the org is joined, one statement."""
+    """Newest first (or as ordered), keyset-paginated; the org is joined, one statement."""
     return list(session.scalars(request_pages.page_select(_page_query(query, now))))
+
+
+#: The list counts its matches up to here; past it, it says "more than". A count reads every
+#: matching index entry, so an unbounded one would make the first page cost as much as the table.
+COUNT_CAP = 10_000
+
+
+def count_requests(session: Session, query: ListQuery, now: datetime) -> int:
+    """How many requests match the filters (the cursor aside), at most COUNT_CAP + 1."""
+    page = _page_query(query, now)
+    conditions = list(page.conditions)
+    if page.statuses:
+        conditions.append(ErasureRequest.status.in_(list(page.statuses)))
+    matches = select(ErasureRequest.id).where(*conditions).limit(COUNT_CAP + 1).subquery()
+    return int(session.scalar(select(func.count()).select_from(matches)) or 0)
 
 
 @dataclass(frozen=True)

@@ -203,6 +203,7 @@ def _install(bp: Blueprint) -> None:
         limit = getattr(current_app.view_functions.get(request.endpoint or ""), "max_upload", None)
         if limit is not None:
             request.max_content_length = limit
+            request.max_form_memory_size = limit  # a previewed upload comes back in a field
         if request.method == "POST":
             sent = request.form.get("csrf_token", "")
             expected = session.get("csrf")
@@ -234,6 +235,13 @@ def _install(bp: Blueprint) -> None:
     @bp.app_context_processor
     def _template_helpers() -> dict[str, object]:
         return {"current_user": current_user, "can": can, "csrf_token": csrf_token}
+
+    @bp.route("/<path:unknown>", methods=["GET", "POST"])
+    def not_found(unknown: str) -> ResponseReturnValue:
+        """Every /ui path no page matches: the console's own 404 page, with its header (the
+        app-wide handler would answer the API's problem+json)."""
+        del unknown
+        abort(404)
 
     bp.register_error_handler(403, _forbidden)
     bp.register_error_handler(400, _bad_request)

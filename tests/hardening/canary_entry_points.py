@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -270,18 +271,35 @@ def console_entry_points(run: Run, app_client: FlaskClient, engine: Engine, org:
     created = run.keep("console new", app_client.post("/ui/requests/new", data=form), expect=302)
     request_id = created.headers["Location"].rsplit("/", 1)[-1]
     run.request_ids["console"] = request_id
-    run.keep(
-        "console new (invalid)",
-        app_client.post("/ui/requests/new", data=form | {"email": f"{TOKEN}@@"}),
-        expect=422,
-    )
+    invalid = app_client.post("/ui/requests/new", data=form | {"email": f"{TOKEN}@@"})
+    assert invalid.status_code == 422
+    # The officer's own notes come back in their field so they are not lost; nothing else of
+    # what was typed does (the identifiers least of all).
+    page = invalid.get_data(as_text=True)
+    notes = re.search(r'<textarea id="notes"[^>]*>(.*?)</textarea>', page, re.DOTALL)
+    assert notes is not None and notes.group(1) == form["notes"]
+    run.answers.append(("console new (invalid), notes removed", page.replace(notes.group(0), "")))
     extend = {"csrf_token": token, "reason": text_canary("console-extend")}
     run.keep(
         "console extend",
         app_client.post(f"/ui/requests/{request_id}/extend", data=extend),
         expect=303,
     )
-    cancel = {"csrf_token": token, "reason": text_canary("console-cancel")}
+    selected = {
+        "csrf_token": token,
+        "action": "extend",
+        "reason": text_canary("console-selected"),
+        "ids": [request_id],
+        "confirm": "1",
+        "back": "/ui/requests",
+    }
+    run.keep(
+        "console selected rows extend (refused: already extended)",
+        app_client.post("/ui/requests/selected", data=selected),
+        expect=303,
+    )
+    run.keep("console list after a selection", app_client.get("/ui/requests"), expect=200)
+    cancel = {"csrf_token": token, "reason": text_canary("console-cancel"), "confirm": "1"}
     run.keep(
         "console cancel",
         app_client.post(f"/ui/requests/{request_id}/cancel", data=cancel),
@@ -299,9 +317,23 @@ def console_entry_points(run: Run, app_client: FlaskClient, engine: Engine, org:
         f"{email('bulk-bad')}@@,,gdpr,,\n"
     )
     upload = {"csrf_token": token, "file": (io.BytesIO(csv_text.encode()), "canary.csv")}
-    run.keep(
-        "console bulk",
+    preview = run.keep(
+        "console bulk (check)",
         app_client.post("/ui/requests/bulk", data=upload, content_type="multipart/form-data"),
+        expect=200,
+    )
+    # The check carries the file sealed; confirming it submits the rows.
+    sealed = dict(
+        re.findall(
+            r'<input type="hidden" name="([a-z_]+)" value="([^"]*)">',
+            preview.get_data(as_text=True),
+        )
+    )
+    run.keep(
+        "console bulk (confirmed)",
+        app_client.post(
+            "/ui/requests/bulk/confirm", data=sealed, content_type="multipart/form-data"
+        ),
         expect=200,
     )
     headerless = {

@@ -1,6 +1,7 @@
 """API keys are cached per process with a stated bound: a revoked key (or a changed role) applies
 within `api_key_cache_s`, measured here on an injected clock; the secret is still compared on
-every request, unknown prefixes are never cached, and a cached key costs no SQL statement."""
+every request, unknown prefixes are never cached, and a cached key costs no SQL statement. Its
+`last_used_at` is recorded at most once a minute, never once per request."""
 
 from __future__ import annotations
 
@@ -95,7 +96,11 @@ def test_the_secret_is_checked_on_every_request_and_misses_are_not_cached(
         client.get("/v1/erasure-requests?limit=1", headers=fresh_headers)
     with statements(engine) as cached:
         client.get("/v1/erasure-requests?limit=1", headers=fresh_headers)
-    assert len(cached) == len(uncached) - 1 == len(first)
+    # The first use also records `last_used_at` (one UPDATE); later ones within a minute do not.
+    assert len(cached) == len(uncached) - 2 == len(first)
+    assert [sql for sql in uncached if sql.lstrip().upper().startswith("UPDATE")] == [
+        sql for sql in uncached if "UPDATE api_keys" in sql
+    ]
     assert not any("api_keys" in sql for sql in cached)
 
 
@@ -110,3 +115,29 @@ def test_ttl_zero_reads_the_key_on_every_request(app: Flask, org: Org, db_sessio
     key.record.revoked_at = datetime.now(UTC)
     db_session.flush()
     assert client.get("/v1/erasure-requests", headers=headers).status_code == 401
+
+
+def test_last_used_is_recorded_at_most_once_a_minute(
+    app: Flask, org: Org, db_session: Session, engine: Engine
+) -> None:
+    clock = Clock()
+    with_cache(app, 0, clock)  # even reading the key every time, the write stays rare
+    client = app.test_client()
+    key = create_api_key(db_session, name="busy", role=Role.OFFICER)
+    db_session.flush()
+    assert key.record.last_used_at is None
+    headers = {"Authorization": f"Bearer {key.secret}"}
+    before = datetime.now(UTC)
+    assert client.get("/v1/erasure-requests?limit=1", headers=headers).status_code == 200
+    db_session.refresh(key.record)
+    first = key.record.last_used_at
+    assert first is not None and first >= before
+    for _ in range(5):
+        clock.now += 10  # within the minute: no write at all
+        with statements(engine) as seen:
+            client.get("/v1/erasure-requests?limit=1", headers=headers)
+        assert not any(sql.lstrip().upper().startswith("UPDATE") for sql in seen), seen
+    clock.now += 10.0  # a minute after the first record, this process records again
+    with statements(engine) as seen:
+        client.get("/v1/erasure-requests?limit=1", headers=headers)
+    assert sum("UPDATE api_keys" in sql for sql in seen) == 1

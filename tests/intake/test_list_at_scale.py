@@ -50,8 +50,14 @@ def test_every_api_page_is_at_most_three_statements(
             with statements(engine) as seen:
                 response = client.get(url, headers=headers)
             assert response.status_code == 200, response.get_data(as_text=True)
-            # authenticate, the page (org and link owner joined), the targets' states
-            assert len(seen) <= 3, (query, pages, seen)
+            # authenticate, the page (org and link owner joined), the targets' states; and, on
+            # the key's first use in a minute only, the one UPDATE recording that use.
+            uses = [sql for sql in seen if sql.lstrip().startswith("UPDATE api_keys")]
+            if (query, pages) == (API_FILTERS[0], 0):
+                assert len(uses) == 1, seen
+            else:  # a later request records again only once a minute has passed (a slow run)
+                assert len(uses) <= 1, seen
+            assert len(seen) - len(uses) <= 3, (query, pages, seen)
             page = response.get_json()
             assert page["items"] or pages == 0
             for item in page["items"]:

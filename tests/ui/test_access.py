@@ -169,7 +169,8 @@ def test_actions_shown_only_to_roles_that_may_use_them(
     erasure_request = db_session.get(ErasureRequest, request_id)
     assert erasure_request is not None and erasure_request.status is RequestStatus.RECEIVED
     cancelled = officer.post(
-        f"/ui/requests/{request_id}/cancel", data={"csrf_token": token, "reason": "asked twice"}
+        f"/ui/requests/{request_id}/cancel",
+        data={"csrf_token": token, "reason": "asked twice", "confirm": "1"},
     )
     assert cancelled.status_code == 303
     assert erasure_request.status is RequestStatus.CANCELLED

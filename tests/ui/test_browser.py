@@ -43,6 +43,8 @@ from tests.support.pipeline import (  # noqa: F401  # fixtures: a sandbox org an
 )
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
+#: Read when the module is imported: the test fixtures clear ERASURE_* variables before each test.
+SCREENSHOTS_TO_DOCS = os.environ.get("ERASURE_SCREENSHOTS") == "1"
 
 playwright_sync = pytest.importorskip("playwright.sync_api")
 pytestmark = [
@@ -81,7 +83,7 @@ def test_officer_submits_watches_completion_and_verifies_certificate(
     signing_key: SigningKey,
     tmp_path: Path,
 ) -> None:
-    shots = DOCS if os.environ.get("ERASURE_SCREENSHOTS") == "1" else tmp_path / "screenshots"
+    shots = DOCS if SCREENSHOTS_TO_DOCS else tmp_path / "screenshots"
     context = browser.new_context(viewport={"width": 1100, "height": 900}, accept_downloads=True)  # type: ignore[attr-defined]
     context.set_default_timeout(TIMEOUT_MS)
     page = context.new_page()

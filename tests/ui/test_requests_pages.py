@@ -5,6 +5,7 @@ the certificate download, and the auditor's verification run."""
 from __future__ import annotations
 
 import io
+import re
 import uuid
 
 import pytest
@@ -71,11 +72,17 @@ def test_list_filters_search_and_csv_hold_no_personal_data(
 
 
 def _upload(client, token: str, text: str):  # type: ignore[no-untyped-def]
-    return client.post(
+    """Upload, then confirm the check (when it offers anything to submit)."""
+    preview = client.post(
         "/ui/requests/bulk",
         data={"csrf_token": token, "file": (io.BytesIO(text.encode()), "requests.csv")},
         content_type="multipart/form-data",
     )
+    html = preview.get_data(as_text=True)
+    if 'action="/ui/requests/bulk/confirm"' not in html:
+        return preview
+    fields = dict(re.findall(r'<input type="hidden" name="([a-z_]+)" value="([^"]*)">', html))
+    return client.post("/ui/requests/bulk/confirm", data=fields, content_type="multipart/form-data")
 
 
 def test_bulk_upload_reports_rejected_rows_and_is_idempotent(
@@ -113,7 +120,8 @@ def test_bulk_upload_reports_rejected_rows_and_is_idempotent(
     assert "not-a-phone" not in html and "bad@@example" not in html
     assert count() == before + 601
     again = _upload(client, token, text).get_data(as_text=True)
-    assert "<strong>0</strong> request(s) submitted, <strong>601</strong> skipped" in again
+    assert "<strong>0</strong> will be submitted" in again  # the check sees them all done
+    assert "<strong>601</strong> were already submitted earlier" in again
     assert count() == before + 601
 
 
@@ -240,7 +248,7 @@ def test_a_cancel_reason_is_shown_only_to_roles_that_may_read_notes(
     request_id = created.headers["Location"].rsplit("/", 1)[-1]
     cancelled = officer.post(
         f"/ui/requests/{request_id}/cancel",
-        data={"csrf_token": token, "reason": CANCEL_REASON},
+        data={"csrf_token": token, "reason": CANCEL_REASON, "confirm": "1"},
         follow_redirects=True,
     )
     page = cancelled.get_data(as_text=True)

@@ -1,0 +1,124 @@
+"""A request's audit leaves as sentences a person reads: who did what, to which deadline
+("Ana Lima (officer) extended the deadline to 2027-01-30"), with the raw leaf kept beside each
+for whoever checks it. Actors are named from the `by` field (`user:<id>`, `api-key:<prefix>`);
+nothing here reads free text, so a timeline never shows a reason or a note (those stay in their
+own section, for the roles that may read them)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from erasure.accounts.models import ApiKey, User
+from erasure.ui.queries import TimelineEntry
+
+#: What each kind of leaf says happened, after the actor when there is one.
+PHRASES = {
+    "request.received": "received the request",
+    "request.awaiting_approval": "The request waits for an approver",
+    "request.approved": "approved the request",
+    "request.resolving": "Looking up the subject's records in Salesforce",
+    "request.resolved": "Found the subject's records in Salesforce",
+    "request.confirming": "All deletions sent; confirming them in Salesforce",
+    "request.completed": "Completed: every record deleted and confirmed",
+    "request.completed_no_data": "Completed: Salesforce held no record of the subject",
+    "request.failed": "Failed: some records could not be deleted",
+    "request.cancelled": "cancelled the request",
+    "request.retried": "retried the failed records",
+    "request.extended": "extended the deadline",
+    "request.at_risk": "Deadline at risk: the predicted completion is too close to it",
+    "request.promoted": "Went on alone after the request it was linked to was cancelled",
+    "request.held": "Waiting on a legal hold that covers the subject",
+    "request.resumed": "The legal hold ended; on to deletion",
+    "request.hold_overridden": "overrode the legal hold; on to deletion",
+    "targets.requested": "Deletion sent to Salesforce",
+    "targets.in_progress": "Salesforce is deleting the records",
+    "targets.held": "Deletion held back",
+    "targets.returned": "Salesforce returned the deletion for another try",
+    "targets.attached": "Records joined a deletion already sent",
+    "target.deleted": "A record was deleted and confirmed absent",
+    "target.failed": "A record could not be deleted",
+}
+#: Kinds that a person (or a system with a key) does: their sentence starts with the actor.
+DONE_BY = frozenset(
+    {
+        "request.received",
+        "request.approved",
+        "request.cancelled",
+        "request.retried",
+        "request.extended",
+        "request.hold_overridden",
+    }
+)
+
+
+@dataclass(frozen=True)
+class Line:
+    at: str
+    sentence: str
+    entry: TimelineEntry
+
+
+def actor_names(session: Session, entries: Sequence[TimelineEntry]) -> dict[str, str]:
+    """`by` values of these entries mapped to a name and role (two queries at most)."""
+    users: dict[uuid.UUID, str] = {}
+    prefixes: set[str] = set()
+    for entry in entries:
+        by = str(entry.data.get("by") or "")
+        if by.startswith("user:"):
+            try:
+                users[uuid.UUID(by.removeprefix("user:"))] = by
+            except ValueError:
+                continue
+        elif by.startswith("api-key:"):
+            prefixes.add(by.removeprefix("api-key:"))
+    names: dict[str, str] = {}
+    if users:
+        for user in session.scalars(select(User).where(User.id.in_(list(users)))):
+            names[users[user.id]] = f"{user.name} ({user.role.value})"
+    if prefixes:
+        for key in session.scalars(select(ApiKey).where(ApiKey.prefix.in_(prefixes))):
+            names[f"api-key:{key.prefix}"] = f"API key “{key.name}” ({key.role.value})"
+    return names
+
+
+def _day(value: object) -> str | None:
+    try:
+        return datetime.fromisoformat(str(value)).strftime("%Y-%m-%d")
+    except ValueError:
+        return None
+
+
+def _detail(entry: TimelineEntry) -> str:
+    data = entry.data
+    if entry.kind == "request.extended" and _day(data.get("to_due_at")):
+        return f" to {_day(data.get('to_due_at'))}"
+    if entry.kind == "request.received":
+        source = data.get("source")
+        due = _day(data.get("due_at"))
+        return (f" (from {source})" if source else "") + (f"; due {due}" if due else "")
+    if entry.kind == "request.cancelled" and data.get("deletions_not_stoppable"):
+        return f"; {data['deletions_not_stoppable']} deletion(s) already sent could not be stopped"
+    return ""
+
+
+def lines(session: Session, entries: Sequence[TimelineEntry]) -> list[Line]:
+    names = actor_names(session, entries)
+    out = []
+    for entry in entries:
+        phrase = PHRASES.get(entry.kind, entry.kind.replace(".", ": ").replace("_", " "))
+        by = entry.data.get("by")
+        if entry.kind == "request.received" and not by:
+            sentence = f"Request received{_detail(entry)}"
+        elif entry.kind in DONE_BY:
+            who = names.get(str(by), "Someone no longer known") if by else "The system"
+            sentence = f"{who} {phrase}{_detail(entry)}"
+        else:
+            sentence = f"{phrase}{_detail(entry)}"
+        out.append(Line(at=entry.at, sentence=sentence, entry=entry))
+    return out
