@@ -54,3 +54,18 @@ class TaskDelivery(Base):
     deliveries: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     parked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     last_seen_at: Mapped[datetime] = now_column()
+
+
+class ConversationActivity(Base):
+    """A Salesforce record an entries read made active (about 30 minutes, documented): a delete
+    reaching it before `active_until` would get 412, so its targets wait (scheduler)."""
+
+    __tablename__ = "conversation_activity"
+
+    org_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("orgs.id", ondelete="CASCADE"), primary_key=True
+    )
+    #: 18-char MessagingEndUser id (the participant delete reaches its conversations) or
+    #: Conversation id.
+    salesforce_id: Mapped[str] = mapped_column(String(18), primary_key=True)
+    active_until: Mapped[datetime] = mapped_column(DateTime(timezone=True))

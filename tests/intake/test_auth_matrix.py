@@ -38,6 +38,8 @@ MATRIX: list[tuple[str, str, frozenset[Role]]] = [
     ("GET", "/v1/audit/checkpoint", frozenset({OF, AP, AU, IN, AD})),
     ("GET", "/v1/audit/consistency", frozenset({OF, AP, AU, IN, AD})),
     ("POST", "/v1/subject-lookups", frozenset({OF, AD})),
+    ("POST", "/v1/access-requests", frozenset({OF, IN, AD})),
+    ("GET", "/v1/access-requests/<uuid:request_id>", frozenset({OF, AP, AU, IN, AD})),
     # Integrations (tests/integrations): webhook sources.
     ("POST", "/v1/webhook-sources", frozenset({AD})),
     ("GET", "/v1/webhook-sources", frozenset({AD})),
@@ -142,6 +144,12 @@ def request_id(client: FlaskClient, org: Org, make_key: KeyMaker) -> str:
     return str(client.post("/v1/erasure-requests", json=BODY, headers=headers).get_json()["id"])
 
 
+@pytest.fixture
+def access_id(client: FlaskClient, org: Org, make_key: KeyMaker) -> str:
+    headers = {"Authorization": f"Bearer {make_key(Role.ADMIN)}"}
+    return str(client.post("/v1/access-requests", json=BODY, headers=headers).get_json()["id"])
+
+
 @pytest.mark.parametrize(
     ("method", "rule", "allowed"), MATRIX, ids=[f"{m} {r}" for m, r, _ in MATRIX]
 )
@@ -153,6 +161,7 @@ def test_auth_matrix(
     db_session: Session,
     org: Org,
     request_id: str,
+    access_id: str,
     method: str,
     rule: str,
     allowed: frozenset[Role],
@@ -178,7 +187,8 @@ def test_auth_matrix(
         new = create_api_key(db_session, name="x", role=Role(who))
         headers = {"Authorization": f"Bearer {new.secret}"}
     db_session.flush()
-    response = _call(client, method, rule, request_id, headers)
+    subject_id = access_id if rule.startswith("/v1/access-requests/") else request_id
+    response = _call(client, method, rule, subject_id, headers)
     if who in {"none", "malformed", "wrong-scheme", "unknown", "revoked"}:
         assert response.status_code == 401
         assert response.headers["WWW-Authenticate"].startswith("Bearer")
