@@ -7,7 +7,6 @@ from a file or an environment variable, never from the command line (shell histo
 
 from __future__ import annotations
 
-import os
 import secrets
 import tempfile
 from pathlib import Path
@@ -131,6 +130,10 @@ def _print_demo_table(seeded: list[SeededEndUser]) -> None:
         click.echo("\t".join(row), err=True)
 
 
+# The variable `erasure orgs add-credential` reads too: check a secret, then add it.
+SECRET_VARIABLE = "ERASURE_NEW_CLIENT_SECRET"  # noqa: S105 (a variable name, not a secret)
+
+
 @click.group("salesforce")
 def salesforce_group() -> None:
     """Salesforce org tools."""
@@ -144,7 +147,11 @@ def salesforce_group() -> None:
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     help="A file holding only the consumer secret.",
 )
-@click.option("--client-secret-env", help="Name of an environment variable holding the secret.")
+@click.option(
+    "--client-secret",
+    envvar=SECRET_VARIABLE,
+    hidden=True,  # never on the command line (shell history, `ps`): the file or the variable
+)
 @click.option(
     "--api-version", default="63.0", show_default=True, help="Salesforce REST API version."
 )
@@ -172,7 +179,7 @@ def check_command(
     my_domain: str,
     client_id: str,
     client_secret_file: Path | None,
-    client_secret_env: str | None,
+    client_secret: str | None,
     api_version: str,
     ca_bundle: str | None,
     timeout: float,
@@ -181,11 +188,15 @@ def check_command(
 ) -> None:
     """Diagnose an org's setup for the Conversation Data API, step by step. Deletes nothing: the
     delete-shape probe names an id no org holds."""
-    source = click.get_current_context().get_parameter_source("client_secret_file")
-    if client_secret_env is not None and source is click.core.ParameterSource.DEFAULT_MAP:
-        client_secret_file = None  # a standalone's default gives way to what was asked for
-    if (client_secret_file is None) == (client_secret_env is None):
-        raise click.UsageError("give exactly one of --client-secret-file or --client-secret-env")
+    context = click.get_current_context()
+    if context.get_parameter_source("client_secret") is click.core.ParameterSource.COMMANDLINE:
+        raise click.UsageError(
+            f"the secret goes in --client-secret-file or {SECRET_VARIABLE}, never on the "
+            "command line (shell history and `ps` would show it)"
+        )
+    file_source = context.get_parameter_source("client_secret_file")
+    if client_secret and file_source is click.core.ParameterSource.DEFAULT_MAP:
+        client_secret_file = None  # a standalone's default gives way to the variable
     if client_secret_file is not None:
         secret = client_secret_file.read_text().strip()
         if not secret:
@@ -193,10 +204,10 @@ def check_command(
                 f"{client_secret_file} is empty: it must hold the consumer secret",
                 param_hint="--client-secret-file",
             )
+    elif client_secret:
+        secret = client_secret
     else:
-        secret = os.environ.get(str(client_secret_env), "")
-        if not secret:
-            raise click.UsageError(f"environment variable {client_secret_env} is empty or unset")
+        raise click.UsageError(f"give --client-secret-file or set {SECRET_VARIABLE}")
     try:
         org = OrgSettings(
             my_domain,

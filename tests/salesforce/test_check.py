@@ -217,7 +217,8 @@ def test_untrusted_certificate_is_reported(sandbox: SandboxHandle) -> None:
 
 
 def test_secret_from_environment_and_usage_errors(sandbox: SandboxHandle) -> None:
-    runner = CliRunner(env={"COLUMNS": "250", "SF_SECRET": CLIENT_A[1]})
+    """The secret comes from a file or from ERASURE_NEW_CLIENT_SECRET (read by click, the same
+    variable `orgs add-credential` takes), never from the command line."""
     base = [
         "check",
         "--my-domain",
@@ -227,24 +228,27 @@ def test_secret_from_environment_and_usage_errors(sandbox: SandboxHandle) -> Non
         "--ca-bundle",
         sandbox.ca_path,
     ]
-    assert (
-        runner.invoke(salesforce_group, [*base, "--client-secret-env", "SF_SECRET"]).exit_code == 0
-    )
-    assert runner.invoke(salesforce_group, base).exit_code == 2
-    assert (
-        runner.invoke(salesforce_group, [*base, "--client-secret-env", "UNSET_VAR_X"]).exit_code
-        == 2
-    )
-    http = [
-        "check",
-        "--my-domain",
-        "http://example.com",
-        "--client-id",
-        "x",
-        "--client-secret-env",
-        "SF_SECRET",
-    ]
-    assert runner.invoke(salesforce_group, http).exit_code == 2
+    with_secret = CliRunner(env={"COLUMNS": "250", "ERASURE_NEW_CLIENT_SECRET": CLIENT_A[1]})
+    ok = with_secret.invoke(salesforce_group, base)
+    assert ok.exit_code == 0, ok.output
+    assert CLIENT_A[1] not in ok.output
+
+    without = CliRunner(env={"COLUMNS": "250", "ERASURE_NEW_CLIENT_SECRET": None})
+    missing = without.invoke(salesforce_group, base)
+    assert missing.exit_code == 2
+    assert "ERASURE_NEW_CLIENT_SECRET" in missing.output
+    assert "--client-secret-file" in missing.output
+
+    typed = without.invoke(salesforce_group, [*base, "--client-secret", CLIENT_A[1]])
+    assert typed.exit_code == 2
+    assert "never on the command line" in typed.output
+    assert CLIENT_A[1] not in typed.output
+
+    # the old indirection (an option naming another variable) is gone
+    assert without.invoke(salesforce_group, [*base, "--client-secret-env", "X"]).exit_code == 2
+
+    http = ["check", "--my-domain", "http://example.com", "--client-id", "x"]
+    assert with_secret.invoke(salesforce_group, http).exit_code == 2
 
 
 @pytest.fixture
