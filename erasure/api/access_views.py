@@ -12,6 +12,7 @@ from pydantic import BaseModel, Field
 
 from erasure import free_text, workflow
 from erasure.access import links
+from erasure.access.certify import disclosure_certificate_for
 from erasure.access.disclose import open_export
 from erasure.access.intake import get_access, submit_access
 from erasure.access.models import AccessRequest, AccessStatus
@@ -20,8 +21,9 @@ from erasure.api.auth import READERS, SUBMITTERS, actor, current_key, integratio
 from erasure.api.openapi import Documented, documented
 from erasure.api.schemas import ProblemOut, ReferenceOut
 from erasure.api.v1 import bp
+from erasure.audit.certificate import dump_certificate
 from erasure.core.models import Regulation, Source
-from erasure.errors import NotFound
+from erasure.errors import ConfigurationError, NotFound
 from erasure.web.body import read_body
 from erasure.web.inputs import ErasureRequestIn
 from erasure.web.relay import kick_relay
@@ -209,4 +211,33 @@ def download_export(token: str) -> Response:
     )
     response.headers["Cache-Control"] = "no-store"
     response.headers["Referrer-Policy"] = "no-referrer"
+    return response
+
+
+@bp.get("/access-requests/<uuid:request_id>/certificate")
+@requires(*READERS)
+@documented(
+    Documented(
+        summary="The signed certificate of disclosure of an access request whose export is ready",
+        tag="audit",
+        responses={
+            200: ("The certificate; verify it with `erasure audit verify`.", None),
+            404: ("No such request.", ProblemOut),
+            409: ("No export yet, or not yet checkpointed (see Retry-After).", ProblemOut),
+        },
+    )
+)
+def disclosure_certificate(request_id: uuid.UUID) -> Response:
+    session = get_session()
+    access = get_access(session, request_id, api_key_id=integration_scope())
+    signing_key = web_resources().signing_key
+    if signing_key is None:
+        raise ConfigurationError(
+            "no audit signing key is configured (ERASURE_AUDIT_SIGNING_KEY_FILE)"
+        )
+    document = disclosure_certificate_for(session, access, signing_key=signing_key)
+    response = Response(dump_certificate(document), mimetype="application/json")
+    response.headers["Content-Disposition"] = (
+        f'attachment; filename="disclosure-certificate-{request_id}.json"'
+    )
     return response

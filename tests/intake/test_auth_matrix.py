@@ -40,6 +40,7 @@ MATRIX: list[tuple[str, str, frozenset[Role]]] = [
     ("POST", "/v1/subject-lookups", frozenset({OF, AD})),
     ("POST", "/v1/access-requests", frozenset({OF, IN, AD})),
     ("GET", "/v1/access-requests/<uuid:request_id>", frozenset({OF, AP, AU, IN, AD})),
+    ("GET", "/v1/access-requests/<uuid:request_id>/certificate", frozenset({OF, AP, AU, IN, AD})),
     # Integrations (tests/integrations): webhook sources.
     ("POST", "/v1/webhook-sources", frozenset({AD})),
     ("GET", "/v1/webhook-sources", frozenset({AD})),
