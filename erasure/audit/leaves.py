@@ -16,7 +16,7 @@ from typing import Any, TypeAlias
 import rfc8785
 from sqlalchemy.orm import Session
 
-from erasure.audit.merkle import leaf_hash
+from erasure.audit.merkle.hashing import leaf_hash
 from erasure.audit.models import AuditLeaf
 
 LEAF_VERSION = 1
