@@ -14,6 +14,7 @@ transaction; a run is bounded (`calls_per_run`) and the next tick goes on where 
 from __future__ import annotations
 
 import json
+import logging
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -39,9 +40,15 @@ from erasure.identifiers import Sealed, identifier_context
 from erasure.pipeline import resolve
 from erasure.pipeline.context import Pipeline
 from erasure.pipeline.models import ConversationActivity
-from erasure.salesforce.errors import EngagementApiNotFoundError, RateLimitedError
+from erasure.salesforce.errors import (
+    EngagementApiNotFoundError,
+    RateLimitedError,
+    SalesforceError,
+)
 
 #: Target states that mean "an erasure still means to delete this record".
+logger = logging.getLogger(__name__)
+
 _ERASING = (
     TargetStatus.PENDING,
     TargetStatus.BLOCKED_OPEN_SESSION,
@@ -63,6 +70,8 @@ class AccessTunables:
     erasure_recheck_s: float = 30.0
     #: A claimed request is left alone this long by other runs.
     lease_s: float = 120.0
+    #: After a failed look-up or read, the request is tried again this much later.
+    retry_s: float = 30.0
     #: The export's retention date, from when it is ready.
     export_retention: timedelta = timedelta(days=30)
 
@@ -71,9 +80,25 @@ def run(ctx: Pipeline, tunables: AccessTunables, *, limit: int = 5) -> int:
     """Work up to `limit` due access requests; returns how many were worked."""
     worked = 0
     while worked < limit and (request_id := _claim_next(ctx, tunables)) is not None:
-        work(ctx, tunables, request_id)
+        try:
+            work(ctx, tunables, request_id)
+        except SalesforceError as exc:
+            # The org, a token or the network failed: this request waits for a later tick (its
+            # reads so far are kept), and the others of this run go on.
+            logger.warning(
+                "access retrieval failed; retried later",
+                extra={"access_request": str(request_id), "error": exc.code},
+            )
+            _retry_later(ctx, request_id, tunables.retry_s)
         worked += 1
     return worked
+
+
+def _retry_later(ctx: Pipeline, request_id: uuid.UUID, seconds: float) -> None:
+    with ctx.sessionmaker() as session, session.begin():
+        access = session.get(AccessRequest, request_id, with_for_update=True)
+        if access is not None and access.status in OPEN_ACCESS_STATUSES:
+            access.next_attempt_at = ctx.clock() + timedelta(seconds=seconds)
 
 
 def _claim_next(ctx: Pipeline, tunables: AccessTunables) -> uuid.UUID | None:

@@ -15,10 +15,11 @@ from erasure.access import retention, retrieve
 from erasure.access.budget import EntriesWindow
 from erasure.access.disclose import open_export
 from erasure.access.intake import submit_access
-from erasure.access.models import AccessRequest, AccessStatus, EntryCall
+from erasure.access.models import AccessRead, AccessRequest, AccessStatus, EntryCall
 from erasure.audit.models import AuditLeaf
 from erasure.core.models import IdentifierKind, Regulation, RequestStatus, Source
 from erasure.identifiers import normalize
+from erasure.salesforce.sandbox import Fault
 from erasure.salesforce.sandbox.seed import demo_phone
 from tests.pipeline.conftest import World
 
@@ -149,3 +150,29 @@ def test_the_export_is_destroyed_at_its_retention_date(world: World) -> None:
         "access.disclosed",
         "access.export_destroyed",
     ]
+
+
+def test_a_failed_read_waits_and_resumes_without_reading_twice(world: World) -> None:
+    tunables = retrieve.AccessTunables(retry_s=30)
+    # Demo user 1 has two conversations; the entries route answers 503 for a while.
+    with world.clock.hold():
+        rid = submit_access_for(world, demo_phone(1))
+        world.sandbox.org.inject(Fault(route="entries", count=5, status=503))
+        retrieve.run(world.ctx, tunables)
+        waiting = access_row(world, rid)
+        assert waiting.status is AccessStatus.RETRIEVING
+        assert waiting.next_attempt_at is not None
+        assert waiting.next_attempt_at >= world.clock() + timedelta(seconds=29)
+        world.sandbox.org.faults.clear()
+        retrieve.run(world.ctx, tunables)
+        assert access_row(world, rid).status is AccessStatus.RETRIEVING  # not due yet
+        world.clock.advance(31)
+        retrieve.run(world.ctx, tunables)
+    done = access_row(world, rid)
+    assert done.status is AccessStatus.READY and done.entries == 6
+    # Each conversation is read into the export once.
+    with world.session() as session:
+        read_once = session.scalar(
+            select(func.count()).select_from(AccessRead).where(AccessRead.request_id == rid)
+        )
+    assert read_once == 2
