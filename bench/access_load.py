@@ -9,7 +9,7 @@ rejected (429) or spent on 412, entries calls and 429s, reads of records an eras
 
 from __future__ import annotations
 
-import threading
+import multiprocessing
 import time
 import uuid
 from typing import Any
@@ -21,7 +21,7 @@ from erasure.access import retrieve
 from erasure.access.budget import EntriesWindow
 from erasure.access.intake import submit_access
 from erasure.access.models import AccessRead, AccessRequest, AccessStatus, EntryCall, ReadStatus
-from erasure.core.models import DeleteCall, IdentifierKind, Regulation, Source
+from erasure.core.models import DeleteCall, IdentifierKind, Regulation, Source, Target
 from erasure.salesforce.sandbox import add_end_user
 
 
@@ -61,23 +61,69 @@ def access_load(run: Any, *, subjects: int, conversations: int, minute_s: float)
     return overlap
 
 
-class AccessWorker(threading.Thread):
-    """Runs access retrieval until stopped, as a worker slot of its own would."""
+def _read_forever(
+    database_url: str,
+    vault_keys: dict[str, bytes],
+    pseudonym_key: bytes,
+    minute_s: float,
+    stop: Any,
+) -> None:
+    """A worker slot of its own (another process, as in production): retrieval until stopped."""
+    from erasure.db import make_engine, make_sessionmaker
+    from erasure.identifiers import Vault
+    from erasure.pipeline.context import Pipeline
+    from erasure.pipeline.salesforce_port import Clients
+    from erasure.salesforce import (
+        InMemoryTokenStore,
+        InMemoryUsageStore,
+        SalesforceClient,
+        Timeouts,
+    )
 
-    def __init__(self, run: Any, tunables: retrieve.AccessTunables) -> None:
-        super().__init__(daemon=True)
-        self.run_ = run
-        self.tunables = tunables
-        self.stopping = threading.Event()
+    engine = make_engine(database_url, pool_size=2)
+    vault = Vault(vault_keys)
+    tokens, usage = InMemoryTokenStore(), InMemoryUsageStore()
+    ctx = Pipeline(
+        sessionmaker=make_sessionmaker(engine),
+        clients=Clients(
+            lambda o, c: SalesforceClient(
+                o, c, tokens=tokens, usage=usage, timeouts=Timeouts(5, 30)
+            ),
+            vault,
+        ),
+        vault=vault,
+        pseudonym_key=pseudonym_key,
+    )
+    try:
+        while not stop.is_set():
+            if not retrieve.run(ctx, tunables(minute_s)):
+                stop.wait(0.1)
+    finally:
+        ctx.clients.close()
+        engine.dispose()
 
-    def run(self) -> None:
-        while not self.stopping.is_set():
-            if not retrieve.run(self.run_.ctx, self.tunables):
-                self.stopping.wait(0.1)
+
+class AccessWorker:
+    """Access retrieval in a process of its own beside the dispatcher, as a worker slot is."""
+
+    def __init__(self, run: Any, database_url: str, minute_s: float) -> None:
+        context = multiprocessing.get_context("spawn")
+        self.stop_event = context.Event()
+        self.process = context.Process(
+            target=_read_forever,
+            args=(database_url, run.vault_keys, run.pseudonym_key, minute_s, self.stop_event),
+            daemon=True,
+        )
+
+    def start(self) -> None:
+        self.process.start()
 
     def stop(self) -> None:
-        self.stopping.set()
-        self.join(timeout=30)
+        self.stop_event.set()
+        self.process.join(timeout=30)
+        if self.process.is_alive():
+            self.process.kill()
+            self.process.join()
 
 
 def tunables(minute_s: float) -> retrieve.AccessTunables:
@@ -103,7 +149,24 @@ def access_figures(run: Any) -> dict[str, int]:
             select(func.count()).select_from(DeleteCall).where(DeleteCall.http_status == 412)
         )
         total = session.scalar(select(func.count()).select_from(AccessRequest))
+    with run.maker() as session:
+        waiting = session.scalar(
+            select(func.count())
+            .select_from(AccessRead)
+            .where(AccessRead.status == ReadStatus.PENDING)
+        )
+    with run.maker() as session:
+        read_while_erasing = session.scalar(
+            select(func.count())
+            .select_from(AccessRead)
+            .where(
+                AccessRead.status == ReadStatus.READ,
+                AccessRead.end_user_id.in_(select(Target.salesforce_id)),
+            )
+        )
     return {
+        "reads_of_erased_records": int(read_while_erasing or 0),
+        "reads_waiting_on_erasure": int(waiting or 0),
         "access_requests": int(total or 0),
         "access_ready": int(ready or 0),
         "entries_calls": run.sandbox_org.call_count("entries"),

@@ -83,7 +83,8 @@ class Run:
         self.handle = run_in_thread(self.sandbox_org)
         self.engine = make_engine(sa_url, pool_size=4)
         self.maker = make_sessionmaker(self.engine)
-        self.vault = Vault({"b1": secrets.token_bytes(32)})
+        self.vault_keys = {"b1": secrets.token_bytes(32)}
+        self.vault = Vault(self.vault_keys)
         self.pseudonym_key = secrets.token_bytes(32)
         with self.maker() as session, session.begin():
             org = add_org(
@@ -209,7 +210,7 @@ def throughput(
                 run, subjects=access_subjects, conversations=8, minute_s=minute_s
             )
             access_load.wait_resolved(run)
-            reader = access_load.AccessWorker(run, access_load.tunables(minute_s))
+            reader = access_load.AccessWorker(run, sa_url, minute_s)
             reader.start()
         start = time.monotonic()
         run.dispatch_for(windows * hour_s + 0.5)
@@ -295,28 +296,29 @@ def latency(
 
 
 def _access_beside_erasure(sa_url: str, args: argparse.Namespace) -> None:
-    """The same erasure backlog alone, then with access retrieval beside it (same run)."""
+    """The same erasure backlog alone, then with access retrieval beside it (a process of its
+    own), interleaved for `--access-rounds` rounds in the same run."""
     common = {"credentials": 1, "max_ids": args.max_ids, "hour_s": args.hour_s}
-    alone = throughput(sa_url, windows=args.windows, **common)
-    shared = throughput(
-        sa_url, windows=args.windows, access_subjects=args.access_subjects, **common
-    )
     print(
         f"access beside erasure (pool of 1, {args.access_subjects} access subjects x 8 "
-        f"conversations, half also being erased; entries window {args.hour_s / 60:.2f} s):"
+        f"conversations, half also being erased; entries window {args.hour_s / 60:.2f} s; "
+        f"at most {10 * args.windows} delete calls in {args.windows} windows):"
     )
-    print(
-        f"  erased alone {alone['erased']} / with access {shared['erased']} "
-        f"({shared['erased'] / max(1, alone['erased']):.1%}); delete calls {alone['calls']} / "
-        f"{shared['calls']}; 429s {alone['calls_429']} / {shared['calls_429']}; "
-        f"delete calls answered 412: {shared['delete_412']}"
-    )
-    print(
-        f"  access: {shared['access_ready']} of {shared['access_requests']} exports ready; "
-        f"entries calls {shared['entries_calls']} (planned {shared['entries_calls_planned']}, "
-        f"so {shared['entries_calls'] - shared['entries_calls_planned']} unplanned); "
-        f"conversations left to the erasure, not read: {shared['reads_left_to_erasure']}"
-    )
+    for round_ in range(1, args.access_rounds + 1):
+        alone = throughput(sa_url, windows=args.windows, **common)
+        shared = throughput(
+            sa_url, windows=args.windows, access_subjects=args.access_subjects, **common
+        )
+        print(
+            f"  round {round_}: delete calls alone {alone['calls']}, with access "
+            f"{shared['calls']}; 429s {alone['calls_429']} / {shared['calls_429']}; "
+            f"answered 412 {shared['delete_412']}; access: {shared['access_ready']} of "
+            f"{shared['access_requests']} exports ready, entries calls {shared['entries_calls']} "
+            f"(planned {shared['entries_calls_planned']}); conversations read of a subject "
+            f"being erased {shared['reads_of_erased_records']}, "
+            f"{shared['reads_waiting_on_erasure']} waiting on the erasure, "
+            f"{shared['reads_left_to_erasure']} erased first"
+        )
 
 
 def main() -> None:
@@ -326,6 +328,7 @@ def main() -> None:
     parser.add_argument("--max-ids", type=int, default=50)
     parser.add_argument("--latency-samples", type=int, default=5)
     parser.add_argument("--access-subjects", type=int, default=20)
+    parser.add_argument("--access-rounds", type=int, default=2)
     args = parser.parse_args()
     print(describe())
     sa_url = _database()
