@@ -126,6 +126,9 @@ class AccessRead(Base):
     )
     end_user_id: Mapped[str | None] = mapped_column(String(18))
     conversation_id: Mapped[str | None] = mapped_column(String(18))
+    conversation_identifier: Mapped[str | None] = mapped_column(
+        String(64), comment="the ConversationIdentifier (a UUID) entries are read by"
+    )
     status: Mapped[ReadStatus] = mapped_column(
         str_enum(ReadStatus, "access_read_status"), default=ReadStatus.PENDING
     )

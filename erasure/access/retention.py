@@ -46,7 +46,13 @@ def destroy_expired(session: Session, *, now: datetime | None = None, limit: int
         session.execute(
             update(AccessRead)
             .where(AccessRead.request_id == access.id)
-            .values(entries_ciphertext=None, key_id=None, end_user_id=None, conversation_id=None)
+            .values(
+                entries_ciphertext=None,
+                key_id=None,
+                end_user_id=None,
+                conversation_id=None,
+                conversation_identifier=None,
+            )
         )
         had_export = access.export_ciphertext is not None
         access.export_ciphertext, access.export_key_id = None, None

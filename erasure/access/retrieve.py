@@ -172,7 +172,12 @@ def _resolve(ctx: Pipeline, request_id: uuid.UUID) -> bool:
         now = ctx.clock()
         access.end_users, access.conversations = len(end_user_ids), len(conversations)
         session.add_all(
-            AccessRead(request_id=request_id, end_user_id=c.end_user_id, conversation_id=c.id)
+            AccessRead(
+                request_id=request_id,
+                end_user_id=c.end_user_id,
+                conversation_id=c.id,
+                conversation_identifier=c.identifier,
+            )
             for c in conversations
         )
         access.status = AccessStatus.RETRIEVING
@@ -191,6 +196,7 @@ class _Read:
     id: uuid.UUID
     end_user_id: str
     conversation_id: str
+    identifier: str
 
 
 def _read_pending(
@@ -214,7 +220,13 @@ def _read_pending(
                 wait_until = now + timedelta(seconds=tunables.erasure_recheck_s)
             if not ready:
                 return wait_until if any(r.status is ReadStatus.PENDING for r in pending) else None
-            nxt = _Read(ready[0].id, ready[0].end_user_id or "", ready[0].conversation_id or "")
+            first = ready[0]
+            nxt = _Read(
+                first.id,
+                first.end_user_id or "",
+                first.conversation_id or "",
+                first.conversation_identifier or "",
+            )
             org_id = access.org_id
         if spent >= tunables.calls_per_run:
             return ctx.clock()
@@ -261,9 +273,6 @@ def _read_one(
         reader = ctx.clients.any_for_org(org)
     if reader is None:
         raise resolve.NoCredentialError("the org has no active credential")
-    found = {c.id: c.identifier for c in reader.conversations_of([read.end_user_id])}
-    if read.conversation_id not in found:
-        return _mark(ctx, tunables, read, None, erased=True)
     entries: list[dict[str, object]] = []
     token: str | None = None
     calls = 0
@@ -276,7 +285,7 @@ def _read_one(
         calls += 1
         try:
             page = client.entries_page(
-                found[read.conversation_id], page_token=token, record_limit=tunables.record_limit
+                read.identifier, page_token=token, record_limit=tunables.record_limit
             )
         except RateLimitedError as exc:
             return ctx.clock() + timedelta(seconds=exc.retry_after or tunables.window.window_s)

@@ -201,6 +201,12 @@ def upgrade() -> None:
         sa.Column("end_user_id", sa.String(length=18), nullable=True),
         sa.Column("conversation_id", sa.String(length=18), nullable=True),
         sa.Column(
+            "conversation_identifier",
+            sa.String(length=64),
+            nullable=True,
+            comment="the ConversationIdentifier (a UUID) entries are read by",
+        ),
+        sa.Column(
             "status",
             sa.Enum(
                 "pending",
