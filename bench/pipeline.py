@@ -5,9 +5,11 @@ already resolved, so the scheduler alone is measured) is dispatched for `--windo
 pool of 1 and of 3 credentials; we report subjects erased per window against the theoretical
 maximum (calls per window x max ids x credentials), wasted delete calls (429s, ids accepted
 twice), the naive one-subject-per-call baseline in the same run, and, at low load, the time from
-the intake commit to the delete call.
+the intake commit to the delete call. Then the same backlog alone and with access retrieval
+beside it (a process of its own, bench/access_load.py), interleaved: delete calls, 429s and 412s,
+entries calls against those planned, and reads of subjects being erased.
 
-    python -m bench.pipeline [--hour-s 4] [--windows 3] [--max-ids 50]
+    python -m bench.pipeline [--hour-s 4] [--windows 3] [--max-ids 50] [--access-subjects 20]
 
 Needs a Postgres at ERASURE_BENCH_ADMIN_URL (default postgresql://postgres@127.0.0.1/postgres);
 it creates and drops its own database.
