@@ -39,6 +39,7 @@ from erasure.core.models import Org, Target, TargetStatus
 from erasure.identifiers import Sealed, identifier_context
 from erasure.pipeline import resolve
 from erasure.pipeline.context import Pipeline
+from erasure.pipeline.holds import record_held
 from erasure.pipeline.models import ConversationActivity
 from erasure.salesforce.errors import (
     EngagementApiNotFoundError,
@@ -245,7 +246,11 @@ def _sort_out_erasures(
     states: dict[str, set[TargetStatus]] = {}
     for salesforce_id, status in session.execute(
         select(Target.salesforce_id, Target.status).where(
-            Target.org_id == org_id, Target.salesforce_id.in_(ids)
+            Target.org_id == org_id,
+            Target.salesforce_id.in_(ids),
+            # A record a legal hold keeps is not about to be deleted: it is read at once, or
+            # the access deadline would wait on the hold.
+            ~record_held(),
         )
     ):
         states.setdefault(salesforce_id or "", set()).add(status)

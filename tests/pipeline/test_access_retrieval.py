@@ -22,6 +22,7 @@ from erasure.identifiers import normalize
 from erasure.salesforce.sandbox import Fault
 from erasure.salesforce.sandbox.seed import demo_phone
 from tests.pipeline.conftest import World
+from tests.pipeline.test_holds import place as place_hold
 
 
 def submit_access_for(world: World, phone: str) -> uuid.UUID:
@@ -176,3 +177,17 @@ def test_a_failed_read_waits_and_resumes_without_reading_twice(world: World) -> 
             select(func.count()).select_from(AccessRead).where(AccessRead.request_id == rid)
         )
     assert read_once == 2
+
+
+def test_a_subject_under_legal_hold_is_disclosed_while_its_erasure_waits(world: World) -> None:
+    erasure_id = world.submit(demo_phone(2))
+    place_hold(world, subject=(IdentifierKind.PHONE, demo_phone(2)))
+    for _ in range(3):
+        world.step()
+    assert world.status(erasure_id) is RequestStatus.ON_HOLD
+    access_id = submit_access_for(world, demo_phone(2))
+    retrieve.run(world.ctx, retrieve.AccessTunables())
+    done = access_row(world, access_id)
+    # The held erasure will not delete soon: waiting on it could cost the access deadline.
+    assert done.status is AccessStatus.READY and done.entries == 3
+    assert world.sandbox.org.call_count("delete_participants") == 0
