@@ -77,6 +77,7 @@ def _register_edges(app: Flask, settings: Settings) -> None:
         audit_views,
         callback_views,
         hold_views,
+        notice_views,
         opendsr_views,
         request_actions,
         request_views,
@@ -91,6 +92,7 @@ def _register_edges(app: Flask, settings: Settings) -> None:
         bulk,
         console,
         dashboard,
+        notice_pages,
         request_pages,
         security,
     )
@@ -102,17 +104,17 @@ def _register_edges(app: Flask, settings: Settings) -> None:
     correlation.install(app)
     problems.register_error_handlers(app)
     app.teardown_appcontext(close_session)
-    # request_views, request_actions, hold_views, access_views and audit_views declare their
-    # routes on the one /v1 blueprint; each is imported above so its routes exist before the
-    # blueprint is registered.
-    del access_views, audit_views, hold_views, request_actions, request_views
+    # request_views, request_actions, hold_views, notice_views, access_views and audit_views
+    # declare their routes on the one /v1 blueprint; each is imported above so its routes exist
+    # before it is registered.
+    del access_views, audit_views, hold_views, notice_views, request_actions, request_views
     app.register_blueprint(v1.bp)
     app.register_blueprint(webhook_views.bp)
     app.register_blueprint(callback_views.bp)
     app.register_blueprint(opendsr_views.bp)
     app.register_blueprint(document_bp)
     # The console's page modules and security's hooks are declared on its blueprint likewise.
-    del admin, auditor, bulk, dashboard, hold_pages, request_pages, security
+    del admin, auditor, bulk, dashboard, hold_pages, notice_pages, request_pages, security
     console.configure_sessions(app, settings)
     app.register_blueprint(console_bp)
     observability.init_app(app)

@@ -33,6 +33,12 @@ def _decode_key(text: str, *, what: str) -> bytes:
     return raw
 
 
+class SmtpSecurity(StrEnum):
+    STARTTLS = "starttls"
+    TLS = "tls"
+    NONE = "none"
+
+
 class Settings(BaseSettings):
     """Everything the service can be told. Field descriptions feed the README's table."""
 
@@ -352,6 +358,30 @@ class Settings(BaseSettings):
         "certificate must name. Unset: the host of `public_url`.",
     )
 
+    smtp_host: str | None = Field(
+        None,
+        description="SMTP server that mails notices to data subjects. Unset: notices are "
+        "download-only.",
+    )
+    smtp_port: int = Field(587, ge=1, le=65535, description="Port of the SMTP server.")
+    smtp_security: SmtpSecurity = Field(
+        SmtpSecurity.STARTTLS,
+        description="`starttls`, `tls` (implicit TLS, usually port 465), "
+        "or `none` (plain; production allows it only to a loopback server).",
+    )
+    smtp_username: str | None = Field(None, description="SMTP login; unset: no login.")
+    smtp_password: SecretStr | None = Field(None, description="SMTP password; never logged.")
+    smtp_from: str | None = Field(
+        None, description="The notices' From address. Required with `smtp_host`."
+    )
+    smtp_timeout_s: float = Field(15.0, gt=0, description="Timeout of each SMTP operation.")
+    notice_retry_s: float = Field(
+        60.0,
+        gt=0,
+        description="Wait before a failed notice mail is tried again; doubles each "
+        "time (up to 4 minutes), six tries in all.",
+    )
+
     @field_validator("pseudonym_key")
     @classmethod
     def _check_pseudonym_key(cls, value: SecretStr) -> SecretStr:
@@ -381,10 +411,15 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _production_is_strict(self) -> Settings:
+        if self.smtp_host and not self.smtp_from:
+            raise ValueError("smtp_from is required with smtp_host")
         if self.mode is Mode.PRODUCTION:
             url = urlsplit(self.public_url)
-            if url.scheme != "https" and url.hostname not in {"localhost", "127.0.0.1", "::1"}:
+            loopback = {"localhost", "127.0.0.1", "::1"}
+            if url.scheme != "https" and url.hostname not in loopback:
                 raise ValueError("in production, public_url must be https (or loopback)")
+            if self.smtp_security is SmtpSecurity.NONE and self.smtp_host not in {None, *loopback}:
+                raise ValueError("in production, smtp_security none is for a loopback server")
         return self
 
     @property

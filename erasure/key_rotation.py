@@ -17,6 +17,8 @@ from erasure import free_text
 from erasure.core.models import Credential, ErasureRequest, RequestStatus, SubjectIdentifier
 from erasure.free_text import notes_context
 from erasure.identifiers import Sealed, Vault, identifier_context
+from erasure.notices.issuing import text_context
+from erasure.notices.models import Notice
 from erasure.orgs import secret_context
 
 
@@ -26,10 +28,11 @@ class RotationCount:
     notes: int = 0
     cancel_reasons: int = 0
     credentials: int = 0
+    notices: int = 0
 
     @property
     def total(self) -> int:
-        return self.identifiers + self.notes + self.cancel_reasons + self.credentials
+        return self.identifiers + self.notes + self.cancel_reasons + self.credentials + self.notices
 
 
 def reencrypt_batch(session: Session, vault: Vault, *, batch: int = 500) -> RotationCount:
@@ -68,6 +71,7 @@ def reencrypt_batch(session: Session, vault: Vault, *, batch: int = 500) -> Rota
         request.notes_ciphertext, request.notes_key_id = sealed.ciphertext, sealed.key_id
         count.notes += 1
     count.cancel_reasons = _reseal_cancel_reasons(session, vault, batch=batch)
+    count.notices = _reseal_notices(session, vault, batch=batch)
     credentials = session.scalars(
         select(Credential)
         .where(Credential.key_id != active)
@@ -120,3 +124,23 @@ def _reseal_cancel_reasons(session: Session, vault: Vault, *, batch: int) -> int
         free_text.seal_cancel_reason(vault, request, reason)
         resealed += 1
     return resealed
+
+
+def _reseal_notices(session: Session, vault: Vault, *, batch: int) -> int:
+    """Notices' text (subject and letter) under an older key."""
+    notices = session.scalars(
+        select(Notice)
+        .where(Notice.text_ciphertext.is_not(None), Notice.text_key_id != vault.active_key_id)
+        .limit(batch)
+        .with_for_update(skip_locked=True)
+    ).all()
+    for notice in notices:
+        if notice.text_ciphertext is None or notice.text_key_id is None:
+            continue  # excluded by the query; narrows types
+        context = text_context(notice.id)
+        sealed = vault.seal(
+            vault.open(Sealed(notice.text_key_id, notice.text_ciphertext), context=context),
+            context=context,
+        )
+        notice.text_ciphertext, notice.text_key_id = sealed.ciphertext, sealed.key_id
+    return len(notices)

@@ -1,9 +1,10 @@
 """Retention: a set time after a request ends, its subject identifiers are destroyed.
 
-Crypto-shredding: the ciphertexts (identifiers, notes, cancel reason) and the Salesforce record ids
-are set to NULL; only the keyed pseudonyms stay, so "was this person erased?" can still be answered
-and the audit log, which never held the identifiers, still verifies. One leaf records each
-shredding. A cancel reason an older version left in plain text in the outcome is removed too.
+Crypto-shredding: the ciphertexts (identifiers, notes, cancel reason, notices' text) and the
+Salesforce record ids are set to NULL; only the keyed pseudonyms stay, so "was this person erased?"
+can still be answered and the audit log, which never held the identifiers, still verifies. One
+leaf records each shredding. A cancel reason an older version left in plain text in the outcome is
+removed too.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from sqlalchemy.orm import Session
 from erasure import free_text
 from erasure.audit import leaves
 from erasure.core.models import TERMINAL_REQUEST_STATUSES, ErasureRequest, SubjectIdentifier, Target
+from erasure.notices.models import Notice
 
 
 def shred_expired(
@@ -34,6 +36,7 @@ def shred_expired(
             SubjectIdentifier.ciphertext.is_not(None),
         ),
         exists().where(Target.request_id == ErasureRequest.id, Target.salesforce_id.is_not(None)),
+        exists().where(Notice.request_id == ErasureRequest.id, Notice.text_ciphertext.is_not(None)),
     )
     due = session.scalars(
         select(ErasureRequest)
@@ -58,6 +61,11 @@ def shred_expired(
         ).all()
         session.execute(
             update(Target).where(Target.request_id == erasure_request.id).values(salesforce_id=None)
+        )
+        session.execute(
+            update(Notice)
+            .where(Notice.request_id == erasure_request.id)
+            .values(text_ciphertext=None, text_key_id=None)
         )
         erasure_request.notes_ciphertext = None
         erasure_request.notes_key_id = None

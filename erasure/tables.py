@@ -11,6 +11,7 @@ from erasure.audit import models as audit
 from erasure.core import models as core
 from erasure.db import metadata
 from erasure.integrations import models as integrations
+from erasure.notices import models as notices
 from erasure.observability import models as observability
 from erasure.outbox import models as outbox
 from erasure.pipeline import models as pipeline
@@ -25,6 +26,7 @@ MODEL_MODULES = (
     integrations,
     observability,
     api,
+    notices,
     access,
 )
 

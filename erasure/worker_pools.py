@@ -27,7 +27,11 @@ DELIVERIES_QUEUE = "deliveries"
 QUEUES = (PIPELINE_QUEUE, TICKS_QUEUE, DELIVERIES_QUEUE)
 
 #: The tasks that run on the deliveries queue.
-DELIVERY_TASKS = (task_names.DISPATCH_CALLBACKS, task_names.SEND_CALLBACKS)
+DELIVERY_TASKS = (
+    task_names.DISPATCH_CALLBACKS,
+    task_names.SEND_CALLBACKS,
+    task_names.SEND_NOTICE,  # mails to data subjects wait on an SMTP server
+)
 #: The pipeline's periodic ticks (and the relay's kicks): short, and dropped when they wait too
 #: long, so never queued behind lookups. Every other task (resolve) runs on the pipeline queue.
 TICK_TASKS = (
@@ -39,6 +43,7 @@ TICK_TASKS = (
     task_names.SEQUENCE_AUDIT,
     task_names.CHECKPOINT_AUDIT,
     task_names.SHRED_EXPIRED,
+    task_names.SWEEP_NOTICES,
 )
 
 

@@ -26,6 +26,8 @@ from erasure.core.models import (
 from erasure.errors import InvalidTransition, NotFound
 from erasure.free_text import cancelled_outcome, notes_context, seal_cancel_reason
 from erasure.identifiers import Sealed, Vault
+from erasure.notices import issuing as notices
+from erasure.notices.models import NoticeKind
 from erasure.pipeline.holds import CANCELLED, end_wait, hold_if_covered
 from erasure.pipeline.models import Alert
 from erasure.pipeline.states import (
@@ -174,7 +176,9 @@ def extend(
 ) -> ErasureRequest:
     """Move the deadline later, within what the regulation allows from the original deadline
     (GDPR: two more months; CCPA: 45 more days). The reason is kept encrypted with the request's
-    notes (free text may name people); the leaf holds its SHA-256. Raises InvalidTransition."""
+    notes (free text may name people); the leaf holds its SHA-256. The extension notice to the
+    subject is made with it (and mailed when the subject gave an email address). Raises
+    InvalidTransition, TemplateProblem (a notice template an admin broke)."""
     request = _locked(session, request_id, api_key_id)
     if request.status in TERMINAL_REQUEST_STATUSES:
         raise InvalidTransition(f"the request is already {request.status.value}")
@@ -220,6 +224,17 @@ def extend(
             "reason_sha256": hashlib.sha256(reason.encode()).hexdigest(),
             "by": by,
         },
+    )
+    # GDPR Art. 12(3): the subject is told of the extension and its reasons.
+    notices.issue(
+        session,
+        request,
+        NoticeKind.EXTENSION,
+        vault=vault,
+        at=at,
+        by=by,
+        previous_due_at=previous,
+        reason=reason,
     )
     return request
 

@@ -59,6 +59,8 @@ PERMISSIONS: dict[str, frozenset[Role]] = {
     "certificate": READERS,
     "audit": frozenset({Role.AUDITOR, Role.ADMIN}),
     "admin": frozenset({Role.ADMIN}),
+    # Notices to the subject: made and read (their text may quote a reason) by who handles requests.
+    "notices": NOTE_READERS,
     # Notes and cancel reasons: free text that may name the subject, decrypted for these only.
     "notes": NOTE_READERS,
 }

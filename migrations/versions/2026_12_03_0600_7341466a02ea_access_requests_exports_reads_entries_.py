@@ -6,7 +6,7 @@ minute window is counted from the table), and the records an entries read made a
 reaching one waits until then instead of getting 412).
 
 Revision ID: 7341466a02ea
-Revises: aeedf2290725
+Revises: 12f7146ec109
 Create Date: 2026-12-03 05:27:17.099774
 """
 
@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "7341466a02ea"
-down_revision: str | None = "aeedf2290725"
+down_revision: str | None = "12f7146ec109"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

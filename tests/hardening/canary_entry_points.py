@@ -34,7 +34,9 @@ PHONES = {  # E.164 numbers cannot: each is looked for by its digits
 }
 POSITIVE = "pos7marker"  # written on purpose where the scans look: proves each scan reads data
 LOOPBACK = ("127.0.0.0/8", "::1/128")
-OUTSIDE = ("werkzeug", "erasure.salesforce.sandbox", "tests.")
+#: Loggers of the outside world the run stands up (receivers' servers, the sandbox, the SMTP
+#: server that gets the notices, whose log holds the mail it receives): not ours to scan.
+OUTSIDE = ("werkzeug", "erasure.salesforce.sandbox", "tests.", "mail.log")
 
 
 def email(where: str) -> str:
@@ -140,6 +142,16 @@ def api_entry_points(run: Run, client: FlaskClient, keys: Keys, org: str) -> Non
         "api extend",
         client.post(f"{url}/extend", json={"reason": text_canary("api-extend")}, headers=officer),
         expect=200,
+    )
+    run.keep("api notices", client.get(f"{url}/notices", headers=officer), expect=200)
+    run.keep(
+        "api acknowledgement",
+        client.post(
+            f"/v1/erasure-requests/{run.request_ids['api']}/notices",
+            json={"kind": "acknowledgement"},
+            headers=officer,
+        ),
+        expect=201,
     )
     run.keep(
         "api cancel",

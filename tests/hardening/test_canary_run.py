@@ -21,6 +21,9 @@ canary is found in plain text anywhere the service keeps or sends data:
 - the evidence export (`erasure audit export`) and a certificate of erasure;
 - what the callback subscriber and the ticket system received.
 
+Notices to the subjects (an extension notice, an acknowledgement) are mailed to a local SMTP
+server on the way: the address is decrypted only for the mail, and the letters are sealed.
+
 Each place has a positive control (a value known to be written there is found by the same scan),
 so a scan that silently read nothing cannot pass.
 """
@@ -87,8 +90,9 @@ from tests.hardening.canary_places import (
     scan_directory,
 )
 from tests.integrations.receivers import receiver
+from tests.notices.smtp_server import SmtpServer
 from tests.pipeline.conftest import make_org
-from tests.pipeline.harness import RedisServer, Worker, worker_env
+from tests.pipeline.harness import RedisServer, Worker, free_port, worker_env
 from tests.ui.conftest import sign_in
 
 pytestmark = [pytest.mark.worker, pytest.mark.slow]
@@ -168,6 +172,7 @@ def test_no_canary_survives_anywhere(  # one run, then every place is scanned
 ) -> None:
     caplog.set_level(logging.DEBUG)
     monitor = RedisMonitor(own_redis)
+    smtp = SmtpServer(free_port())
     config = settings.model_copy(
         update={
             "database_url": own_postgres.database_url,
@@ -191,8 +196,15 @@ def test_no_canary_survives_anywhere(  # one run, then every place is scanned
         "ERASURE_AUDIT_SIGNING_KEY_FILE": str(config.audit_signing_key_file),
         "ERASURE_AUDIT_CHECKPOINT_INTERVAL_S": "1",
         "ERASURE_PUBLIC_URL": config.public_url,
+        # Notices to subjects are mailed to a real SMTP server on loopback: the address is
+        # opened only for the mail, which is not a place scanned (it is where the address goes).
+        "ERASURE_SMTP_HOST": "127.0.0.1",
+        "ERASURE_SMTP_PORT": str(smtp.port),
+        "ERASURE_SMTP_SECURITY": "none",
+        "ERASURE_SMTP_FROM": "privacy@erasure.test",
     }
     worker = Worker(env, tmp_path, concurrency=2)
+    smtp.start()
     try:
         with receiver() as hooks, receiver(default=201) as jira:
             run.keep(
@@ -233,12 +245,15 @@ def test_no_canary_survives_anywhere(  # one run, then every place is scanned
             # api 2, webhooks 4, opendsr 2, console 1, bulk 2, held 2
             assert len(statuses) == 13
             wait_until(lambda: delivered_callbacks(engine) >= 3 and jira.received, "callbacks")
+            # Positive control: notices went through the mail path (extension, acknowledgement).
+            wait_until(lambda: len(smtp.inbox.messages()) >= 2, "notices mailed")
             certificate_of(run, client, keys, run.request_ids["api"])
             readers_see_free_text_only_in_its_field(run, client, app, keys, engine)
             run.keep("metrics", client.get("/metrics"), expect=200)
             received = received_text(hooks, jira)
     finally:
         worker.stop()
+        smtp.stop()
         redis_commands = monitor.stop()
         # Sessions of finished requests still hold connections until collected: return them
         # while our Postgres runs, not in a finalizer after it has stopped.

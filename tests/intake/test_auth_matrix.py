@@ -47,6 +47,17 @@ MATRIX: list[tuple[str, str, frozenset[Role]]] = [
     ("GET", "/v1/holds/<uuid:hold_id>", frozenset({AP, AD})),
     ("POST", "/v1/holds/<uuid:hold_id>/release", frozenset({AP, AD})),
     ("POST", "/v1/erasure-requests/<uuid:request_id>/override-hold", frozenset({AP, AD})),
+    # Notices to data subjects (tests/notices).
+    ("GET", "/v1/erasure-requests/<uuid:request_id>/notices", frozenset({OF, AP, AU, IN, AD})),
+    ("POST", "/v1/erasure-requests/<uuid:request_id>/notices", frozenset({OF, AD})),
+    (
+        "GET",
+        "/v1/erasure-requests/<uuid:request_id>/notices/<uuid:notice_id>/text",
+        frozenset({OF, AD}),
+    ),
+    ("GET", "/v1/notice-templates", frozenset({OF, AD})),
+    ("PUT", "/v1/notice-templates/<kind>", frozenset({AD})),
+    ("DELETE", "/v1/notice-templates/<kind>", frozenset({AD})),
     # Integrations (tests/integrations): webhook sources.
     ("POST", "/v1/webhook-sources", frozenset({AD})),
     ("GET", "/v1/webhook-sources", frozenset({AD})),
@@ -78,6 +89,7 @@ MISSING_PARAMS = (
     "<uuid:delivery_id>",
     "<uuid:subscription_id>",
     "<subject_request_id>",
+    "<uuid:notice_id>",
 )
 
 
@@ -98,6 +110,40 @@ def test_the_matrix_covers_every_protected_endpoint(app: Flask) -> None:
         assert view.required_roles == roles
 
 
+def _post_body(path: str) -> tuple[str, Any]:
+    """The path (a placeholder filled) and a valid body for one POST of the matrix."""
+    body = {"reason": "test"} if path.endswith(("/cancel", "/extend")) else BODY
+    if path.endswith(("/approve", "/retry")):
+        body = {}
+    if path.endswith("/notices"):
+        body = {"kind": "acknowledgement"}
+    if path.endswith("/subject-lookups"):
+        body = {"subject": BODY["subject"]}
+    if path == "/v1/holds":
+        body = {"scope": "org", "reason": "test", "ends_at": "2099-01-01T00:00:00Z"}
+    if path.endswith("/override-hold"):
+        body = {"reason": "test"}
+    if path.endswith("/release"):
+        body = {}
+    if path.startswith("/v1/webhook-sources"):
+        body = {"name": f"m-{uuid.uuid4().hex[:8]}", "system": "jira"}
+        if "<source_name>" in path:
+            path, body = path.replace("<source_name>", "no-such-source"), {}
+    if path == "/v1/callback-subscriptions":
+        body = {"url": "https://receiver.example/hooks"}
+    if path.endswith("/secrets") and path.startswith("/v1/callback-subscriptions"):
+        body = {"previous_valid_for_s": 60}
+    if path in OPENDSR_COLLECTIONS:
+        body = {
+            "subject_request_id": str(uuid.uuid4()),
+            "subject_request_type": "erasure",
+            "subject_identities": [
+                {"identity_type": "phone_number", "identity_value": "+14155552671"}
+            ],
+        }
+    return path, body
+
+
 def _call(
     client: FlaskClient, method: str, rule: str, request_id: str, headers: dict[str, str]
 ) -> Any:
@@ -107,36 +153,14 @@ def _call(
     path = path.replace("<uuid:subscription_id>", str(uuid.uuid4()))
     path = path.replace("<uuid:hold_id>", str(uuid.uuid4()))
     path = path.replace("<subject_request_id>", "no-such-request")
+    path = path.replace("<uuid:notice_id>", str(uuid.uuid4()))
+    path = path.replace("<kind>", "acknowledgement")
+    if method == "PUT":
+        return client.put(path, json={"subject": "s", "body": "b"}, headers=headers)
     if method == "DELETE":
         return client.delete(path, headers=headers)
     if method == "POST":
-        body = {"reason": "test"} if path.endswith(("/cancel", "/extend")) else BODY
-        if path.endswith(("/approve", "/retry")):
-            body = {}
-        if path.endswith("/subject-lookups"):
-            body = {"subject": BODY["subject"]}
-        if path == "/v1/holds":
-            body = {"scope": "org", "reason": "test", "ends_at": "2099-01-01T00:00:00Z"}
-        if path.endswith("/override-hold"):
-            body = {"reason": "test"}
-        if path.endswith("/release"):
-            body = {}
-        if path.startswith("/v1/webhook-sources"):
-            body = {"name": f"m-{uuid.uuid4().hex[:8]}", "system": "jira"}
-            if "<source_name>" in path:
-                path, body = path.replace("<source_name>", "no-such-source"), {}
-        if path == "/v1/callback-subscriptions":
-            body = {"url": "https://receiver.example/hooks"}
-        if path.endswith("/secrets") and path.startswith("/v1/callback-subscriptions"):
-            body = {"previous_valid_for_s": 60}
-        if path in OPENDSR_COLLECTIONS:
-            body = {
-                "subject_request_id": str(uuid.uuid4()),
-                "subject_request_type": "erasure",
-                "subject_identities": [
-                    {"identity_type": "phone_number", "identity_value": "+14155552671"}
-                ],
-            }
+        path, body = _post_body(path)
         return client.post(path, json=body, headers=headers)
     if path == "/v1/audit/consistency":
         path += "?first=1&second=1"
