@@ -5,9 +5,11 @@ already resolved, so the scheduler alone is measured) is dispatched for `--windo
 pool of 1 and of 3 credentials; we report subjects erased per window against the theoretical
 maximum (calls per window x max ids x credentials), wasted delete calls (429s, ids accepted
 twice), the naive one-subject-per-call baseline in the same run, and, at low load, the time from
-the intake commit to the delete call.
+the intake commit to the delete call. Then the same backlog alone and with access retrieval
+beside it (a process of its own, bench/access_load.py), interleaved: delete calls, 429s and 412s,
+entries calls against those planned, and reads of subjects being erased.
 
-    python -m bench.pipeline [--hour-s 4] [--windows 3] [--max-ids 50]
+    python -m bench.pipeline [--hour-s 4] [--windows 3] [--max-ids 50] [--access-subjects 20]
 
 Needs a Postgres at ERASURE_BENCH_ADMIN_URL (default postgresql://postgres@127.0.0.1/postgres);
 it creates and drops its own database.
@@ -26,8 +28,10 @@ from datetime import UTC, datetime, timedelta
 import psycopg
 from sqlalchemy import func, insert, select
 
+from bench import access_load
 from bench.machine import describe
 from erasure import schema, workflow
+from erasure.access.models import AccessRequest
 from erasure.core.models import (
     DeleteCall,
     ErasureRequest,
@@ -81,7 +85,8 @@ class Run:
         self.handle = run_in_thread(self.sandbox_org)
         self.engine = make_engine(sa_url, pool_size=4)
         self.maker = make_sessionmaker(self.engine)
-        self.vault = Vault({"b1": secrets.token_bytes(32)})
+        self.vault_keys = {"b1": secrets.token_bytes(32)}
+        self.vault = Vault(self.vault_keys)
         self.pseudonym_key = secrets.token_bytes(32)
         with self.maker() as session, session.begin():
             org = add_org(
@@ -174,6 +179,7 @@ class Run:
         from erasure.core.models import Credential, Org
 
         with self.maker() as session, session.begin():
+            session.execute(delete(AccessRequest).where(AccessRequest.org_id == self.org_id))
             session.execute(delete(Target).where(Target.org_id == self.org_id))
             session.execute(delete(DeleteCall).where(DeleteCall.org_id == self.org_id))
             session.execute(delete(ErasureRequest).where(ErasureRequest.org_id == self.org_id))
@@ -185,15 +191,34 @@ class Run:
 
 
 def throughput(
-    sa_url: str, *, credentials: int, max_ids: int, hour_s: int, windows: int
+    sa_url: str,
+    *,
+    credentials: int,
+    max_ids: int,
+    hour_s: int,
+    windows: int,
+    access_subjects: int = 0,
 ) -> dict[str, float]:
+    """Erasure throughput; with `access_subjects`, access retrieval runs beside it (a thread of
+    its own) on the same pool, half of those subjects being erased at the same time."""
     run = Run(sa_url, hour_s=hour_s, credentials=credentials, max_ids=max_ids, linger_s=0.0)
     try:
         theoretical = windows * 10 * max_ids * credentials
         run.backlog(theoretical + 10 * max_ids * credentials)  # more than can be sent
+        reader = None
+        if access_subjects:
+            minute_s = hour_s / 60
+            access_load.access_load(
+                run, subjects=access_subjects, conversations=8, minute_s=minute_s
+            )
+            access_load.wait_resolved(run)
+            reader = access_load.AccessWorker(run, sa_url, minute_s)
+            reader.start()
         start = time.monotonic()
         run.dispatch_for(windows * hour_s + 0.5)
         elapsed = time.monotonic() - start
+        if reader is not None:
+            reader.stop()
         counters = run.sandbox_org.counters()
         accepted = counters["accepted_ids"].get("delete_participants", [])
         with run.maker() as session:
@@ -222,6 +247,7 @@ def throughput(
             "calls_429": rejected_429,
             "ids_resent": len(accepted) - len(set(accepted)),
             "seconds": elapsed,
+            **(access_load.access_figures(run) if access_subjects else {}),
         }
     finally:
         run.stop()
@@ -271,12 +297,40 @@ def latency(
     return out
 
 
+def _access_beside_erasure(sa_url: str, args: argparse.Namespace) -> None:
+    """The same erasure backlog alone, then with access retrieval beside it (a process of its
+    own), interleaved for `--access-rounds` rounds in the same run."""
+    common = {"credentials": 1, "max_ids": args.max_ids, "hour_s": args.hour_s}
+    print(
+        f"access beside erasure (pool of 1, {args.access_subjects} access subjects x 8 "
+        f"conversations, half also being erased; entries window {args.hour_s / 60:.2f} s; "
+        f"at most {10 * args.windows} delete calls in {args.windows} windows):"
+    )
+    for round_ in range(1, args.access_rounds + 1):
+        alone = throughput(sa_url, windows=args.windows, **common)
+        shared = throughput(
+            sa_url, windows=args.windows, access_subjects=args.access_subjects, **common
+        )
+        print(
+            f"  round {round_}: delete calls alone {alone['calls']}, with access "
+            f"{shared['calls']}; 429s {alone['calls_429']} / {shared['calls_429']}; "
+            f"answered 412 {shared['delete_412']}; access: {shared['access_ready']} of "
+            f"{shared['access_requests']} exports ready, entries calls {shared['entries_calls']} "
+            f"(planned {shared['entries_calls_planned']}); conversations read of a subject "
+            f"being erased {shared['reads_of_erased_records']}, "
+            f"{shared['reads_waiting_on_erasure']} waiting on the erasure, "
+            f"{shared['reads_left_to_erasure']} erased first"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--hour-s", type=int, default=4)
     parser.add_argument("--windows", type=int, default=3)
     parser.add_argument("--max-ids", type=int, default=50)
     parser.add_argument("--latency-samples", type=int, default=5)
+    parser.add_argument("--access-subjects", type=int, default=20)
+    parser.add_argument("--access-rounds", type=int, default=2)
     args = parser.parse_args()
     print(describe())
     sa_url = _database()
@@ -304,6 +358,7 @@ def main() -> None:
                 f"  naive one subject per call: erased {naive['erased']} ({naive['erased'] / args.windows:.0f} per window) "
                 f"= {naive['erased'] / max(1, r['erased']):.1%} of the scheduler's"
             )
+        _access_beside_erasure(sa_url, args)
         for linger in (2.0, 0.0):
             lat = latency(
                 sa_url,

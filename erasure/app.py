@@ -73,6 +73,7 @@ def _register_edges(app: Flask, settings: Settings) -> None:
     """The web layer's hooks, then the edges that stand on it: the JSON API, the console and the
     operational endpoints. Hooks run in the order they are installed here."""
     from erasure.api import (
+        access_views,
         audit_views,
         callback_views,
         hold_views,
@@ -109,9 +110,10 @@ def _register_edges(app: Flask, settings: Settings) -> None:
     correlation.install(app)
     problems.register_error_handlers(app)
     app.teardown_appcontext(close_session)
-    # request_views, request_actions, hold_views, notice_views and audit_views declare their routes
-    # on the one /v1 blueprint; each is imported above so its routes exist before it is registered.
-    del audit_views, hold_views, notice_views, request_actions, request_views
+    # request_views, request_actions, hold_views, notice_views, access_views and audit_views
+    # declare their routes on the one /v1 blueprint; each is imported above so its routes exist
+    # before it is registered.
+    del access_views, audit_views, hold_views, notice_views, request_actions, request_views
     app.register_blueprint(v1.bp)
     app.register_blueprint(webhook_views.bp)
     app.register_blueprint(callback_views.bp)

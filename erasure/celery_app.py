@@ -41,6 +41,7 @@ PREDICT_INTERVAL_S = 15.0
 AUDIT_SEQUENCE_INTERVAL_S = 1.0
 RETENTION_INTERVAL_S = 3600.0
 CALLBACK_INTERVAL_S = 2.0
+ACCESS_INTERVAL_S = 2.0
 NOTICE_SWEEP_INTERVAL_S = 60.0
 
 
@@ -142,6 +143,8 @@ def create_celery(settings: Settings) -> Celery:
                 task_names.CHECKPOINT_AUDIT, settings.audit_checkpoint_interval_s
             ),
             "shred-expired": tick(task_names.SHRED_EXPIRED, RETENTION_INTERVAL_S),
+            "retrieve-access": tick(task_names.RETRIEVE_ACCESS, ACCESS_INTERVAL_S),
+            "destroy-exports": tick(task_names.DESTROY_EXPORTS, RETENTION_INTERVAL_S),
             "sweep-notices": tick(task_names.SWEEP_NOTICES, NOTICE_SWEEP_INTERVAL_S),
         },
     )

@@ -154,6 +154,32 @@ class Settings(BaseSettings):
         description="Days after a request ends before its subject identifiers are destroyed "
         "(crypto-shredding); the audit log and certificates still verify afterwards.",
     )
+    access_export_retention_days: int = Field(
+        30,
+        ge=0,
+        description="Days an access request's export is kept after it is ready; then it is "
+        "destroyed (its SHA-256 and counts stay in the audit log).",
+    )
+    access_link_ttl_s: int = Field(
+        86400,
+        ge=60,
+        description="How long a download link of an access export works, seconds.",
+    )
+    access_entries_per_minute: int = Field(
+        90,
+        ge=1,
+        description="Entries calls an access retrieval may spend per execution user per "
+        "`access_entries_window_s` (Salesforce allows 90 per minute).",
+    )
+    access_entries_window_s: float = Field(
+        60.0, gt=0, description="The entries rate window, seconds."
+    )
+    access_activity_s: float = Field(
+        1800.0,
+        ge=0,
+        description="How long Salesforce keeps a conversation active after its entries are read "
+        "(documented: about 30 minutes); an erasure's delete of it waits this long.",
+    )
     log_level: str = Field("INFO", description="Python log level of the service's own loggers.")
     log_task_events: bool = Field(
         True,

@@ -4,6 +4,7 @@ from the domain that owns them, never from here."""
 
 from __future__ import annotations
 
+from erasure.access import models as access
 from erasure.accounts import models as accounts
 from erasure.api import models as api
 from erasure.audit import models as audit
@@ -16,6 +17,17 @@ from erasure.outbox import models as outbox
 from erasure.pipeline import models as pipeline
 
 #: The modules holding tables, by owning domain.
-MODEL_MODULES = (core, accounts, outbox, audit, pipeline, integrations, observability, api, notices)
+MODEL_MODULES = (
+    core,
+    accounts,
+    outbox,
+    audit,
+    pipeline,
+    integrations,
+    observability,
+    api,
+    notices,
+    access,
+)
 
 __all__ = ["MODEL_MODULES", "metadata"]

@@ -32,7 +32,7 @@ from erasure.core.models import (
 )
 from erasure.errors import NotFound, UnknownOrg
 from erasure.free_text import notes_context
-from erasure.identifiers import Vault, identifier_context, pseudonym
+from erasure.identifiers import Sealed, Vault, identifier_context, pseudonym
 from erasure.outbox import messages as outbox
 
 
@@ -138,6 +138,38 @@ def find_open_request(
     )
 
 
+@dataclass(frozen=True)
+class SealedIdentifier:
+    kind: IdentifierKind
+    blind_index: bytes
+    sealed: Sealed
+
+
+def seal_subject(
+    protection: Protection, request_id: uuid.UUID, identifiers: Sequence[Identifier]
+) -> list[SealedIdentifier]:
+    """Each identifier's blind index and ciphertext (bound to the request): how every kind of
+    request stores its subject."""
+    return [
+        SealedIdentifier(
+            identifier.kind,
+            pseudonym(protection.pseudonym_key, identifier.kind, identifier.value),
+            protection.vault.seal(
+                identifier.value, context=identifier_context(request_id, identifier.kind)
+            ),
+        )
+        for identifier in identifiers
+    ]
+
+
+def subject_leaf(subject: Sequence[SealedIdentifier]) -> list[dict[str, str]]:
+    """The subject as an audit leaf names it: kinds and pseudonyms, never a value."""
+    return [
+        {"kind": kind.value, "pseudonym": blind.hex()}
+        for kind, blind in sorted((s.kind, s.blind_index) for s in subject)
+    ]
+
+
 def submit_request(
     session: Session, submission: Submission, *, protection: Protection, default_org: str | None
 ) -> ErasureRequest:
@@ -155,16 +187,13 @@ def submit_request(
     org = resolve_org(session, submission.org, default_org=default_org)
     now = datetime.now(UTC)
     received_at = submission.received_at or now
-    indexed = [
-        (identifier, pseudonym(protection.pseudonym_key, identifier.kind, identifier.value))
-        for identifier in submission.identifiers
-    ]
-    blind_indexes = sorted({blind for _, blind in indexed})
+    request_id = uuid.uuid4()
+    subject = seal_subject(protection, request_id, submission.identifiers)
+    blind_indexes = sorted({s.blind_index for s in subject})
     for blind in blind_indexes:  # sorted, so two submissions never wait on each other in a cycle
         session.execute(select(func.pg_advisory_xact_lock(_subject_lock_key(blind))))
     primary = find_open_request(session, org.id, blind_indexes)
 
-    request_id = uuid.uuid4()
     erasure_request = ErasureRequest(
         id=request_id,
         org=org,  # the relationship, not just the id: rendering the answer needs no lazy load
@@ -189,17 +218,14 @@ def submit_request(
             sealed.key_id,
         )
     session.add(erasure_request)
-    for identifier, blind in indexed:
-        sealed = protection.vault.seal(
-            identifier.value, context=identifier_context(request_id, identifier.kind)
-        )
+    for item in subject:
         session.add(
             SubjectIdentifier(
                 request_id=request_id,
-                kind=identifier.kind,
-                blind_index=blind,
-                ciphertext=sealed.ciphertext,
-                key_id=sealed.key_id,
+                kind=item.kind,
+                blind_index=item.blind_index,
+                ciphertext=item.sealed.ciphertext,
+                key_id=item.sealed.key_id,
             )
         )
     leaves.append(
@@ -213,12 +239,7 @@ def submit_request(
             "regulation": submission.regulation.value,
             "received_at": leaves.timestamp(received_at),
             "due_at": leaves.timestamp(erasure_request.due_at),
-            "subject": [
-                {"kind": identifier.kind.value, "pseudonym": blind.hex()}
-                for identifier, blind in sorted(
-                    indexed, key=lambda pair: (pair[0].kind.value, pair[1])
-                )
-            ],
+            "subject": subject_leaf(subject),
             "reference": {"system": submission.reference_system, "id": submission.reference_id},
             "duplicate_of": str(primary.id) if primary else None,
             "submitted_by": submission.submitted_by,

@@ -45,6 +45,11 @@ from erasure.audit.merkle.verification import verify_inclusion
 from erasure.audit.report import ExitCode, Finding, Report
 
 CERTIFICATE_TYPE = "erasure-certificate"
+#: A certificate of disclosure (an access request's export): the same envelope; its `request`
+#: carries a `disclosure` summary (counts and the export's SHA-256) that must match the proven
+#: `access.disclosed` leaf.
+DISCLOSURE_TYPE = "disclosure-certificate"
+CERTIFICATE_TYPES = (CERTIFICATE_TYPE, DISCLOSURE_TYPE)
 CERTIFICATE_VERSION = 1
 SIGNATURE_ALGORITHM = "ed25519"
 
@@ -75,6 +80,7 @@ def build_certificate(
     checkpoint_note: str,
     signing_key: SigningKey,
     issued_at: datetime,
+    certificate_type: str = CERTIFICATE_TYPE,
 ) -> dict[str, object]:
     """The signed certificate document. Pure: no clock, no database.
 
@@ -108,7 +114,7 @@ def build_certificate(
             }
         )
     document: dict[str, object] = {
-        "type": CERTIFICATE_TYPE,
+        "type": certificate_type,
         "version": CERTIFICATE_VERSION,
         "issued_at": _timestamp(issued_at),
         "request": dict(request),
@@ -148,15 +154,17 @@ def load_certificate(data: bytes) -> dict[str, object]:
         document = json.loads(data.decode("utf-8"), object_pairs_hook=_no_duplicates)
     except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
         raise CertificateError(f"not a JSON certificate: {exc}") from exc
-    if not isinstance(document, dict) or document.get("type") != CERTIFICATE_TYPE:
-        raise CertificateError(f"not an {CERTIFICATE_TYPE} document")
+    if not isinstance(document, dict) or document.get("type") not in CERTIFICATE_TYPES:
+        raise CertificateError(f"not an {CERTIFICATE_TYPE} or {DISCLOSURE_TYPE} document")
     return document
 
 
 def looks_like_certificate(data: bytes) -> bool:
     """A cheap sniff for the CLI: does this file claim to be a certificate? The whole file is
     searched: certificate files sort their keys, so `type` comes last, after every leaf."""
-    return data.lstrip().startswith(b"{") and b'"' + CERTIFICATE_TYPE.encode() + b'"' in data
+    return data.lstrip().startswith(b"{") and any(
+        b'"' + kind.encode() + b'"' in data for kind in CERTIFICATE_TYPES
+    )
 
 
 def verify_certificate(data: bytes | Mapping[str, object], key: VerifierKey) -> Report:
@@ -180,7 +188,41 @@ def verify_certificate(data: bytes | Mapping[str, object], key: VerifierKey) -> 
     report.tree_size, report.root_hash = checkpoint.size, checkpoint.root_hash
     report.checkpoint_sizes = [checkpoint.size]
     _check_leaves(report, document, checkpoint)
+    if document.get("type") == DISCLOSURE_TYPE:
+        _check_disclosure(report, document)
     return report
+
+
+def _check_disclosure(report: Report, document: Mapping[str, object]) -> None:
+    """The signed summary of what was disclosed must be what the log recorded."""
+    request = document["request"]
+    claimed = request.get("disclosure") if isinstance(request, dict) else None
+    logged = [
+        entry["leaf"].get("data")
+        for entry in document["leaves"]  # type: ignore[attr-defined]  # checked list
+        if isinstance(entry, dict)
+        and isinstance(entry.get("leaf"), dict)
+        and entry["leaf"].get("kind") == "access.disclosed"
+    ]
+    if not isinstance(claimed, dict) or len(logged) != 1 or not isinstance(logged[0], dict):
+        report.add(
+            Finding(
+                "disclosure_mismatch",
+                "a certificate of disclosure needs one access.disclosed leaf and its summary",
+                ExitCode.BAD_CERTIFICATE,
+            )
+        )
+        return
+    for name in ("export_sha256", "entries", "conversations", "end_users"):
+        if claimed.get(name) != logged[0].get(name):
+            report.add(
+                Finding(
+                    "disclosure_mismatch",
+                    f"disclosure {name} differs from the logged access.disclosed leaf",
+                    ExitCode.BAD_CERTIFICATE,
+                )
+            )
+    report.details["disclosure"] = claimed
 
 
 def _check_shape(document: Mapping[str, object]) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 
 from sqlalchemy import select
@@ -20,7 +20,7 @@ from erasure.audit import store
 from erasure.audit.certificate import ProvenLeaf, build_certificate
 from erasure.audit.checkpoint import SigningKey
 from erasure.audit.leaves import timestamp
-from erasure.audit.models import AuditCheckpoint
+from erasure.audit.models import AuditCheckpoint, AuditLeaf
 from erasure.core.models import ErasureRequest, RequestStatus, TargetStatus
 from erasure.errors import InvalidTransition, NotFound, NotReady
 
@@ -58,26 +58,7 @@ def certificate_for(
             f"a certificate is issued once the request has completed; it is {erasure_request.status.value}"
         )
     leaves = store.leaves_of_request(session, request_id)
-    if any(leaf.leaf_index is None for leaf in leaves):
-        raise NotReady("the request's last audit events are still being sequenced")
-    needed = max((leaf.leaf_index or 0) for leaf in leaves) + 1 if leaves else 1
-    checkpoint = session.scalar(
-        select(AuditCheckpoint)
-        .where(AuditCheckpoint.size >= needed)
-        .order_by(AuditCheckpoint.size.desc())
-        .limit(1)
-    )
-    if checkpoint is None:
-        raise NotReady("no signed checkpoint covers the request's audit events yet")
-    proven = [
-        ProvenLeaf(
-            leaf.leaf_index,
-            leaf.leaf,
-            store.inclusion_proof(session, leaf.leaf_index, checkpoint.size),
-        )
-        for leaf in leaves
-        if leaf.leaf_index is not None
-    ]
+    proven, checkpoint_note = prove_leaves(session, leaves)
     summary: dict[str, object] = {
         "id": str(erasure_request.id),
         "org": erasure_request.org.name,
@@ -126,10 +107,36 @@ def certificate_for(
         request=summary,
         targets=targets,
         leaves=proven,
-        checkpoint_note=checkpoint.note,
+        checkpoint_note=checkpoint_note,
         signing_key=signing_key,
         issued_at=datetime.now(UTC),
     )
+
+
+def prove_leaves(session: Session, leaves: Sequence[AuditLeaf]) -> tuple[list[ProvenLeaf], str]:
+    """Each leaf with its inclusion proof against the newest signed checkpoint covering them
+    all, and that checkpoint's note. Raises NotReady while one is unsequenced or uncovered."""
+    if any(leaf.leaf_index is None for leaf in leaves):
+        raise NotReady("the request's last audit events are still being sequenced")
+    needed = max((leaf.leaf_index or 0) for leaf in leaves) + 1 if leaves else 1
+    checkpoint = session.scalar(
+        select(AuditCheckpoint)
+        .where(AuditCheckpoint.size >= needed)
+        .order_by(AuditCheckpoint.size.desc())
+        .limit(1)
+    )
+    if checkpoint is None:
+        raise NotReady("no signed checkpoint covers the request's audit events yet")
+    proven = [
+        ProvenLeaf(
+            leaf.leaf_index,
+            leaf.leaf,
+            store.inclusion_proof(session, leaf.leaf_index, checkpoint.size),
+        )
+        for leaf in leaves
+        if leaf.leaf_index is not None
+    ]
+    return proven, checkpoint.note
 
 
 def _target_facts(leaf_bytes: Iterable[bytes]) -> dict[str, dict[str, str]]:

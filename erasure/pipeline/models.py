@@ -137,3 +137,18 @@ class HoldWait(Base):
             postgresql_where=text("ended_at IS NULL"),
         ),
     )
+
+
+class ConversationActivity(Base):
+    """A Salesforce record an entries read made active (about 30 minutes, documented): a delete
+    reaching it before `active_until` would get 412, so its targets wait (scheduler)."""
+
+    __tablename__ = "conversation_activity"
+
+    org_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("orgs.id", ondelete="CASCADE"), primary_key=True
+    )
+    #: 18-char MessagingEndUser id (the participant delete reaches its conversations) or
+    #: Conversation id.
+    salesforce_id: Mapped[str] = mapped_column(String(18), primary_key=True)
+    active_until: Mapped[datetime] = mapped_column(DateTime(timezone=True))

@@ -17,7 +17,15 @@ from erasure.core.models import Credential, Org
 from erasure.identifiers import Vault
 from erasure.orgs import client_secret
 from erasure.salesforce.config import CredentialSettings, OrgSettings
-from erasure.salesforce.models import ApiLog, DeleteAccepted, EndUserRef, SessionRef, Subject
+from erasure.salesforce.models import (
+    ApiLog,
+    ConversationRef,
+    DeleteAccepted,
+    EndUserRef,
+    EntriesPage,
+    SessionRef,
+    Subject,
+)
 
 
 class SalesforcePort(Protocol):
@@ -36,6 +44,16 @@ class SalesforcePort(Protocol):
     def existing_end_users(self, ids: Collection[str]) -> set[str]: ...
 
     def existing_conversations(self, ids: Collection[str]) -> set[str]: ...
+
+    def conversations_of(self, end_user_ids: Collection[str]) -> list[ConversationRef]: ...
+
+    def entries_page(
+        self,
+        conversation_identifier: str,
+        *,
+        page_token: str | None = None,
+        record_limit: int = 100,
+    ) -> EntriesPage: ...
 
     def close(self) -> None: ...
 

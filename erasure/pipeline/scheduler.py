@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import Exists, and_, exists, func, or_, select
 from sqlalchemy.orm import Session
 
 from erasure.core.models import (
@@ -38,6 +38,7 @@ from erasure.pipeline.call_outcomes import (
 from erasure.pipeline.context import Pipeline
 from erasure.pipeline.deletions import attach, has_deletion
 from erasure.pipeline.holds import any_held, record_held
+from erasure.pipeline.models import ConversationActivity
 from erasure.pipeline.quota import choose_credential, pool_quota
 from erasure.pipeline.reconciliation import reconcile
 from erasure.pipeline.salesforce_port import SalesforcePort
@@ -137,6 +138,7 @@ def _next_records(
         Target.salesforce_id.is_not(None),
         or_(Target.next_check_at.is_(None), Target.next_check_at <= now),
         ~has_deletion(),
+        ~_made_active(now),
     )
     ready = and_(unheld, ~record_held())
     # The scan for the next records skips the hold check when no request of the org waits on
@@ -170,6 +172,16 @@ def _next_records(
     if malformed:
         hold_malformed(ctx, session, malformed, now, org_id=org.id, reason="malformed_id")
     return records
+
+
+def _made_active(now: datetime) -> Exists:
+    """An access request read this record's entries: Salesforce keeps it active (about 30
+    minutes) and would answer its delete 412, so it waits for the window instead."""
+    return exists().where(
+        ConversationActivity.org_id == Target.org_id,
+        ConversationActivity.salesforce_id == Target.salesforce_id,
+        ConversationActivity.active_until > now,
+    )
 
 
 def _plan_call(

@@ -10,6 +10,8 @@ The pipeline's entry point is `SalesforceClient(org, credential, tokens=..., usa
 - `api_logs(log_ids=..., entity_ids=...)` -> `list[ApiLog]` (statuses folded into `LogState`)
 - `existing_end_users(ids)` / `existing_conversations(ids)` -> `set[str]` (the read-back)
 - `conversation_entries(identifier)` -> `list[EntryRef]` (optional; marks the conversation active)
+- `conversations_of(end_user_ids)` -> `list[ConversationRef]`; `entries_page(identifier)` ->
+  `EntriesPage` (one call, with content: access exports only)
 - `query(soql)` -> every record, following `nextRecordsUrl`; `usage()` -> `CallCounts`
 
 Failures raise the `SalesforceError` tree of `errors.py` (`retryable`, `retry_after`, `org_fault`).

@@ -9,6 +9,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from erasure.salesforce import ids as sfids
 
@@ -156,6 +157,23 @@ class EntryRef:
     entry_type: str | None
     sender_role: str | None
     server_received_at_ms: int | None
+
+
+@dataclass(frozen=True)
+class ConversationRef:
+    """A Conversation of an end user: its record id and the identifier entries are read by."""
+
+    id: str
+    identifier: str
+    end_user_id: str
+
+
+@dataclass(frozen=True)
+class EntriesPage:
+    """One page of entries with their content: personal data, for an access export only."""
+
+    entries: list[dict[str, Any]]
+    next_page_token: str | None
 
 
 @dataclass(frozen=True)

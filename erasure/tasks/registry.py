@@ -3,6 +3,6 @@ that routes every task) imports this."""
 
 from __future__ import annotations
 
-from erasure.tasks import audit, integrations, notices, outbox, pipeline, retention
+from erasure.tasks import access, audit, integrations, notices, outbox, pipeline, retention
 
-TASK_MODULES = (outbox, pipeline, integrations, audit, retention, notices)
+TASK_MODULES = (outbox, pipeline, integrations, audit, retention, notices, access)

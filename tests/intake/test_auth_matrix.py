@@ -38,6 +38,9 @@ MATRIX: list[tuple[str, str, frozenset[Role]]] = [
     ("GET", "/v1/audit/checkpoint", frozenset({OF, AP, AU, IN, AD})),
     ("GET", "/v1/audit/consistency", frozenset({OF, AP, AU, IN, AD})),
     ("POST", "/v1/subject-lookups", frozenset({OF, AD})),
+    ("POST", "/v1/access-requests", frozenset({OF, IN, AD})),
+    ("GET", "/v1/access-requests/<uuid:request_id>", frozenset({OF, AP, AU, IN, AD})),
+    ("GET", "/v1/access-requests/<uuid:request_id>/certificate", frozenset({OF, AP, AU, IN, AD})),
     # Legal holds: approvers and admins, like approvals.
     ("POST", "/v1/holds", frozenset({AP, AD})),
     ("GET", "/v1/holds", frozenset({AP, AD})),
@@ -107,6 +110,40 @@ def test_the_matrix_covers_every_protected_endpoint(app: Flask) -> None:
         assert view.required_roles == roles
 
 
+def _post_body(path: str) -> tuple[str, Any]:
+    """The path (a placeholder filled) and a valid body for one POST of the matrix."""
+    body = {"reason": "test"} if path.endswith(("/cancel", "/extend")) else BODY
+    if path.endswith(("/approve", "/retry")):
+        body = {}
+    if path.endswith("/notices"):
+        body = {"kind": "acknowledgement"}
+    if path.endswith("/subject-lookups"):
+        body = {"subject": BODY["subject"]}
+    if path == "/v1/holds":
+        body = {"scope": "org", "reason": "test", "ends_at": "2099-01-01T00:00:00Z"}
+    if path.endswith("/override-hold"):
+        body = {"reason": "test"}
+    if path.endswith("/release"):
+        body = {}
+    if path.startswith("/v1/webhook-sources"):
+        body = {"name": f"m-{uuid.uuid4().hex[:8]}", "system": "jira"}
+        if "<source_name>" in path:
+            path, body = path.replace("<source_name>", "no-such-source"), {}
+    if path == "/v1/callback-subscriptions":
+        body = {"url": "https://receiver.example/hooks"}
+    if path.endswith("/secrets") and path.startswith("/v1/callback-subscriptions"):
+        body = {"previous_valid_for_s": 60}
+    if path in OPENDSR_COLLECTIONS:
+        body = {
+            "subject_request_id": str(uuid.uuid4()),
+            "subject_request_type": "erasure",
+            "subject_identities": [
+                {"identity_type": "phone_number", "identity_value": "+14155552671"}
+            ],
+        }
+    return path, body
+
+
 def _call(
     client: FlaskClient, method: str, rule: str, request_id: str, headers: dict[str, str]
 ) -> Any:
@@ -123,7 +160,7 @@ def _call(
     if method == "DELETE":
         return client.delete(path, headers=headers)
     if method == "POST":
-        path, body = _post(path)
+        path, body = _post_body(path)
         return client.post(path, json=body, headers=headers)
     if path == "/v1/audit/consistency":
         path += "?first=1&second=1"
@@ -146,6 +183,12 @@ def request_id(client: FlaskClient, org: Org, make_key: KeyMaker) -> str:
     return str(client.post("/v1/erasure-requests", json=BODY, headers=headers).get_json()["id"])
 
 
+@pytest.fixture
+def access_id(client: FlaskClient, org: Org, make_key: KeyMaker) -> str:
+    headers = {"Authorization": f"Bearer {make_key(Role.ADMIN)}"}
+    return str(client.post("/v1/access-requests", json=BODY, headers=headers).get_json()["id"])
+
+
 @pytest.mark.parametrize(
     ("method", "rule", "allowed"), MATRIX, ids=[f"{m} {r}" for m, r, _ in MATRIX]
 )
@@ -157,6 +200,7 @@ def test_auth_matrix(
     db_session: Session,
     org: Org,
     request_id: str,
+    access_id: str,
     method: str,
     rule: str,
     allowed: frozenset[Role],
@@ -182,7 +226,8 @@ def test_auth_matrix(
         new = create_api_key(db_session, name="x", role=Role(who))
         headers = {"Authorization": f"Bearer {new.secret}"}
     db_session.flush()
-    response = _call(client, method, rule, request_id, headers)
+    subject_id = access_id if rule.startswith("/v1/access-requests/") else request_id
+    response = _call(client, method, rule, subject_id, headers)
     if who in {"none", "malformed", "wrong-scheme", "unknown", "revoked"}:
         assert response.status_code == 401
         assert response.headers["WWW-Authenticate"].startswith("Bearer")
@@ -235,37 +280,3 @@ def test_integrations_see_only_their_own_requests(
 @pytest.mark.parametrize("path", ["/openapi.json", "/healthz"])
 def test_public_endpoints_need_no_key(client: FlaskClient, path: str) -> None:
     assert client.get(path).status_code == 200
-
-
-def _post(path: str) -> tuple[str, Any]:
-    """The path and a body each POST route accepts far enough to reach its role check."""
-    body = {"reason": "test"} if path.endswith(("/cancel", "/extend")) else BODY
-    if path.endswith(("/approve", "/retry")):
-        body = {}
-    if path.endswith("/notices"):
-        body = {"kind": "acknowledgement"}
-    if path.endswith("/subject-lookups"):
-        body = {"subject": BODY["subject"]}
-    if path == "/v1/holds":
-        body = {"scope": "org", "reason": "test", "ends_at": "2099-01-01T00:00:00Z"}
-    if path.endswith("/override-hold"):
-        body = {"reason": "test"}
-    if path.endswith("/release"):
-        body = {}
-    if path.startswith("/v1/webhook-sources"):
-        body = {"name": f"m-{uuid.uuid4().hex[:8]}", "system": "jira"}
-        if "<source_name>" in path:
-            path, body = path.replace("<source_name>", "no-such-source"), {}
-    if path == "/v1/callback-subscriptions":
-        body = {"url": "https://receiver.example/hooks"}
-    if path.endswith("/secrets") and path.startswith("/v1/callback-subscriptions"):
-        body = {"previous_valid_for_s": 60}
-    if path in OPENDSR_COLLECTIONS:
-        body = {
-            "subject_request_id": str(uuid.uuid4()),
-            "subject_request_type": "erasure",
-            "subject_identities": [
-                {"identity_type": "phone_number", "identity_value": "+14155552671"}
-            ],
-        }
-    return path, body

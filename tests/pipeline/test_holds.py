@@ -5,7 +5,6 @@ on when the hold ends (the sweep, on an injected clock), is released, or is over
 from __future__ import annotations
 
 import uuid
-from datetime import timedelta
 
 import pytest
 from sqlalchemy import select
@@ -13,40 +12,11 @@ from sqlalchemy import select
 from erasure.audit.models import AuditLeaf
 from erasure.core.models import IdentifierKind, RequestStatus, TargetStatus
 from erasure.errors import InvalidTransition
-from erasure.identifiers import normalize
 from erasure.lifecycle import holds, operations
 from erasure.pipeline.holds import ON_HOLD_ALERT
 from erasure.pipeline.models import Alert, HoldWait
-from erasure.workflow import Protection
+from tests.support.holds import EMAIL, PHONE, place
 from tests.support.pipeline import World
-
-PHONE = "+14155550013"  # seeded end user 13: reachable by this phone and by its contact's email
-EMAIL = "demo.user13@example.com"
-REASON = "Litigation hold for Ana Example, matter 2026-77"
-
-
-def place(
-    world: World,
-    *,
-    subject: tuple[IdentifierKind, str] | None = (IdentifierKind.PHONE, PHONE),
-    ends_in_s: float = 3600,
-) -> uuid.UUID:
-    with world.session() as session, session.begin():
-        now = world.clock()
-        legal_hold = holds.place(
-            session,
-            holds.Placement(
-                reason=REASON,
-                ends_at=now + timedelta(seconds=ends_in_s),
-                org=world.org_name,
-                subject=None if subject is None else (subject[0], normalize(*subject)),
-            ),
-            protection=Protection(world.ctx.vault, world.ctx.pseudonym_key),
-            default_org=None,
-            by="api-key:test",
-            at=now,
-        )
-        return legal_hold.id
 
 
 def leaf_kinds(world: World, request_id: uuid.UUID) -> list[str]:

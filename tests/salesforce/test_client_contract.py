@@ -255,6 +255,9 @@ def test_conversation_delete_removes_only_that_conversation(
     with sandbox.org.lock:
         identifier = sandbox.org.data.tables["Conversation"][first]["ConversationIdentifier"]
     assert len(client.conversation_entries(identifier, record_limit=2)) == 3  # two pages
+    with pytest.raises(OpenSessionError):  # the read made the conversation active (~30 min)
+        client.delete_conversations([first])
+    sandbox.org.advance(1801)
     client.delete_conversations([first])
     _finish_logs(sandbox)
     assert client.existing_conversations([first, second]) == {second}

@@ -18,6 +18,7 @@ from sqlalchemy import Engine, delete, select, update
 from sqlalchemy.orm import Session
 
 from erasure import task_names, workflow
+from erasure.access.models import AccessRequest
 from erasure.config import Settings
 from erasure.core.models import (
     Credential,
@@ -234,6 +235,7 @@ def cleanup_org(maker: Callable[[], Session], org_id: uuid.UUID) -> None:
             .values(duplicate_of_id=None)
         )
         session.execute(delete(ErasureRequest).where(ErasureRequest.org_id == org_id))
+        session.execute(delete(AccessRequest).where(AccessRequest.org_id == org_id))
         session.execute(delete(Credential).where(Credential.org_id == org_id))
         session.execute(delete(Org).where(Org.id == org_id))
 

@@ -25,8 +25,10 @@ from erasure.salesforce.config import (
 from erasure.salesforce.models import (
     ApiLog,
     CallCounts,
+    ConversationRef,
     DeleteAccepted,
     EndUserRef,
+    EntriesPage,
     EntryRef,
     LogState,
     Route,
@@ -347,12 +349,49 @@ class SalesforceClient:
                 )
         return sorted(found.values(), key=lambda log: log.id)
 
+    def conversations_of(self, end_user_ids: Collection[str]) -> list[ConversationRef]:
+        """Every conversation of these end users (through their sessions, open or ended), with
+        the ConversationIdentifier the entries call takes."""
+        if not end_user_ids:
+            return []
+        owner: dict[str, str] = {}
+        for r in self._query_in(
+            soql.select(soql.SESSION_FIELDS, "MessagingSession", "MessagingEndUserId IN {ids}"),
+            end_user_ids,
+        ):
+            if r.get("ConversationId"):
+                owner.setdefault(
+                    sfids.to18(str(r["ConversationId"])), sfids.to18(str(r["MessagingEndUserId"]))
+                )
+        if not owner:
+            return []
+        rows = self._query_in(
+            soql.select("Id, ConversationIdentifier", "Conversation", "Id IN {ids}"), list(owner)
+        )
+        return sorted(
+            (
+                ConversationRef(
+                    id=sfids.to18(str(r["Id"])),
+                    identifier=str(r["ConversationIdentifier"]),
+                    end_user_id=owner[sfids.to18(str(r["Id"]))],
+                )
+                for r in rows
+            ),
+            key=lambda ref: ref.id,
+        )
+
     # -- entries (optional, sparingly: each call marks the conversation active for 30 min) -----
 
-    def conversation_entries(
-        self, conversation_identifier: str, *, record_limit: int = 100
-    ) -> list[EntryRef]:
-        """Entry metadata of one conversation (by its ConversationIdentifier UUID)."""
+    def entries_page(
+        self,
+        conversation_identifier: str,
+        *,
+        page_token: str | None = None,
+        record_limit: int = 100,
+    ) -> EntriesPage:
+        """One call: one page of a conversation's entries WITH their content, for an access
+        export only (the caller counts the call against the 90-per-minute window and keeps the
+        content sealed). Never logged."""
 
         def url(token: CachedToken) -> str:
             return f"{token.api_instance_url}{ENGAGEMENT_PATH}/conversation-entries"
@@ -361,23 +400,35 @@ class SalesforceClient:
             "conversationIdentifier": conversation_identifier,
             "recordLimit": str(record_limit),
         }
+        if page_token:
+            params["pageToken"] = page_token
+        body = self._transport.call(Route.ENTRIES, "GET", url, params=params).json()
+        entries = [dict(e) for e in body.get("conversationEntries", []) if isinstance(e, dict)]
+        next_token = body.get("nextPageToken")
+        return EntriesPage(entries=entries, next_page_token=str(next_token) if next_token else None)
+
+    def conversation_entries(
+        self, conversation_identifier: str, *, record_limit: int = 100
+    ) -> list[EntryRef]:
+        """Entry metadata of one conversation (by its ConversationIdentifier UUID), every page."""
         entries: list[EntryRef] = []
+        token: str | None = None
         while True:
-            body = self._transport.call(Route.ENTRIES, "GET", url, params=params).json()
-            for e in body.get("conversationEntries", []):
-                sender = e.get("sender") or {}
-                entries.append(
-                    EntryRef(
-                        identifier=str(e.get("identifier")),
-                        entry_type=e.get("entryType"),
-                        sender_role=sender.get("role"),
-                        server_received_at_ms=e.get("serverReceivedTimestamp"),
-                    )
+            page = self.entries_page(
+                conversation_identifier, page_token=token, record_limit=record_limit
+            )
+            entries.extend(
+                EntryRef(
+                    identifier=str(e.get("identifier")),
+                    entry_type=e.get("entryType"),
+                    sender_role=(e.get("sender") or {}).get("role"),
+                    server_received_at_ms=e.get("serverReceivedTimestamp"),
                 )
-            page_token = body.get("nextPageToken")
-            if not page_token:
+                for e in page.entries
+            )
+            if not page.next_page_token:
                 return entries
-            params = {**params, "pageToken": str(page_token)}
+            token = page.next_page_token
 
 
 def _session(r: Mapping[str, Any]) -> SessionRef:

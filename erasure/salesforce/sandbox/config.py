@@ -29,6 +29,9 @@ class SandboxConfig:
     minute_s: float = 60.0
     delete_limit: int = 10
     entries_limit: int = 90
+    #: Reading a conversation's entries marks it active for this long (documented: about 30
+    #: minutes); a delete that reaches an active conversation gets 412 until then.
+    entries_activity_s: float = 1800.0
     closed_session_statuses: tuple[str, ...] = ("Ended",)
 
 

@@ -74,6 +74,8 @@ class OrgData:
         self.entries: dict[str, list[dict[str, Any]]] = {}  # conversation id -> entries
         self.blocking: dict[str, str] = {}  # record id -> restricted child object name
         self.logs: dict[str, LogRecord] = {}
+        #: conversation id -> sandbox time until which an entries read keeps it active.
+        self.active_until: dict[str, float] = {}
 
     def new_id(self, sobject: str) -> str:
         self._counter += 1
@@ -129,6 +131,16 @@ class OrgData:
             for s in self.tables["MessagingSession"].values()
             if s["MessagingEndUserId"][:15] == end_user_id[:15]
         ]
+
+    def is_active(self, conv_id: str, now: float) -> bool:
+        return self.active_until.get(conv_id, 0.0) > now
+
+    def conversations_of(self, end_user_id: str) -> set[str]:
+        return {
+            str(s["ConversationId"])
+            for s in self.sessions_of(end_user_id)
+            if s.get("ConversationId")
+        }
 
     def conversation_by_identifier(self, identifier: str) -> str | None:
         for conv in self.tables["Conversation"].values():
@@ -201,6 +213,7 @@ class OrgData:
     def _drop_conversation(self, conv_id: str) -> None:
         self.tables["Conversation"].pop(conv_id, None)
         self.entries.pop(conv_id, None)
+        self.active_until.pop(conv_id, None)
         for sid, s in list(self.tables["MessagingSession"].items()):
             if s.get("ConversationId") == conv_id:
                 del self.tables["MessagingSession"][sid]

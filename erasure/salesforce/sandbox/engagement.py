@@ -175,24 +175,9 @@ class EngagementApi:
         known = [self.data.find(sobject, i) for i in full]
         if self.config.unknown_id_mode == "not_found" and not any(known):
             return Reply(404, {"message": "Not Found"})
-        if participants:
-            closed = {s.lower() for s in self.config.closed_session_statuses}
-            for record in known:
-                if record is None:
-                    continue
-                if any(
-                    str(s["Status"]).lower() not in closed
-                    for s in self.data.sessions_of(record["Id"])
-                ):
-                    return Reply(
-                        412,
-                        [
-                            {
-                                "errorCode": "PRECONDITION_FAILED",
-                                "message": "messaging end user has an open session",
-                            }
-                        ],
-                    )
+        busy = self._busy_reason(participants, [r for r in known if r is not None])
+        if busy is not None:
+            return Reply(412, [{"errorCode": "PRECONDITION_FAILED", "message": busy}])
         operation = (
             "deleteConversationParticipantData" if participants else "deleteConversationsById"
         )
@@ -218,6 +203,23 @@ class EngagementApi:
             )
         return Reply(202, {"conversationApiLogs": logs})
 
+    def _busy_reason(self, participants: bool, records: list[dict[str, Any]]) -> str | None:
+        """Why a delete of these records gets 412: an open session, or a conversation an entries
+        read made active (documented side effect, about 30 minutes)."""
+        now = self.now()
+        closed = {s.lower() for s in self.config.closed_session_statuses}
+        for record in records:
+            if participants:
+                sessions = self.data.sessions_of(record["Id"])
+                if any(str(s["Status"]).lower() not in closed for s in sessions):
+                    return "messaging end user has an open session"
+                conv_ids = self.data.conversations_of(record["Id"])
+            else:
+                conv_ids = {str(record["Id"])}
+            if any(self.data.is_active(c, now) for c in conv_ids):
+                return "conversation is active"
+        return None
+
     def entries(self, authorization: str | None, args: Mapping[str, str]) -> Reply:
         with self.lock:
             gate = self._engagement_gate(Route.ENTRIES, authorization)
@@ -237,6 +239,9 @@ class EngagementApi:
             conv_id = self.data.conversation_by_identifier(identifier)
             if conv_id is None:
                 return Reply(404, {"message": "conversation not found"})
+            # The documented side effect: a read keeps the conversation active for a while.
+            until = self.now() + self.config.entries_activity_s
+            self.data.active_until[conv_id] = max(until, self.data.active_until.get(conv_id, 0.0))
             start = int(args.get("pageToken", "0") or 0)
             entries = self.data.entries.get(conv_id, [])
             page = entries[start : start + int(limit_text)]

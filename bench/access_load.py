@@ -1,0 +1,200 @@
+"""The access part of bench/pipeline.py: erasure throughput with and without access retrieval
+running beside it on the same credential pool, in the same run.
+
+Access requests read conversation entries in a thread of their own while the dispatcher sends
+delete calls; half of the access subjects also have an erasure under way, which access must
+leave alone (erasure first). Reported: subjects erased per window in both runs, delete calls
+rejected (429) or spent on 412, entries calls and 429s, reads of records an erasure was deleting.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import time
+import uuid
+from typing import Any
+
+from sqlalchemy import func, select
+
+from erasure import workflow
+from erasure.access import retrieve
+from erasure.access.budget import EntriesWindow
+from erasure.access.intake import submit_access
+from erasure.access.models import AccessRead, AccessRequest, AccessStatus, EntryCall, ReadStatus
+from erasure.core.models import DeleteCall, IdentifierKind, Regulation, Source, Target
+from erasure.salesforce.sandbox import add_end_user
+
+
+def access_load(run: Any, *, subjects: int, conversations: int, minute_s: float) -> list[str]:
+    """Seed `subjects` access subjects with `conversations` each; every other one also gets an
+    erasure request (resolved by the run's pipeline). Returns the erasure-overlap emails."""
+    overlap = []
+    with run.sandbox_org.lock:
+        run.sandbox_org.config.minute_s = minute_s
+        seeded = [
+            (f"acc{n}-{uuid.uuid4().hex[:6]}@example.com", n % 2 == 0) for n in range(subjects)
+        ]
+        for email, _ in seeded:
+            add_end_user(
+                run.sandbox_org.data,
+                platform_key=f"acc-{uuid.uuid4().hex}",
+                email=email,
+                conversations=conversations,
+                entries=5,
+            )
+    protection = workflow.Protection(run.vault, run.pseudonym_key)
+    with run.maker() as session:
+        for email, erase_too in seeded:
+            submission = workflow.Submission(
+                [workflow.Identifier(IdentifierKind.EMAIL, email)],
+                Regulation.GDPR,
+                Source.API,
+                org=run.org_name,
+            )
+            if erase_too:
+                workflow.submit_request(
+                    session, submission, protection=protection, default_org=None
+                )
+                overlap.append(email)
+            submit_access(session, submission, protection=protection, default_org=None)
+        session.commit()
+    return overlap
+
+
+def _read_forever(
+    database_url: str,
+    vault_keys: dict[str, bytes],
+    pseudonym_key: bytes,
+    minute_s: float,
+    stop: Any,
+) -> None:
+    """A worker slot of its own (another process, as in production): retrieval until stopped."""
+    from erasure.db import make_engine, make_sessionmaker
+    from erasure.identifiers import Vault
+    from erasure.pipeline.context import Pipeline
+    from erasure.pipeline.salesforce_port import Clients
+    from erasure.salesforce import (
+        InMemoryTokenStore,
+        InMemoryUsageStore,
+        SalesforceClient,
+        Timeouts,
+    )
+
+    engine = make_engine(database_url, pool_size=2)
+    vault = Vault(vault_keys)
+    tokens, usage = InMemoryTokenStore(), InMemoryUsageStore()
+    ctx = Pipeline(
+        sessionmaker=make_sessionmaker(engine),
+        clients=Clients(
+            lambda o, c: SalesforceClient(
+                o, c, tokens=tokens, usage=usage, timeouts=Timeouts(5, 30)
+            ),
+            vault,
+        ),
+        vault=vault,
+        pseudonym_key=pseudonym_key,
+    )
+    try:
+        while not stop.is_set():
+            if not retrieve.run(ctx, tunables(minute_s)):
+                stop.wait(0.1)
+    finally:
+        ctx.clients.close()
+        engine.dispose()
+
+
+class AccessWorker:
+    """Access retrieval in a process of its own beside the dispatcher, as a worker slot is."""
+
+    def __init__(self, run: Any, database_url: str, minute_s: float) -> None:
+        context = multiprocessing.get_context("spawn")
+        self.stop_event = context.Event()
+        self.process = context.Process(
+            target=_read_forever,
+            args=(database_url, run.vault_keys, run.pseudonym_key, minute_s, self.stop_event),
+            daemon=True,
+        )
+
+    def start(self) -> None:
+        self.process.start()
+
+    def stop(self) -> None:
+        self.stop_event.set()
+        self.process.join(timeout=30)
+        if self.process.is_alive():
+            self.process.kill()
+            self.process.join()
+
+
+def tunables(minute_s: float) -> retrieve.AccessTunables:
+    return retrieve.AccessTunables(
+        window=EntriesWindow(calls=90, window_s=minute_s), erasure_recheck_s=0.5
+    )
+
+
+def access_figures(run: Any) -> dict[str, int]:
+    with run.maker() as session:
+        ready = session.scalar(
+            select(func.count())
+            .select_from(AccessRequest)
+            .where(AccessRequest.status == AccessStatus.READY)
+        )
+        entries_ours = session.scalar(select(func.count()).select_from(EntryCall))
+        erased_first = session.scalar(
+            select(func.count())
+            .select_from(AccessRead)
+            .where(AccessRead.status == ReadStatus.ERASED)
+        )
+        delete_412 = session.scalar(
+            select(func.count()).select_from(DeleteCall).where(DeleteCall.http_status == 412)
+        )
+        total = session.scalar(select(func.count()).select_from(AccessRequest))
+    with run.maker() as session:
+        waiting = session.scalar(
+            select(func.count())
+            .select_from(AccessRead)
+            .where(AccessRead.status == ReadStatus.PENDING)
+        )
+    with run.maker() as session:
+        read_while_erasing = session.scalar(
+            select(func.count())
+            .select_from(AccessRead)
+            .where(
+                AccessRead.status == ReadStatus.READ,
+                AccessRead.end_user_id.in_(select(Target.salesforce_id)),
+            )
+        )
+    return {
+        "reads_of_erased_records": int(read_while_erasing or 0),
+        "reads_waiting_on_erasure": int(waiting or 0),
+        "access_requests": int(total or 0),
+        "access_ready": int(ready or 0),
+        "entries_calls": run.sandbox_org.call_count("entries"),
+        "entries_calls_planned": int(entries_ours or 0),
+        "reads_left_to_erasure": int(erased_first or 0),
+        "delete_412": int(delete_412 or 0),
+    }
+
+
+def wait_resolved(run: Any, seconds: float = 30.0) -> None:
+    """Resolve the overlap erasures (the relay's work in production) before timing starts."""
+    from erasure import task_names
+    from erasure.outbox import messages as outbox
+    from erasure.pipeline import resolve
+
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        found: list[list[Any]] = []
+
+        def publish(
+            name: str, args: Any, correlation_id: str | None = None, into: list[Any] = found
+        ) -> None:
+            if name == task_names.RESOLVE:
+                into.append(list(args))
+
+        with run.maker() as session, session.begin():
+            outbox.publish_due(session, publish)
+        for args in found:
+            resolve.resolve(run.ctx, uuid.UUID(args[0]), int(args[1]))
+        if not found:
+            return
