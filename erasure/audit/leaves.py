@@ -75,6 +75,9 @@ def append(
     return leaf
 
 
+INSERT_SQL = "INSERT INTO audit_leaves (kind, request_id, leaf, leaf_hash) VALUES (%s, %s, %s, %s)"
+
+
 def append_pipelined(
     connection: psycopg.Connection[Any],
     *,
@@ -89,6 +92,6 @@ def append_pipelined(
         kind=kind, at=at or datetime.now(UTC), request_id=request_id, data=data
     )
     connection.execute(
-        "INSERT INTO audit_leaves (kind, request_id, leaf, leaf_hash) VALUES (%s, %s, %s, %s)",
+        INSERT_SQL,
         (kind, request_id, leaf_bytes, leaf_hash(leaf_bytes)),
     )

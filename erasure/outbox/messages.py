@@ -39,13 +39,16 @@ def enqueue(
     return message
 
 
+INSERT_SQL = "INSERT INTO outbox (task_name, args, correlation_id) VALUES (%s, %s, %s)"
+
+
 def enqueue_pipelined(
     connection: psycopg.Connection[Any], task_name: str, args: Sequence[Any]
 ) -> None:
     """`enqueue` for a hot path that writes through `erasure.db.pipelined`: the same row, in the
     same transaction, sent with the transaction's other statements."""
     connection.execute(
-        "INSERT INTO outbox (task_name, args, correlation_id) VALUES (%s, %s, %s)",
+        INSERT_SQL,
         (task_name, Jsonb(list(args)), correlation.current.get()),
     )
 
