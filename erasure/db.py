@@ -150,8 +150,21 @@ def pipelined(session: Session) -> Iterator[psycopg.Connection[Any]]:
     changes are flushed first, so the statements see them.
     """
     session.flush()
-    connection = session.connection().connection.driver_connection
+    bound = session.connection()
+    connection = bound.connection.driver_connection
     if not isinstance(connection, psycopg.Connection):
         raise TypeError("pipelined statements need a psycopg connection")
-    with connection.pipeline():
-        yield connection
+    try:
+        with connection.pipeline():
+            yield connection
+    except psycopg.Error as exc:
+        # Answered like a statement SQLAlchemy ran: a lost connection is a DBAPIError with
+        # connection_invalidated (503 at the web edge), and the pool is emptied, as SQLAlchemy
+        # does on a disconnect, so the other pooled connections are not tried one by one.
+        lost = connection.broken or connection.closed
+        if lost:
+            bound.invalidate(exc)
+            bound.engine.dispose(close=False)
+        raise DBAPIError.instance(
+            None, None, exc, psycopg.Error, hide_parameters=True, connection_invalidated=lost
+        ) from exc

@@ -86,8 +86,8 @@ def create_erasure_request() -> Response:
         api_key_id=api_key.id,
         submitted_by=actor(),
     )
-    # Two round trips for the whole transaction: the key's claim, the org, the subject locks and
-    # the duplicate lookup are sent together; then the writes with the commit. A replay or a
+    # Three round trips for the whole transaction: the key's claim, the org, the subject locks
+    # and the duplicate lookup are sent together; then the writes; then the commit. A replay or a
     # 409 has taken the subject locks in vain, which costs it a wait only while another request
     # for the same subject is being written.
     with pipelined(session) as connection:
@@ -119,8 +119,11 @@ def create_erasure_request() -> Response:
                     location=location,
                     ttl_s=settings.idempotency_ttl_s,
                 )
-            session.commit()
-    if replay is not None:
+    # After the block: a commit hands the connection back to the pool, which must not find it
+    # in pipeline mode.
+    if replay is None:
+        session.commit()
+    else:
         session.rollback()  # releases the locks; nothing was written
         return json_response(replay.status, replay.body, location=replay.location, replayed=True)
     kick_relay()

@@ -13,8 +13,9 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import requests
 from flask.testing import FlaskClient
-from sqlalchemy import event, func, select
+from sqlalchemy import event, func, select, text
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from erasure import db, task_names, workflow
@@ -22,9 +23,11 @@ from erasure.api import idempotency
 from erasure.audit import leaves
 from erasure.audit.models import AuditLeaf
 from erasure.core.models import ErasureRequest, Org, SubjectIdentifier
+from erasure.db import make_engine, make_sessionmaker
 from erasure.outbox import messages
 from erasure.outbox.models import OutboxMessage
 from tests.conftest import Committed, LiveServer
+from tests.intake.test_idle_ping import Clock, terminate
 
 #: Every INSERT the hot path sends, by table.
 INSERTS = {
@@ -145,3 +148,30 @@ def test_concurrent_submissions_for_one_subject_link_to_one_request(
             )
         }
         assert {str(i) for i in ids} <= queued
+
+
+def test_a_lost_connection_in_a_pipeline_is_a_database_outage_and_empties_the_pool(
+    database_url: str,
+) -> None:
+    """Pipelined statements bypass SQLAlchemy's execution, not its promises: a connection that
+    died is answered as SQLAlchemy would (a DBAPIError that `database_unavailable` recognises,
+    so the API says 503), and the next session gets a live connection."""
+    # A clock that stands still: the connection is always within the bound, never pinged.
+    engine = make_engine(database_url, pool_size=1, ping_idle_after_s=10, clock=Clock())
+    maker = make_sessionmaker(engine)
+    try:
+        with maker() as session:
+            first = int(session.execute(text("SELECT pg_backend_pid()")).scalar_one())
+            session.commit()
+        terminate(database_url, first)
+        with (
+            maker() as session,
+            pytest.raises(DBAPIError) as caught,
+            db.pipelined(session) as connection,
+        ):
+            connection.execute("SELECT 1")
+        assert db.database_unavailable(caught.value)
+        with maker() as session:
+            assert int(session.execute(text("SELECT pg_backend_pid()")).scalar_one()) != first
+    finally:
+        engine.dispose()
