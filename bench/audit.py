@@ -38,7 +38,8 @@ import rfc8785
 
 from erasure.audit.bundle import LEAVES_FILE, write_bundle
 from erasure.audit.checkpoint import Checkpoint, SigningKey, VerifierKey, open_checkpoint
-from erasure.audit.merkle import MerkleTree, pack_leaf_hashes
+from erasure.audit.merkle.hashing import pack_leaf_hashes
+from erasure.audit.merkle.tree import MerkleTree
 from erasure.audit.verify import verify_bundle
 
 ORIGIN = "bench.erasure.example/audit"

@@ -138,7 +138,7 @@ def create_celery(settings: Settings) -> Celery:
             "send-callbacks": tick(task_names.SEND_CALLBACKS, CALLBACK_INTERVAL_S),
             "sequence-audit": tick(task_names.SEQUENCE_AUDIT, AUDIT_SEQUENCE_INTERVAL_S),
             "checkpoint-audit": tick(
-                "erasure.checkpoint_audit", settings.audit_checkpoint_interval_s
+                task_names.CHECKPOINT_AUDIT, settings.audit_checkpoint_interval_s
             ),
             "shred-expired": tick(task_names.SHRED_EXPIRED, RETENTION_INTERVAL_S),
         },

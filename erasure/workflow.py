@@ -1,4 +1,6 @@
-"""The erasure request's life at intake: submit (with duplicate-subject linking), read, list, cancel.
+"""The erasure request at intake: submit (with duplicate-subject linking), read and list it.
+
+What happens to it afterwards (approve, retry, extend, cancel) is erasure.lifecycle.
 
 Every state change happens in the caller's transaction together with its audit leaf; nothing here
 commits. Framework-free: no Flask, no Celery.

@@ -30,7 +30,8 @@ from pathlib import Path
 
 from erasure.audit.checkpoint import Checkpoint, VerifierKey, read_checkpoint_unverified
 from erasure.audit.errors import BundleError, NoteError
-from erasure.audit.merkle import HASH_SIZE, Frontier
+from erasure.audit.merkle.frontier import Frontier
+from erasure.audit.merkle.hashing import HASH_SIZE
 
 BUNDLE_FORMAT = "erasure-audit-bundle/1"
 MANIFEST_FILE = "manifest.json"

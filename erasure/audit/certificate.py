@@ -40,7 +40,8 @@ import rfc8785
 from erasure.audit.canonical import is_canonical
 from erasure.audit.checkpoint import Checkpoint, SigningKey, VerifierKey, open_checkpoint
 from erasure.audit.errors import CertificateError, NoteError, ProofError
-from erasure.audit.merkle import leaf_hash, verify_inclusion
+from erasure.audit.merkle.hashing import leaf_hash
+from erasure.audit.merkle.verification import verify_inclusion
 from erasure.audit.report import ExitCode, Finding, Report
 
 CERTIFICATE_TYPE = "erasure-certificate"

@@ -30,7 +30,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from erasure.audit.errors import BadSignatureError, MalformedNoteError, UnknownKeyError
-from erasure.audit.merkle import HASH_SIZE
+from erasure.audit.merkle.hashing import HASH_SIZE
 
 ALG_ED25519 = 0x01
 SIGNATURE_PREFIX = "\u2014 "  # em dash, space

@@ -21,7 +21,8 @@ from dataclasses import dataclass
 
 from erasure.audit.checkpoint import Checkpoint, VerifierKey, open_checkpoint
 from erasure.audit.errors import NoteError, ProofError
-from erasure.audit.merkle import HASH_SIZE, verify_consistency
+from erasure.audit.merkle.hashing import HASH_SIZE
+from erasure.audit.merkle.verification import verify_consistency
 from erasure.audit.report import ExitCode, Finding, Report
 
 #: A consistency proof has at most about 2 * log2(N) hashes; anything longer is not one.

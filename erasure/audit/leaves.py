@@ -17,7 +17,7 @@ import psycopg
 import rfc8785
 from sqlalchemy.orm import Session
 
-from erasure.audit.merkle import leaf_hash
+from erasure.audit.merkle.hashing import leaf_hash
 from erasure.audit.models import AuditLeaf
 
 LEAF_VERSION = 1

@@ -21,14 +21,14 @@ from sqlalchemy.orm import Session
 
 from erasure.audit.bundle import BundleSummary, write_bundle
 from erasure.audit.checkpoint import Checkpoint, SigningKey, VerifierKey
-from erasure.audit.merkle import (
-    EMPTY_ROOT,
-    Frontier,
+from erasure.audit.merkle.frontier import Frontier
+from erasure.audit.merkle.hashing import EMPTY_ROOT
+from erasure.audit.merkle.proofs import (
     consistency_proof_ranges,
     inclusion_proof_ranges,
     perfect_nodes,
-    range_root,
 )
+from erasure.audit.merkle.tree import range_root
 from erasure.audit.models import AuditCheckpoint, AuditLeaf, AuditNode, AuditTreeHead
 from erasure.audit.origin import LogIdentity, resolve_origin
 from erasure.errors import NotReady

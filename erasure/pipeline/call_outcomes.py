@@ -1,13 +1,14 @@
 """What happens to a delete call after it was sent: every way it can end is recorded against its
 row and its targets (202 -> `requested` with log ids; 429 -> the credential pauses; 404 -> the org
-pauses; 412 -> back to pending; 400 -> failed; 5xx/timeout -> `ambiguous`), and an ambiguous or
-orphaned call is reconciled through ConversationApiLog so no id is ever sent twice.
+pauses; 412 -> back to pending; 400 -> failed; 5xx/timeout -> `ambiguous`), one function per
+ending. An ambiguous or orphaned call is settled by `reconciliation`, with the helpers here.
 """
 
 import logging
 import uuid
 from collections import defaultdict
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import select
@@ -75,9 +76,10 @@ def log_per_request(
         )
 
 
-def _requested(
+def mark_requested(
     ctx: Pipeline, target: Target, log: ApiLog, now: datetime
 ) -> dict[str, leaves.LeafValue]:
+    """The call reached Salesforce for `target`: it is `requested` under `log` (its leaf entry)."""
     was_withdrawn = target.status is TargetStatus.WITHDRAWN
     target.status = TargetStatus.REQUESTED
     target.log_id = log.id
@@ -94,7 +96,7 @@ def _requested(
     }
 
 
-def _back_to_pending(
+def back_to_pending(
     ctx: Pipeline,
     session: Session,
     targets: Sequence[Target],
@@ -156,7 +158,7 @@ def hold_malformed(
     )
 
 
-def _note_sent_after_cancel(
+def note_sent_after_cancel(
     session: Session, by_request: dict[uuid.UUID, list[dict[str, leaves.LeafValue]]]
 ) -> None:
     """A cancel withdrew targets whose call was already on the wire: say so on the request."""
@@ -170,127 +172,194 @@ def _note_sent_after_cancel(
             )
 
 
-def record(  # noqa: PLR0912, PLR0915  # one short branch per way a delete call can end
-    ctx: Pipeline, call_id: uuid.UUID, outcome: DeleteAccepted | Exception
-) -> None:
-    with ctx.sessionmaker() as session, session.begin():
-        now = ctx.clock()
-        call = session.scalar(select(DeleteCall).where(DeleteCall.id == call_id).with_for_update())
-        if call is None or call.status is not DeleteCallStatus.SENDING:
-            return
-        org = load_org(session, call.org_id)
-        credential = session.get(Credential, call.credential_id)
-        if org is None or credential is None:  # foreign keys: cannot happen
-            return
-        targets = list(
-            session.scalars(
-                select(Target)
-                .where(Target.delete_call_id == call.id, Target.status.in_(IN_CALL))
-                .order_by(Target.id)
-                .with_for_update()
-            )
+@dataclass
+class _Ending:
+    """A delete call being closed, with everything its ending may change (all rows locked)."""
+
+    ctx: Pipeline
+    session: Session
+    now: datetime
+    call: DeleteCall
+    org: Org
+    credential: Credential
+    targets: list[Target]
+
+    def reject(self, http_status: int | None) -> None:
+        """Salesforce (or our client) certainly did not act on the call."""
+        self.call.status = DeleteCallStatus.REJECTED
+        self.call.http_status = http_status
+
+    def back_to_pending(self, reason: str) -> list[Target]:
+        return back_to_pending(
+            self.ctx, self.session, self.targets, self.now, reason=reason, call=self.call
         )
-        call.finished_at = now
+
+
+def record(ctx: Pipeline, call_id: uuid.UUID, outcome: DeleteAccepted | Exception) -> None:
+    """Close a call that was on the wire with how it ended, then settle its requests."""
+    with ctx.sessionmaker() as session, session.begin():
+        ending = _lock_ending(ctx, session, call_id, ctx.clock())
+        if ending is None:
+            return
+        ending.call.finished_at = ending.now
         if isinstance(outcome, DeleteAccepted):
-            call.http_status = outcome.status
-            unlogged: list[Target] = []
-            by_request: dict[uuid.UUID, list[dict[str, leaves.LeafValue]]] = defaultdict(list)
-            for target in targets:
-                log = outcome.log_for(target.salesforce_id or "")
-                if log is None:
-                    unlogged.append(target)
-                else:
-                    by_request[target.request_id].append(_requested(ctx, target, log, now))
-            # An id the 202 gave no log for stays batched: reconciliation decides (never re-sent blind).
-            call.status = DeleteCallStatus.AMBIGUOUS if unlogged else DeleteCallStatus.ACCEPTED
-            _note_sent_after_cancel(session, by_request)
-            for request_id, items in by_request.items():
-                leaves.append(
-                    session,
-                    kind="targets.requested",
-                    request_id=request_id,
-                    at=now,
-                    data={
-                        "delete_call": str(call.id),
-                        "credential": credential.name,
-                        "route": call.route.value,
-                        "http_status": outcome.status,
-                        "targets": items,
-                    },
-                )
-        elif isinstance(outcome, AmbiguousDeleteError) or (
-            isinstance(outcome, SalesforceError) and _unclassified(outcome)
-        ):
-            call.status = DeleteCallStatus.AMBIGUOUS
-            call.http_status = outcome.status
-        elif isinstance(outcome, RateLimitedError):
-            call.status = DeleteCallStatus.REJECTED
-            call.http_status = outcome.status
-            wait = outcome.retry_after or DEFAULT_RETRY_AFTER_S
-            credential.paused_until = max(
-                credential.paused_until or now, now + timedelta(seconds=wait)
-            )
-            _back_to_pending(ctx, session, targets, now, reason="rate_limited", call=call)
-        elif isinstance(outcome, EngagementApiNotFoundError):
-            call.status = DeleteCallStatus.REJECTED
-            call.http_status = outcome.status
-            org.paused_until = now + timedelta(seconds=ctx.tunables.org_fault_pause_s)
-            org.paused_reason = (
-                "404 from the engagement API: API toggle off, wrong path or bad token"
-            )
-            raise_alert(session, kind="org_paused", message=org.paused_reason, org_id=org.id)
-            _back_to_pending(ctx, session, targets, now, reason="org_paused", call=call)
-        elif isinstance(outcome, OpenSessionError):
-            call.status = DeleteCallStatus.REJECTED
-            call.http_status = outcome.status
-            # The next plan re-checks sessions and blocks the open ones.
-            _back_to_pending(ctx, session, targets, now, reason="open_session", call=call)
-        elif isinstance(outcome, ValueError):
-            # Our client refused the batch before sending it: nothing was sent (no quota spent),
-            # and the fault is ours.
-            call.status = DeleteCallStatus.REJECTED
-            call.http_status = None
-            returned = _back_to_pending(
-                ctx, session, targets, now, reason="malformed_batch", call=call
-            )
-            hold_malformed(ctx, session, returned, now, org_id=org.id, reason="refused_by_client")
-        elif isinstance(outcome, BadRequestError):
-            call.status = DeleteCallStatus.REJECTED
-            call.http_status = outcome.status
-            code = outcome.error_code
-            for target in targets:
-                target.status = TargetStatus.FAILED
-                target.failure_reason = f"Salesforce refused the delete call ({code})"
-                target.updated_at = now
-            log_per_request(
-                session,
-                targets,
-                kind="targets.failed",
-                at=now,
-                data={"delete_call": str(call.id), "reason": str(code)},
-            )
-            raise_alert(
-                session,
-                kind="delete_refused",
-                message=f"a delete call was refused ({code})",
-                org_id=org.id,
-            )
-        elif isinstance(outcome, SalesforceError):
-            # Nothing was sent (token trouble, connect failure) or the org refused us outright.
-            call.status = DeleteCallStatus.REJECTED
-            call.http_status = outcome.status
-            if outcome.org_fault:
-                credential.paused_until = now + timedelta(seconds=ctx.tunables.org_fault_pause_s)
-                raise_alert(
-                    session,
-                    kind="credential_fault",
-                    message=f"credential {credential.name}: {outcome.code}",
-                    org_id=org.id,
-                )
-            _back_to_pending(ctx, session, targets, now, reason=outcome.code, call=call)
+            _accepted(ending, outcome)
+        else:
+            _failed(ending, outcome)
         session.flush()
-        for request_id in sorted({t.request_id for t in targets}):
-            settle_request(session, request_id, at=now)
+        for request_id in sorted({t.request_id for t in ending.targets}):
+            settle_request(session, request_id, at=ending.now)
+
+
+def _lock_ending(
+    ctx: Pipeline, session: Session, call_id: uuid.UUID, now: datetime
+) -> _Ending | None:
+    """The call still being sent, with its org, credential and targets; None once recorded."""
+    call = session.scalar(select(DeleteCall).where(DeleteCall.id == call_id).with_for_update())
+    if call is None or call.status is not DeleteCallStatus.SENDING:
+        return None
+    org = load_org(session, call.org_id)
+    credential = session.get(Credential, call.credential_id)
+    if org is None or credential is None:  # foreign keys: cannot happen
+        return None
+    targets = list(
+        session.scalars(
+            select(Target)
+            .where(Target.delete_call_id == call.id, Target.status.in_(IN_CALL))
+            .order_by(Target.id)
+            .with_for_update()
+        )
+    )
+    return _Ending(ctx, session, now, call, org, credential, targets)
+
+
+def _accepted(ending: _Ending, outcome: DeleteAccepted) -> None:
+    """202: each target with a log id is `requested`; the rest wait for reconciliation."""
+    call, now = ending.call, ending.now
+    call.http_status = outcome.status
+    unlogged: list[Target] = []
+    by_request: dict[uuid.UUID, list[dict[str, leaves.LeafValue]]] = defaultdict(list)
+    for target in ending.targets:
+        log = outcome.log_for(target.salesforce_id or "")
+        if log is None:
+            unlogged.append(target)
+        else:
+            by_request[target.request_id].append(mark_requested(ending.ctx, target, log, now))
+    # An id the 202 gave no log for stays batched: reconciliation decides (never re-sent blind).
+    call.status = DeleteCallStatus.AMBIGUOUS if unlogged else DeleteCallStatus.ACCEPTED
+    note_sent_after_cancel(ending.session, by_request)
+    for request_id, items in by_request.items():
+        leaves.append(
+            ending.session,
+            kind="targets.requested",
+            request_id=request_id,
+            at=now,
+            data={
+                "delete_call": str(call.id),
+                "credential": ending.credential.name,
+                "route": call.route.value,
+                "http_status": outcome.status,
+                "targets": items,
+            },
+        )
+
+
+def _failed(ending: _Ending, outcome: Exception) -> None:
+    """Every other ending, most specific first: the order of these checks is the contract."""
+    if isinstance(outcome, AmbiguousDeleteError) or (
+        isinstance(outcome, SalesforceError) and _unclassified(outcome)
+    ):
+        # The delete may or may not have happened: reconciliation asks Salesforce.
+        ending.call.status = DeleteCallStatus.AMBIGUOUS
+        ending.call.http_status = outcome.status
+    elif isinstance(outcome, RateLimitedError):
+        _rate_limited(ending, outcome)
+    elif isinstance(outcome, EngagementApiNotFoundError):
+        _org_not_found(ending, outcome)
+    elif isinstance(outcome, OpenSessionError):
+        ending.reject(outcome.status)
+        # The next plan re-checks sessions and blocks the open ones.
+        ending.back_to_pending("open_session")
+    elif isinstance(outcome, ValueError):
+        _refused_by_client(ending)
+    elif isinstance(outcome, BadRequestError):
+        _bad_request(ending, outcome)
+    elif isinstance(outcome, SalesforceError):
+        _not_sent(ending, outcome)
+
+
+def _rate_limited(ending: _Ending, outcome: RateLimitedError) -> None:
+    """429: the credential pauses for Retry-After and the targets are planned again."""
+    ending.reject(outcome.status)
+    now, credential = ending.now, ending.credential
+    wait = outcome.retry_after or DEFAULT_RETRY_AFTER_S
+    credential.paused_until = max(credential.paused_until or now, now + timedelta(seconds=wait))
+    ending.back_to_pending("rate_limited")
+
+
+def _org_not_found(ending: _Ending, outcome: EngagementApiNotFoundError) -> None:
+    """404 from the engagement API: the whole org pauses and a person is alerted."""
+    ending.reject(outcome.status)
+    org = ending.org
+    org.paused_until = ending.now + timedelta(seconds=ending.ctx.tunables.org_fault_pause_s)
+    org.paused_reason = "404 from the engagement API: API toggle off, wrong path or bad token"
+    raise_alert(ending.session, kind="org_paused", message=org.paused_reason, org_id=org.id)
+    ending.back_to_pending("org_paused")
+
+
+def _refused_by_client(ending: _Ending) -> None:
+    """Our client refused the batch before sending it: nothing was sent (no quota spent), and
+    the fault is ours."""
+    ending.reject(None)
+    returned = ending.back_to_pending("malformed_batch")
+    hold_malformed(
+        ending.ctx,
+        ending.session,
+        returned,
+        ending.now,
+        org_id=ending.org.id,
+        reason="refused_by_client",
+    )
+
+
+def _bad_request(ending: _Ending, outcome: BadRequestError) -> None:
+    """400: Salesforce refused the call itself; its targets fail and a person is alerted."""
+    ending.reject(outcome.status)
+    code = outcome.error_code
+    for target in ending.targets:
+        target.status = TargetStatus.FAILED
+        target.failure_reason = f"Salesforce refused the delete call ({code})"
+        target.updated_at = ending.now
+    log_per_request(
+        ending.session,
+        ending.targets,
+        kind="targets.failed",
+        at=ending.now,
+        data={"delete_call": str(ending.call.id), "reason": str(code)},
+    )
+    raise_alert(
+        ending.session,
+        kind="delete_refused",
+        message=f"a delete call was refused ({code})",
+        org_id=ending.org.id,
+    )
+
+
+def _not_sent(ending: _Ending, outcome: SalesforceError) -> None:
+    """Nothing was sent (token trouble, connect failure) or the org refused us outright."""
+    ending.reject(outcome.status)
+    if outcome.org_fault:
+        credential = ending.credential
+        credential.paused_until = ending.now + timedelta(
+            seconds=ending.ctx.tunables.org_fault_pause_s
+        )
+        raise_alert(
+            ending.session,
+            kind="credential_fault",
+            message=f"credential {credential.name}: {outcome.code}",
+            org_id=ending.org.id,
+        )
+    ending.back_to_pending(outcome.code)
 
 
 def _unclassified(exc: SalesforceError) -> bool:
@@ -298,91 +367,3 @@ def _unclassified(exc: SalesforceError) -> bool:
     from erasure.salesforce.errors import UnexpectedResponseError
 
     return isinstance(exc, UnexpectedResponseError)
-
-
-def reconcile(ctx: Pipeline, call_id: uuid.UUID) -> None:
-    with ctx.sessionmaker() as session:
-        call = session.get(DeleteCall, call_id)
-        if call is None:
-            return
-        org = load_org(session, call.org_id)
-        credential = session.get(Credential, call.credential_id)
-        if org is None or credential is None:  # foreign keys: cannot happen
-            return
-        # Several targets can carry one record: ask about each record once.
-        ids = sorted(
-            {
-                i
-                for i in session.scalars(
-                    select(Target.salesforce_id).where(
-                        Target.delete_call_id == call_id, Target.status.in_(IN_CALL)
-                    )
-                )
-                if i
-            }
-        )
-        client = ctx.clients.for_credential(org, credential)
-    logs = client.api_logs(entity_ids=ids) if ids else []
-    with ctx.sessionmaker() as session, session.begin():
-        now = ctx.clock()
-        call = session.scalar(select(DeleteCall).where(DeleteCall.id == call_id).with_for_update())
-        if call is None or call.status not in (
-            DeleteCallStatus.SENDING,
-            DeleteCallStatus.AMBIGUOUS,
-        ):
-            return
-        targets = list(
-            session.scalars(
-                select(Target)
-                .where(Target.delete_call_id == call_id, Target.status.in_(IN_CALL))
-                .order_by(Target.id)
-                .with_for_update()
-            )
-        )
-        # A log any of our targets already holds for these records is an earlier deletion's (a
-        # retried target's, or another request's), not this call's. Every target of one record
-        # gets the same answer.
-        earlier = set(
-            session.scalars(
-                select(Target.log_id).where(
-                    Target.org_id == call.org_id,
-                    Target.salesforce_id.in_(sorted({t.salesforce_id or "" for t in targets})),
-                    Target.log_id.is_not(None),
-                )
-            )
-        )
-        found: dict[uuid.UUID, list[dict[str, leaves.LeafValue]]] = defaultdict(list)
-        resend: list[Target] = []
-        for target in targets:
-            mine = [
-                log
-                for log in logs
-                if log.is_for(target.salesforce_id or "") and log.id not in earlier
-            ]
-            if mine:
-                found[target.request_id].append(
-                    _requested(ctx, target, max(mine, key=lambda log: log.id), now)
-                )
-            else:
-                resend.append(target)
-        call.status = DeleteCallStatus.RECONCILED
-        call.finished_at = call.finished_at or now
-        _note_sent_after_cancel(session, found)
-        for request_id, items in found.items():
-            leaves.append(
-                session,
-                kind="targets.requested",
-                request_id=request_id,
-                at=now,
-                data={
-                    "delete_call": str(call.id),
-                    "route": call.route.value,
-                    "reconciled": True,
-                    "targets": items,
-                },
-            )
-        if resend:
-            _back_to_pending(ctx, session, resend, now, reason="not_received", call=call)
-        session.flush()
-        for request_id in sorted({t.request_id for t in targets}):
-            settle_request(session, request_id, at=now)

@@ -33,12 +33,12 @@ from erasure.pipeline.call_outcomes import (
     hold_malformed,
     load_org,
     log_per_request,
-    reconcile,
     record,
 )
 from erasure.pipeline.context import Pipeline
 from erasure.pipeline.deletions import attach, has_deletion
 from erasure.pipeline.quota import choose_credential, pool_quota
+from erasure.pipeline.reconciliation import reconcile
 from erasure.pipeline.salesforce_port import SalesforcePort
 from erasure.pipeline.states import settle_request
 from erasure.salesforce import ids as sfids

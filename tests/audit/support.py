@@ -9,7 +9,8 @@ from dataclasses import dataclass
 import rfc8785
 
 from erasure.audit.checkpoint import Checkpoint, SigningKey
-from erasure.audit.merkle import MerkleTree, pack_leaf_hashes
+from erasure.audit.merkle.hashing import pack_leaf_hashes
+from erasure.audit.merkle.tree import MerkleTree
 
 ORIGIN = "erasure.test/audit"
 KINDS = ("request_received", "approved", "targets_resolved", "batch_sent", "read_back", "completed")

@@ -19,7 +19,8 @@ from erasure.audit.bundle import (
 )
 from erasure.audit.checkpoint import Checkpoint, SigningKey
 from erasure.audit.errors import BundleError
-from erasure.audit.merkle import EMPTY_ROOT, MerkleTree, pack_leaf_hashes
+from erasure.audit.merkle.hashing import EMPTY_ROOT, pack_leaf_hashes
+from erasure.audit.merkle.tree import MerkleTree
 from erasure.audit.report import ExitCode
 from erasure.audit.verify import verify_bundle
 

@@ -9,21 +9,18 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from erasure.audit.errors import ProofError
-from erasure.audit.merkle import (
-    EMPTY_ROOT,
-    Frontier,
-    MerkleTree,
+from erasure.audit.merkle.frontier import Frontier
+from erasure.audit.merkle.hashing import EMPTY_ROOT, leaf_hash, node_hash, pack_leaf_hashes
+from erasure.audit.merkle.proofs import (
     consistency_proof,
     consistency_proof_ranges,
     inclusion_proof,
     inclusion_proof_ranges,
-    leaf_hash,
-    node_hash,
-    pack_leaf_hashes,
     perfect_nodes,
-    range_root,
+)
+from erasure.audit.merkle.tree import MerkleTree, range_root, root_of
+from erasure.audit.merkle.verification import (
     root_from_inclusion_proof,
-    root_of,
     verify_consistency,
     verify_inclusion,
 )

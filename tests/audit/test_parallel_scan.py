@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from erasure.audit import bundle as files
-from erasure.audit import verify
+from erasure.audit import leaf_scan
 
 
 def write_leaves(directory: Path, data: bytes) -> Path:
@@ -47,9 +47,9 @@ def test_parallel_scan_equals_the_single_process_scan(
     if shape == "unterminated":
         data = data[:-1]
     path = write_leaves(tmp_path / "bundle", data)
-    single = verify.scan_leaves(files.iter_leaf_chunks(path))
-    monkeypatch.setattr(verify, "PARALLEL_FROM_BYTES", 0)
-    parallel = verify.scan_leaf_file(path, workers=workers)
+    single = leaf_scan.scan_leaves(files.iter_leaf_chunks(path))
+    monkeypatch.setattr(leaf_scan, "PARALLEL_FROM_BYTES", 0)
+    parallel = leaf_scan.scan_leaf_file(path, workers=workers)
     assert parallel == single
     assert parallel.count == len(leaves)
     if shape == "bad leaves":

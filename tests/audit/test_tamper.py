@@ -21,10 +21,11 @@ import pytest
 from erasure.audit.bundle import LEAVES_FILE, write_bundle
 from erasure.audit.canonical import is_canonical
 from erasure.audit.checkpoint import Checkpoint, open_checkpoint
-from erasure.audit.merkle import MerkleTree, leaf_hash, pack_leaf_hashes
+from erasure.audit.leaf_scan import LeafScan
+from erasure.audit.merkle.hashing import leaf_hash, pack_leaf_hashes
+from erasure.audit.merkle.tree import MerkleTree
 from erasure.audit.report import ExitCode, Report
 from erasure.audit.verify import (
-    LeafScan,
     authentic_reference,
     check_leaves,
     check_since,

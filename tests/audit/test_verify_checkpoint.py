@@ -12,7 +12,8 @@ from click.testing import CliRunner, Result
 from erasure.audit.checkpoint import Checkpoint, SigningKey
 from erasure.audit.commands import audit_group
 from erasure.audit.consistency import proof_document
-from erasure.audit.merkle import MerkleTree, pack_leaf_hashes
+from erasure.audit.merkle.hashing import pack_leaf_hashes
+from erasure.audit.merkle.tree import MerkleTree
 
 from .support import ORIGIN, SignedLog, make_leaves
 

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 from erasure.audit import leaves, store
 from erasure.audit.checkpoint import SigningKey, open_checkpoint
 from erasure.audit.commands import audit_group
-from erasure.audit.merkle import verify_consistency
+from erasure.audit.merkle.verification import verify_consistency
 from erasure.audit.models import AuditCheckpoint
 
 

@@ -11,7 +11,9 @@ from sqlalchemy.orm import Session
 
 from erasure.audit import leaves, store
 from erasure.audit.checkpoint import SigningKey, open_checkpoint
-from erasure.audit.merkle import MerkleTree, leaf_hash, verify_inclusion
+from erasure.audit.merkle.hashing import leaf_hash
+from erasure.audit.merkle.tree import MerkleTree
+from erasure.audit.merkle.verification import verify_inclusion
 from erasure.audit.models import AuditLeaf, AuditTreeHead
 from erasure.audit.verify import verify_bundle
 from erasure.db import make_sessionmaker

@@ -14,7 +14,7 @@ import pytest
 from sqlalchemy import select
 
 from erasure.audit.models import AuditLeaf
-from erasure.core.models import IdentifierKind, RequestStatus
+from erasure.core.models import DeleteCall, IdentifierKind, RequestStatus, Target
 from erasure.salesforce.sandbox import add_end_user
 from tests.pipeline.conftest import World
 from tests.pipeline.harness import RedisServer, Worker
@@ -60,8 +60,8 @@ def test_kill_9_and_broker_flush_under_a_stream_lose_nothing_and_double_nothing(
             flushed = True
     assert kills["child"] + kills["parent"] >= 3
     statuses = wait_final(world, submitted, timeout=150)
-    assert Counter(statuses.values()) == {RequestStatus.COMPLETED: SUBJECTS}, Counter(
-        statuses.values()
+    assert Counter(statuses.values()) == {RequestStatus.COMPLETED: SUBJECTS}, describe_stuck(
+        world, statuses, workers
     )
     with world.session() as session:
         completions = Counter(
@@ -75,3 +75,39 @@ def test_kill_9_and_broker_flush_under_a_stream_lose_nothing_and_double_nothing(
     assert len(completions) == SUBJECTS
     accepted = world.sandbox.org.accepted_ids["delete_participants"]
     assert len(accepted) == len(set(accepted)) == SUBJECTS
+
+
+def describe_stuck(
+    world: World, statuses: dict[uuid.UUID, RequestStatus], workers: list[Worker]
+) -> str:
+    """What a failure needs to be explained: each unfinished request's targets and delete calls,
+    and the errors the workers logged."""
+    stuck = [rid for rid, status in statuses.items() if not status.is_terminal]
+    lines = [f"statuses: {Counter(statuses.values())}", f"unfinished: {len(stuck)}"]
+    with world.session() as session:
+        rows = session.execute(
+            select(Target, DeleteCall)
+            .outerjoin(DeleteCall, DeleteCall.id == Target.delete_call_id)
+            .where(Target.request_id.in_(stuck))
+        ).all()
+        for target, call in rows:
+            lines.append(
+                f"  request {target.request_id} {statuses[target.request_id]}: target "
+                f"{target.status} attempt={target.attempt}; call "
+                + (
+                    "none"
+                    if call is None
+                    else f"{call.id} {call.status} http={call.http_status} sent={call.sent_at} "
+                    f"finished={call.finished_at}"
+                )
+            )
+    for worker in workers:
+        for log in sorted(worker.workdir.glob(f"worker-{worker.name}*.log")):
+            errors = [
+                line
+                for line in log.read_text(errors="replace").splitlines()
+                if "ERROR" in line or "Traceback" in line or "CRITICAL" in line
+            ]
+            lines.append(f"{log.name}: {len(errors)} error lines")
+            lines.extend(f"    {line[:300]}" for line in errors[-15:])
+    return "\n".join(lines)

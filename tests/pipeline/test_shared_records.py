@@ -219,8 +219,10 @@ def _until_waiting(world: World, blocker: int, count: int, futures: list[Future[
         while _waiting_on(session, blocker) < count:
             for future in futures:
                 if future.done():
-                    future.result()  # raises what the thread raised
-                    raise AssertionError("finished without waiting for the delete call's lock")
+                    returned = future.result()  # raises what the thread raised
+                    raise AssertionError(
+                        f"finished without waiting for the delete call's lock: {returned!r}"
+                    )
             assert time.monotonic() < deadline, "never waited on the delete call's lock"
             session.rollback()
             time.sleep(0.02)
