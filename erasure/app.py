@@ -75,6 +75,7 @@ def _register_edges(app: Flask, settings: Settings) -> None:
     from erasure.api import (
         audit_views,
         callback_views,
+        hold_views,
         opendsr_views,
         request_actions,
         request_views,
@@ -83,7 +84,16 @@ def _register_edges(app: Flask, settings: Settings) -> None:
     )
     from erasure.api.openapi import document_bp
     from erasure.observability import web as observability
-    from erasure.ui import admin, auditor, bulk, console, dashboard, request_pages, security
+    from erasure.ui import (
+        admin,
+        auditor,
+        bulk,
+        console,
+        dashboard,
+        request_pages,
+        security,
+    )
+    from erasure.ui import holds as hold_pages
     from erasure.ui.blueprint import bp as console_bp
     from erasure.web import correlation, problems
     from erasure.web.resources import close_session
@@ -91,16 +101,16 @@ def _register_edges(app: Flask, settings: Settings) -> None:
     correlation.install(app)
     problems.register_error_handlers(app)
     app.teardown_appcontext(close_session)
-    # request_views, request_actions and audit_views declare their routes on the one /v1
-    # blueprint; each is imported above so its routes exist before the blueprint is registered.
-    del audit_views, request_actions, request_views
+    # request_views, request_actions, hold_views and audit_views declare their routes on the one
+    # /v1 blueprint; each is imported above so its routes exist before the blueprint is registered.
+    del audit_views, hold_views, request_actions, request_views
     app.register_blueprint(v1.bp)
     app.register_blueprint(webhook_views.bp)
     app.register_blueprint(callback_views.bp)
     app.register_blueprint(opendsr_views.bp)
     app.register_blueprint(document_bp)
     # The console's page modules and security's hooks are declared on its blueprint likewise.
-    del admin, auditor, bulk, dashboard, request_pages, security
+    del admin, auditor, bulk, dashboard, hold_pages, request_pages, security
     console.configure_sessions(app, settings)
     app.register_blueprint(console_bp)
     observability.init_app(app)

@@ -11,8 +11,9 @@ from sqlalchemy import select
 
 from erasure import free_text
 from erasure.api.auth import current_key, integration_scope
-from erasure.api.schemas import ErasureRequestOut, LinksOut, ReferenceOut
-from erasure.core.models import ErasureRequest
+from erasure.api.schemas import ErasureRequestOut, HoldNoticeOut, LinksOut, ReferenceOut
+from erasure.core.models import ErasureRequest, RequestStatus
+from erasure.lifecycle import holds
 from erasure.web.resources import get_session, web_resources
 
 
@@ -58,6 +59,8 @@ def render(
         vault = web_resources().protection.vault
         notes = free_text.open_notes(vault, erasure_request)
         cancel_reason = free_text.open_cancel_reason(vault, erasure_request)
+    held = erasure_request.status is RequestStatus.ON_HOLD
+    waiting_on = holds.waiting_on(get_session(), erasure_request.id) if held else []
     reference = None
     if erasure_request.reference_system or erasure_request.reference_id:
         reference = ReferenceOut(
@@ -81,6 +84,7 @@ def render(
         notes=notes,
         cancel_reason=cancel_reason,
         targets=dict(Counter(target.status.value for target in erasure_request.targets)),
+        legal_holds=[HoldNoticeOut(id=h.id, ends_at=h.ends_at) for h in waiting_on],
         created_at=erasure_request.created_at,
         updated_at=erasure_request.updated_at,
         completed_at=erasure_request.completed_at,
@@ -89,6 +93,7 @@ def render(
                 "self": url,
                 "cancel": None if erasure_request.status.is_terminal else f"{url}/cancel",
                 "duplicate_of": request_url(linked) if linked else None,
+                "override_hold": f"{url}/override-hold" if held else None,
             }
         ),
     )

@@ -19,9 +19,17 @@ class ReferenceOut(BaseModel):
 class LinksOut(BaseModel):
     self_: str = Field(alias="self", serialization_alias="self")
     cancel: str | None = None
+    override_hold: str | None = None
     duplicate_of: str | None = None
 
     model_config = ConfigDict(populate_by_name=True)
+
+
+class HoldNoticeOut(BaseModel):
+    """A legal hold a request waits on (its reason is on the hold, for approvers)."""
+
+    id: uuid.UUID
+    ends_at: datetime
 
 
 class ErasureRequestOut(BaseModel):
@@ -56,6 +64,11 @@ class ErasureRequestOut(BaseModel):
         "only for officer and admin keys; otherwise null.",
     )
     targets: dict[str, int] = Field(description="How many Salesforce records are in each state.")
+    legal_holds: list[HoldNoticeOut] = Field(
+        default_factory=list,
+        description="While `on_hold`: the legal holds that stopped it before deletion. It goes "
+        "on when they end or are released, or when an approver overrides them.",
+    )
     created_at: datetime
     updated_at: datetime
     completed_at: datetime | None

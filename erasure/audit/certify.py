@@ -1,8 +1,9 @@
 """Issuing a certificate of erasure for a finished request, from the database.
 
 The certificate names the subject only by pseudonyms, each target by our id, its Salesforce log id,
-final status and read-back result, and carries every leaf of the request with its inclusion proof
-against a signed checkpoint, so an auditor verifies it offline with the public key alone.
+final status and read-back result, each wait on a legal hold (when it waited on one), and carries
+every leaf of the request with its inclusion proof against a signed checkpoint, so an auditor
+verifies it offline with the public key alone.
 """
 
 from __future__ import annotations
@@ -100,6 +101,9 @@ def certificate_for(
         ),
     }
     facts = _target_facts(leaf.leaf for leaf in leaves)
+    waits = _hold_waits(leaf.leaf for leaf in leaves)
+    if waits:  # only a request that waited on a legal hold says so
+        summary["legal_holds"] = waits
     targets: list[dict[str, object]] = []
     for target in sorted(erasure_request.targets, key=lambda t: str(t.id)):
         known = facts.get(str(target.id), {})
@@ -149,3 +153,32 @@ def _target_facts(leaf_bytes: Iterable[bytes]) -> dict[str, dict[str, str]]:
             if isinstance(entry.get("read_back"), str):
                 known["read_back"] = entry["read_back"]
     return facts
+
+
+#: The leaves that end a request's wait on legal holds.
+_HOLD_ENDS = frozenset({"request.resumed", "request.hold_overridden"})
+
+
+def _hold_waits(leaf_bytes: Iterable[bytes]) -> list[dict[str, object]]:
+    """Each time the request waited on legal holds, from its leaves: when it was held, by which
+    holds, and when and how it went on (`hold_ended`, or `override` by an approver)."""
+    waits: list[dict[str, object]] = []
+    for raw in leaf_bytes:
+        leaf = json.loads(raw)
+        data = leaf.get("data") if isinstance(leaf, dict) else None
+        if not isinstance(data, dict):
+            continue
+        if leaf.get("kind") == "request.held":
+            holds = data.get("holds")
+            waits.append(
+                {
+                    "held_at": leaf.get("at"),
+                    "holds": holds if isinstance(holds, list) else [],
+                    "resumed_at": None,
+                    "how": None,
+                }
+            )
+        elif leaf.get("kind") in _HOLD_ENDS and waits and waits[-1]["resumed_at"] is None:
+            waits[-1]["resumed_at"] = leaf.get("at")
+            waits[-1]["how"] = data.get("how")
+    return waits

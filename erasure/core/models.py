@@ -37,6 +37,8 @@ class RequestStatus(StrEnum):
     RESOLVING = "resolving"
     DELETING = "deleting"
     CONFIRMING = "confirming"
+    #: Stopped before deletion by a legal hold on its subject or org (erasure.pipeline.holds).
+    ON_HOLD = "on_hold"
     COMPLETED = "completed"
     COMPLETED_NO_DATA = "completed_no_data"
     FAILED = "failed"

@@ -26,6 +26,7 @@ from erasure.core.models import (
 from erasure.errors import InvalidTransition, NotFound
 from erasure.free_text import cancelled_outcome, notes_context, seal_cancel_reason
 from erasure.identifiers import Sealed, Vault
+from erasure.pipeline.holds import CANCELLED, end_wait, hold_if_covered
 from erasure.pipeline.models import Alert
 from erasure.pipeline.states import (
     UNSENT_TARGET_STATUSES,
@@ -108,6 +109,8 @@ def retry(
     request = _locked(session, request_id, api_key_id)
     if request.status in (RequestStatus.CANCELLED, RequestStatus.REJECTED):
         raise InvalidTransition(f"the request is {request.status.value}")
+    if request.status is RequestStatus.ON_HOLD:
+        raise InvalidTransition("the request waits on a legal hold: an approver may override it")
     session.execute(
         update(Alert)
         .where(Alert.request_id == request.id, Alert.kind == PARKED, Alert.resolved_at.is_(None))
@@ -153,6 +156,8 @@ def retry(
         kind="request.retried",
         data={"targets": [str(t.id) for t in targets], "by": by},
     )
+    session.flush()
+    hold_if_covered(session, request, at=at, by=by)  # a hold placed since stops it again
     return request
 
 
@@ -259,6 +264,8 @@ def cancel(
             already_sent += 1
     previous = erasure_request.status
     now = datetime.now(UTC)
+    if previous is RequestStatus.ON_HOLD:
+        end_wait(session, erasure_request, at=now, how=CANCELLED, by=by)
     erasure_request.status = RequestStatus.CANCELLED
     erasure_request.attempt += 1  # fences off any worker still holding the old attempt
     erasure_request.completed_at = now

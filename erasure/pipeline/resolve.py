@@ -35,6 +35,7 @@ from erasure.core.models import (
 from erasure.identifiers import Sealed, identifier_context
 from erasure.pipeline.context import Pipeline
 from erasure.pipeline.deletions import attach
+from erasure.pipeline.holds import hold_if_covered
 from erasure.pipeline.states import (
     lock_request,
     move_request,
@@ -63,6 +64,7 @@ class Outcome(StrEnum):
     NO_DATA = "no_data"
     RESOLVED = "resolved"
     FENCED = "fenced"  # someone else claimed it while we were looking up
+    HELD = "held"  # resolved, then stopped before deletion by a legal hold
 
 
 @dataclass(frozen=True)
@@ -270,6 +272,9 @@ def record(ctx: Pipeline, claim: Claim, end_user_ids: list[str]) -> Outcome:
             },
         )
         session.flush()
+        # A legal hold stops it here, before anything is planned or attached (pipeline.holds).
+        if hold_if_covered(session, request, at=now):
+            return Outcome.HELD
         # A record another request is deleting (or has deleted) rides on that deletion.
         if attach(ctx, session, targets, now):
             session.flush()

@@ -37,6 +37,7 @@ from erasure.pipeline.call_outcomes import (
 )
 from erasure.pipeline.context import Pipeline
 from erasure.pipeline.deletions import attach, has_deletion
+from erasure.pipeline.holds import any_held, record_held
 from erasure.pipeline.quota import choose_credential, pool_quota
 from erasure.pipeline.reconciliation import reconcile
 from erasure.pipeline.salesforce_port import SalesforcePort
@@ -127,8 +128,9 @@ def _next_records(
     """Pending targets of the next records to send, earliest deadline first, locked, grouped by
     record (15-char id): at most `max_ids_per_call` records, every pending target of each. A
     record with a deletion to attach to is left to `_attach_due`; a held target waits. A target
-    holding a malformed id (a bug) is held with an alert, never sent and never failed."""
-    ready = and_(
+    holding a malformed id (a bug) is held with an alert, never sent and never failed. A record
+    that a request waiting on a legal hold also needs is not sent for anyone (pipeline.holds)."""
+    unheld = and_(
         Target.org_id == org.id,
         Target.kind == kind,
         Target.status == TargetStatus.PENDING,
@@ -136,10 +138,15 @@ def _next_records(
         or_(Target.next_check_at.is_(None), Target.next_check_at <= now),
         ~has_deletion(),
     )
+    ready = and_(unheld, ~record_held())
+    # The scan for the next records skips the hold check when no request of the org waits on
+    # one (the common case, and a backlog's whole scan); the locking read below always makes
+    # it: a hold committed in between is seen there, and one still committing holds the locks.
+    scan = ready if any_held(session, org.id) else unheld
     record_ids = list(
         session.scalars(
             select(Target.salesforce_id)
-            .where(ready)
+            .where(scan)
             .group_by(Target.salesforce_id)
             .order_by(func.min(Target.due_at), Target.salesforce_id)
             .limit(org.max_ids_per_call)
@@ -270,6 +277,7 @@ def _attach_due(ctx: Pipeline, org_id: uuid.UUID, report: DispatchReport) -> Non
                 Target.salesforce_id.is_not(None),
                 or_(Target.next_check_at.is_(None), Target.next_check_at <= now),
                 has_deletion(),
+                ~record_held(),
             )
             .order_by(Target.due_at, Target.id)
             .limit(ATTACH_BATCH)

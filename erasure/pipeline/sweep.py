@@ -15,6 +15,7 @@ from sqlalchemy.orm import selectinload
 from erasure.audit import leaves
 from erasure.core.models import ErasureRequest, Org, RequestStatus
 from erasure.pipeline.context import Pipeline
+from erasure.pipeline.holds import expire_due
 from erasure.pipeline.models import Alert, TaskDelivery
 from erasure.pipeline.quota import predict_org
 from erasure.pipeline.states import enqueue_resolve, raise_alert, settle_request
@@ -26,8 +27,8 @@ PARKED = "parked_message"
 
 def sweep(ctx: Pipeline) -> int:
     """Re-publish resolve work for requests stuck before `deleting` (their message was lost, or
-    its worker died) and settle requests whose targets are all final. Returns how many requests
-    it touched."""
+    its worker died), settle requests whose targets are all final, and resume requests whose legal
+    hold has ended. Returns how many requests it touched."""
     now = ctx.clock()
     stalled_before = now - timedelta(seconds=ctx.tunables.stall_s)
     touched = 0
@@ -61,6 +62,8 @@ def sweep(ctx: Pipeline) -> int:
         ).all()
         for request_id in working:
             settle_request(session, request_id, at=now)
+    # Legal holds past their end are recorded, and what they held goes on (pipeline.holds).
+    touched += expire_due(ctx)
     return touched
 
 

@@ -54,6 +54,7 @@ PERMISSIONS: dict[str, frozenset[Role]] = {
     "retry": frozenset({Role.OFFICER, Role.ADMIN}),
     "extend": frozenset({Role.OFFICER, Role.ADMIN}),
     "approve": frozenset({Role.APPROVER, Role.ADMIN}),
+    "holds": frozenset({Role.APPROVER, Role.ADMIN}),  # place, release, override legal holds
     "search": frozenset({Role.OFFICER, Role.ADMIN}),
     "certificate": READERS,
     "audit": frozenset({Role.AUDITOR, Role.ADMIN}),

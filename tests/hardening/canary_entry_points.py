@@ -1,13 +1,14 @@
 """The canary run's inputs: canary identifiers and free text, and every entry point they are sent
 through (the API, each ticketing webhook, OpenDSR, the console form, bulk CSV, subject lookups,
-cancel and extend), each answer kept to be scanned."""
+cancel and extend, legal holds and their overrides), each answer kept to be scanned."""
 
 from __future__ import annotations
 
 import io
+import json
 import uuid
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from flask.testing import FlaskClient
@@ -28,6 +29,8 @@ PHONES = {  # E.164 numbers cannot: each is looked for by its digits
     "bulk": "+14155558303",
     "console": "+14155558304",
     "lookup": "+14155558305",
+    "hold": "+14155550002",  # demo SMS users: resolved, held, then released or overridden
+    "hold-override": "+14155550004",
 }
 POSITIVE = "pos7marker"  # written on purpose where the scans look: proves each scan reads data
 LOOPBACK = ("127.0.0.0/8", "::1/128")
@@ -300,3 +303,70 @@ def console_entry_points(run: Run, app_client: FlaskClient, engine: Engine, org:
     )
     for path in ("/ui/", "/ui/requests", "/ui/requests.csv"):
         run.keep(f"console {path}", app_client.get(path), expect=200)
+
+
+def hold_entry_points(run: Run, client: FlaskClient, keys: Keys, org: str) -> list[str]:
+    """A legal hold on each of two subjects (reasons naming them), with a request for each, and
+    bad hold input carrying canaries. Returns the holds' ids. The hold answers carry the reason
+    decrypted for the admin who placed it: kept with it removed, after checking it is there."""
+    admin = bearer(keys.admin)
+    hold_ids = []
+    for name in ("hold", "hold-override"):
+        body = {
+            "scope": "subject",
+            "subject": {"phone": PHONES[name]},
+            "org": org,
+            "reason": text_canary(f"{name}-reason"),
+            "ends_at": (datetime.now(UTC) + timedelta(days=30)).isoformat(),
+        }
+        placed = client.post("/v1/holds", json=body, headers=admin)
+        assert placed.status_code == 201, placed.get_data(as_text=True)
+        document = placed.get_json()
+        assert TOKEN in document["reason"]
+        run.answers.append((f"hold {name} (reason removed)", json.dumps(document | {"reason": ""})))
+        hold_ids.append(document["id"])
+        created = run.keep(
+            f"api create ({name})",
+            client.post(
+                "/v1/erasure-requests",
+                json={"subject": {"phone": PHONES[name]}, "regulation": "gdpr", "org": org},
+                headers=bearer(keys.officer),
+            ),
+            expect=202,
+        )
+        run.request_ids[name] = created.get_json()["id"]
+    for where, body in (
+        ("hold bad phone", {"scope": "subject", "subject": {"phone": PHONES["lookup"] + "9"}}),
+        ("hold bad email", {"scope": "subject", "subject": {"email": f"{TOKEN}@@x"}}),
+        ("hold unknown key", {"scope": "org", TOKEN: 1}),
+    ):
+        document = body | {"reason": text_canary("hold-bad"), "ends_at": "2099-01-01T00:00:00Z"}
+        run.keep(where, client.post("/v1/holds", json=document, headers=admin), expect=422)
+    return hold_ids
+
+
+def hold_actions(run: Run, client: FlaskClient, keys: Keys, hold_ids: list[str]) -> None:
+    """Once both requests wait on their holds: the first hold is released, the other request
+    is overridden with a reason naming the subject."""
+    admin = bearer(keys.admin)
+    shown = run.keep(
+        "api get (held)",
+        client.get(f"/v1/erasure-requests/{run.request_ids['hold']}", headers=admin),
+        expect=200,
+    )
+    assert shown.get_json()["status"] == "on_hold"
+    run.keep(
+        "api override hold",
+        client.post(
+            f"/v1/erasure-requests/{run.request_ids['hold-override']}/override-hold",
+            json={"reason": text_canary("hold-override")},
+            headers=admin,
+        ),
+        expect=200,
+    )
+    released = client.post(f"/v1/holds/{hold_ids[0]}/release", json={}, headers=admin)
+    assert released.status_code == 200, released.get_data(as_text=True)
+    run.answers.append(
+        ("hold release (reason removed)", json.dumps(released.get_json() | {"reason": ""}))
+    )
+    released.close()

@@ -1,7 +1,7 @@
 """The canary run: canary identifiers, notes and reasons go in through every entry point (the API,
 each ticketing webhook, OpenDSR, the console form, bulk CSV, subject lookups, cancel and extend in
-the API and the console), a real Celery worker carries the requests through to the end against
-the HTTPS sandbox over a real Redis broker, callbacks and a ticket comment go out, and then no
+the API and the console, legal holds placed, released and overridden), a real Celery worker
+carries the requests through to the end against the HTTPS sandbox over a real Redis broker, callbacks and a ticket comment go out, and then no
 canary is found in plain text anywhere the service keeps or sends data:
 
 - a `pg_dump` of the database, and every file of the Postgres data directory after a CHECKPOINT,
@@ -68,6 +68,8 @@ from tests.hardening.canary_entry_points import (
     api_entry_points,
     bearer,
     console_entry_points,
+    hold_actions,
+    hold_entry_points,
     leaks,
     make_keys,
     opendsr_entry_points,
@@ -207,8 +209,15 @@ def test_no_canary_survives_anywhere(  # one run, then every place is scanned
             webhook_entry_points(run, client, keys, org, jira.url)
             opendsr_entry_points(run, client, keys)
             console_entry_points(run, app.test_client(), engine, org)
+            hold_ids = hold_entry_points(run, client, keys, org)
 
             worker.start()
+            held = {run.request_ids["hold"], run.request_ids["hold-override"]}
+            wait_until(
+                lambda: all(final_statuses(engine)[rid] is RequestStatus.ON_HOLD for rid in held),
+                "both held requests to stop before deletion",
+            )
+            hold_actions(run, client, keys, hold_ids)
             cancelled = {
                 run.request_ids[k] for k in ("api cancelled", "console", "opendsr dsr-cancelled")
             }
@@ -220,7 +229,9 @@ def test_no_canary_survives_anywhere(  # one run, then every place is scanned
             statuses = final_statuses(engine)
             assert statuses[run.request_ids["api"]] is RequestStatus.COMPLETED
             assert all(statuses[rid] is RequestStatus.CANCELLED for rid in cancelled)
-            assert len(statuses) == 11  # api 2, webhooks 4, opendsr 2, console 1, bulk 2
+            assert all(statuses[rid] is RequestStatus.COMPLETED for rid in held)
+            # api 2, webhooks 4, opendsr 2, console 1, bulk 2, held 2
+            assert len(statuses) == 13
             wait_until(lambda: delivered_callbacks(engine) >= 3 and jira.received, "callbacks")
             certificate_of(run, client, keys, run.request_ids["api"])
             readers_see_free_text_only_in_its_field(run, client, app, keys, engine)

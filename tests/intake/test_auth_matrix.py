@@ -38,6 +38,12 @@ MATRIX: list[tuple[str, str, frozenset[Role]]] = [
     ("GET", "/v1/audit/checkpoint", frozenset({OF, AP, AU, IN, AD})),
     ("GET", "/v1/audit/consistency", frozenset({OF, AP, AU, IN, AD})),
     ("POST", "/v1/subject-lookups", frozenset({OF, AD})),
+    # Legal holds: approvers and admins, like approvals.
+    ("POST", "/v1/holds", frozenset({AP, AD})),
+    ("GET", "/v1/holds", frozenset({AP, AD})),
+    ("GET", "/v1/holds/<uuid:hold_id>", frozenset({AP, AD})),
+    ("POST", "/v1/holds/<uuid:hold_id>/release", frozenset({AP, AD})),
+    ("POST", "/v1/erasure-requests/<uuid:request_id>/override-hold", frozenset({AP, AD})),
     # Integrations (tests/integrations): webhook sources.
     ("POST", "/v1/webhook-sources", frozenset({AD})),
     ("GET", "/v1/webhook-sources", frozenset({AD})),
@@ -65,6 +71,7 @@ MATRIX: list[tuple[str, str, frozenset[Role]]] = [
 # Path parameters the matrix fills with something that does not exist: allowed callers get 404.
 MISSING_PARAMS = (
     "<source_name>",
+    "<uuid:hold_id>",
     "<uuid:delivery_id>",
     "<uuid:subscription_id>",
     "<subject_request_id>",
@@ -95,6 +102,7 @@ def _call(
         "<uuid:delivery_id>", str(uuid.uuid4())
     )
     path = path.replace("<uuid:subscription_id>", str(uuid.uuid4()))
+    path = path.replace("<uuid:hold_id>", str(uuid.uuid4()))
     path = path.replace("<subject_request_id>", "no-such-request")
     if method == "DELETE":
         return client.delete(path, headers=headers)
@@ -104,6 +112,12 @@ def _call(
             body = {}
         if path.endswith("/subject-lookups"):
             body = {"subject": BODY["subject"]}
+        if path == "/v1/holds":
+            body = {"scope": "org", "reason": "test", "ends_at": "2099-01-01T00:00:00Z"}
+        if path.endswith("/override-hold"):
+            body = {"reason": "test"}
+        if path.endswith("/release"):
+            body = {}
         if path.startswith("/v1/webhook-sources"):
             body = {"name": f"m-{uuid.uuid4().hex[:8]}", "system": "jira"}
             if "<source_name>" in path:
@@ -193,6 +207,8 @@ def test_auth_matrix(
         assert response.status_code == 409  # allowed, but this org does not require approval
     elif rule.endswith("/certificate"):
         assert response.status_code == 409  # allowed, but the request has not completed
+    elif rule.endswith("/override-hold"):
+        assert response.status_code == 409  # allowed, but the request is not on hold
     elif rule.startswith(("/opendsr", "/opengdpr")) and "<subject_request_id>" in rule:
         assert response.status_code == 400  # OpenDSR answers every request error 400 (§7.5)
         assert _code(response) == "not_found"
