@@ -3,7 +3,8 @@ one INSERT per request, measured in the same run on the same Postgres.
 
     python -m bench.intake [--seconds 10] [--rounds 3] [--threads 8] [--workers 4]
 
-Three apps: the bare one, erasure with this round's levers undone (LEVERS_OFF), and erasure.
+Three apps: the bare one, erasure with two earlier levers undone (LEVERS_OFF: the API key cache and
+the idle-only ping), and erasure.
 Fair by construction: all apps run under the production gunicorn configuration (the API
 service of docker-compose.yml: 4 sync workers, timeouts, access log, a Prometheus
 multiprocess directory), both are up for the whole run and measured in interleaved rounds
@@ -146,7 +147,7 @@ def erasure_environment(url: str) -> dict[str, str]:
     return env
 
 
-#: The same app with this round's levers undone: the API key read on every request and every
+#: The same app with two earlier levers undone: the API key read on every request and every
 #: pooled connection pinged at checkout.
 LEVERS_OFF = {"ERASURE_API_KEY_CACHE_S": "0", "ERASURE_DATABASE_PING_IDLE_S": "0"}
 

@@ -7,11 +7,13 @@ Imports nothing from erasure but config; never commits.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
+import psycopg
 from sqlalchemy import DateTime, Enum, MetaData, event, func
 from sqlalchemy.engine import Engine, create_engine
 from sqlalchemy.exc import DBAPIError, DisconnectionError, InterfaceError, OperationalError
@@ -134,3 +136,35 @@ def database_unavailable(exc: BaseException) -> bool:
 
 def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:
     return sessionmaker(engine, expire_on_commit=False)
+
+
+@contextmanager
+def pipelined(session: Session) -> Iterator[psycopg.Connection[Any]]:
+    """The session's connection (in the session's transaction) in psycopg pipeline mode.
+
+    Statements executed on it are sent at once without waiting for their answers; reading an
+    answer waits for everything sent so far, and the end of the block waits once more. So a hot
+    path that sends its statements in two or three batches pays two or three round trips, not
+    one per statement. Only plain psycopg statements may run inside the block: SQLAlchemy reads
+    a statement's result as soon as it executes it, which a pipeline cannot give it. Pending ORM
+    changes are flushed first, so the statements see them.
+    """
+    session.flush()
+    bound = session.connection()
+    connection = bound.connection.driver_connection
+    if not isinstance(connection, psycopg.Connection):
+        raise TypeError("pipelined statements need a psycopg connection")
+    try:
+        with connection.pipeline():
+            yield connection
+    except psycopg.Error as exc:
+        # Answered like a statement SQLAlchemy ran: a lost connection is a DBAPIError with
+        # connection_invalidated (503 at the web edge), and the pool is emptied, as SQLAlchemy
+        # does on a disconnect, so the other pooled connections are not tried one by one.
+        lost = connection.broken or connection.closed
+        if lost:
+            bound.invalidate(exc)
+            bound.engine.dispose(close=False)
+        raise DBAPIError.instance(
+            None, None, exc, psycopg.Error, hide_parameters=True, connection_invalidated=lost
+        ) from exc

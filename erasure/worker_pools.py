@@ -44,6 +44,8 @@ TICK_TASKS = (
     task_names.CHECKPOINT_AUDIT,
     task_names.SHRED_EXPIRED,
     task_names.SWEEP_NOTICES,
+    task_names.RETRIEVE_ACCESS,  # a tick like dispatch: reads entries within each user's budget
+    task_names.DESTROY_EXPORTS,
 )
 
 

@@ -13,9 +13,11 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
-from sqlalchemy import ColumnElement, func, select
-from sqlalchemy.orm import Session, aliased, selectinload
+import psycopg
+from sqlalchemy import ColumnElement, select
+from sqlalchemy.orm import Session, aliased, make_transient_to_detached, selectinload
 
 from erasure import deadlines, task_names
 from erasure.audit import leaves
@@ -28,8 +30,8 @@ from erasure.core.models import (
     Regulation,
     RequestStatus,
     Source,
-    SubjectIdentifier,
 )
+from erasure.db import pipelined
 from erasure.errors import NotFound, UnknownOrg
 from erasure.free_text import notes_context
 from erasure.identifiers import Sealed, Vault, identifier_context, pseudonym
@@ -80,6 +82,49 @@ class ListFilter:
     extra: dict[str, str] = field(default_factory=dict)
 
 
+_TERMINAL = sorted(status.value for status in TERMINAL_REQUEST_STATUSES)
+
+#: The orgs a request may go to: the named one, or (no name) the first two, to tell "the only
+#: one" from "several".
+_ORGS_SQL = (
+    "SELECT id, name FROM orgs WHERE CAST(%(org)s AS text) IS NULL OR name = %(org)s "
+    "ORDER BY name LIMIT 2"
+)
+
+#: The request a new one for these identifiers is linked to: the first request (the root) of the
+#: linked group of any open request of the org that shares an identifier with it, the oldest
+#: such root if there are several. Links always point at a root, so a group is one level deep,
+#: and sharing follows identifiers transitively: email-only A, then email+phone B (linked to A),
+#: then phone-only C is linked to A through B. The root itself may have finished meanwhile.
+#: Each ARRAY(...) is computed first and then looked up by index (blind index, then primary
+#: keys): a join here once let a fresh table's stale statistics send the planner scanning every
+#: request of the org (100x slower at a few thousand rows). With no org named, the lookup spans
+#: the org candidates; a request is refused unless there is exactly one.
+_OPEN_ROOT_SQL = """
+SELECT id, api_key_id FROM erasure_requests
+WHERE id = ANY(ARRAY(
+    SELECT coalesce(duplicate_of_id, id) FROM erasure_requests
+    WHERE id = ANY(ARRAY(
+            SELECT request_id FROM subject_identifiers WHERE blind_index = ANY(%(blinds)s)))
+        AND org_id = ANY(ARRAY(
+            SELECT id FROM orgs WHERE CAST(%(org)s AS text) IS NULL OR name = %(org)s))
+        AND status <> ALL(%(terminal)s)))
+ORDER BY created_at, id
+LIMIT 1
+"""
+
+INSERT_REQUEST_SQL = (
+    "INSERT INTO erasure_requests (id, org_id, source, reference_system, reference_id, "
+    "reference_url, regulation, received_at, due_at, status, notes_ciphertext, notes_key_id, "
+    "duplicate_of_id, api_key_id, attempt, is_at_risk, created_at, updated_at) VALUES "
+    "(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, 0, false, %s, %s)"
+)
+INSERT_IDENTIFIER_SQL = (
+    "INSERT INTO subject_identifiers (request_id, kind, blind_index, ciphertext, key_id) "
+    "VALUES (%s, %s, %s, %s, %s)"
+)
+
+
 def resolve_org(session: Session, name: str | None, *, default_org: str | None) -> Org:
     """The org a request goes to: the named one, the configured default, or the only one."""
     wanted = name or default_org
@@ -105,37 +150,174 @@ def _subject_lock_key(blind_index: bytes) -> int:
     )
 
 
-def find_open_request(
-    session: Session, org_id: uuid.UUID, blind_indexes: Sequence[bytes]
-) -> ErasureRequest | None:
-    """The request a new one for these identifiers is linked to: the first request (the root) of
-    the linked group of any open request of the org that shares an identifier with it, the oldest
-    such root if there are several. Links always point at a root, so a group is one level deep,
-    and sharing follows identifiers transitively: email-only A, then email+phone B (linked to A),
-    then phone-only C is linked to A through B. The root itself may have finished meanwhile."""
-    # Short queries on purpose: the blind index finds a handful of ids, then primary-key
-    # lookups. One join lets a fresh table's stale statistics send the planner scanning every
-    # request of the org instead (seen: 100x slower at a few thousand rows).
-    candidate_ids = session.scalars(
-        select(SubjectIdentifier.request_id).where(SubjectIdentifier.blind_index.in_(blind_indexes))
-    ).all()
-    if not candidate_ids:
-        return None
-    root_ids = session.scalars(
-        select(func.coalesce(ErasureRequest.duplicate_of_id, ErasureRequest.id)).where(
-            ErasureRequest.id.in_(set(candidate_ids)),
-            ErasureRequest.org_id == org_id,
-            ErasureRequest.status.not_in(TERMINAL_REQUEST_STATUSES),
+def _chosen_org(rows: Sequence[tuple[uuid.UUID, str]], name: str | None, wanted: str | None) -> Org:
+    """`resolve_org` on the rows `_ORGS_SQL` read."""
+    if wanted is not None:
+        if not rows:
+            raise UnknownOrg(
+                "no org of that name is configured" if name else "the default org is not configured"
+            )
+    elif not rows:
+        raise UnknownOrg("no Salesforce org is configured yet")
+    elif len(rows) > 1:
+        raise UnknownOrg("several orgs are configured: name one in `org`")
+    org = Org(id=rows[0][0], name=rows[0][1])
+    make_transient_to_detached(org)  # an org row as read: the session loads the rest if asked
+    return org
+
+
+class PendingSubmission:
+    """A submission in two steps on a pipelined connection (`erasure.db.pipelined`), so the hot
+    path pays two round trips however many statements it sends: creating it sends the org
+    lookup, the subject locks and the duplicate lookup; `write` reads their answers and sends
+    the request, its identifiers, its audit leaf and its outbox row. Nothing commits.
+
+    A request for a subject who already has an open request in the same org is recorded and
+    linked to the root of that request's group (`duplicate_of_id`, see `_OPEN_ROOT_SQL`). It
+    still resolves its own identifiers (one may reach records the others never do); the pipeline
+    deletes each Salesforce record once, however many requests need it. Concurrent submissions
+    sharing an identifier are serialised by per-identifier advisory locks (taken in sorted order,
+    so never in a cycle; the lookup is a later statement, so it sees whatever the holder
+    committed), so neither misses the other.
+    """
+
+    def __init__(
+        self,
+        session: Session,
+        connection: psycopg.Connection[Any],
+        submission: Submission,
+        *,
+        protection: Protection,
+        default_org: str | None,
+    ) -> None:
+        if not submission.identifiers:
+            raise ValueError("a submission needs at least one identifier")
+        self._session, self._connection = session, connection
+        self._submission, self._protection = submission, protection
+        self._wanted = submission.org or default_org
+        self._indexed = [
+            (identifier, pseudonym(protection.pseudonym_key, identifier.kind, identifier.value))
+            for identifier in submission.identifiers
+        ]
+        blinds = sorted({blind for _, blind in self._indexed})
+        self._orgs = connection.execute(_ORGS_SQL, {"org": self._wanted})
+        for blind in blinds:  # sorted, so two submissions never wait on each other in a cycle
+            connection.execute("SELECT pg_advisory_xact_lock(%s)", (_subject_lock_key(blind),))
+        self._root = connection.execute(
+            _OPEN_ROOT_SQL, {"blinds": blinds, "org": self._wanted, "terminal": _TERMINAL}
         )
-    ).all()
-    if not root_ids:
-        return None
-    return session.scalar(
-        select(ErasureRequest)
-        .where(ErasureRequest.id.in_(set(root_ids)))
-        .order_by(ErasureRequest.created_at, ErasureRequest.id)
-        .limit(1)
-    )
+        #: The API key that submitted the request this one is linked to (known after `write`).
+        self.linked_owner: uuid.UUID | None = None
+
+    def write(self) -> ErasureRequest:
+        """Send the writes; returns the new request, held by the session. Raises UnknownOrg."""
+        submission, connection = self._submission, self._connection
+        org = _chosen_org(self._orgs.fetchall(), submission.org, self._wanted)
+        org = self._session.merge(org, load=False)  # no statement: the row was just read
+        root = self._root.fetchone()
+        primary_id, self.linked_owner = root if root else (None, None)
+        now = datetime.now(UTC)
+        received_at = submission.received_at or now
+        request_id = uuid.uuid4()
+        erasure_request = ErasureRequest(
+            id=request_id,
+            org_id=org.id,
+            org=org,  # the relationship too: rendering the answer needs no lazy load
+            source=submission.source,
+            reference_system=submission.reference_system,
+            reference_id=submission.reference_id,
+            reference_url=submission.reference_url,
+            regulation=submission.regulation,
+            received_at=received_at,
+            due_at=deadlines.due_at(submission.regulation, received_at),
+            status=RequestStatus.RECEIVED,
+            outcome=None,
+            notes_ciphertext=None,
+            notes_key_id=None,
+            cancel_reason_ciphertext=None,
+            cancel_reason_key_id=None,
+            duplicate_of_id=primary_id,
+            api_key_id=submission.api_key_id,
+            attempt=0,
+            predicted_completion_at=None,
+            is_at_risk=False,
+            created_at=now,
+            updated_at=now,
+            completed_at=None,
+            targets=[],  # a new request has none: saves a lazy load when it is rendered
+        )
+        if submission.notes:
+            sealed = self._protection.vault.seal(
+                submission.notes, context=notes_context(request_id)
+            )
+            erasure_request.notes_ciphertext = sealed.ciphertext
+            erasure_request.notes_key_id = sealed.key_id
+        connection.execute(
+            INSERT_REQUEST_SQL,
+            (
+                request_id,
+                org.id,
+                submission.source.value,
+                submission.reference_system,
+                submission.reference_id,
+                submission.reference_url,
+                submission.regulation.value,
+                received_at,
+                erasure_request.due_at,
+                RequestStatus.RECEIVED.value,
+                erasure_request.notes_ciphertext,
+                erasure_request.notes_key_id,
+                primary_id,
+                submission.api_key_id,
+                now,
+                now,
+            ),
+        )
+        self._write_subject(request_id)
+        leaves.append_pipelined(
+            connection,
+            kind="request.received",
+            request_id=request_id,
+            at=now,
+            data=self._leaf_data(erasure_request, org.name, primary_id),
+        )
+        outbox.enqueue_pipelined(connection, task_names.RESOLVE, [str(request_id), 0])
+        # Written by the statements above: the session holds it as if it had read it back.
+        make_transient_to_detached(erasure_request)
+        self._session.add(erasure_request)
+        return erasure_request
+
+    def _write_subject(self, request_id: uuid.UUID) -> None:
+        rows = []
+        for identifier, blind in self._indexed:
+            sealed = self._protection.vault.seal(
+                identifier.value, context=identifier_context(request_id, identifier.kind)
+            )
+            rows.append(
+                (request_id, identifier.kind.value, blind, sealed.ciphertext, sealed.key_id)
+            )
+        self._connection.cursor().executemany(INSERT_IDENTIFIER_SQL, rows)
+
+    def _leaf_data(
+        self, erasure_request: ErasureRequest, org_name: str, primary_id: uuid.UUID | None
+    ) -> dict[str, leaves.LeafValue]:
+        submission = self._submission
+        return {
+            "org": org_name,
+            "source": submission.source.value,
+            "regulation": submission.regulation.value,
+            "received_at": leaves.timestamp(erasure_request.received_at),
+            "due_at": leaves.timestamp(erasure_request.due_at),
+            "subject": [
+                {"kind": identifier.kind.value, "pseudonym": blind.hex()}
+                for identifier, blind in sorted(
+                    self._indexed, key=lambda pair: (pair[0].kind.value, pair[1])
+                )
+            ],
+            "reference": {"system": submission.reference_system, "id": submission.reference_id},
+            "duplicate_of": str(primary_id) if primary_id else None,
+            "submitted_by": submission.submitted_by,
+        }
 
 
 @dataclass(frozen=True)
@@ -173,81 +355,13 @@ def subject_leaf(subject: Sequence[SealedIdentifier]) -> list[dict[str, str]]:
 def submit_request(
     session: Session, submission: Submission, *, protection: Protection, default_org: str | None
 ) -> ErasureRequest:
-    """Record a new request, its encrypted identifiers and its audit leaf. Does not commit.
-
-    A request for a subject who already has an open request in the same org is recorded and
-    linked to the root of that request's group (`duplicate_of_id`, see `find_open_request`). It
-    still resolves its own identifiers (one may reach records the others never do); the pipeline
-    deletes each Salesforce record once, however many requests need it. Concurrent submissions
-    sharing an identifier are serialised by per-identifier advisory locks (taken in sorted order,
-    so never in a cycle), so neither misses the other. Raises UnknownOrg.
-    """
-    if not submission.identifiers:
-        raise ValueError("a submission needs at least one identifier")
-    org = resolve_org(session, submission.org, default_org=default_org)
-    now = datetime.now(UTC)
-    received_at = submission.received_at or now
-    request_id = uuid.uuid4()
-    subject = seal_subject(protection, request_id, submission.identifiers)
-    blind_indexes = sorted({s.blind_index for s in subject})
-    for blind in blind_indexes:  # sorted, so two submissions never wait on each other in a cycle
-        session.execute(select(func.pg_advisory_xact_lock(_subject_lock_key(blind))))
-    primary = find_open_request(session, org.id, blind_indexes)
-
-    erasure_request = ErasureRequest(
-        id=request_id,
-        org=org,  # the relationship, not just the id: rendering the answer needs no lazy load
-        source=submission.source,
-        reference_system=submission.reference_system,
-        reference_id=submission.reference_id,
-        reference_url=submission.reference_url,
-        regulation=submission.regulation,
-        received_at=received_at,
-        due_at=deadlines.due_at(submission.regulation, received_at),
-        status=RequestStatus.RECEIVED,
-        duplicate_of_id=primary.id if primary else None,
-        api_key_id=submission.api_key_id,
-        created_at=now,
-        updated_at=now,
-        targets=[],  # a new request has none: saves a lazy load when it is rendered
-    )
-    if submission.notes:
-        sealed = protection.vault.seal(submission.notes, context=notes_context(request_id))
-        erasure_request.notes_ciphertext, erasure_request.notes_key_id = (
-            sealed.ciphertext,
-            sealed.key_id,
+    """Record a new request, its encrypted identifiers, its audit leaf and its outbox row (see
+    `PendingSubmission`) in two round trips. Does not commit. Raises UnknownOrg."""
+    with pipelined(session) as connection:
+        pending = PendingSubmission(
+            session, connection, submission, protection=protection, default_org=default_org
         )
-    session.add(erasure_request)
-    for item in subject:
-        session.add(
-            SubjectIdentifier(
-                request_id=request_id,
-                kind=item.kind,
-                blind_index=item.blind_index,
-                ciphertext=item.sealed.ciphertext,
-                key_id=item.sealed.key_id,
-            )
-        )
-    leaves.append(
-        session,
-        kind="request.received",
-        request_id=request_id,
-        at=now,
-        data={
-            "org": org.name,
-            "source": submission.source.value,
-            "regulation": submission.regulation.value,
-            "received_at": leaves.timestamp(received_at),
-            "due_at": leaves.timestamp(erasure_request.due_at),
-            "subject": subject_leaf(subject),
-            "reference": {"system": submission.reference_system, "id": submission.reference_id},
-            "duplicate_of": str(primary.id) if primary else None,
-            "submitted_by": submission.submitted_by,
-        },
-    )
-    outbox.enqueue(session, task_names.RESOLVE, [str(request_id), 0])
-    session.flush()
-    return erasure_request
+        return pending.write()
 
 
 def get_request(

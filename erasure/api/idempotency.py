@@ -15,11 +15,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import psycopg
 from flask import request
-from sqlalchemy import delete, func, select
+from psycopg.types.json import Jsonb
 from sqlalchemy.orm import Session
 
 from erasure.api.models import IdempotencyRecord
+from erasure.db import pipelined
 from erasure.web.problems import Problem
 
 MAX_KEY_LENGTH = 255
@@ -70,37 +72,92 @@ def _lock_key(api_key_id: uuid.UUID, key: str) -> int:
     return int.from_bytes(digest[:8], "big", signed=True)
 
 
+_RECORD_SQL = (
+    "SELECT id, fingerprint, response_status, response_body, response_location, expires_at "
+    "FROM idempotency_records WHERE api_key_id = %s AND key = %s"
+)
+INSERT_SQL = (
+    "INSERT INTO idempotency_records (api_key_id, key, fingerprint, response_status, "
+    "response_body, response_location, expires_at) VALUES (%s, %s, %s, %s, %s, %s, %s)"
+)
+
+
+class Claim:
+    """The claim of a key, sent on a pipelined connection (`erasure.db.pipelined`): the lock,
+    then the record (a later statement, so it sees what the lock's last holder committed).
+    `outcome` reads the answers, so they can share a round trip with what is sent after them."""
+
+    def __init__(
+        self, connection: psycopg.Connection[Any], *, api_key_id: uuid.UUID, key: str, print_: bytes
+    ) -> None:
+        self._connection, self._print = connection, print_
+        self._locked = connection.execute(
+            "SELECT pg_try_advisory_xact_lock(%s)", (_lock_key(api_key_id, key),)
+        )
+        self._record = connection.execute(_RECORD_SQL, (api_key_id, key))
+
+    def outcome(self) -> Replay | None:
+        """The stored response to replay, or None to go ahead. Raises Problem 409 (in flight
+        elsewhere) or 422 (key reused with another body)."""
+        locked = self._locked.fetchone()
+        if not (locked and locked[0]):
+            raise Problem(
+                409,
+                "Request in progress",
+                "a request with this Idempotency-Key is still being processed; retry later",
+                code="idempotency_key_in_use",
+                headers={"Retry-After": "1"},
+            )
+        record = self._record.fetchone()
+        if record is None:
+            return None
+        record_id, print_, status, body, location, expires_at = record
+        if expires_at <= datetime.now(UTC):
+            self._connection.execute("DELETE FROM idempotency_records WHERE id = %s", (record_id,))
+            return None
+        if print_ != self._print:
+            raise Problem(
+                422,
+                "Idempotency-Key reused",
+                "this Idempotency-Key was already used with a different request body",
+                code="idempotency_key_mismatch",
+            )
+        return Replay(status, body, location)
+
+
 def begin(session: Session, *, api_key_id: uuid.UUID, key: str, print_: bytes) -> Replay | None:
-    """Claim the key for this transaction. Returns the stored response to replay, or None to go
-    ahead. Raises Problem 409 (in flight elsewhere) or 422 (key reused with another body)."""
-    locked = session.scalar(select(func.pg_try_advisory_xact_lock(_lock_key(api_key_id, key))))
-    if not locked:
-        raise Problem(
-            409,
-            "Request in progress",
-            "a request with this Idempotency-Key is still being processed; retry later",
-            code="idempotency_key_in_use",
-            headers={"Retry-After": "1"},
-        )
-    now = datetime.now(UTC)
-    record = session.scalar(
-        select(IdempotencyRecord).where(
-            IdempotencyRecord.api_key_id == api_key_id, IdempotencyRecord.key == key
-        )
+    """Claim the key for this transaction (one round trip). Returns the stored response to
+    replay, or None to go ahead. Raises Problem 409 (in flight elsewhere) or 422 (key reused
+    with another body)."""
+    with pipelined(session) as connection:
+        claim = Claim(connection, api_key_id=api_key_id, key=key, print_=print_)
+        return claim.outcome()
+
+
+def remember_pipelined(
+    connection: psycopg.Connection[Any],
+    *,
+    api_key_id: uuid.UUID,
+    key: str,
+    print_: bytes,
+    status: int,
+    body: dict[str, Any],
+    location: str | None,
+    ttl_s: int,
+) -> None:
+    """`remember` on a pipelined connection: sent with the transaction's other statements."""
+    connection.execute(
+        INSERT_SQL,
+        (
+            api_key_id,
+            key,
+            print_,
+            status,
+            Jsonb(body),
+            location,
+            datetime.now(UTC) + timedelta(seconds=ttl_s),
+        ),
     )
-    if record is not None and record.expires_at <= now:
-        session.execute(delete(IdempotencyRecord).where(IdempotencyRecord.id == record.id))
-        record = None
-    if record is None:
-        return None
-    if record.fingerprint != print_:
-        raise Problem(
-            422,
-            "Idempotency-Key reused",
-            "this Idempotency-Key was already used with a different request body",
-            code="idempotency_key_mismatch",
-        )
-    return Replay(record.response_status, record.response_body, record.response_location)
 
 
 def remember(

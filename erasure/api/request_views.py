@@ -33,6 +33,7 @@ from erasure.api.schemas import (
 )
 from erasure.api.v1 import bp
 from erasure.core.models import ErasureRequest, RequestStatus, Source
+from erasure.db import pipelined
 from erasure.lifecycle import operations
 from erasure.web.body import read_body
 from erasure.web.inputs import (
@@ -70,13 +71,6 @@ def create_erasure_request() -> Response:
     api_key = current_key()
     key = idempotency.header_key()
     print_ = idempotency.fingerprint(read_body(max_bytes=settings.max_body_bytes))
-    if key is not None:
-        replay = idempotency.begin(session, api_key_id=api_key.id, key=key, print_=print_)
-        if replay is not None:
-            session.rollback()  # releases the advisory lock; nothing was written
-            return json_response(
-                replay.status, replay.body, location=replay.location, replayed=True
-            )
     submission = workflow.Submission(
         identifiers=[
             workflow.Identifier(kind, value) for kind, value in body.subject.identifier_pairs()
@@ -92,23 +86,46 @@ def create_erasure_request() -> Response:
         api_key_id=api_key.id,
         submitted_by=actor(),
     )
-    erasure_request = workflow.submit_request(
-        session, submission, protection=resources.protection, default_org=settings.default_org
-    )
-    rendered = render(erasure_request)
-    location = request_url(erasure_request.id)
-    if key is not None:
-        idempotency.remember(
-            session,
-            api_key_id=api_key.id,
-            key=key,
-            print_=print_,
-            status=202,
-            body=rendered,
-            location=location,
-            ttl_s=settings.idempotency_ttl_s,
+    # Three round trips for the whole transaction: the key's claim, the org, the subject locks
+    # and the duplicate lookup are sent together; then the writes; then the commit. A replay or a
+    # 409 has taken the subject locks in vain, which costs it a wait only while another request
+    # for the same subject is being written.
+    with pipelined(session) as connection:
+        claim = (
+            idempotency.Claim(connection, api_key_id=api_key.id, key=key, print_=print_)
+            if key is not None
+            else None
         )
-    session.commit()
+        pending = workflow.PendingSubmission(
+            session,
+            connection,
+            submission,
+            protection=resources.protection,
+            default_org=settings.default_org,
+        )
+        replay = claim.outcome() if claim is not None else None
+        if replay is None:
+            erasure_request = pending.write()
+            rendered = render(erasure_request, link_owner=pending.linked_owner)
+            location = request_url(erasure_request.id)
+            if key is not None:
+                idempotency.remember_pipelined(
+                    connection,
+                    api_key_id=api_key.id,
+                    key=key,
+                    print_=print_,
+                    status=202,
+                    body=rendered,
+                    location=location,
+                    ttl_s=settings.idempotency_ttl_s,
+                )
+    # After the block: a commit hands the connection back to the pool, which must not find it
+    # in pipeline mode.
+    if replay is None:
+        session.commit()
+    else:
+        session.rollback()  # releases the locks; nothing was written
+        return json_response(replay.status, replay.body, location=replay.location, replayed=True)
     kick_relay()
     return json_response(202, rendered, location=location)
 

@@ -11,6 +11,8 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
+import psycopg
+from psycopg.types.json import Jsonb
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -35,6 +37,20 @@ def enqueue(
         message.available_at = not_before
     session.add(message)
     return message
+
+
+INSERT_SQL = "INSERT INTO outbox (task_name, args, correlation_id) VALUES (%s, %s, %s)"
+
+
+def enqueue_pipelined(
+    connection: psycopg.Connection[Any], task_name: str, args: Sequence[Any]
+) -> None:
+    """`enqueue` for a hot path that writes through `erasure.db.pipelined`: the same row, in the
+    same transaction, sent with the transaction's other statements."""
+    connection.execute(
+        INSERT_SQL,
+        (task_name, Jsonb(list(args)), correlation.current.get()),
+    )
 
 
 def publish_due(session: Session, publish: Publisher, *, limit: int = 500) -> int:

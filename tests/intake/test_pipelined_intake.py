@@ -1,0 +1,177 @@
+"""Intake's hot path writes through pipelined psycopg statements instead of the ORM's unit of work
+(issue 14): the same rows, the same locks, fewer round trips. These tests hold it to the promises
+the ORM path kept: concurrent submissions for one subject are linked to one request, each has its
+leaf and its outbox row, and no column the ORM would have filled is left to chance."""
+
+from __future__ import annotations
+
+import re
+import threading
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+import requests
+from flask.testing import FlaskClient
+from sqlalchemy import event, func, select, text
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.orm import Session
+
+from erasure import db, task_names, workflow
+from erasure.api import idempotency
+from erasure.audit import leaves
+from erasure.audit.models import AuditLeaf
+from erasure.core.models import ErasureRequest, Org, SubjectIdentifier
+from erasure.db import make_engine, make_sessionmaker
+from erasure.outbox import messages
+from erasure.outbox.models import OutboxMessage
+from tests.conftest import Committed, LiveServer
+from tests.intake.test_idle_ping import Clock, terminate
+
+#: Every INSERT the hot path sends, by table.
+INSERTS = {
+    "erasure_requests": workflow.INSERT_REQUEST_SQL,
+    "subject_identifiers": workflow.INSERT_IDENTIFIER_SQL,
+    "audit_leaves": leaves.INSERT_SQL,
+    "outbox": messages.INSERT_SQL,
+    "idempotency_records": idempotency.INSERT_SQL,
+}
+
+
+def _inserted_columns(sql: str) -> set[str]:
+    match = re.match(r"INSERT INTO \w+ \(([^)]*)\)", sql)
+    assert match is not None, sql
+    return {name.strip() for name in match.group(1).split(",")}
+
+
+@pytest.mark.parametrize("table", sorted(INSERTS))
+def test_every_column_the_orm_would_fill_is_written(table: str) -> None:
+    """A column with a Python-side default, or NOT NULL, must be named by the hot path's INSERT
+    unless the database fills it (a server default, an identity): otherwise a model change would
+    silently store NULL, or fail only on the hot path."""
+    columns = _inserted_columns(INSERTS[table])
+    for column in db.metadata.tables[table].columns:
+        if column.server_default is not None or column.identity is not None:
+            continue
+        if column.default is not None or not column.nullable:
+            assert column.name in columns, f"{table}.{column.name} is not written"
+
+
+def test_a_submission_sends_no_statement_through_the_orm(
+    client: FlaskClient, org: Org, officer_headers: dict[str, str], db_session: Session
+) -> None:
+    body = {"subject": {"phone": "+14155550100"}, "regulation": "gdpr", "org": org.name}
+    # The first request reads the API key (cached afterwards).
+    client.post("/v1/erasure-requests", json=body, headers=officer_headers)
+    statements: list[str] = []
+
+    def seen(_conn: object, _cursor: object, statement: str, *_args: object) -> None:
+        if "SAVEPOINT" not in statement:  # the test session's commits release savepoints
+            statements.append(statement)
+
+    event.listen(Engine, "before_cursor_execute", seen)
+    try:
+        headers = officer_headers | {"Idempotency-Key": f'"{uuid.uuid4()}"'}
+        response = client.post("/v1/erasure-requests", json=body, headers=headers)
+    finally:
+        event.remove(Engine, "before_cursor_execute", seen)
+    assert response.status_code == 202
+    assert statements == []
+    request_id = uuid.UUID(response.get_json()["id"])
+    # And everything was written: linked to the first request, one leaf, one outbox row.
+    stored = db_session.get(ErasureRequest, request_id)
+    assert stored is not None and stored.duplicate_of_id is not None
+    assert (
+        db_session.scalar(
+            select(func.count()).select_from(AuditLeaf).where(AuditLeaf.request_id == request_id)
+        )
+        == 1
+    )
+    outbox_args = db_session.scalars(
+        select(OutboxMessage.args).where(OutboxMessage.task_name == task_names.RESOLVE)
+    ).all()
+    assert [str(request_id), 0] in outbox_args
+
+
+def test_concurrent_submissions_for_one_subject_link_to_one_request(
+    live_server: LiveServer, committed: Committed
+) -> None:
+    """The subject lock and the duplicate lookup travel in one round trip; the lookup is a later
+    statement than the lock, so each submission sees the ones committed before it."""
+    phone = f"+1415555{uuid.uuid4().int % 10000:04d}"
+    body = {"subject": {"phone": phone}, "regulation": "gdpr", "org": committed.org_name}
+    start = threading.Barrier(20)
+
+    def post(_: int) -> requests.Response:
+        start.wait()
+        headers = committed.headers | {"Idempotency-Key": f'"{uuid.uuid4()}"'}
+        return requests.post(
+            f"{live_server.url}/v1/erasure-requests", json=body, headers=headers, timeout=60
+        )
+
+    with ThreadPoolExecutor(max_workers=20) as pool:
+        responses = list(pool.map(post, range(20)))
+    assert [r.status_code for r in responses] == [202] * 20
+    answered = {uuid.UUID(r.json()["id"]): r.json()["duplicate_of"] for r in responses}
+    with live_server.sessionmaker() as session:
+        rows = session.execute(
+            select(ErasureRequest.id, ErasureRequest.duplicate_of_id)
+            .join(Org)
+            .where(Org.name == committed.org_name)
+        ).all()
+        roots = [request_id for request_id, linked in rows if linked is None]
+        assert len(roots) == 1 and len(rows) == 20
+        assert {linked for _, linked in rows if linked is not None} == {roots[0]}
+        assert {request_id for request_id, _ in rows} == set(answered)
+        # The answer names the link it stored (the same key submitted all of them).
+        assert all(
+            (linked is None) == (request_id == roots[0]) for request_id, linked in answered.items()
+        )
+        ids = [request_id for request_id, _ in rows]
+        leaf_counts = session.execute(
+            select(AuditLeaf.request_id, func.count())
+            .where(AuditLeaf.request_id.in_(ids))
+            .group_by(AuditLeaf.request_id)
+        ).all()
+        assert sorted(count for _, count in leaf_counts) == [1] * 20
+        identifiers = session.scalar(
+            select(func.count())
+            .select_from(SubjectIdentifier)
+            .where(SubjectIdentifier.request_id.in_(ids))
+        )
+        assert identifiers == 20
+        queued = {
+            args[0]
+            for args in session.scalars(
+                select(OutboxMessage.args).where(OutboxMessage.task_name == task_names.RESOLVE)
+            )
+        }
+        assert {str(i) for i in ids} <= queued
+
+
+def test_a_lost_connection_in_a_pipeline_is_a_database_outage_and_empties_the_pool(
+    database_url: str,
+) -> None:
+    """Pipelined statements bypass SQLAlchemy's execution, not its promises: a connection that
+    died is answered as SQLAlchemy would (a DBAPIError that `database_unavailable` recognises,
+    so the API says 503), and the next session gets a live connection."""
+    # A clock that stands still: the connection is always within the bound, never pinged.
+    engine = make_engine(database_url, pool_size=1, ping_idle_after_s=10, clock=Clock())
+    maker = make_sessionmaker(engine)
+    try:
+        with maker() as session:
+            first = int(session.execute(text("SELECT pg_backend_pid()")).scalar_one())
+            session.commit()
+        terminate(database_url, first)
+        with (
+            maker() as session,
+            pytest.raises(DBAPIError) as caught,
+            db.pipelined(session) as connection,
+        ):
+            connection.execute("SELECT 1")
+        assert db.database_unavailable(caught.value)
+        with maker() as session:
+            assert int(session.execute(text("SELECT pg_backend_pid()")).scalar_one()) != first
+    finally:
+        engine.dispose()
