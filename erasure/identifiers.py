@@ -95,6 +95,8 @@ def normalize(kind: IdentifierKind, value: str) -> str:
             return normalize_salesforce_id(value, key_prefix="003")
         case IdentifierKind.MESSAGING_END_USER_ID:
             return normalize_salesforce_id(value, key_prefix="0PA")
+        case IdentifierKind.CONVERSATION_ID:
+            return normalize_salesforce_id(value, key_prefix="0dw")
 
 
 def pseudonym(key: bytes, kind: IdentifierKind, normalized: str) -> bytes:

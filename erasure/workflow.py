@@ -25,6 +25,7 @@ from erasure.core import request_pages
 from erasure.core.models import (
     TERMINAL_REQUEST_STATUSES,
     ErasureRequest,
+    ErasureScope,
     IdentifierKind,
     Org,
     Regulation,
@@ -59,6 +60,7 @@ class Submission:
     # Who submitted it, as the audit log names them (`api-key:<prefix>`, `user:<id>`,
     # `webhook:<source>`, `opendsr:<key id>`): staff and systems, never the subject.
     submitted_by: str | None = None
+    scope: ErasureScope = ErasureScope.SUBJECT
 
 
 @dataclass(frozen=True)
@@ -116,8 +118,8 @@ LIMIT 1
 INSERT_REQUEST_SQL = (
     "INSERT INTO erasure_requests (id, org_id, source, reference_system, reference_id, "
     "reference_url, regulation, received_at, due_at, status, notes_ciphertext, notes_key_id, "
-    "duplicate_of_id, api_key_id, attempt, is_at_risk, created_at, updated_at) VALUES "
-    "(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, 0, false, %s, %s)"
+    "duplicate_of_id, api_key_id, attempt, is_at_risk, created_at, updated_at, scope) VALUES "
+    "(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, 0, false, %s, %s, %s)"
 )
 INSERT_IDENTIFIER_SQL = (
     "INSERT INTO subject_identifiers (request_id, kind, blind_index, ciphertext, key_id) "
@@ -228,6 +230,7 @@ class PendingSubmission:
             reference_id=submission.reference_id,
             reference_url=submission.reference_url,
             regulation=submission.regulation,
+            scope=submission.scope,
             received_at=received_at,
             due_at=deadlines.due_at(submission.regulation, received_at),
             status=RequestStatus.RECEIVED,
@@ -271,6 +274,7 @@ class PendingSubmission:
                 submission.api_key_id,
                 now,
                 now,
+                submission.scope.value,
             ),
         )
         self._write_subject(request_id)
@@ -317,6 +321,12 @@ class PendingSubmission:
             "reference": {"system": submission.reference_system, "id": submission.reference_id},
             "duplicate_of": str(primary_id) if primary_id else None,
             "submitted_by": submission.submitted_by,
+            # Only a conversations-only request says so: older leaves keep their shape.
+            **(
+                {"scope": submission.scope.value}
+                if submission.scope is not ErasureScope.SUBJECT
+                else {}
+            ),
         }
 
 

@@ -161,7 +161,7 @@ def _resolve(ctx: Pipeline, request_id: uuid.UUID) -> bool:
             if row.ciphertext is not None and row.key_id is not None
         ]
         claim = resolve.Claim(request_id, access.attempt, access.org_id, identifiers)
-    end_user_ids = resolve.look_up(ctx, claim)
+    end_user_ids = [record_id for _, record_id in resolve.look_up(ctx, claim)]
     with ctx.sessionmaker() as session:
         client = ctx.clients.any_for_org(session.get_one(Org, claim.org_id))
     conversations = client.conversations_of(end_user_ids) if client and end_user_ids else []

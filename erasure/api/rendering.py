@@ -74,6 +74,7 @@ def render(
         org=erasure_request.org.name,
         source=erasure_request.source,
         regulation=erasure_request.regulation,
+        scope=erasure_request.scope,
         received_at=erasure_request.received_at,
         due_at=erasure_request.due_at,
         reference=reference,

@@ -40,7 +40,7 @@ from erasure.web.inputs import (
     UNTIL_END_OF_NOTE,
     UNTIL_END_OF_SCHEMA,
     CancelIn,
-    ErasureRequestIn,
+    ErasureSubmissionIn,
     UntilEndOf,
 )
 from erasure.web.problems import field_error
@@ -55,7 +55,7 @@ from erasure.web.responses import json_response, parse_body, read_model
     Documented(
         summary="Submit an erasure request",
         tag="erasure-requests",
-        body=ErasureRequestIn,
+        body=ErasureSubmissionIn,
         idempotent_key=True,
         responses={
             202: ("Accepted; the request will be carried out.", ErasureRequestOut),
@@ -66,15 +66,14 @@ from erasure.web.responses import json_response, parse_body, read_model
 def create_erasure_request() -> Response:
     resources = web_resources()
     settings = resources.settings
-    body = read_model(ErasureRequestIn)
+    body = read_model(ErasureSubmissionIn)
     session = get_session()
     api_key = current_key()
     key = idempotency.header_key()
     print_ = idempotency.fingerprint(read_body(max_bytes=settings.max_body_bytes))
     submission = workflow.Submission(
-        identifiers=[
-            workflow.Identifier(kind, value) for kind, value in body.subject.identifier_pairs()
-        ],
+        identifiers=[workflow.Identifier(kind, value) for kind, value in body.identifier_pairs()],
+        scope=body.effective_scope(),
         regulation=body.regulation,
         source=Source.API,
         org=body.org,

@@ -7,7 +7,7 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from erasure.core.models import Regulation, RequestStatus, Source
+from erasure.core.models import ErasureScope, Regulation, RequestStatus, Source
 
 
 class ReferenceOut(BaseModel):
@@ -40,6 +40,11 @@ class ErasureRequestOut(BaseModel):
     org: str
     source: Source
     regulation: Regulation
+    scope: ErasureScope = Field(
+        ErasureScope.SUBJECT,
+        description="`subject`: the Messaging end users are deleted; `conversations`: "
+        "conversations only, the end users kept.",
+    )
     received_at: datetime
     due_at: datetime
     reference: ReferenceOut | None

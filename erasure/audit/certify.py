@@ -21,7 +21,7 @@ from erasure.audit.certificate import ProvenLeaf, build_certificate
 from erasure.audit.checkpoint import SigningKey
 from erasure.audit.leaves import timestamp
 from erasure.audit.models import AuditCheckpoint, AuditLeaf
-from erasure.core.models import ErasureRequest, RequestStatus, TargetStatus
+from erasure.core.models import ErasureRequest, ErasureScope, RequestStatus, TargetStatus
 from erasure.errors import InvalidTransition, NotFound, NotReady
 
 CERTIFIABLE = frozenset({RequestStatus.COMPLETED, RequestStatus.COMPLETED_NO_DATA})
@@ -81,6 +81,8 @@ def certificate_for(
             key=lambda entry: (entry["kind"], entry["pseudonym"]),
         ),
     }
+    if erasure_request.scope is not ErasureScope.SUBJECT:  # conversations only: says so
+        summary["scope"] = erasure_request.scope.value
     facts = _target_facts(leaf.leaf for leaf in leaves)
     waits = _hold_waits(leaf.leaf for leaf in leaves)
     if waits:  # only a request that waited on a legal hold says so

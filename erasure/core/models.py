@@ -101,6 +101,15 @@ class IdentifierKind(StrEnum):
     MESSAGING_PLATFORM_KEY = "messaging_platform_key"
     CONTACT_ID = "contact_id"
     MESSAGING_END_USER_ID = "messaging_end_user_id"
+    CONVERSATION_ID = "conversation_id"  # a Conversation (0dw...) to erase, end user kept
+
+
+class ErasureScope(StrEnum):
+    """What an erasure deletes: the subject's Messaging end users (and with them every
+    conversation), or conversations only, the end users kept."""
+
+    SUBJECT = "subject"
+    CONVERSATIONS = "conversations"
 
 
 class DeleteRoute(StrEnum):
@@ -206,6 +215,11 @@ class ErasureRequest(Base):
     reference_id: Mapped[str | None] = mapped_column(String(255), comment="ticket or controller id")
     reference_url: Mapped[str | None] = mapped_column(String(2048))
     regulation: Mapped[Regulation] = mapped_column(str_enum(Regulation, "regulation"))
+    scope: Mapped[ErasureScope] = mapped_column(
+        str_enum(ErasureScope, "erasure_scope"),
+        default=ErasureScope.SUBJECT,
+        server_default=ErasureScope.SUBJECT.value,
+    )
     received_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), comment="when the subject asked: the deadline runs from here"
     )

@@ -1,4 +1,6 @@
-"""Resolve: a request's subject -> the Salesforce records to delete (MessagingEndUser ids, by SOQL).
+"""Resolve: a request's subject -> the Salesforce records to delete, by SOQL: its MessagingEndUser
+ids, or for a conversations-only request (scope `conversations`, the end users kept) the
+Conversation ids it lists, or else every conversation of the subject's end users.
 
 Three steps with the network outside any transaction: claim (bump the fencing attempt, move to
 `resolving`), look up, then record the targets only if the claim still holds. A late or duplicate
@@ -24,6 +26,7 @@ from sqlalchemy.orm import Session
 from erasure.core.models import (
     TERMINAL_REQUEST_STATUSES,
     ErasureRequest,
+    ErasureScope,
     IdentifierKind,
     Org,
     RequestStatus,
@@ -36,6 +39,7 @@ from erasure.identifiers import Sealed, identifier_context
 from erasure.pipeline.context import Pipeline
 from erasure.pipeline.deletions import attach
 from erasure.pipeline.holds import hold_if_covered
+from erasure.pipeline.salesforce_port import SalesforcePort
 from erasure.pipeline.states import (
     lock_request,
     move_request,
@@ -73,6 +77,11 @@ class Claim:
     attempt: int
     org_id: uuid.UUID
     identifiers: list[tuple[IdentifierKind, str]]
+    scope: ErasureScope = ErasureScope.SUBJECT
+
+
+#: A record to delete: its kind and its 18-char id.
+Found = tuple[TargetKind, str]
 
 
 def claim(  # noqa: PLR0911  # one early return per reason a message changes nothing
@@ -132,7 +141,7 @@ def claim(  # noqa: PLR0911  # one early return per reason a message changes not
             for row in rows
             if row.ciphertext is not None and row.key_id is not None
         ]
-        return Claim(request_id, request.attempt, org.id, identifiers)
+        return Claim(request_id, request.attempt, org.id, identifiers, request.scope)
 
 
 #: A primary in one of these states was approved (or needed no approval): its duplicates go on.
@@ -176,8 +185,9 @@ def _approve_with_primary(session: Session, request: ErasureRequest, *, at: date
     return True
 
 
-def look_up(ctx: Pipeline, claim: Claim) -> list[str]:
-    """Every MessagingEndUser id of the subject, deduplicated on the 15-char form."""
+def look_up(ctx: Pipeline, claim: Claim) -> list[Found]:
+    """The records to delete: the subject's MessagingEndUser ids, or for a conversations-only
+    request its Conversation ids; deduplicated on the 15-char form, sorted."""
     with ctx.sessionmaker() as session:
         org = session.get(Org, claim.org_id)
         if org is None:
@@ -193,11 +203,19 @@ def look_up(ctx: Pipeline, claim: Claim) -> list[str]:
             )
             session.commit()
             raise NoCredentialError("the org has no active credential")
+    if claim.scope is ErasureScope.CONVERSATIONS:
+        return [(TargetKind.CONVERSATION, i) for i in _conversations(client, claim.identifiers)]
+    return [(TargetKind.MESSAGING_END_USER, i) for i in _end_users(client, claim.identifiers)]
+
+
+def _end_users(client: SalesforcePort, identifiers: list[tuple[IdentifierKind, str]]) -> list[str]:
     # One form per record (18 characters), so targets of one record from different requests
     # and lookups compare equal.
     found: dict[str, str] = {}
     direct: list[str] = []
-    for kind, value in claim.identifiers:
+    for kind, value in identifiers:
+        if kind is IdentifierKind.CONVERSATION_ID:
+            continue  # names a conversation, not the subject
         if kind is IdentifierKind.MESSAGING_END_USER_ID:
             direct.append(value)
             continue
@@ -209,6 +227,19 @@ def look_up(ctx: Pipeline, claim: Claim) -> list[str]:
     return sorted(found.values())
 
 
+def _conversations(
+    client: SalesforcePort, identifiers: list[tuple[IdentifierKind, str]]
+) -> list[str]:
+    """The listed conversations that exist; with none listed, every conversation of the
+    subject's end users (through their messaging sessions)."""
+    listed = [value for kind, value in identifiers if kind is IdentifierKind.CONVERSATION_ID]
+    if listed:
+        ids: set[str] | list[str] = client.existing_conversations(listed)
+    else:
+        ids = [ref.id for ref in client.conversations_of(_end_users(client, identifiers))]
+    return sorted({sfids.to15(i): sfids.to18(i) for i in ids}.values())
+
+
 class NoCredentialError(SalesforceError):
     """The org has no active credential: a configuration fault, retried later by the sweeper."""
 
@@ -217,7 +248,7 @@ class NoCredentialError(SalesforceError):
     org_fault = True
 
 
-def record(ctx: Pipeline, claim: Claim, end_user_ids: list[str]) -> Outcome:
+def record(ctx: Pipeline, claim: Claim, found: list[Found]) -> Outcome:
     with ctx.sessionmaker() as session, session.begin():
         request = lock_request(session, claim.request_id)
         if (
@@ -227,8 +258,12 @@ def record(ctx: Pipeline, claim: Claim, end_user_ids: list[str]) -> Outcome:
         ):
             return Outcome.FENCED
         now = ctx.clock()
-        if not end_user_ids:
-            request.outcome = "no Messaging end user was found for the subject"
+        if not found:
+            request.outcome = (
+                "no conversation was found"
+                if claim.scope is ErasureScope.CONVERSATIONS
+                else "no Messaging end user was found for the subject"
+            )
             move_request(
                 session,
                 request,
@@ -243,14 +278,14 @@ def record(ctx: Pipeline, claim: Claim, end_user_ids: list[str]) -> Outcome:
                 id=uuid.uuid4(),
                 request_id=request.id,
                 org_id=request.org_id,
-                kind=TargetKind.MESSAGING_END_USER,
-                salesforce_id=end_user_id,
+                kind=kind,
+                salesforce_id=salesforce_id,
                 status=TargetStatus.PENDING,
                 due_at=request.due_at,
                 created_at=now,
                 updated_at=now,
             )
-            for end_user_id in end_user_ids
+            for kind, salesforce_id in found
         ]
         session.add_all(targets)
         move_request(
@@ -265,9 +300,9 @@ def record(ctx: Pipeline, claim: Claim, end_user_ids: list[str]) -> Outcome:
                     {
                         "target": str(target.id),
                         "kind": target.kind.value,
-                        "record": record_pseudonym(ctx.pseudonym_key, end_user_id),
+                        "record": record_pseudonym(ctx.pseudonym_key, target.salesforce_id or ""),
                     }
-                    for target, end_user_id in zip(targets, end_user_ids, strict=True)
+                    for target in targets
                 ],
             },
         )
@@ -289,5 +324,4 @@ def resolve(ctx: Pipeline, request_id: uuid.UUID, attempt: int) -> Outcome:
     claimed = claim(ctx, request_id, attempt)
     if isinstance(claimed, Outcome):
         return claimed
-    end_user_ids = look_up(ctx, claimed)
-    return record(ctx, claimed, end_user_ids)
+    return record(ctx, claimed, look_up(ctx, claimed))

@@ -23,7 +23,7 @@ from pydantic import (
 )
 
 from erasure import identifiers
-from erasure.core.models import IdentifierKind, Regulation
+from erasure.core.models import ErasureScope, IdentifierKind, Regulation
 
 # A received_at slightly in the future is clock skew; more than this is a mistake.
 MAX_CLOCK_SKEW = timedelta(minutes=5)
@@ -104,6 +104,9 @@ ContactId = Annotated[
 EndUserId = Annotated[
     str, Field(min_length=15, max_length=18), _normalizer(IdentifierKind.MESSAGING_END_USER_ID)
 ]
+ConversationId = Annotated[
+    str, Field(min_length=15, max_length=18), _normalizer(IdentifierKind.CONVERSATION_ID)
+]
 
 
 class Strict(BaseModel):
@@ -180,6 +183,46 @@ class ErasureRequestIn(Strict):
     )
     reference: ReferenceIn | None = None
     notes: str | None = Field(None, max_length=4000, description="Free text; stored encrypted.")
+
+
+class ErasureSubmissionIn(ErasureRequestIn):
+    """An erasure request as the intake API takes it: the subject's end users, or only
+    conversations (given by id, or every one of the subject's), the end users kept."""
+
+    scope: ErasureScope | None = Field(
+        None,
+        description="`subject` (the default): delete the subject's Messaging end users, and "
+        "with them every conversation. `conversations`: delete conversations only and keep the "
+        "end users; the ones listed in `conversations`, or when none are listed, every "
+        "conversation of the subject's end users. Listing conversations implies it.",
+    )
+    conversations: list[ConversationId] | None = Field(
+        None,
+        min_length=1,
+        max_length=200,
+        description="Conversation record ids (0dw..., 15 or 18 characters) to delete.",
+    )
+
+    @model_validator(mode="after")
+    def _scope_fits(self) -> ErasureSubmissionIn:
+        if self.conversations and self.scope is ErasureScope.SUBJECT:
+            raise ValueError(
+                "conversations are erased with scope conversations (the end users are kept); "
+                "leave conversations out to erase the subject"
+            )
+        return self
+
+    def effective_scope(self) -> ErasureScope:
+        if self.scope is not None:
+            return self.scope
+        return ErasureScope.CONVERSATIONS if self.conversations else ErasureScope.SUBJECT
+
+    def identifier_pairs(self) -> list[tuple[IdentifierKind, str]]:
+        """The subject's identifiers, then the conversations (each once)."""
+        pairs = self.subject.identifier_pairs()
+        for conversation_id in dict.fromkeys(self.conversations or []):
+            pairs.append((IdentifierKind.CONVERSATION_ID, conversation_id))
+        return pairs
 
 
 class CancelIn(Strict):
