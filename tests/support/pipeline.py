@@ -24,6 +24,7 @@ from erasure.core.models import (
     Credential,
     DeleteCall,
     ErasureRequest,
+    ErasureScope,
     IdentifierKind,
     Org,
     Regulation,
@@ -139,8 +140,10 @@ class World:
         kind: IdentifierKind = IdentifierKind.PHONE,
         regulation: Regulation = Regulation.GDPR,
         also: Sequence[tuple[IdentifierKind, str]] = (),
+        scope: ErasureScope = ErasureScope.SUBJECT,
     ) -> uuid.UUID:
-        """Submit a request for `value` (of `kind`), plus any further identifiers in `also`."""
+        """Submit a request for `value` (of `kind`), plus any further identifiers in `also`
+        (conversation ids among them for scope `conversations`)."""
         with self.session() as session:
             request = workflow.submit_request(
                 session,
@@ -151,6 +154,7 @@ class World:
                     regulation=regulation,
                     source=Source.API,
                     org=self.org_name,
+                    scope=scope,
                 ),
                 protection=workflow.Protection(self.ctx.vault, self.ctx.pseudonym_key),
                 default_org=None,
