@@ -160,6 +160,34 @@ def api_entry_points(run: Run, client: FlaskClient, keys: Keys, org: str) -> Non
         expect=200,
     )
     run.request_ids["api cancelled"] = to_cancel
+    conversation = f"0dw{TOKEN}000"  # a well-formed Conversation id that carries the token
+    run.request_ids["api conversations"] = run.keep(
+        "api conversations",
+        client.post(
+            "/v1/erasure-requests",
+            json={
+                "subject": {"email": email("api-conversations")},
+                "regulation": "gdpr",
+                "org": org,
+                "conversations": [conversation],
+            },
+            headers=officer,
+        ),
+        expect=202,
+    ).get_json()["id"]
+    run.keep(
+        "api bad conversation",
+        client.post(
+            "/v1/erasure-requests",
+            json={
+                "subject": {"email": email("api-conversations")},
+                "regulation": "gdpr",
+                "conversations": [f"0PA{TOKEN}000"],
+            },
+            headers=officer,
+        ),
+        expect=422,
+    )
     for where, body in (
         ("api unknown key", {"subject": {email("bad-key"): 1}, "regulation": "gdpr"}),
         ("api bad email", {"subject": {"email": f"{TOKEN}@@x"}, "regulation": "gdpr"}),

@@ -242,8 +242,11 @@ def test_no_canary_survives_anywhere(  # one run, then every place is scanned
             assert statuses[run.request_ids["api"]] is RequestStatus.COMPLETED
             assert all(statuses[rid] is RequestStatus.CANCELLED for rid in cancelled)
             assert all(statuses[rid] is RequestStatus.COMPLETED for rid in held)
-            # api 2, webhooks 4, opendsr 2, console 1, bulk 2, held 2
-            assert len(statuses) == 13
+            # No Conversation has the canary's id: resolved to nothing, nothing sent.
+            conversations = statuses[run.request_ids["api conversations"]]
+            assert conversations is RequestStatus.COMPLETED_NO_DATA
+            # api 3, webhooks 4, opendsr 2, console 1, bulk 2, held 2
+            assert len(statuses) == 14
             wait_until(lambda: delivered_callbacks(engine) >= 3 and jira.received, "callbacks")
             # Positive control: notices went through the mail path (extension, acknowledgement).
             wait_until(lambda: len(smtp.inbox.messages()) >= 2, "notices mailed")

@@ -10,8 +10,10 @@ def test_openapi_document_is_valid_3_1_and_describes_the_api(client: FlaskClient
     assert document["openapi"] == "3.1.0"
     create = document["paths"]["/v1/erasure-requests"]["post"]
     assert create["requestBody"]["content"]["application/json"]["schema"] == {
-        "$ref": "#/components/schemas/ErasureRequestIn"
+        "$ref": "#/components/schemas/ErasureSubmissionIn"
     }
+    erasure_in = document["components"]["schemas"]["ErasureSubmissionIn"]
+    assert {"subject", "regulation", "scope", "conversations"} <= set(erasure_in["properties"])
     assert set(create["responses"]) >= {"202", "400", "401", "403", "409", "413", "415", "422"}
     assert create["responses"]["422"]["content"]["application/problem+json"]["schema"][
         "$ref"
