@@ -24,6 +24,7 @@ from sqlalchemy import select
 
 from erasure import workflow
 from erasure.core.models import (
+    ErasureScope,
     Org,
     Regulation,
     Source,
@@ -31,7 +32,7 @@ from erasure.core.models import (
 from erasure.errors import UnknownOrg
 from erasure.ui import security
 from erasure.ui.blueprint import bp
-from erasure.web.inputs import ErasureRequestIn, validation_errors
+from erasure.web.inputs import ErasureRequestIn, ErasureSubmissionIn, validation_errors
 from erasure.web.relay import kick_relay
 from erasure.web.resources import get_session, web_resources
 
@@ -75,11 +76,26 @@ def _new_form_context(
     }
 
 
+def _scope_from_form() -> dict[str, Any]:
+    """The form's "what to erase" part, as the API's `scope` and `conversations`."""
+    fields: dict[str, Any] = {}
+    if request.form.get("scope"):
+        fields["scope"] = request.form["scope"]
+    conversations = request.form.get("conversations", "").replace(",", " ").split()
+    if conversations:
+        fields["conversations"] = conversations
+    return fields
+
+
 def submission(body: ErasureRequestIn, source: Source) -> workflow.Submission:
+    # The console's form takes a scope; bulk CSV rows erase the subject.
+    if isinstance(body, ErasureSubmissionIn):
+        pairs, scope = body.identifier_pairs(), body.effective_scope()
+    else:
+        pairs, scope = body.subject.identifier_pairs(), ErasureScope.SUBJECT
     return workflow.Submission(
-        identifiers=[
-            workflow.Identifier(kind, value) for kind, value in body.subject.identifier_pairs()
-        ],
+        identifiers=[workflow.Identifier(kind, value) for kind, value in pairs],
+        scope=scope,
         regulation=body.regulation,
         source=source,
         org=body.org,
@@ -120,7 +136,7 @@ def form_document(subject: dict[str, Any], fields: dict[str, str]) -> dict[str, 
 def validate_document(document: dict[str, Any]) -> tuple[ErasureRequestIn | None, dict[str, str]]:
     """Validate like the API; errors name fields and never repeat a value."""
     try:
-        return ErasureRequestIn.model_validate(document), {}
+        return ErasureSubmissionIn.model_validate(document), {}
     except ValidationError as exc:
         errors: dict[str, str] = {}
         for error in validation_errors(exc.errors(include_input=False)):
@@ -158,6 +174,7 @@ def new_request() -> ResponseReturnValue:
     fields = {name: request.form.get(name, "").strip() for name in FORM_FIELDS}
     received_at, date_error = _received_at(fields["received_on"])
     document = form_document(_subject_from_form(), fields | {"received_at": received_at or ""})
+    document |= _scope_from_form()
     body, errors = validate_document(document)
     if date_error:
         errors = {"received_on": date_error, **errors}
