@@ -147,6 +147,7 @@ def receive(
                 session,
                 workflow.Submission(
                     identifiers=result.identifiers,
+                    scope=result.scope,
                     regulation=result.regulation,
                     source=source.system,
                     org=source.org,

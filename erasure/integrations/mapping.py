@@ -6,12 +6,12 @@ rule or field, never a value. Pure: no I/O.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from erasure.core.models import IdentifierKind, Regulation, Source
+from erasure.core.models import ErasureScope, IdentifierKind, Regulation, Source
 from erasure.identifiers import InvalidIdentifier, normalize
 from erasure.workflow import Identifier
 
@@ -44,6 +44,16 @@ class FieldMapping(BaseModel):
     default_regulation: Regulation = Regulation.GDPR
     ticket_table: str | None = Field(
         None, max_length=80, description="ServiceNow: the table work notes are written to"
+    )
+    scope: str | None = Field(
+        None,
+        description="path of a scope value: `subject` (the default) or `conversations` (every "
+        "conversation of the subject, the end users kept)",
+    )
+    conversations: str | None = Field(
+        None,
+        description="path of Conversation ids (a list, or a space/comma-separated string): the "
+        "request erases those conversations only",
     )
 
 
@@ -85,6 +95,8 @@ PRESETS: dict[Source, dict[str, Any]] = {
         "reference_id": "data.reference.id",
         "reference_url": "data.reference.url",
         "regulation": "data.regulation",
+        "scope": "data.scope",
+        "conversations": "data.conversations",
     },
 }
 
@@ -121,11 +133,16 @@ class Ticket:
     reference_url: str | None
     identifiers: list[Identifier]
     regulation: Regulation
+    scope: ErasureScope = ErasureScope.SUBJECT
 
 
 @dataclass(frozen=True)
 class Ignored:
     reason: str
+
+
+#: As many conversation ids as the intake API takes in one request.
+MAX_CONVERSATIONS = 200
 
 
 def lookup(document: object, path: str) -> object:
@@ -201,4 +218,60 @@ def map_ticket(mapping: FieldMapping, document: Mapping[str, Any]) -> Ticket | I
             except ValueError:
                 return Ignored(f"unknown regulation at `{mapping.regulation}`")
     url = _text(lookup(document, mapping.reference_url), 2048) if mapping.reference_url else None
-    return Ticket(reference_id, url, identifiers, regulation)
+    return _with_scope(Ticket(reference_id, url, identifiers, regulation), mapping, document)
+
+
+def _with_scope(
+    ticket: Ticket, mapping: FieldMapping, document: Mapping[str, Any]
+) -> Ticket | Ignored:
+    """What the ticket erases: listed conversation ids imply conversations only."""
+    scope = _scope_value(mapping, document)
+    if isinstance(scope, Ignored):
+        return scope
+    conversations = _conversation_ids(mapping, document)
+    if isinstance(conversations, Ignored):
+        return conversations
+    if not conversations:
+        return replace(ticket, scope=scope or ErasureScope.SUBJECT)
+    if scope is ErasureScope.SUBJECT:
+        return Ignored(f"conversation ids at `{mapping.conversations}` need scope conversations")
+    identifiers = [*ticket.identifiers, *conversations]
+    return replace(ticket, identifiers=identifiers, scope=ErasureScope.CONVERSATIONS)
+
+
+def _scope_value(
+    mapping: FieldMapping, document: Mapping[str, Any]
+) -> ErasureScope | Ignored | None:
+    raw = _text(lookup(document, mapping.scope), 32) if mapping.scope else None
+    if not raw:
+        return None
+    try:
+        return ErasureScope(raw.lower())
+    except ValueError:
+        return Ignored(f"unknown scope at `{mapping.scope}`")
+
+
+def _conversation_ids(
+    mapping: FieldMapping, document: Mapping[str, Any]
+) -> list[Identifier] | Ignored:
+    if not mapping.conversations:
+        return []
+    value = lookup(document, mapping.conversations)
+    items = value if isinstance(value, list) else str(value or "").replace(",", " ").split()
+    if len(items) > MAX_CONVERSATIONS:
+        return Ignored(
+            f"more than {MAX_CONVERSATIONS} conversation ids at `{mapping.conversations}`"
+        )
+    found: dict[str, Identifier] = {}
+    for item in items:
+        raw = _text(item, 64)
+        if raw is None:
+            continue
+        try:
+            conversation_id = normalize(IdentifierKind.CONVERSATION_ID, raw)
+        except InvalidIdentifier as exc:
+            return Ignored(f"a conversation id at `{mapping.conversations}` {exc}")
+        found.setdefault(
+            conversation_id, Identifier(IdentifierKind.CONVERSATION_ID, conversation_id)
+        )
+    return list(found.values())
