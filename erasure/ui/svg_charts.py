@@ -10,10 +10,10 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-WIDTH = 640
-HEIGHT = 220
+WIDTH = 420
+HEIGHT = 190
 #: Room for the y-axis labels on the left and the category labels below.
-LEFT, TOP, BOTTOM, RIGHT = 44, 12, 34, 8
+LEFT, TOP, BOTTOM, RIGHT = 40, 12, 30, 8
 #: Dark enough to keep 4.5:1 against white, and apart from each other.
 COLOURS = ("#0b4f9c", "#8a4b00", "#1b5e20", "#6a1b9a")
 
@@ -60,6 +60,10 @@ class Chart:
 
     def cell(self, value: float | None) -> str:
         return "—" if value is None else format_value(value, self.unit)
+
+    def axis(self, value: float) -> str:
+        """The y-axis label: the number, and "%" (other units are in the title: no room)."""
+        return format_value(value, "%" if self.unit == "%" else "")
 
 
 def format_value(value: float, unit: str) -> str:
@@ -112,7 +116,7 @@ def bar_chart(
                     text=f"{category}, {one.name}: {format_value(value, unit)}",
                 )
             )
-    every = max(1, math.ceil(len(categories) / 8))
+    every = max(1, math.ceil(len(categories) / 6))
     ticks = [
         Tick(x=round(LEFT + i * group + group / 2, 1), text=category)
         for i, category in enumerate(categories)
