@@ -1,7 +1,7 @@
 """The dashboard's charts and the auditor's worded results in headless Chromium: a request carried
 out against the Salesforce sandbox shows in the charts (its week, its execution user's delete
 calls), the charts' data tables say what the database says, the printable certificate hides the
-site's navigation in print, and an uploaded certificate's result names what it proves. axe-core
+site's navigation in print, a request whose prediction slipped says why, and an uploaded certificate's result names what it proves. axe-core
 finds no violation on these pages.
 
 Screenshots go into docs/ with ERASURE_SCREENSHOTS=1, else into the test's temporary directory.
@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import re
 import secrets
+import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -21,9 +22,17 @@ import pytest
 from sqlalchemy import Engine, delete
 
 from erasure.accounts.models import Role, User
-from erasure.audit import store
+from erasure.audit import leaves, store
 from erasure.audit.checkpoint import SigningKey
-from erasure.core.models import ErasureRequest, Regulation, RequestStatus, Source
+from erasure.core.models import (
+    ErasureRequest,
+    Regulation,
+    RequestStatus,
+    Source,
+    Target,
+    TargetKind,
+    TargetStatus,
+)
 from erasure.db import make_sessionmaker
 from erasure.ui import accounts, chart_figures
 from tests.support.browser import (  # noqa: F401  # fixtures: the live console, Chromium
@@ -109,6 +118,45 @@ def seed_closed_weeks(org_world: World, now: datetime) -> None:
             )
 
 
+def seed_slipping(org_world: World, now: datetime) -> uuid.UUID:
+    """An open request whose record waits on an open Messaging session, predicted later than
+    when it was first flagged at risk."""
+    with org_world.session() as session, session.begin():
+        request = ErasureRequest(
+            org_id=org_world.org_id,
+            source=Source.UI,
+            regulation=Regulation.GDPR,
+            received_at=now - timedelta(days=20),
+            due_at=now + timedelta(days=10),
+            status=RequestStatus.DELETING,
+            predicted_completion_at=now + timedelta(days=12),
+            is_at_risk=True,
+        )
+        session.add(request)
+        session.flush()
+        session.add(
+            Target(
+                request_id=request.id,
+                org_id=org_world.org_id,
+                kind=TargetKind.MESSAGING_END_USER,
+                salesforce_id="0PA000000000077AAA",
+                status=TargetStatus.BLOCKED_OPEN_SESSION,
+                due_at=request.due_at,
+            )
+        )
+        leaves.append(
+            session,
+            kind="request.at_risk",
+            request_id=request.id,
+            at=now - timedelta(days=2),
+            data={
+                "predicted_completion_at": leaves.timestamp(now + timedelta(days=9)),
+                "due_at": leaves.timestamp(request.due_at),
+            },
+        )
+        return request.id
+
+
 def test_charts_and_worded_proofs_in_the_browser(
     browser: Any,  # noqa: F811  # the fixture imported above
     console_url: str,  # noqa: F811
@@ -127,6 +175,7 @@ def test_charts_and_worded_proofs_in_the_browser(
     with maker() as session:
         before = chart_figures.weekly(session, now)
     seed_closed_weeks(world, now)
+    slipping = seed_slipping(world, now)
     with maker() as session:
         while store.sequence(session):
             pass
@@ -172,6 +221,14 @@ def test_charts_and_worded_proofs_in_the_browser(
     assert sum(int(row[1]) for row in calls) == sum(expected.per_hour) >= 1
     assert len(calls) == 24
     accessible(page, "dashboard with charts and their tables open")
+
+    # A request whose prediction slipped says why.
+    page.goto(f"{console_url}/ui/requests/{slipping}")
+    why = page.locator("#why-predicted").inner_text()
+    assert "3 day(s) later" in why
+    assert "wait for an open Messaging session to end" in why
+    accessible(page, "request page with the prediction's reasons")
+    page.screenshot(path=str(shots / "console-request-why.png"), full_page=True)
 
     # An auditor prints the certificate and has the JSON's proof stated in words.
     context.clear_cookies()
