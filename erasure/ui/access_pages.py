@@ -39,7 +39,9 @@ def download_links(access: AccessRequest, *, now: datetime) -> ExportLinks | Non
     if access.expires_at is not None:
         expires = min(expires, access.expires_at)
     token = links.mint(web_resources().protection.pseudonym_key, access.id, expires)
-    base = f"{settings.public_url.rstrip('/')}/v1/access-exports/{token}"
+    # Relative: the console and the API are one app, and the page's own origin is right
+    # wherever the console is reached from.
+    base = f"/v1/access-exports/{token}"
     return ExportLinks(f"{base}?format=json", f"{base}?format=html", expires)
 
 

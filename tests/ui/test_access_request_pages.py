@@ -24,7 +24,7 @@ from tests.support.audited_requests import checkpoint_now
 from tests.support.console import CONSOLE_ROLES, SignedIn
 
 EMAIL = "console.access.canary@example.com"
-LINK = re.compile(r'href="https://erasure\.test(/v1/access-exports/[^"?]+)\?format=(json|html)"')
+LINK = re.compile(r'href="(/v1/access-exports/[^"?]+)\?format=(json|html)"')
 
 
 def test_the_form_opens_an_access_request_and_its_page_follows_it(
