@@ -7,9 +7,7 @@ generates keys into its data directory; production supplies them from its secret
 from __future__ import annotations
 
 import base64
-import binascii
 import ipaddress
-from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 from urllib.parse import urlsplit
@@ -17,26 +15,9 @@ from urllib.parse import urlsplit
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from erasure.config_values import Mode, SmtpSecurity, decode_key
 
-class Mode(StrEnum):
-    PRODUCTION = "production"
-    DEVELOPMENT = "development"
-
-
-def _decode_key(text: str, *, what: str) -> bytes:
-    try:
-        raw = base64.b64decode(text.strip(), validate=True)
-    except (binascii.Error, ValueError) as exc:
-        raise ValueError(f"{what} must be base64") from exc
-    if len(raw) != 32:
-        raise ValueError(f"{what} must decode to 32 bytes, got {len(raw)}")
-    return raw
-
-
-class SmtpSecurity(StrEnum):
-    STARTTLS = "starttls"
-    TLS = "tls"
-    NONE = "none"
+__all__ = ["Mode", "Settings", "SmtpSecurity"]
 
 
 class Settings(BaseSettings):
@@ -336,7 +317,7 @@ class Settings(BaseSettings):
         if not value:
             raise ValueError("at least one encryption key is required")
         for key_id, material in value.items():
-            _decode_key(material.get_secret_value(), what=f"encryption key {key_id!r}")
+            decode_key(material.get_secret_value(), what=f"encryption key {key_id!r}")
         return value
 
     opendsr_certificate_file: Path | None = Field(
@@ -385,7 +366,7 @@ class Settings(BaseSettings):
     @field_validator("pseudonym_key")
     @classmethod
     def _check_pseudonym_key(cls, value: SecretStr) -> SecretStr:
-        _decode_key(value.get_secret_value(), what="pseudonym_key")
+        decode_key(value.get_secret_value(), what="pseudonym_key")
         return value
 
     @field_validator("secret_key")

@@ -5,20 +5,12 @@ Postgres, a real backend termination, an injected clock."""
 
 from __future__ import annotations
 
-import psycopg
 import pytest
 from sqlalchemy import Engine, text
 from sqlalchemy.exc import OperationalError
 
 from erasure.db import database_unavailable, make_engine
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
+from tests.support.databases import SteppedClock, terminate
 
 
 def backend(engine: Engine) -> int:
@@ -26,22 +18,13 @@ def backend(engine: Engine) -> int:
         return int(connection.execute(text("SELECT pg_backend_pid()")).scalar_one())
 
 
-def terminate(database_url: str, pid: int) -> None:
-    plain = database_url.replace("postgresql+psycopg://", "postgresql://", 1)
-    with psycopg.connect(plain, autocommit=True) as admin:
-        admin.execute("SELECT pg_terminate_backend(%s)", [pid])
-        # Wait until the backend is gone, so the test does not race the termination.
-        while admin.execute("SELECT 1 FROM pg_stat_activity WHERE pid = %s", [pid]).fetchone():
-            admin.execute("SELECT pg_sleep(0.01)")
-
-
 @pytest.fixture
-def clock() -> Clock:
-    return Clock()
+def clock() -> SteppedClock:
+    return SteppedClock()
 
 
 def test_a_dead_connection_that_idled_past_the_bound_is_replaced_silently(
-    database_url: str, clock: Clock
+    database_url: str, clock: SteppedClock
 ) -> None:
     engine = make_engine(database_url, pool_size=1, ping_idle_after_s=10, clock=clock)
     try:
@@ -53,7 +36,9 @@ def test_a_dead_connection_that_idled_past_the_bound_is_replaced_silently(
         engine.dispose()
 
 
-def test_a_connection_used_within_the_bound_is_not_pinged(database_url: str, clock: Clock) -> None:
+def test_a_connection_used_within_the_bound_is_not_pinged(
+    database_url: str, clock: SteppedClock
+) -> None:
     engine = make_engine(database_url, pool_size=1, ping_idle_after_s=10, clock=clock)
     try:
         first = backend(engine)

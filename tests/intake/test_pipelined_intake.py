@@ -26,8 +26,8 @@ from erasure.core.models import ErasureRequest, Org, SubjectIdentifier
 from erasure.db import make_engine, make_sessionmaker
 from erasure.outbox import messages
 from erasure.outbox.models import OutboxMessage
-from tests.conftest import Committed, LiveServer
-from tests.intake.test_idle_ping import Clock, terminate
+from tests.support.databases import SteppedClock, terminate
+from tests.support.web import Committed, LiveServer
 
 #: Every INSERT the hot path sends, by table.
 INSERTS = {
@@ -157,7 +157,7 @@ def test_a_lost_connection_in_a_pipeline_is_a_database_outage_and_empties_the_po
     died is answered as SQLAlchemy would (a DBAPIError that `database_unavailable` recognises,
     so the API says 503), and the next session gets a live connection."""
     # A clock that stands still: the connection is always within the bound, never pinged.
-    engine = make_engine(database_url, pool_size=1, ping_idle_after_s=10, clock=Clock())
+    engine = make_engine(database_url, pool_size=1, ping_idle_after_s=10, clock=SteppedClock())
     maker = make_sessionmaker(engine)
     try:
         with maker() as session:

@@ -4,10 +4,11 @@ for every test, and clients that talk to it over the network (no mocked HTTP).""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import pytest
 import redis
+import requests
 
 from erasure.salesforce import (
     CredentialSettings,
@@ -16,17 +17,11 @@ from erasure.salesforce import (
     OrgSettings,
     SalesforceClient,
     Timeouts,
-    TokenPolicy,
 )
 from erasure.salesforce.sandbox import SandboxHandle, SeededEndUser
 from erasure.salesforce.sandbox import seed_demo as _seed_demo
+from tests.support.salesforce import CLIENT_A, CLIENT_B, FAST_TOKENS, MakeClient
 from tests.support.sandbox import reset_sandbox
-
-CLIENT_A = ("erasure-app-a", "secret-a-0123456789")
-CLIENT_B = ("erasure-app-b", "secret-b-0123456789")
-
-#: Fast backoff so fault tests finish in milliseconds, not seconds.
-FAST_TOKENS = TokenPolicy(backoff_base_s=0.01, backoff_cap_s=0.05, lock_wait_s=10.0)
 
 
 @pytest.fixture
@@ -84,9 +79,6 @@ def redis_prefix(redis_client: redis.Redis) -> Iterator[str]:
         redis_client.delete(key)
 
 
-MakeClient = Callable[..., SalesforceClient]
-
-
 @pytest.fixture
 def make_client(org_settings: OrgSettings, credential: CredentialSettings) -> Iterator[MakeClient]:
     """Build clients (closed after the test); keyword arguments override the defaults."""
@@ -114,3 +106,11 @@ def make_client(org_settings: OrgSettings, credential: CredentialSettings) -> It
 @pytest.fixture
 def client(make_client: MakeClient) -> SalesforceClient:
     return make_client()
+
+
+@pytest.fixture
+def http(sandbox: SandboxHandle) -> Iterator[requests.Session]:
+    """A plain HTTP session for raw calls to the sandbox."""
+    session = requests.Session()
+    yield session
+    session.close()

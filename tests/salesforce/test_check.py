@@ -17,8 +17,7 @@ from erasure.salesforce import CredentialSettings, DeleteIdsIn, OrgSettings, Rou
 from erasure.salesforce.check import IMPOSSIBLE_ID, Outcome, run_check
 from erasure.salesforce.commands import salesforce_group
 from erasure.salesforce.sandbox import SandboxHandle, seed_demo
-
-from .conftest import CLIENT_A
+from tests.support.salesforce import CLIENT_A
 
 
 def _check(

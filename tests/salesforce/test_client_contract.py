@@ -8,37 +8,20 @@ from dataclasses import replace
 import pytest
 
 from erasure.salesforce import (
-    AmbiguousDeleteError,
     BadRequestError,
     DeleteIdsIn,
     EngagementApiNotFoundError,
-    InMemoryUsageStore,
     LogState,
     OpenSessionError,
-    OrgEndpointNotFoundError,
     OrgSettings,
-    RateLimitedError,
     Route,
     SalesforceClient,
     Subject,
     SubjectKind,
-    Timeouts,
-    UnavailableError,
     logs_by_entity,
 )
-from erasure.salesforce.sandbox import Fault, SandboxHandle, SeededEndUser, add_end_user
-
-from .conftest import MakeClient
-
-
-def _seed(sandbox: SandboxHandle, **spec: object) -> SeededEndUser:
-    with sandbox.org.lock:
-        return add_end_user(sandbox.org.data, **spec)  # type: ignore[arg-type]
-
-
-def _finish_logs(sandbox: SandboxHandle) -> None:
-    sandbox.org.advance(10 * sandbox.org.config.log_step_s)
-
+from erasure.salesforce.sandbox import SandboxHandle
+from tests.support.salesforce import MakeClient, finish_logs, seed
 
 # -- resolving a subject ----------------------------------------------------------------------
 
@@ -46,9 +29,9 @@ def _finish_logs(sandbox: SandboxHandle) -> None:
 def test_find_end_users_by_each_kind_of_identifier(
     client: SalesforceClient, sandbox: SandboxHandle
 ) -> None:
-    sms = _seed(sandbox, platform_key="+15550001111", email="sms@example.com", phone="+15550001111")
-    wa = _seed(sandbox, platform_key="whatsapp:+15550002222", message_type="WhatsApp")
-    _seed(sandbox, platform_key="+15559999999", email="other@example.com")
+    sms = seed(sandbox, platform_key="+15550001111", email="sms@example.com", phone="+15550001111")
+    wa = seed(sandbox, platform_key="whatsapp:+15550002222", message_type="WhatsApp")
+    seed(sandbox, platform_key="+15559999999", email="other@example.com")
 
     by_phone = client.find_end_users(Subject(SubjectKind.PHONE, "+15550001111"))
     assert [e.id for e in by_phone] == [sms.end_user_id]
@@ -82,7 +65,7 @@ def test_a_contact_is_found_by_phone_however_the_org_wrote_the_number(
 ) -> None:
     """Real orgs hold phones as people typed them. The end user here is a web chat user (its
     platform key is no phone number), so only the Contact's phone leads to it."""
-    person = _seed(
+    person = seed(
         sandbox, platform_key="web:7f3c", message_type="EmbeddedMessaging", email="p@example.com"
     )
     with sandbox.org.lock:
@@ -98,13 +81,13 @@ def test_phone_lookup_finds_only_the_subjects_own_numbers(
     """A search over every phone field also matches an assistant's line or a fax: those are not
     the subject's, so the client keeps a contact only when one of its own numbers is the same
     number. A number with an extension is another line."""
-    assistant = _seed(
+    assistant = seed(
         sandbox, platform_key="web:a1", message_type="EmbeddedMessaging", email="a@x.io"
     )
-    extension = _seed(
+    extension = seed(
         sandbox, platform_key="web:a2", message_type="EmbeddedMessaging", email="e@x.io"
     )
-    neighbour = _seed(
+    neighbour = seed(
         sandbox, platform_key="web:a3", message_type="EmbeddedMessaging", email="n@x.io"
     )
     with sandbox.org.lock:
@@ -119,9 +102,9 @@ def test_platform_keys_of_a_phone_are_still_matched_exactly(
     client: SalesforceClient, sandbox: SandboxHandle
 ) -> None:
     """SMS and WhatsApp keys are written by Salesforce in E.164: no search needed for them."""
-    sms = _seed(sandbox, platform_key="+15550001212", message_type="Text")
-    wa = _seed(sandbox, platform_key="whatsapp:+15550001212", message_type="WhatsApp")
-    _seed(sandbox, platform_key="+15550001213", message_type="Text")
+    sms = seed(sandbox, platform_key="+15550001212", message_type="Text")
+    wa = seed(sandbox, platform_key="whatsapp:+15550001212", message_type="WhatsApp")
+    seed(sandbox, platform_key="+15550001213", message_type="Text")
     found = client.find_end_users(Subject(SubjectKind.PHONE, "+15550001212"))
     assert {e.id for e in found} == {sms.end_user_id, wa.end_user_id}
 
@@ -138,14 +121,14 @@ def test_platform_keys_of_a_phone_are_still_matched_exactly(
 def test_soql_literals_are_escaped(
     client: SalesforceClient, sandbox: SandboxHandle, hostile: str
 ) -> None:
-    _seed(sandbox, platform_key="+15550003333", email="victim@example.com")
-    quoted = _seed(sandbox, platform_key="+15550004444", email=hostile)
+    seed(sandbox, platform_key="+15550003333", email="victim@example.com")
+    quoted = seed(sandbox, platform_key="+15550004444", email=hostile)
     found = client.find_end_users(Subject(SubjectKind.EMAIL, hostile))
     assert [e.id for e in found] == [quoted.end_user_id]
 
 
 def test_query_follows_next_records_url(client: SalesforceClient, sandbox: SandboxHandle) -> None:
-    seeded = [_seed(sandbox, platform_key=f"+1555000{n:04d}") for n in range(7)]
+    seeded = [seed(sandbox, platform_key=f"+1555000{n:04d}") for n in range(7)]
     sandbox.org.configure(query_batch_size=3)
     ids = {s.end_user_id for s in seeded}
     assert client.existing_end_users(ids) == ids
@@ -155,7 +138,7 @@ def test_query_follows_next_records_url(client: SalesforceClient, sandbox: Sandb
 def test_large_id_sets_are_split_into_several_queries(
     make_client: MakeClient, sandbox: SandboxHandle, org_settings: OrgSettings
 ) -> None:
-    seeded = [_seed(sandbox, platform_key=f"+1555100{n:04d}") for n in range(5)]
+    seeded = [seed(sandbox, platform_key=f"+1555100{n:04d}") for n in range(5)]
     org = OrgSettings(
         org_settings.my_domain_url, ca_bundle=org_settings.ca_bundle, max_ids_per_query=2
     )
@@ -171,8 +154,8 @@ def test_large_id_sets_are_split_into_several_queries(
 def test_open_sessions_are_found_before_any_delete(
     client: SalesforceClient, sandbox: SandboxHandle
 ) -> None:
-    busy = _seed(sandbox, platform_key="+15550005555", open_session=True, conversations=2)
-    idle = _seed(sandbox, platform_key="+15550006666", conversations=2)
+    busy = seed(sandbox, platform_key="+15550005555", open_session=True, conversations=2)
+    idle = seed(sandbox, platform_key="+15550006666", conversations=2)
     open_rows = client.open_sessions([busy.end_user_id, idle.end_user_id])
     assert {s.end_user_id for s in open_rows} == {busy.end_user_id}
     assert len(client.sessions([busy.end_user_id, idle.end_user_id])) == 4
@@ -182,7 +165,7 @@ def test_open_sessions_are_found_before_any_delete(
 def test_412_on_open_session_is_its_own_error(
     client: SalesforceClient, sandbox: SandboxHandle
 ) -> None:
-    busy = _seed(sandbox, platform_key="+15550007777", open_session=True)
+    busy = seed(sandbox, platform_key="+15550007777", open_session=True)
     with pytest.raises(OpenSessionError) as caught:
         client.delete_participants([busy.end_user_id])
     assert caught.value.status == 412
@@ -196,7 +179,7 @@ def test_412_on_open_session_is_its_own_error(
 def test_participant_delete_completes_and_read_back_finds_it_gone(
     client: SalesforceClient, sandbox: SandboxHandle
 ) -> None:
-    users = [_seed(sandbox, platform_key=f"+1555200{n:04d}", conversations=2) for n in range(3)]
+    users = [seed(sandbox, platform_key=f"+1555200{n:04d}", conversations=2) for n in range(3)]
     ids = [u.end_user_id for u in users]
     accepted = client.delete_participants(ids)
     assert accepted.status == 202
@@ -205,7 +188,7 @@ def test_participant_delete_completes_and_read_back_finds_it_gone(
     assert {log.state for log in accepted.logs} == {LogState.PENDING}
     assert client.existing_end_users(ids) == set(ids)  # asynchronous: not gone yet
 
-    _finish_logs(sandbox)
+    finish_logs(sandbox)
     logs = client.api_logs(log_ids=[log.id for log in accepted.logs])
     assert [log.state for log in logs] == [LogState.COMPLETED] * 3
     assert all(log.is_final for log in logs)
@@ -225,7 +208,7 @@ def test_participant_delete_completes_and_read_back_finds_it_gone(
 def test_logs_are_found_by_15_char_entity_id(
     client: SalesforceClient, sandbox: SandboxHandle
 ) -> None:
-    user = _seed(sandbox, platform_key="+15550008888")
+    user = seed(sandbox, platform_key="+15550008888")
     client.delete_participants([user.end_user_id])
     logs = client.api_logs(entity_ids=[user.end_user_id])
     assert len(logs) == 1
@@ -238,9 +221,9 @@ def test_logs_are_found_by_15_char_entity_id(
 def test_blocking_child_record_makes_the_log_fail(
     client: SalesforceClient, sandbox: SandboxHandle
 ) -> None:
-    blocked = _seed(sandbox, platform_key="+15550009999", blocking_child="EngagementAttendee")
+    blocked = seed(sandbox, platform_key="+15550009999", blocking_child="EngagementAttendee")
     accepted = client.delete_participants([blocked.end_user_id])
-    _finish_logs(sandbox)
+    finish_logs(sandbox)
     (log,) = client.api_logs(log_ids=[accepted.logs[0].id])
     assert log.state is LogState.FAILED
     assert "EngagementAttendee" in (log.context or "")
@@ -250,7 +233,7 @@ def test_blocking_child_record_makes_the_log_fail(
 def test_conversation_delete_removes_only_that_conversation(
     client: SalesforceClient, sandbox: SandboxHandle
 ) -> None:
-    user = _seed(sandbox, platform_key="+15550010000", conversations=2)
+    user = seed(sandbox, platform_key="+15550010000", conversations=2)
     first, second = user.conversation_ids
     with sandbox.org.lock:
         identifier = sandbox.org.data.tables["Conversation"][first]["ConversationIdentifier"]
@@ -259,7 +242,7 @@ def test_conversation_delete_removes_only_that_conversation(
         client.delete_conversations([first])
     sandbox.org.advance(1801)
     client.delete_conversations([first])
-    _finish_logs(sandbox)
+    finish_logs(sandbox)
     assert client.existing_conversations([first, second]) == {second}
     assert client.existing_end_users([user.end_user_id]) == {user.end_user_id}
     with pytest.raises(EngagementApiNotFoundError):
@@ -269,7 +252,7 @@ def test_conversation_delete_removes_only_that_conversation(
 def test_batches_are_checked_before_spending_a_call(
     client: SalesforceClient, sandbox: SandboxHandle
 ) -> None:
-    user = _seed(sandbox, platform_key="+15550011000")
+    user = seed(sandbox, platform_key="+15550011000")
     with pytest.raises(ValueError, match="at least one"):
         client.delete_participants([])
     with pytest.raises(ValueError, match="at most"):
@@ -285,7 +268,7 @@ def test_org_body_field_names_and_batch_size_are_settings(
     make_client: MakeClient, sandbox: SandboxHandle, org_settings: OrgSettings
 ) -> None:
     sandbox.org.configure(participant_ids_field="ids", max_ids_per_call=2)
-    users = [_seed(sandbox, platform_key=f"+1555300{n:04d}") for n in range(3)]
+    users = [seed(sandbox, platform_key=f"+1555300{n:04d}") for n in range(3)]
     wrong = make_client()
     with pytest.raises(BadRequestError):
         wrong.delete_participants([users[0].end_user_id])
@@ -308,7 +291,7 @@ def test_delete_ids_travel_where_the_org_setting_says(
     """Whether Salesforce takes the ids in a JSON body or in the query string is undocumented:
     the org setting decides, and the sandbox can be either kind of org."""
     sandbox.org.configure(delete_ids_in=shape.value)
-    users = [_seed(sandbox, platform_key=f"+1555310{n:04d}") for n in range(3)]
+    users = [seed(sandbox, platform_key=f"+1555310{n:04d}") for n in range(3)]
     other = DeleteIdsIn.QUERY if shape is DeleteIdsIn.BODY else DeleteIdsIn.BODY
     wrong = make_client(org=replace(org_settings, delete_ids_in=other))
     with pytest.raises(BadRequestError):
@@ -321,178 +304,3 @@ def test_delete_ids_travel_where_the_org_setting_says(
     right.delete_conversations([users[2].conversation_ids[0]])
     assert sandbox.org.accepted_ids[Route.DELETE_PARTICIPANTS] == [u.end_user_id for u in users[:2]]
     assert sandbox.org.accepted_ids[Route.DELETE_CONVERSATIONS] == [users[2].conversation_ids[0]]
-
-
-# -- rule 1: 404 is an org fault --------------------------------------------------------------
-
-
-def test_404_from_engagement_api_is_an_org_fault(
-    client: SalesforceClient, sandbox: SandboxHandle
-) -> None:
-    user = _seed(sandbox, platform_key="+15550012000")
-    sandbox.org.configure(api_enabled=False)
-    with pytest.raises(EngagementApiNotFoundError) as caught:
-        client.delete_participants([user.end_user_id])
-    assert caught.value.org_fault
-    assert caught.value.status == 404
-    # Nothing was deleted, and SOQL still sees the end user: 404 never meant "already gone".
-    assert client.existing_end_users([user.end_user_id]) == {user.end_user_id}
-
-
-def test_api_version_the_org_does_not_serve_is_an_org_fault(
-    make_client: MakeClient, org_settings: OrgSettings
-) -> None:
-    client = make_client(
-        org=OrgSettings(
-            org_settings.my_domain_url, api_version="99.0", ca_bundle=org_settings.ca_bundle
-        )
-    )
-    with pytest.raises(OrgEndpointNotFoundError) as caught:
-        client.existing_end_users(["0PA5g0000000001GAA"])
-    assert caught.value.org_fault
-
-
-def test_old_api_version_cannot_read_logs(
-    make_client: MakeClient, org_settings: OrgSettings
-) -> None:
-    client = make_client(
-        org=OrgSettings(
-            org_settings.my_domain_url, api_version="62.0", ca_bundle=org_settings.ca_bundle
-        )
-    )
-    with pytest.raises(BadRequestError) as caught:
-        client.api_logs(log_ids=["1CL5g0000000001GAA"])
-    assert caught.value.error_code == "INVALID_TYPE"
-
-
-# -- rule 3: 429 and Retry-After for every worker ---------------------------------------------
-
-
-def test_429_carries_a_usable_retry_after_and_holds_every_worker(
-    make_client: MakeClient, sandbox: SandboxHandle
-) -> None:
-    sandbox.org.configure(delete_limit=2, hour_s=30.0)
-    users = [_seed(sandbox, platform_key=f"+1555400{n:04d}") for n in range(4)]
-    shared_usage = InMemoryUsageStore()  # what both "workers" share (Redis in production)
-    worker_1 = make_client(usage=shared_usage)
-    worker_2 = make_client(usage=shared_usage)
-    worker_1.delete_participants([users[0].end_user_id])
-    worker_1.delete_participants([users[1].end_user_id])
-    with pytest.raises(RateLimitedError) as caught:
-        worker_1.delete_participants([users[2].end_user_id])
-    assert caught.value.status == 429
-    assert caught.value.retryable
-    assert caught.value.retry_after is not None
-    assert 0 < caught.value.retry_after <= 30
-    spent = sandbox.org.call_count(Route.DELETE_PARTICIPANTS)
-    with pytest.raises(RateLimitedError) as held:
-        worker_2.delete_participants([users[2].end_user_id])  # never reaches Salesforce
-    assert held.value.retry_after is not None
-    assert held.value.retry_after > 0
-    assert sandbox.org.call_count(Route.DELETE_PARTICIPANTS) == spent
-
-
-def test_each_execution_user_has_its_own_quota(
-    make_client: MakeClient, sandbox: SandboxHandle
-) -> None:
-    from erasure.salesforce import CredentialSettings
-
-    from .conftest import CLIENT_B
-
-    sandbox.org.configure(delete_limit=1)
-    users = [_seed(sandbox, platform_key=f"+1555500{n:04d}") for n in range(2)]
-    make_client().delete_participants([users[0].end_user_id])
-    other = make_client(credential=CredentialSettings(*CLIENT_B))
-    assert len(other.delete_participants([users[1].end_user_id]).logs) == 1
-
-
-# -- rule 4: ambiguous deletes are reconciled through the logs --------------------------------
-
-
-def test_5xx_after_logs_were_written_is_ambiguous_and_the_logs_are_found(
-    client: SalesforceClient, sandbox: SandboxHandle
-) -> None:
-    users = [_seed(sandbox, platform_key=f"+1555600{n:04d}") for n in range(3)]
-    ids = [u.end_user_id for u in users]
-    sandbox.org.inject(Fault(route=Route.DELETE_PARTICIPANTS, status=502, when="after"))
-    with pytest.raises(AmbiguousDeleteError) as caught:
-        client.delete_participants(ids)
-    assert caught.value.ids == tuple(ids)
-    assert caught.value.retryable
-    assert not isinstance(caught.value, UnavailableError)
-
-    logged = logs_by_entity(client.api_logs(entity_ids=ids), ids)
-    to_resend = [i for i, logs in logged.items() if not logs]
-    assert to_resend == []
-    assert sorted(sandbox.org.counters()["accepted_ids"][Route.DELETE_PARTICIPANTS]) == sorted(ids)
-
-
-def test_5xx_before_logs_were_written_is_resent_exactly_once(
-    client: SalesforceClient, sandbox: SandboxHandle
-) -> None:
-    users = [_seed(sandbox, platform_key=f"+1555700{n:04d}") for n in range(2)]
-    ids = [u.end_user_id for u in users]
-    sandbox.org.inject(Fault(route=Route.DELETE_PARTICIPANTS, status=503, when="before"))
-    with pytest.raises(AmbiguousDeleteError):
-        client.delete_participants(ids)
-    logged = logs_by_entity(client.api_logs(entity_ids=ids), ids)
-    to_resend = [i for i, logs in logged.items() if not logs]
-    assert to_resend == ids
-    client.delete_participants(to_resend)
-    accepted = sandbox.org.counters()["accepted_ids"][Route.DELETE_PARTICIPANTS]
-    assert sorted(accepted) == sorted(ids)  # no id accepted twice
-
-
-def test_read_timeout_on_delete_is_ambiguous(
-    make_client: MakeClient, sandbox: SandboxHandle
-) -> None:
-    user = _seed(sandbox, platform_key="+15550013000")
-    client = make_client(timeouts=Timeouts(connect_s=2.0, read_s=0.3))
-    client.token()  # so the token request is not the one that times out
-    sandbox.org.inject(Fault(route=Route.DELETE_PARTICIPANTS, status=None, latency_s=0.8))
-    with pytest.raises(AmbiguousDeleteError) as caught:
-        client.delete_participants([user.end_user_id])
-    assert caught.value.status is None
-    assert len(client.api_logs(entity_ids=[user.end_user_id])) == 1
-    assert client.usage().by_route[Route.DELETE_PARTICIPANTS] == {"timeout": 1}
-
-
-def test_read_timeout_and_5xx_on_a_query_are_plain_unavailable(
-    make_client: MakeClient, sandbox: SandboxHandle
-) -> None:
-    client = make_client(timeouts=Timeouts(connect_s=2.0, read_s=0.3))
-    sandbox.org.inject(Fault(route=Route.QUERY, status=503))
-    with pytest.raises(UnavailableError) as caught:
-        client.existing_end_users(["0PA5g0000000001GAA"])
-    assert caught.value.status == 503
-    assert caught.value.retryable
-    sandbox.org.inject(Fault(route=Route.QUERY, status=None, latency_s=0.8))
-    with pytest.raises(UnavailableError):
-        client.existing_end_users(["0PA5g0000000001GAA"])
-
-
-def test_connection_refused_is_unavailable(make_client: MakeClient) -> None:
-    org = OrgSettings("https://127.0.0.1:9", ca_bundle=None)
-    client = make_client(org=org)
-    from erasure.salesforce import TokenEndpointError
-
-    with pytest.raises(TokenEndpointError):
-        client.existing_end_users(["0PA5g0000000001GAA"])
-
-
-# -- counters ---------------------------------------------------------------------------------
-
-
-def test_calls_spent_are_counted_per_route_and_outcome(
-    client: SalesforceClient, sandbox: SandboxHandle
-) -> None:
-    user = _seed(sandbox, platform_key="+15550014000", open_session=True)
-    client.find_end_users(Subject(SubjectKind.PLATFORM_KEY, "+15550014000"))
-    with pytest.raises(OpenSessionError):
-        client.delete_participants([user.end_user_id])
-    usage = client.usage()
-    assert usage.by_route[Route.TOKEN] == {"200": 1}
-    assert usage.by_route[Route.QUERY] == {"200": 1}
-    assert usage.by_route[Route.DELETE_PARTICIPANTS] == {"412": 1}
-    assert usage.total(Route.DELETE_PARTICIPANTS) == 1
-    assert usage.total() == 3

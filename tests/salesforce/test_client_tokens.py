@@ -24,8 +24,7 @@ from erasure.salesforce import (
 )
 from erasure.salesforce.sandbox import Fault, SandboxHandle, add_end_user
 from erasure.salesforce.tokens import jwt_expiry
-
-from .conftest import CLIENT_A, MakeClient
+from tests.support.salesforce import CLIENT_A, MakeClient
 
 PROBE_ID = "0PA5g0000000001GAA"
 

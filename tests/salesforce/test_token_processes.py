@@ -16,8 +16,7 @@ from erasure.salesforce import (
     Timeouts,
 )
 from erasure.salesforce.sandbox import SandboxHandle
-
-from .conftest import CLIENT_A, FAST_TOKENS
+from tests.support.salesforce import CLIENT_A, FAST_TOKENS
 
 PROBE_ID = "0PA5g0000000001GAA"
 

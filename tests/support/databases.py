@@ -30,3 +30,22 @@ def empty_database(admin_url: str, prefix: str) -> Iterator[str]:
     finally:
         with psycopg.connect(admin_url, autocommit=True) as admin:
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+class SteppedClock:
+    """A monotonic clock a test moves by hand (`clock.now += 11`)."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def terminate(database_url: str, pid: int) -> None:
+    plain = database_url.replace("postgresql+psycopg://", "postgresql://", 1)
+    with psycopg.connect(plain, autocommit=True) as admin:
+        admin.execute("SELECT pg_terminate_backend(%s)", [pid])
+        # Wait until the backend is gone, so the test does not race the termination.
+        while admin.execute("SELECT 1 FROM pg_stat_activity WHERE pid = %s", [pid]).fetchone():
+            admin.execute("SELECT pg_sleep(0.01)")

@@ -13,8 +13,8 @@ from sqlalchemy.orm import Session
 
 from erasure.accounts.models import Role
 from erasure.core.models import ErasureRequest, Org, RequestStatus
-from tests.intake.test_list_at_scale import seed, statements
 from tests.support.console import SignedIn
+from tests.support.list_scale import seed, statements
 
 ROW_LINK = re.compile(
     r'<td data-label="Request"><a class="mono" href="/ui/requests/([0-9a-f-]{36})"'

@@ -81,3 +81,35 @@ def test_each_domain_owns_its_tables() -> None:
     on_disk = {f"erasure.{p.parent.name}.models" for p in PACKAGE.glob("*/models.py")}
     # salesforce.models holds the client's dataclasses, not tables.
     assert imported == on_disk - {"erasure.salesforce.models"}
+
+
+#: A module longer than this is doing more than one thing (the migrations are exempt: each is one
+#: revision, however long).
+MAX_LINES = 450
+
+
+def test_no_module_of_the_service_or_its_benches_is_over_the_limit() -> None:
+    long = {
+        str(path.relative_to(ROOT)): lines
+        for folder in (PACKAGE, ROOT / "bench")
+        for path in folder.rglob("*.py")
+        if "migrations" not in path.parts
+        and (lines := len(path.read_text(encoding="utf-8").splitlines())) > MAX_LINES
+    }
+    assert not long, long
+
+
+def test_tests_share_helpers_through_tests_support_only() -> None:
+    """A test module never imports another test module or a conftest: what tests share lives in
+    tests/support, so moving or deleting a test cannot break another."""
+    offenders = []
+    for folder in (ROOT / "tests", ROOT / "bench"):
+        for path in folder.rglob("*.py"):
+            tree = ast.parse(path.read_text(encoding="utf-8"))
+            for node in ast.walk(tree):
+                if not isinstance(node, ast.ImportFrom) or node.module is None:
+                    continue
+                last = node.module.rsplit(".", 1)[-1]
+                if last == "conftest" or last.startswith("test_"):
+                    offenders.append(f"{path.relative_to(ROOT)}: {node.module}")
+    assert not offenders, offenders

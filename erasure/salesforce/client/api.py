@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator
 from types import TracebackType
 from typing import Any
 
 from erasure.salesforce import errors, phones, soql
 from erasure.salesforce import ids as sfids
+from erasure.salesforce.client.rows import api_log, api_log_row, session_ref
 from erasure.salesforce.client.transport import Transport
 from erasure.salesforce.config import (
     CredentialSettings,
@@ -214,7 +215,7 @@ class SalesforceClient:
             soql.select(soql.SESSION_FIELDS, "MessagingSession", "MessagingEndUserId IN {ids}"),
             end_user_ids,
         )
-        return [_session(r) for r in rows]
+        return [session_ref(r) for r in rows]
 
     def open_sessions(self, end_user_ids: Collection[str]) -> list[SessionRef]:
         """Sessions that would make a participant delete fail with 412 (docs/salesforce.md, rule 2)."""
@@ -229,7 +230,7 @@ class SalesforceClient:
             ),
             end_user_ids,
         )
-        return [_session(r) for r in rows]
+        return [session_ref(r) for r in rows]
 
     def existing_end_users(self, ids: Collection[str]) -> set[str]:
         """The subset of `ids` (as given) whose MessagingEndUser still exists: the read-back."""
@@ -306,7 +307,7 @@ class SalesforceClient:
             )
         try:
             raw_logs = resp.json()["conversationApiLogs"]
-            logs = tuple(_api_log(item) for item in raw_logs)
+            logs = tuple(api_log(item) for item in raw_logs)
         except (ValueError, KeyError, TypeError) as exc:
             # Salesforce said yes but we cannot read which logs it made: as ambiguous as a 5xx.
             raise errors.AmbiguousDeleteError(
@@ -333,14 +334,14 @@ class SalesforceClient:
             for r in self._query_in(
                 soql.select(fields, "ConversationApiLog", "Id IN {ids}"), log_ids
             ):
-                found[str(r["Id"])] = _api_log_row(r)
+                found[str(r["Id"])] = api_log_row(r)
         if entity_ids:
             short = {sfids.to15(i) for i in entity_ids}
             for r in self._query_in(
                 soql.select(fields, "ConversationApiLog", "RequestedEntityIdentifier IN {ids}"),
                 short,
             ):
-                found[str(r["Id"])] = _api_log_row(r)
+                found[str(r["Id"])] = api_log_row(r)
         for log in found.values():
             if log.state is LogState.UNKNOWN:
                 logger.warning(
@@ -429,37 +430,3 @@ class SalesforceClient:
             if not page.next_page_token:
                 return entries
             token = page.next_page_token
-
-
-def _session(r: Mapping[str, Any]) -> SessionRef:
-    return SessionRef(
-        id=str(r["Id"]),
-        end_user_id=str(r["MessagingEndUserId"]),
-        conversation_id=r.get("ConversationId"),
-        status=str(r.get("Status")),
-    )
-
-
-def _api_log(item: Mapping[str, Any]) -> ApiLog:
-    return ApiLog(
-        id=str(item["id"]),
-        requested_entity_identifier=str(item["requestedEntityIdentifier"]),
-        requested_entity_type=item.get("requestedEntityType"),
-        status=str(item["status"]),
-        action=item.get("action"),
-        operation=item.get("operation"),
-    )
-
-
-def _api_log_row(r: Mapping[str, Any]) -> ApiLog:
-    return ApiLog(
-        id=str(r["Id"]),
-        requested_entity_identifier=str(r["RequestedEntityIdentifier"]),
-        requested_entity_type=r.get("RequestedEntityType"),
-        status=str(r.get("Status")),
-        action=r.get("Action"),
-        operation=r.get("Operation"),
-        status_history=r.get("StatusHistory"),
-        context=r.get("Context"),
-        requested_date=r.get("RequestedDate"),
-    )
