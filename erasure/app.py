@@ -87,6 +87,7 @@ def _register_edges(app: Flask, settings: Settings) -> None:
     from erasure.api.openapi import document_bp
     from erasure.observability import web as observability
     from erasure.ui import (
+        access_pages,
         admin,
         auditor,
         bulk,
@@ -120,7 +121,8 @@ def _register_edges(app: Flask, settings: Settings) -> None:
     app.register_blueprint(opendsr_views.bp)
     app.register_blueprint(document_bp)
     # The console's page modules and security's hooks are declared on its blueprint likewise.
-    del admin, auditor, bulk, dashboard, hold_pages, notice_pages, security, user_admin
+    del access_pages, admin, auditor, bulk, dashboard, hold_pages, notice_pages, security
+    del user_admin
     del console_request_actions, request_detail, request_export, request_form, request_list
     del request_selection
     console.configure_sessions(app, settings)

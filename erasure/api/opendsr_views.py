@@ -1,6 +1,6 @@
 """OpenDSR 2.0 endpoints under /opendsr/v2 (the major version in the path, §3.4): discovery and the
-processor certificate (public), and create, status and cancel of erasure subject requests
-(integration keys). Every answer is signed and every error is OpenDSR's (erasure.api.
+processor certificate (public), and create, status and cancel of erasure subject requests, and
+create and status of access subject requests (integration keys). Every answer is signed and every error is OpenDSR's (erasure.api.
 opendsr_responses). The same views answer at the unversioned /opendsr paths of earlier releases
 and at OpenDSR's prior name, /opengdpr/v1 (§10.1), as undocumented aliases."""
 
@@ -14,11 +14,15 @@ from typing import Any, Literal
 from flask import Blueprint, Response
 from pydantic import BaseModel, ConfigDict, Field
 
+from erasure.access.models import AccessRequest
+from erasure.access.opendsr_intake import opendsr_status as access_status
 from erasure.accounts.models import Role
 from erasure.api.auth import current_key, requires
 from erasure.api.openapi import Documented, documented
 from erasure.api.opendsr_responses import identity, register_error_handlers, signed
+from erasure.api.opendsr_subjects import create_any, find_any
 from erasure.core.models import ErasureRequest
+from erasure.errors import InvalidTransition
 from erasure.identifiers import InvalidIdentifier, normalize
 from erasure.integrations import callbacks, opendsr
 from erasure.integrations.callbacks.payloads import iso
@@ -54,7 +58,7 @@ class SubjectRequestIn(BaseModel):
     model_config = ConfigDict(extra="ignore")  # OpenDSR allows extensions we do not use
 
     subject_request_id: str = Field(min_length=1, max_length=255)
-    subject_request_type: Literal["erasure"]
+    subject_request_type: Literal["erasure", "access"]
     regulation: Literal["gdpr", "ccpa", "lgpd"] = "gdpr"
     submitted_time: ReceivedAt | None = Field(
         None, description="When the subject asked; not in the future, not before 2000."
@@ -117,23 +121,27 @@ def _base() -> str:
     return web_resources().settings.public_url.rstrip("/")
 
 
-def _render(erasure_request: ErasureRequest, **extra: str) -> dict[str, Any]:
-    status = callbacks.opendsr_status(erasure_request.status)
+def _render(subject_request: ErasureRequest | AccessRequest, **extra: str) -> dict[str, Any]:
+    if isinstance(subject_request, AccessRequest):
+        kind, status = "access", access_status(subject_request.status)
+        expected = subject_request.due_at
+    else:
+        kind, status = "erasure", callbacks.opendsr_status(subject_request.status)
+        expected = subject_request.predicted_completion_at or subject_request.due_at
     document = {
         "api_version": opendsr.API_VERSION,
-        "controller_id": str(erasure_request.api_key_id or ""),
-        "subject_request_id": erasure_request.reference_id or "",
-        "subject_request_type": "erasure",
+        "controller_id": str(subject_request.api_key_id or ""),
+        "subject_request_id": subject_request.reference_id or "",
+        "subject_request_type": kind,
         "request_status": status,
         # When we received it (§7.3), not when the subject asked (`submitted_time`).
-        "received_time": iso(erasure_request.created_at),
-        "expected_completion_time": iso(
-            erasure_request.predicted_completion_at or erasure_request.due_at
-        ),
-        "processor_request_id": str(erasure_request.id),
+        "received_time": iso(subject_request.created_at),
+        "expected_completion_time": iso(expected),
+        "processor_request_id": str(subject_request.id),
     }
     if status == "completed":
-        document["results_url"] = f"{_base()}/v1/erasure-requests/{erasure_request.id}/certificate"
+        # The certificate of erasure, or of disclosure (the export itself is the officer's).
+        document["results_url"] = f"{_base()}/v1/{kind}-requests/{subject_request.id}/certificate"
     return document | extra
 
 
@@ -168,7 +176,7 @@ def discovery() -> Response:
         supported_identities=[
             {"identity_type": kind, "identity_format": "raw"} for kind in opendsr.IDENTITY_KINDS
         ],
-        supported_subject_request_types=["erasure"],
+        supported_subject_request_types=["erasure", "access"],
         processor_certificate=f"{_base()}{PREFIX}/processor-certificate.pem",
         processor_certificate_self_signed=signer.self_signed,
     ).model_dump(mode="json")
@@ -184,7 +192,8 @@ def processor_certificate() -> Response:
 @requires(*CONTROLLERS)
 @documented(
     Documented(
-        summary="Create an OpenDSR erasure request (subject_request_id is the idempotency key)",
+        summary="Create an OpenDSR erasure or access request (subject_request_id is the "
+        "idempotency key; status callbacks are sent for erasures only)",
         errors=ErrorOut,
         tag="opendsr",
         body=SubjectRequestIn,
@@ -207,9 +216,13 @@ def create_subject_request() -> Response:
             identifiers.append(Identifier(kind, normalize(kind, identity_in.identity_value)))
         except InvalidIdentifier as exc:
             raise invalid_field(f"subject_identities.{index}.identity_value", str(exc)) from None
+    if body.subject_request_type == "access" and body.status_callback_urls:
+        raise invalid_field(
+            "status_callback_urls", "status callbacks are sent for erasure requests only"
+        )
     session = get_session()
     try:
-        erasure_request, created = opendsr.create(
+        subject_request, created = create_any(
             session,
             opendsr.OpenDsrRequest(
                 subject_request_id=body.subject_request_id,
@@ -217,6 +230,7 @@ def create_subject_request() -> Response:
                 identifiers=identifiers,
                 submitted_time=body.submitted_time,
                 status_callback_urls=body.status_callback_urls,
+                request_type=body.subject_request_type,
             ),
             api_key_id=current_key().id,
             protection=resources.protection,
@@ -226,7 +240,7 @@ def create_subject_request() -> Response:
     except callbacks.InvalidCallbackUrl as exc:
         raise invalid_field("status_callback_urls", str(exc)) from None
     document = _render(
-        erasure_request,
+        subject_request,
         encoded_request=base64.b64encode(
             read_body(max_bytes=settings.max_body_bytes)  # the bytes read_model read
         ).decode(),
@@ -249,17 +263,17 @@ def create_subject_request() -> Response:
     )
 )
 def get_subject_request(subject_request_id: str) -> Response:
-    erasure_request = opendsr.find(
+    subject_request = find_any(
         get_session(), api_key_id=current_key().id, subject_request_id=subject_request_id
     )
-    return signed(200, _render(erasure_request), processor_signature=False)
+    return signed(200, _render(subject_request), processor_signature=False)
 
 
 @bp.delete(f"{PREFIX}/requests/<subject_request_id>")
 @requires(*CONTROLLERS)
 @documented(
     Documented(
-        summary="Cancel an OpenDSR request while it is pending",
+        summary="Cancel an OpenDSR erasure request while it is pending",
         errors=ErrorOut,
         tag="opendsr",
         responses={202: ("Cancelled.", SubjectRequestOut), **ERRORS},
@@ -269,6 +283,11 @@ def cancel_subject_request(subject_request_id: str) -> Response:
     identity()  # nothing is cancelled that could not be answered
     session = get_session()
     api_key_id = current_key().id
+    if isinstance(
+        find_any(session, api_key_id=api_key_id, subject_request_id=subject_request_id),
+        AccessRequest,
+    ):
+        raise InvalidTransition("only an erasure request can be cancelled")
     pending = opendsr.cancellable(
         session, api_key_id=api_key_id, subject_request_id=subject_request_id
     )

@@ -13,6 +13,7 @@ from typing import Any
 from flask import Blueprint, Response, request
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl
 
+from erasure.access.tickets import TicketAccess
 from erasure.accounts.models import ApiKey, Role
 from erasure.api.auth import requires
 from erasure.api.openapi import Documented, documented
@@ -40,7 +41,10 @@ class DeliveryOut(BaseModel):
         description="`created`, `ignored`, or `duplicate` (a replay: nothing done)"
     )
     reason: str | None = None
-    request_id: uuid.UUID | None = None
+    request_id: uuid.UUID | None = Field(default=None, description="The erasure request created.")
+    access_request_id: uuid.UUID | None = Field(
+        default=None, description="The access request created (a ticket labelled for access)."
+    )
 
 
 class CommentBackIn(BaseModel):
@@ -149,6 +153,7 @@ def receive_webhook(source_name: str) -> Response:
             body=body,
             protection=resources.protection,
             default_org=settings.default_org,
+            access=TicketAccess(),
         )
     except SignatureRejected as exc:
         session.rollback()
@@ -167,6 +172,7 @@ def receive_webhook(source_name: str) -> Response:
         outcome=delivery.outcome.value,
         reason=delivery.reason,
         request_id=delivery.request_id,
+        access_request_id=receipt.access_request_id,
     ).model_dump(mode="json")
     session.commit()
     return json_response(202, out)

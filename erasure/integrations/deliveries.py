@@ -12,7 +12,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
@@ -31,10 +31,30 @@ class NotJson(ValueError):
     """An authentic delivery whose body is not a JSON object."""
 
 
+class AccessIntake(Protocol):
+    """How an access ticket becomes an access request: given by the caller, since access
+    requests are a domain above this one (erasure.access.tickets)."""
+
+    def earlier(self, session: Session, source: WebhookSource, ticket_id: str) -> uuid.UUID | None:
+        """The access request this source's ticket already opened, if any."""
+
+    def submit(
+        self,
+        session: Session,
+        submission: workflow.Submission,
+        *,
+        protection: workflow.Protection,
+        default_org: str | None,
+    ) -> uuid.UUID:
+        """Open the access request (raises UnknownOrg)."""
+
+
 @dataclass(frozen=True)
 class Receipt:
     delivery: WebhookDelivery
     is_replay: bool
+    #: The access request an access ticket opened (the delivery's request_id is an erasure's).
+    access_request_id: uuid.UUID | None = None
 
 
 def _strings(document: object) -> Iterator[str]:
@@ -78,10 +98,12 @@ def receive(
     body: bytes,
     protection: workflow.Protection,
     default_org: str | None,
+    access: AccessIntake | None = None,
     now: datetime | None = None,
 ) -> Receipt:
     """Act on one delivery exactly once. Raises SignatureRejected (logged as a security event),
     NotJson, ConfigurationError (our side is misconfigured: the sender should retry later).
+    Without `access`, an access ticket is ignored.
     """
     now = now or datetime.now(UTC)
     keys = sources.verification_keys(session, source, vault=protection.vault, now=now)
@@ -130,39 +152,63 @@ def receive(
     result = mapping_module.map_ticket(field_mapping, document)
     if isinstance(result, mapping_module.Ticket):
         delivery.ticket_id = result.reference_id
-        earlier = session.scalar(
-            select(WebhookDelivery.request_id).where(
-                WebhookDelivery.source_id == source.id,
-                WebhookDelivery.ticket_id == result.reference_id,
-                WebhookDelivery.outcome == DeliveryOutcome.CREATED,
-            )
-        )
-        if earlier is not None:
-            result = mapping_module.Ignored(f"the ticket already has erasure request {earlier}")
+        result = _unless_done(session, source, result, access)
+    access_request_id = None
     if isinstance(result, mapping_module.Ignored):
         delivery.outcome, delivery.reason = DeliveryOutcome.IGNORED, result.reason
     else:
+        submission = workflow.Submission(
+            identifiers=result.identifiers,
+            scope=result.scope,
+            regulation=result.regulation,
+            source=source.system,
+            org=source.org,
+            reference_system=source.system.value,
+            reference_id=result.reference_id,
+            reference_url=result.reference_url,
+            api_key_id=source.api_key_id,
+            submitted_by=f"webhook:{source.name}",
+        )
         try:
-            erasure_request = workflow.submit_request(
-                session,
-                workflow.Submission(
-                    identifiers=result.identifiers,
-                    scope=result.scope,
-                    regulation=result.regulation,
-                    source=source.system,
-                    org=source.org,
-                    reference_system=source.system.value,
-                    reference_id=result.reference_id,
-                    reference_url=result.reference_url,
-                    api_key_id=source.api_key_id,
-                    submitted_by=f"webhook:{source.name}",
-                ),
-                protection=protection,
-                default_org=default_org,
-            )
+            if result.request_type == "access" and access is not None:
+                access_request_id = access.submit(
+                    session, submission, protection=protection, default_org=default_org
+                )
+            else:
+                delivery.request_id = workflow.submit_request(
+                    session, submission, protection=protection, default_org=default_org
+                ).id
         except UnknownOrg as exc:
             raise ConfigurationError(f"webhook source {source.name}: {exc}") from None
-        delivery.outcome, delivery.request_id = DeliveryOutcome.CREATED, erasure_request.id
+        delivery.outcome = DeliveryOutcome.CREATED
     session.add(delivery)
     session.flush()
-    return Receipt(delivery, is_replay=False)
+    return Receipt(delivery, is_replay=False, access_request_id=access_request_id)
+
+
+def _unless_done(
+    session: Session,
+    source: WebhookSource,
+    ticket: mapping_module.Ticket,
+    access: AccessIntake | None,
+) -> mapping_module.Ticket | mapping_module.Ignored:
+    """The ticket, or why it is ignored: its request was already opened (one erasure and one
+    access request per ticket), or it asks for access where access is not accepted."""
+    if ticket.request_type == "access":
+        if access is None:
+            return mapping_module.Ignored("access requests are not accepted from this source")
+        opened = access.earlier(session, source, ticket.reference_id)
+        if opened is not None:
+            return mapping_module.Ignored(f"the ticket already has access request {opened}")
+        return ticket
+    earlier = session.scalar(
+        select(WebhookDelivery.request_id).where(
+            WebhookDelivery.source_id == source.id,
+            WebhookDelivery.ticket_id == ticket.reference_id,
+            WebhookDelivery.outcome == DeliveryOutcome.CREATED,
+            WebhookDelivery.request_id.is_not(None),
+        )
+    )
+    if earlier is not None:
+        return mapping_module.Ignored(f"the ticket already has erasure request {earlier}")
+    return ticket

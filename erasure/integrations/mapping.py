@@ -1,4 +1,4 @@
-"""From a ticket's JSON to an erasure submission: a small, configurable field mapping with a
+"""From a ticket's JSON to an erasure (or access) submission: a small, configurable field mapping with a
 preset per ticket system. A ticket that does not match is ignored, with a reason that names the
 rule or field, never a value. Pure: no I/O.
 """
@@ -35,6 +35,10 @@ class FieldMapping(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     match: list[Condition] = Field(default_factory=list)
+    access_match: list[Condition] = Field(
+        default_factory=list,
+        description="rules that make a ticket an access request instead (none: erasure only)",
+    )
     email: list[str] = Field(default_factory=list, description="paths tried in order")
     phone: list[str] = Field(default_factory=list)
     messaging_platform_key: list[str] = Field(default_factory=list)
@@ -65,6 +69,10 @@ PRESETS: dict[Source, dict[str, Any]] = {
             {"path": "webhookEvent", "one_of": ["jira:issue_created", "jira:issue_updated"]},
             {"path": "issue.fields.labels", "contains": "gdpr-erasure"},
         ],
+        "access_match": [
+            {"path": "webhookEvent", "one_of": ["jira:issue_created", "jira:issue_updated"]},
+            {"path": "issue.fields.labels", "contains": "gdpr-access"},
+        ],
         "email": ["issue.fields.reporter.emailAddress"],
         "reference_id": "issue.key",
         "reference_url": "issue.self",
@@ -72,6 +80,7 @@ PRESETS: dict[Source, dict[str, Any]] = {
     # Zendesk trigger webhook with the JSON body documented in docs/integrations.md.
     Source.ZENDESK: {
         "match": [{"path": "ticket.tags", "contains": "gdpr_erasure"}],
+        "access_match": [{"path": "ticket.tags", "contains": "gdpr_access"}],
         "email": ["ticket.requester.email", "ticket.requester_email"],
         "phone": ["ticket.requester.phone"],
         "reference_id": "ticket.id",
@@ -80,6 +89,7 @@ PRESETS: dict[Source, dict[str, Any]] = {
     # The business rule script in docs/integrations.md.
     Source.SERVICENOW: {
         "match": [{"path": "request_type", "equals": "erasure"}],
+        "access_match": [{"path": "request_type", "equals": "access"}],
         "email": ["subject.email"],
         "phone": ["subject.phone"],
         "reference_id": "sys_id",
@@ -89,6 +99,7 @@ PRESETS: dict[Source, dict[str, Any]] = {
     },
     Source.STANDARD_WEBHOOKS: {
         "match": [{"path": "type", "equals": "erasure.requested"}],
+        "access_match": [{"path": "type", "equals": "access.requested"}],
         "email": ["data.subject.email"],
         "phone": ["data.subject.phone"],
         "messaging_platform_key": ["data.subject.messaging_platform_key"],
@@ -133,6 +144,8 @@ class Ticket:
     reference_url: str | None
     identifiers: list[Identifier]
     regulation: Regulation
+    #: What the subject asks for: `erasure`, or `access` when the access rules matched.
+    request_type: str = "erasure"
     scope: ErasureScope = ErasureScope.SUBJECT
 
 
@@ -189,10 +202,14 @@ _KINDS = (
 
 
 def map_ticket(mapping: FieldMapping, document: Mapping[str, Any]) -> Ticket | Ignored:
-    """An erasure request from a ticket, or the reason the ticket is not one."""
-    for condition in mapping.match:
-        if not _holds(condition, lookup(document, condition.path)):
-            return Ignored(f"does not match the rule on `{condition.path}`")
+    """An erasure or access request from a ticket, or the reason the ticket is not one (the
+    erasure rule it fails: access rules are an alternative, tried second)."""
+    request_type = "erasure"
+    failed = _first_failing(mapping.match, document)
+    if failed is not None:
+        if not mapping.access_match or _first_failing(mapping.access_match, document):
+            return Ignored(f"does not match the rule on `{failed}`")
+        request_type = "access"
     reference_id = _text(lookup(document, mapping.reference_id), 255)
     if reference_id is None:
         return Ignored(f"no ticket id at `{mapping.reference_id}`")
@@ -218,7 +235,9 @@ def map_ticket(mapping: FieldMapping, document: Mapping[str, Any]) -> Ticket | I
             except ValueError:
                 return Ignored(f"unknown regulation at `{mapping.regulation}`")
     url = _text(lookup(document, mapping.reference_url), 2048) if mapping.reference_url else None
-    return _with_scope(Ticket(reference_id, url, identifiers, regulation), mapping, document)
+    ticket = Ticket(reference_id, url, identifiers, regulation, request_type)
+    # An access request discloses: what to erase means nothing to it.
+    return ticket if request_type == "access" else _with_scope(ticket, mapping, document)
 
 
 def _with_scope(
@@ -275,3 +294,10 @@ def _conversation_ids(
             conversation_id, Identifier(IdentifierKind.CONVERSATION_ID, conversation_id)
         )
     return list(found.values())
+
+
+def _first_failing(conditions: list[Condition], document: Mapping[str, Any]) -> str | None:
+    for condition in conditions:
+        if not _holds(condition, lookup(document, condition.path)):
+            return condition.path
+    return None

@@ -42,6 +42,8 @@ class OpenDsrRequest:
     identifiers: Sequence[workflow.Identifier]
     submitted_time: datetime | None
     status_callback_urls: Sequence[str]
+    #: `erasure` or `access` (erasure.access.opendsr_intake opens the latter).
+    request_type: str = "erasure"
 
 
 class SubjectRequestConflict(ErasureError):
@@ -51,7 +53,7 @@ class SubjectRequestConflict(ErasureError):
     code = "subject_request_conflict"
 
 
-def _lock_key(api_key_id: uuid.UUID, subject_request_id: str) -> int:
+def lock_key(api_key_id: uuid.UUID, subject_request_id: str) -> int:
     digest = hashlib.sha256(f"opendsr:{api_key_id}:{subject_request_id}".encode()).digest()
     return int.from_bytes(digest[:8], "big", signed=True)
 
@@ -84,7 +86,7 @@ def create(
     for url in request.status_callback_urls:
         callbacks.check_url(url, guard=guard)
     session.execute(
-        select(func.pg_advisory_xact_lock(_lock_key(api_key_id, request.subject_request_id)))
+        select(func.pg_advisory_xact_lock(lock_key(api_key_id, request.subject_request_id)))
     )
     try:
         existing = find(

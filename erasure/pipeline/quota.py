@@ -32,6 +32,8 @@ _COUNTED = or_(
     DeleteCall.status != DeleteCallStatus.REJECTED,
     and_(DeleteCall.http_status.is_not(None), DeleteCall.http_status != 429),
 )
+#: The same condition for readers outside the quota (the console's 24-hour chart).
+COUNTED_CALLS = _COUNTED
 
 
 @dataclass(frozen=True)

@@ -102,13 +102,13 @@ def _dispatch_org(ctx: Pipeline, org_id: uuid.UUID, report: DispatchReport) -> N
     _attach_due(ctx, org_id, report)
     for route in (DeleteRoute.PARTICIPANTS, DeleteRoute.CONVERSATIONS):
         while True:
-            planned = _plan_call(ctx, org_id, route, report)
+            planned = plan_call(ctx, org_id, route, report)
             if planned is None:
                 break
             if isinstance(planned, str):  # AGAIN
                 continue
             call_id, client, batch = planned
-            _send(ctx, call_id=call_id, client=client, route=route, batch=batch, report=report)
+            send_call(ctx, call_id=call_id, client=client, route=route, batch=batch, report=report)
 
 
 def _partial_ok(
@@ -184,11 +184,13 @@ def _made_active(now: datetime) -> Exists:
     )
 
 
-def _plan_call(
+def plan_call(
     ctx: Pipeline, org_id: uuid.UUID, route: DeleteRoute, report: DispatchReport
 ) -> tuple[uuid.UUID, SalesforcePort, list[str]] | str | None:
-    """Pick the next batch and write its call row (committed before any HTTP delete). The batch
-    holds each record once, led by one of its pending targets; the others ride along."""
+    """The first half of a dispatch: pick the next batch and write its call row (committed before
+    any HTTP delete). The batch holds each record once, led by one of its pending targets; the
+    others ride along. Public with `send_call` because a dispatcher can die between the two, and
+    what the pipeline does then (resend, or reconcile through the logs) is part of its contract."""
     with ctx.sessionmaker() as session, session.begin():
         now = ctx.clock()
         org = load_org(session, org_id)
@@ -246,7 +248,7 @@ def _plan_call(
         return call.id, client, [group[0].salesforce_id or "" for group in records.values()]
 
 
-def _send(
+def send_call(
     ctx: Pipeline,
     *,
     call_id: uuid.UUID,
@@ -255,6 +257,7 @@ def _send(
     batch: list[str],
     report: DispatchReport,
 ) -> None:
+    """The second half of a dispatch: make the planned call and record what Salesforce answered."""
     outcome: DeleteAccepted | Exception
     try:
         if route is DeleteRoute.PARTICIPANTS:

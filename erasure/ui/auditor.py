@@ -1,23 +1,25 @@
-"""Auditor pages: the latest signed checkpoint, the public key, an evidence bundle to download, and
-verification runs (of a fresh export of the whole log, or of an uploaded certificate)."""
+"""Auditor pages: the latest signed checkpoint, the public key, an evidence bundle to download,
+verification runs (of a fresh export of the whole log, or of an uploaded certificate) that say
+what they prove, and a request's certificate as a printable page."""
 
 from __future__ import annotations
 
 import io
 import tempfile
+import uuid
 import zipfile
 from datetime import UTC, datetime
 from pathlib import Path
 
-from flask import Response, flash, redirect, render_template, request, url_for
+from flask import Response, abort, flash, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 
-from erasure.audit import store
-from erasure.audit.certificate import verify_certificate
+from erasure.audit import certify, store
+from erasure.audit.certificate import dump_certificate, verify_certificate
 from erasure.audit.checkpoint import SigningKey
 from erasure.audit.verify import verify_bundle
-from erasure.errors import NotReady
-from erasure.ui import security
+from erasure.errors import InvalidTransition, NotFound, NotReady
+from erasure.ui import audit_findings, security
 from erasure.ui.blueprint import bp
 from erasure.ui.bulk import max_upload
 from erasure.web.resources import get_session, web_resources
@@ -111,7 +113,11 @@ def audit_verify() -> str:
             report = verify_bundle(_export(Path(tmp), key), key.verifier())
         except NotReady as exc:
             return _page(error=f"Nothing to verify yet: {exc}.")
-    return _page(report=report, what="the whole log, exported now")
+    return _page(
+        report=report,
+        what="the whole log, exported now",
+        statements=audit_findings.log_statements(report),
+    )
 
 
 @bp.post("/audit/verify-certificate")
@@ -122,5 +128,38 @@ def audit_verify_certificate() -> str:
     upload = request.files.get("certificate")
     if key is None or upload is None or not upload.filename:
         return _page(error="Choose a certificate file (and make sure a signing key is configured).")
-    report = verify_certificate(upload.read(), key.verifier())
-    return _page(report=report, what="the uploaded certificate")
+    data = upload.read()
+    report = verify_certificate(data, key.verifier())
+    statements = audit_findings.certificate_statements(report, data)
+    consistent = audit_findings.consistency_statement(get_session(), report, data, key.verifier())
+    if consistent is not None:
+        statements.append(consistent)
+    return _page(report=report, what="the uploaded certificate", statements=statements)
+
+
+@bp.get("/requests/<uuid:request_id>/certificate/print")
+@security.requires("certificate")
+def certificate_print(request_id: uuid.UUID) -> ResponseReturnValue:
+    """The certificate as a page to print or save as PDF, with what it proves in words; the
+    JSON beside it stays the document an auditor verifies."""
+    key = _key()
+    if key is None:
+        flash("No audit signing key is configured (ERASURE_AUDIT_SIGNING_KEY_FILE).", "error")
+        return redirect(url_for("ui.request_detail", request_id=request_id))
+    session = get_session()
+    try:
+        document = certify.certificate_for(session, request_id, signing_key=key)
+    except NotFound:
+        abort(404)
+    except (InvalidTransition, NotReady) as exc:
+        flash(f"No certificate yet: {exc}. Try again in a few seconds.", "error")
+        return redirect(url_for("ui.request_detail", request_id=request_id))
+    data = dump_certificate(document)
+    report = verify_certificate(data, key.verifier())
+    return render_template(
+        "ui/certificate_print.html",
+        title=f"Certificate of erasure {request_id}",
+        c=document,
+        report=report,
+        statements=audit_findings.certificate_statements(report, data),
+    )

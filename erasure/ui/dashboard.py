@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from flask import redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 
-from erasure.ui import accounts, queries, security
+from erasure.ui import accounts, chart_figures, queries, security
 from erasure.ui.blueprint import bp
 from erasure.web.resources import get_session
 
@@ -49,7 +49,15 @@ def sign_out() -> ResponseReturnValue:
 @security.requires("view")
 def dashboard() -> str:
     now = datetime.now(UTC)
-    data = queries.dashboard(get_session(), now)
+    session = get_session()
+    data = queries.dashboard(session, now)
+    trends, quota_charts = chart_figures.charts(session, now)
     return render_template(
-        "ui/dashboard.html", title="Dashboard", d=data, now=now, days_left=queries.days_left
+        "ui/dashboard.html",
+        title="Dashboard",
+        d=data,
+        now=now,
+        days_left=queries.days_left,
+        trends=trends,
+        quota_charts=quota_charts,
     )

@@ -29,7 +29,7 @@ from erasure.core.models import (
 )
 from erasure.errors import InvalidTransition, NotFound, NotReady
 from erasure.pipeline.states import record_pseudonym
-from erasure.ui import queries, security, timeline
+from erasure.ui import prediction_reasons, queries, security, timeline
 from erasure.ui.blueprint import bp
 from erasure.web.resources import get_session, web_resources
 
@@ -122,6 +122,7 @@ def request_detail(request_id: uuid.UUID) -> str:
         pseudonyms=queries.subject_pseudonyms(entries),
         targets=targets,
         offered=offered,
+        why_predicted=prediction_reasons.reasons(session, erasure_request, entries, now),
     )
 
 

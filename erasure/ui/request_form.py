@@ -1,4 +1,5 @@
-"""The new request form, and the form-to-API-document translation the bulk upload shares.
+"""The new request form (an erasure, or an access request: the same fields, one more choice),
+and the form-to-API-document translation the bulk upload shares.
 
 Identifiers arrive in the POST body only and are never refilled into a page. The other fields,
 notes included, come back after a validation error so nothing typed is lost but identifiers.
@@ -23,6 +24,7 @@ from pydantic import ValidationError
 from sqlalchemy import select
 
 from erasure import workflow
+from erasure.access.intake import submit_access
 from erasure.core.models import (
     ErasureScope,
     Org,
@@ -73,6 +75,7 @@ def _new_form_context(
         "errors": errors or {},
         "values": values or {},
         "today": datetime.now(UTC).date().isoformat(),
+        "request_types": REQUEST_TYPES,
     }
 
 
@@ -144,7 +147,11 @@ def validate_document(document: dict[str, Any]) -> tuple[ErasureRequestIn | None
         return None, errors
 
 
+#: What the form can open: the value sent, and how the form names it.
+REQUEST_TYPES = {"erasure": "Erasure", "access": "Access (a copy of their data)"}
+
 FORM_FIELDS = (
+    "request_type",
     "regulation",
     "org",
     "received_on",
@@ -178,9 +185,14 @@ def new_request() -> ResponseReturnValue:
     body, errors = validate_document(document)
     if date_error:
         errors = {"received_on": date_error, **errors}
-    if body is None or date_error:
+    fields["request_type"] = fields["request_type"] or "erasure"
+    if fields["request_type"] not in REQUEST_TYPES:
+        errors = {"request_type": "is not erasure or access", **errors}
+    if body is None or errors:
         # Identifiers are not refilled: the page must not carry them back.
         return render_template("ui/request_new.html", **_new_form_context(errors, fields)), 422
+    if fields["request_type"] == "access":
+        return _submit_access(body, fields)
     session = get_session()
     settings = web_resources().settings
     try:
@@ -209,3 +221,27 @@ def new_request() -> ResponseReturnValue:
         )
     )
     return redirect(url_for("ui.request_detail", request_id=request_id))
+
+
+def _submit_access(body: ErasureRequestIn, fields: dict[str, str]) -> ResponseReturnValue:
+    session = get_session()
+    try:
+        access = submit_access(
+            session,
+            submission(body, Source.UI),
+            protection=web_resources().protection,
+            default_org=web_resources().settings.default_org,
+        )
+    except UnknownOrg as exc:
+        session.rollback()
+        return render_template(
+            "ui/request_new.html", **_new_form_context({"org": str(exc)}, fields)
+        ), 422
+    session.commit()
+    kick_relay()
+    user = security.current_user()
+    logger.info(
+        "console: user %s submitted access request %s", user.id if user else None, access.id
+    )
+    flash("Access request submitted: the export will be prepared.")
+    return redirect(url_for("ui.access_detail", request_id=access.id))

@@ -59,6 +59,7 @@ from erasure.identifiers import Vault
 from erasure.integrations.models import CallbackDelivery, CallbackStatus
 from erasure.observability.logs import configure_logging
 from erasure.salesforce.sandbox import SandboxHandle
+from tests.hardening.canary_access import access_entry_points
 from tests.hardening.canary_entry_points import (
     LOOPBACK,
     NEEDLES,
@@ -222,6 +223,7 @@ def test_no_canary_survives_anywhere(  # one run, then every place is scanned
             opendsr_entry_points(run, client, keys)
             console_entry_points(run, app.test_client(), engine, org)
             hold_ids = hold_entry_points(run, client, keys, org)
+            access_entry_points(run, client, keys, org, app.test_client(), engine)
 
             worker.start()
             held = {run.request_ids["hold"], run.request_ids["hold-override"]}

@@ -166,7 +166,7 @@ def test_bad_opendsr_input_is_a_400_error_object_and_writes_nothing(
     assert response.status_code == 400
     assert response.get_json()["error"]["errors"][0]["location"] == "status_callback_urls"
     assert "internal.example" not in response.get_data(as_text=True)
-    wrong_type = {**_body("x3", "https://c.example/cb"), "subject_request_type": "access"}
+    wrong_type = {**_body("x3", "https://c.example/cb"), "subject_request_type": "portability"}
     assert client.post("/opendsr/v2/requests", json=wrong_type, headers=headers).status_code == 400
     assert db_session.scalar(select(func.count()).select_from(ErasureRequest)) == before
 

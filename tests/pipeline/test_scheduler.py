@@ -167,7 +167,7 @@ def test_a_dispatcher_that_died_after_sending_is_reconciled_without_resending(
 ) -> None:
     request_id = world.submit(phone(4))
     world.relay()
-    planned = scheduler._plan_call(
+    planned = scheduler.plan_call(
         world.ctx, world.org_id, DeleteRoute.PARTICIPANTS, scheduler.DispatchReport()
     )
     assert planned is not None
@@ -185,7 +185,7 @@ def test_a_dispatcher_that_died_after_sending_is_reconciled_without_resending(
 def test_a_dispatcher_that_died_before_sending_is_resent(world: World) -> None:
     request_id = world.submit(phone(5))
     world.relay()
-    planned = scheduler._plan_call(
+    planned = scheduler.plan_call(
         world.ctx, world.org_id, DeleteRoute.PARTICIPANTS, scheduler.DispatchReport()
     )
     assert planned is not None

@@ -74,7 +74,7 @@ def certificate(world: World, request_id: uuid.UUID, key: SigningKey) -> dict[st
 
 def plan(world: World) -> tuple[uuid.UUID, scheduler.SalesforcePort, list[str]]:
     """What the dispatcher does before its HTTP call: the call row is committed, nothing sent."""
-    planned = scheduler._plan_call(
+    planned = scheduler.plan_call(
         world.ctx, world.org_id, DeleteRoute.PARTICIPANTS, scheduler.DispatchReport()
     )
     assert planned is not None and not isinstance(planned, str)
@@ -328,7 +328,7 @@ def test_a_malformed_batch_is_a_bug_that_fails_no_request_and_spends_no_quota(
     # A bug slipped a doubled id past planning: the client refuses the batch before sending it.
     report = scheduler.DispatchReport()
     doubled = [batch[0], *batch]
-    scheduler._send(
+    scheduler.send_call(
         world.ctx,
         call_id=call_id,
         client=client,

@@ -22,7 +22,11 @@ class Sender(Protocol):
     system: Source
     scheme: WebhookScheme
 
-    def payload(self, *, email: str, ticket: str, erasure: bool = True) -> dict[str, Any]: ...
+    def payload(
+        self, *, email: str, ticket: str, erasure: bool = True, access: bool = False
+    ) -> dict[str, Any]:
+        """An erasure ticket; with `access`, an access ticket; with neither, an unrelated one."""
+        ...
 
     def sign(
         self, body: bytes, *, secret: str, at: datetime, delivery_id: str
@@ -46,7 +50,9 @@ class Jira:
     signature_header: str = "X-Hub-Signature"
     required_headers: tuple[str, ...] = ("X-Hub-Signature", "X-Atlassian-Webhook-Identifier")
 
-    def payload(self, *, email: str, ticket: str, erasure: bool = True) -> dict[str, Any]:
+    def payload(
+        self, *, email: str, ticket: str, erasure: bool = True, access: bool = False
+    ) -> dict[str, Any]:
         return {
             "timestamp": int(datetime.now(UTC).timestamp() * 1000),
             "webhookEvent": "jira:issue_created",
@@ -60,7 +66,11 @@ class Jira:
                     "summary": "Please delete my data",
                     "issuetype": {"name": "Privacy request"},
                     "project": {"key": ticket.split("-", maxsplit=1)[0]},
-                    "labels": ["gdpr-erasure"] if erasure else ["billing"],
+                    "labels": ["gdpr-access"]
+                    if access
+                    else ["gdpr-erasure"]
+                    if erasure
+                    else ["billing"],
                     "reporter": {"accountId": "qm:1", "emailAddress": email},
                 },
             },
@@ -92,13 +102,19 @@ class Zendesk:
         "X-Zendesk-Webhook-Invocation-Id",
     )
 
-    def payload(self, *, email: str, ticket: str, erasure: bool = True) -> dict[str, Any]:
+    def payload(
+        self, *, email: str, ticket: str, erasure: bool = True, access: bool = False
+    ) -> dict[str, Any]:
         return {
             "ticket": {
                 "id": ticket,
                 "url": f"https://acme.zendesk.com/agent/tickets/{ticket}",
                 "title": "Delete my data",
-                "tags": "gdpr_erasure privacy" if erasure else "billing",
+                "tags": "gdpr_access privacy"
+                if access
+                else "gdpr_erasure privacy"
+                if erasure
+                else "billing",
                 "requester": {"email": email, "name": "Someone"},
             }
         }
@@ -143,13 +159,15 @@ class ServiceNow:
     signature_header: str = "webhook-signature"
     required_headers: tuple[str, ...] = ("webhook-id", "webhook-timestamp", "webhook-signature")
 
-    def payload(self, *, email: str, ticket: str, erasure: bool = True) -> dict[str, Any]:
+    def payload(
+        self, *, email: str, ticket: str, erasure: bool = True, access: bool = False
+    ) -> dict[str, Any]:
         return {
             "sys_id": uuid.uuid5(uuid.NAMESPACE_URL, ticket).hex,
             "number": ticket,
             "table": "sn_customerservice_case",
             "url": f"https://acme.service-now.com/nav_to.do?uri=sn_customerservice_case.do?sys_id={ticket}",
-            "request_type": "erasure" if erasure else "access",
+            "request_type": "access" if access else "erasure" if erasure else "correction",
             "regulation": "gdpr",
             "subject": {"email": email, "phone": ""},
         }
@@ -168,9 +186,15 @@ class StandardWebhooks:
     signature_header: str = "webhook-signature"
     required_headers: tuple[str, ...] = ("webhook-id", "webhook-timestamp", "webhook-signature")
 
-    def payload(self, *, email: str, ticket: str, erasure: bool = True) -> dict[str, Any]:
+    def payload(
+        self, *, email: str, ticket: str, erasure: bool = True, access: bool = False
+    ) -> dict[str, Any]:
         return {
-            "type": "erasure.requested" if erasure else "access.requested",
+            "type": "access.requested"
+            if access
+            else "erasure.requested"
+            if erasure
+            else "ticket.updated",
             "timestamp": datetime.now(UTC).isoformat(),
             "data": {
                 "reference": {"id": ticket, "url": f"https://tickets.example/{ticket}"},

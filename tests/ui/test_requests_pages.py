@@ -161,7 +161,7 @@ def test_certificate_download_and_auditor_verification(
     result = auditor.post("/ui/audit/verify", data={"csrf_token": audit_token}).get_data(
         as_text=True
     )
-    assert "Verified: no problem found" in result
+    assert "Verified: every check passed." in result
     uploaded = auditor.post(
         "/ui/audit/verify-certificate",
         data={
@@ -170,14 +170,14 @@ def test_certificate_download_and_auditor_verification(
         },
         content_type="multipart/form-data",
     ).get_data(as_text=True)
-    assert "Verified: no problem found" in uploaded
+    assert "Verified: every check passed." in uploaded
     tampered = certificate.get_data().replace(b'"deleted"', b'"failed"', 1)
     bad = auditor.post(
         "/ui/audit/verify-certificate",
         data={"csrf_token": audit_token, "certificate": (io.BytesIO(tampered), "c.json")},
         content_type="multipart/form-data",
     ).get_data(as_text=True)
-    assert "FAILED" in bad
+    assert "Not verified: what follows could not be proven." in bad
     erasure_request = db_session.get(ErasureRequest, uuid.UUID(request_id))
     assert erasure_request is not None and erasure_request.status is RequestStatus.COMPLETED
 
