@@ -145,7 +145,10 @@ def test_a_delivery_that_cannot_be_built_backs_off_and_the_others_go_on(
     with scene.maker() as session, session.begin():
         subscription = session.get(CallbackSubscription, broken_subscription)
         assert subscription is not None and subscription.secret_ciphertext is not None
-        subscription.secret_ciphertext = b"\0" + subscription.secret_ciphertext[1:]  # damaged
+        # Damaged: every bit of the first byte flipped. (Setting it to zero left the secret intact
+        # whenever its random first byte was already zero, one run in 256.)
+        damaged = bytes([subscription.secret_ciphertext[0] ^ 0xFF])
+        subscription.secret_ciphertext = damaged + subscription.secret_ciphertext[1:]
     earlier = datetime.now(UTC) - timedelta(minutes=1)
     (broken,) = scene.deliveries(broken_subscription, 1, due=earlier)
     working = scene.deliveries(working_subscription, 2)
