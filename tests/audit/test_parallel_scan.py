@@ -8,6 +8,7 @@ from __future__ import annotations
 import itertools
 import shutil
 from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,8 @@ import pytest
 
 from erasure.audit import bundle as files
 from erasure.audit import leaf_scan
+from erasure.audit.merkle.hashing import leaf_hash
+from erasure.audit.merkle.tree import MerkleTree
 from erasure.audit.verify import verify_bundle
 
 from .support import SignedLog
@@ -128,3 +131,23 @@ def _counting(function: Callable[..., Any], calls: list[object]) -> Callable[...
         return function(*args, **kwargs)
 
     return wrapper
+
+
+@pytest.mark.parametrize("count", [0, 1, 2, 3, 4095, 4096, 4097, 5000, 3 * 4096 + 17, 70_001])
+def test_the_tree_built_on_several_cores_is_the_tree(count: int) -> None:
+    hashes = b"".join(leaf_hash(b"%d" % i) for i in range(count))
+    with ProcessPoolExecutor(2) as pool:
+        tree = leaf_scan._parallel_tree(pool, hashes, 2)
+    expected = MerkleTree(hashes)
+    assert tree.size == expected.size == count
+    assert tree._levels == expected._levels  # every node, not only the roots
+    for size in {0, count // 3, count // 2, count - 1, count} - {-1}:
+        assert tree.root(size) == expected.root(size)
+
+
+def test_a_parallel_scan_brings_its_tree(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = write_leaves(tmp_path / "bundle", b"".join(leaf + b"\n" for leaf in lines(9000)))
+    monkeypatch.setattr(leaf_scan, "PARALLEL_FROM_BYTES", 0)
+    scan = leaf_scan.scan_leaf_file(path, workers=2)
+    assert scan.tree is not None
+    assert scan.tree._levels == MerkleTree(scan.leaf_hashes)._levels
