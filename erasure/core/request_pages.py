@@ -18,7 +18,7 @@ A deadline filter (`due_before`) is a range on another column than the order, an
 leaves out are the newest ones (requests not yet due), so alone it would make the first page read
 all of them. `due_before` adds a bound every match satisfies: created_at < instant - the smallest
 lead (due_at - created_at) of any request, read in O(log n) from its own index (migration
-`due_lead_index`); the ordered scan then starts at the first possible match.
+`list_indexes_at_scale`); the ordered scan then starts at the first possible match.
 
 The console may also page by deadline (`order="due"`, either direction): the same row comparison
 on (due_at, id), which the due_at index serves; the cursor then carries a due date.

@@ -95,3 +95,15 @@ def test_the_api_due_before_page_uses_the_bound(
     assert pages and all(
         "min(erasure_requests.due_at - erasure_requests.created_at)" in s for s in pages
     )
+
+
+def test_open_at_risk_counts_read_only_the_status_index(db_session: Session) -> None:
+    # The console counts at-risk requests (open, and at risk or overdue) up to 10,001: with the
+    # two columns of that condition in the status index the count is an index-only scan; without
+    # them Postgres read the table (2,127 buffers at 1M rows against 114).
+    definition = db_session.scalar(
+        text("SELECT indexdef FROM pg_indexes WHERE indexname = :name"),
+        {"name": "ix_erasure_requests_status_created_at_id"},
+    )
+    assert definition is not None
+    assert definition.endswith("(status, created_at, id) INCLUDE (is_at_risk, due_at)")
