@@ -105,7 +105,7 @@ def render(access: AccessRequest, *, with_links: bool = False) -> dict[str, Any]
 
 
 @bp.post("/access-requests")
-@requires(*SUBMITTERS)
+@requires(*SUBMITTERS, overlaps_limiter=True)
 @documented(
     Documented(
         summary="Submit an access request (GDPR Art. 15, CCPA right to know)",

@@ -1,6 +1,9 @@
 """The one intake every `POST /v1/...-requests` goes through: the submission from the body, the
 Idempotency-Key, and one pipelined write transaction (`erasure.db.pipelined`), then the relay.
 
+The views declare `requires(..., overlaps_limiter=True)`: the rate limiter's Redis round trip
+travels with the first database round trip instead of before it.
+
 Three round trips for the whole transaction: the key's claim and what the request kind reads
 first (the org; for an erasure also the subject locks and the duplicate lookup) are sent
 together; then the writes (the request, its sealed identifiers, its audit leaf, its outbox row
@@ -24,6 +27,7 @@ from erasure.api import idempotency
 from erasure.api.auth import actor, current_key
 from erasure.core.models import ErasureScope, IdentifierKind, Source
 from erasure.db import pipelined
+from erasure.web import limits
 from erasure.web.body import read_body
 from erasure.web.inputs import ErasureRequestIn
 from erasure.web.relay import kick_relay
@@ -90,6 +94,9 @@ def accept(wanted: workflow.Submission, start: Start, *, domain: bytes = b"") ->
             else None
         )
         pending = start(session, connection, wanted)
+        # The limiter's verdict (`requires(overlaps_limiter=True)`) came back while the reads
+        # above were on their way; a refused request stops here, before it writes.
+        limits.settle()
         replay = claim.outcome() if claim is not None else None
         if replay is None:
             accepted = pending.write()

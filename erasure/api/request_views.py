@@ -48,7 +48,7 @@ from erasure.web.responses import json_response, parse_body, read_model
 
 
 @bp.post("/erasure-requests")
-@requires(*SUBMITTERS)
+@requires(*SUBMITTERS, overlaps_limiter=True)
 @documented(
     Documented(
         summary="Submit an erasure request",
