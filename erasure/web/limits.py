@@ -10,8 +10,9 @@ forged key with the victim's prefix is a different key with counters of its own.
 Counters are fixed windows that start at their first hit. They live in Redis
 (`Settings.shared_redis_url`, so every gunicorn worker and every API host share them), and in this
 process only when no Redis is configured (tests, a single-process install). A request costs one
-Redis round trip (one pipeline: the rate counter and the failure counters together); a failed
-authentication costs one more. If Redis cannot be reached the limits fail open: intake keeps
+Redis round trip (one pipeline: the rate counter and the failure counters together), sent by
+`start` and read by `Admission.settle`, so intake can overlap it with its first database round
+trip; a failed authentication costs one more. If Redis cannot be reached the limits fail open: intake keeps
 working, a warning is logged and `erasure_rate_limiter_errors_total` counts it.
 
 Counter names hold client addresses and a salted, truncated SHA-256 of the presented key (not the
