@@ -320,11 +320,6 @@ def start(token: str) -> Admission:
     return admission
 
 
-def admit(token: str) -> None:
-    """`start` and settle at once: 429 when refused."""
-    start(token).settle()
-
-
 def settle() -> None:
     """Settle this request's limiter check if it is still in flight: a view that overlaps it
     with its first database round trip calls this before it writes anything."""
