@@ -22,6 +22,7 @@ from flask.typing import ResponseReturnValue
 from erasure import free_text, workflow
 from erasure.audit import certify
 from erasure.audit.certificate import dump_certificate
+from erasure.celery_app import tunables
 from erasure.core.models import (
     ErasureRequest,
     RequestStatus,
@@ -29,7 +30,7 @@ from erasure.core.models import (
 )
 from erasure.errors import InvalidTransition, NotFound, NotReady
 from erasure.pipeline.states import record_pseudonym
-from erasure.ui import prediction_reasons, queries, security, timeline
+from erasure.ui import prediction_reasons, queries, security, timeline, why_stuck
 from erasure.ui.blueprint import bp
 from erasure.web.resources import get_session, web_resources
 
@@ -97,11 +98,16 @@ def request_detail(request_id: uuid.UUID) -> str:
     ]
     open_ = not erasure_request.status.is_terminal
     has_failed = any(t.status is TargetStatus.FAILED for t in erasure_request.targets)
+    stuck = why_stuck.causes(
+        session, erasure_request, entries, now, tunables(web_resources().settings)
+    )
+    # A look-up parked for a person has no failed record, yet retry is what restarts it.
+    parked = any(c.retry for c in stuck)
     offered = {
         "cancel": open_ and security.can("cancel"),
         "approve": erasure_request.status is RequestStatus.AWAITING_APPROVAL
         and security.can("approve"),
-        "retry": has_failed
+        "retry": (has_failed or parked)
         and erasure_request.status not in (RequestStatus.CANCELLED, RequestStatus.REJECTED)
         and security.can("retry"),
         "extend": open_ and security.can("extend"),
@@ -113,6 +119,7 @@ def request_detail(request_id: uuid.UUID) -> str:
         title=f"Request {erasure_request.id}",
         r=erasure_request,
         free_text=_free_text(erasure_request),
+        has_failed=has_failed,
         has_free_text=erasure_request.notes_ciphertext is not None
         or erasure_request.cancel_reason_ciphertext is not None,
         now=now,
@@ -123,6 +130,7 @@ def request_detail(request_id: uuid.UUID) -> str:
         targets=targets,
         offered=offered,
         why_predicted=prediction_reasons.reasons(session, erasure_request, entries, now),
+        why_stuck=stuck,
     )
 
 

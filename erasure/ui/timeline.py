@@ -29,7 +29,7 @@ PHRASES = {
     "request.completed_no_data": "Completed: Salesforce held no record of the subject",
     "request.failed": "Failed: some records could not be deleted",
     "request.cancelled": "cancelled the request",
-    "request.retried": "retried the failed records",
+    "request.retried": "retried the request",
     "request.extended": "extended the deadline",
     "request.at_risk": "Deadline at risk: the predicted completion is too close to it",
     "request.promoted": "Went on alone after the request it was linked to was cancelled",
@@ -41,8 +41,22 @@ PHRASES = {
     "targets.held": "Deletion held back",
     "targets.returned": "Salesforce returned the deletion for another try",
     "targets.attached": "Records joined a deletion already sent",
+    "targets.failed": "Salesforce refused the delete call: its records failed",
+    "targets.blocked_open_session": (
+        "Records wait for an open Messaging session to end (Salesforce refuses to delete them "
+        "while it is active)"
+    ),
+    "targets.unblocked": "The Messaging session ended: the records are queued again",
+    "subject.shredded": "Retention: the subject's identifiers were destroyed",
+    "notice.generated": "A notice to the subject was made",
     "target.deleted": "A record was deleted and confirmed absent",
     "target.failed": "A record could not be deleted",
+}
+#: Why Salesforce returned a deletion (erasure.pipeline.call_outcomes), in words.
+RETURNED = {
+    "open_session": "412: a conversation was still active",
+    "rate_limited": "429: too many requests, the execution user pauses",
+    "org_paused": "404 from the engagement API: the org pauses",
 }
 #: Kinds that a person (or a system with a key) does: their sentence starts with the actor.
 DONE_BY = frozenset(
@@ -102,6 +116,10 @@ def _detail(entry: TimelineEntry) -> str:
         source = data.get("source")
         due = _day(data.get("due_at"))
         return (f" (from {source})" if source else "") + (f"; due {due}" if due else "")
+    if entry.kind == "targets.returned" and data.get("reason") in RETURNED:
+        return f" ({RETURNED[str(data['reason'])]})"
+    if entry.kind == "notice.generated" and data.get("notice_kind"):
+        return f": {str(data['notice_kind']).replace('_', ' ')}"
     if entry.kind == "request.cancelled" and data.get("deletions_not_stoppable"):
         return f"; {data['deletions_not_stoppable']} deletion(s) already sent could not be stopped"
     return ""

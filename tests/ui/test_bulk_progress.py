@@ -56,9 +56,9 @@ def test_progress_page_counts_the_uploads_requests_by_state(
     assert link, "the result links to the upload's progress"
 
     made = db_session.scalars(
-        select(ErasureRequest).where(ErasureRequest.reference_id.in_(
-            [f"P{tag}-{n}" for n in range(2, 6)]
-        )).order_by(ErasureRequest.reference_id)
+        select(ErasureRequest)
+        .where(ErasureRequest.reference_id.in_([f"P{tag}-{n}" for n in range(2, 6)]))
+        .order_by(ErasureRequest.reference_id)
     ).all()
     assert len(made) == 4
     made[0].status = RequestStatus.COMPLETED
