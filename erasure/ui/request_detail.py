@@ -70,6 +70,15 @@ def _free_text(erasure_request: ErasureRequest) -> dict[str, Any] | None:
     }
 
 
+def _reasons(free: dict[str, Any] | None) -> timeline.Reasons | None:
+    """The reasons the timeline may quote: only for a reader who sees the free text."""
+    if free is None:
+        return None
+    return timeline.Reasons(
+        extensions=[reason for _day, reason in free["extensions"]], cancel=free["cancel_reason"]
+    )
+
+
 def _load(request_id: uuid.UUID) -> ErasureRequest:
     try:
         return workflow.get_request(get_session(), request_id)
@@ -98,6 +107,7 @@ def request_detail(request_id: uuid.UUID) -> str:
     ]
     open_ = not erasure_request.status.is_terminal
     has_failed = any(t.status is TargetStatus.FAILED for t in erasure_request.targets)
+    free = _free_text(erasure_request)
     stuck = why_stuck.causes(
         session, erasure_request, entries, now, tunables(web_resources().settings)
     )
@@ -118,14 +128,14 @@ def request_detail(request_id: uuid.UUID) -> str:
         "ui/request_detail.html",
         title=f"Request {erasure_request.id}",
         r=erasure_request,
-        free_text=_free_text(erasure_request),
+        free_text=free,
         has_failed=has_failed,
         has_free_text=erasure_request.notes_ciphertext is not None
         or erasure_request.cancel_reason_ciphertext is not None,
         now=now,
         days_left=queries.days_left(erasure_request.due_at, now),
         timeline=entries,
-        timeline_lines=timeline.lines(session, entries),
+        timeline_lines=timeline.lines(session, entries, _reasons(free)),
         pseudonyms=queries.subject_pseudonyms(entries),
         targets=targets,
         offered=offered,

@@ -1,14 +1,16 @@
 """A request's audit leaves as sentences a person reads: who did what, to which deadline
-("Ana Lima (officer) extended the deadline to 2027-01-30"), with the raw leaf kept beside each
-for whoever checks it. Actors are named from the `by` field (`user:<id>`, `api-key:<prefix>`);
-nothing here reads free text, so a timeline never shows a reason or a note (those stay in their
-own section, for the roles that may read them)."""
+("Ana Lima (officer) extended the deadline to 2027-01-30: <reason>"), with the raw leaf kept
+beside each for whoever checks it. Actors are named from the `by` field (`user:<id>`,
+`api-key:<prefix>`). Leaves hold no free text: an extension's reason is matched to its leaf by
+the SHA-256 the leaf holds, and the cancel reason to the cancel, and both are given only for the
+roles that may read them (`Reasons`, from the page); other roles read the sentence without it."""
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from sqlalchemy import select
@@ -72,6 +74,26 @@ DONE_BY = frozenset(
 
 
 @dataclass(frozen=True)
+class Reasons:
+    """Decrypted reasons for a reader allowed to see them: each extension's, and the cancel's."""
+
+    extensions: Sequence[str] = ()
+    cancel: str | None = None
+    _by_hash: dict[str, str] = field(init=False, default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for reason in self.extensions:
+            self._by_hash[hashlib.sha256(reason.encode()).hexdigest()] = reason
+
+    def of(self, entry: TimelineEntry) -> str | None:
+        if entry.kind == "request.extended":
+            return self._by_hash.get(str(entry.data.get("reason_sha256")))
+        if entry.kind == "request.cancelled":
+            return self.cancel
+        return None
+
+
+@dataclass(frozen=True)
 class Line:
     at: str
     sentence: str
@@ -125,7 +147,9 @@ def _detail(entry: TimelineEntry) -> str:
     return ""
 
 
-def lines(session: Session, entries: Sequence[TimelineEntry]) -> list[Line]:
+def lines(
+    session: Session, entries: Sequence[TimelineEntry], reasons: Reasons | None = None
+) -> list[Line]:
     names = actor_names(session, entries)
     out = []
     for entry in entries:
@@ -136,6 +160,8 @@ def lines(session: Session, entries: Sequence[TimelineEntry]) -> list[Line]:
         elif entry.kind in DONE_BY:
             who = names.get(str(by), "Someone no longer known") if by else "The system"
             sentence = f"{who} {phrase}{_detail(entry)}"
+            reason = reasons.of(entry) if reasons else None
+            sentence += f": {reason}" if reason else ""
         else:
             sentence = f"{phrase}{_detail(entry)}"
         out.append(Line(at=entry.at, sentence=sentence, entry=entry))

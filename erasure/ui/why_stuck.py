@@ -187,12 +187,13 @@ def _look_up(
 
 
 def _sessions(
-    session: Session, request: ErasureRequest, entries: Sequence[TimelineEntry]
+    session: Session, request: ErasureRequest, entries: Sequence[TimelineEntry], now: datetime
 ) -> list[Cause]:
     blocked = _targets(session, request, Target.status == TargetStatus.BLOCKED_OPEN_SESSION)
     if blocked:
         checks = [t.next_check_at for t in blocked if t.next_check_at]
-        at = f" again at {_when(min(checks))}" if checks else " again shortly"
+        # A check already due happens at the scheduler's next pass, within seconds.
+        at = f" again at {_when(min(checks))}" if checks and min(checks) > now else " again shortly"
         return [
             Cause(
                 "open_session",
@@ -390,7 +391,7 @@ def causes(
     if request.status is RequestStatus.FAILED:
         return found
     found += _look_up(session, request, now, tunables) if not found else []
-    found += _sessions(session, request, entries) + _activity(session, request, now)
+    found += _sessions(session, request, entries, now) + _activity(session, request, now)
     found += _lost_answers(session, request, now, tunables) + _held_back(session, request, now)
     if _targets(session, request, Target.status == TargetStatus.PENDING):
         senders = _senders(session, request, now)
