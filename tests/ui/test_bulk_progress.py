@@ -100,4 +100,6 @@ def test_progress_of_an_unknown_upload_is_404_and_readers_may_see_it(
     seen = auditor.get(link.group(1))
     assert seen.status_code == 200
     assert "Upload another file" not in seen.get_data(as_text=True)  # not theirs to do
-    assert auditor.get(f"/ui/requests/bulk/{uuid.uuid4()}").status_code == 404
+    unknown = auditor.get(f"/ui/requests/bulk/{uuid.uuid4()}")
+    assert unknown.status_code == 404 and unknown.mimetype == "text/html"
+    assert 'aria-label="Main"' in unknown.get_data(as_text=True)  # the console's own 404

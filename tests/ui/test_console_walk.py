@@ -192,6 +192,9 @@ def test_officer_and_admin_walk_console_v2(
     assert page.get_by_role("navigation", name="Main").count() == 1
     accessible(page, "bulk progress")
     page.screenshot(path=str(shots / "console-bulk-progress.png"), full_page=True)
+    page.get_by_role("link", name="Upload another file").click()
+    page.locator("#recent-uploads a").first.wait_for()  # the upload, to come back to
+    accessible(page, "bulk upload with recent uploads")
 
     # The list: search, sort, count, regulation, select and act, previous/next.
     page.get_by_role("link", name="Requests", exact=True).click()
