@@ -42,6 +42,8 @@ from erasure.pipeline.quota import pool_quota, send_times
 from erasure.pipeline.sweep import PARKED, RESOLVE_STATES
 from erasure.ui.queries import UNSENT, TimelineEntry
 
+#: The confirm step's alert for a log that stays non-final (erasure.pipeline.confirm).
+NOT_FINAL = "target_not_final"
 #: A look-up younger than this is simply under way, not stuck.
 QUIET = timedelta(minutes=1)
 #: A slot sooner than this is "now": the record goes with the next calls.
@@ -276,6 +278,29 @@ def _lost_answers(
     ]
 
 
+def _not_final(session: Session, request: ErasureRequest) -> list[Cause]:
+    """Sent, but Salesforce's log has stayed non-final for hours (the confirm step's alert)."""
+    message = session.scalar(
+        select(Alert.message)
+        .where(
+            Alert.request_id == request.id,
+            Alert.kind == NOT_FINAL,
+            Alert.resolved_at.is_(None),
+        )
+        .limit(1)
+    )
+    if not message:
+        return []
+    return [
+        Cause(
+            "transient",
+            f"Salesforce has not finished a deletion it accepted: {message}.",
+            "Look the ConversationApiLog ids below up in Salesforce Setup; erasure keeps "
+            "polling, and the request goes on as soon as the log is final.",
+        )
+    ]
+
+
 def _held_back(session: Session, request: ErasureRequest, now: datetime) -> list[Cause]:
     held = _targets(
         session, request, Target.status == TargetStatus.PENDING, Target.next_check_at > now
@@ -393,6 +418,7 @@ def causes(
     found += _look_up(session, request, now, tunables) if not found else []
     found += _sessions(session, request, entries, now) + _activity(session, request, now)
     found += _lost_answers(session, request, now, tunables) + _held_back(session, request, now)
+    found += _not_final(session, request)
     if _targets(session, request, Target.status == TargetStatus.PENDING):
         senders = _senders(session, request, now)
         found += senders or _quota(session, request, now)

@@ -251,6 +251,22 @@ def test_a_batch_held_back_says_until_when(db_session: Session, org: Org) -> Non
     assert cause.what.startswith(f"1 record(s) are held back until {_when(until)}")
 
 
+def test_a_log_that_stays_non_final_points_to_salesforce_setup(
+    db_session: Session, org: Org
+) -> None:
+    request = _request(db_session, org, RequestStatus.CONFIRMING)
+    _target(db_session, request, TargetStatus.REQUESTED, log_id="0Xa000000000001")
+    message = (
+        "a deletion has no final ConversationApiLog status 25 h after its call (last status: "
+        "IN_PROGRESS); it is still polled: check it in Salesforce Setup"
+    )
+    db_session.add(Alert(kind="target_not_final", request_id=request.id, message=message))
+    db_session.flush()
+    cause = _only(_why(db_session, request), "transient")
+    assert cause.what == f"Salesforce has not finished a deletion it accepted: {message}."
+    assert "Salesforce Setup" in cause.next_step
+
+
 def test_an_open_messaging_session_blocks_until_it_ends(db_session: Session, org: Org) -> None:
     request = _request(db_session, org, RequestStatus.DELETING)
     check = NOW + timedelta(minutes=3)
