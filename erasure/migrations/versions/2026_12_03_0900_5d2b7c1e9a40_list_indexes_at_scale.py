@@ -11,7 +11,7 @@ requests (open, and at risk or overdue, up to 10,001) is an index-only scan: at 
 the table, 2,127 buffers and 80 ms, against 114 buffers.
 
 Revision ID: 5d2b7c1e9a40
-Revises: e3c8d5a1f0b2
+Revises: b5d2e8f4a6c1
 Create Date: 2026-12-03 09:00:00.000000
 """
 
@@ -21,7 +21,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "5d2b7c1e9a40"
-down_revision: str | None = "e3c8d5a1f0b2"
+down_revision: str | None = "b5d2e8f4a6c1"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
