@@ -198,7 +198,7 @@ def _page_query(query: ListQuery, now: datetime) -> request_pages.PageQuery:
     if query.source is not None:
         conditions.append(ErasureRequest.source == query.source)
     if query.due_before is not None:
-        conditions.append(ErasureRequest.due_at < query.due_before)
+        conditions.extend(request_pages.due_before(query.due_before))
     if query.at_risk:
         # Open states only, each scanned on its (status, created_at, id) index; a status filter
         # naming only ended states leaves nothing at risk.
