@@ -45,3 +45,10 @@ def settings(settings: Settings) -> Settings:
 @pytest.fixture
 def guard() -> AddressGuard:
     return AddressGuard.allowing(LOOPBACK)
+
+
+from tests.support.pipeline import (  # noqa: E402, F401  # fixtures: access over the live app
+    make_world,
+    sandbox,
+    world,
+)

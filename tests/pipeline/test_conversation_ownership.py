@@ -33,7 +33,9 @@ def officer(world: World, live_server: LiveServer) -> Iterator[Caller]:
 
 def _seed(world: World, phone: str) -> SeededEndUser:
     with world.sandbox.org.lock:
-        return add_end_user(world.sandbox.org.data, platform_key=phone, phone=phone, conversations=2)
+        return add_end_user(
+            world.sandbox.org.data, platform_key=phone, phone=phone, conversations=2
+        )
 
 
 def _exists(world: World, record_id: str) -> bool:
