@@ -48,7 +48,9 @@ def guard() -> AddressGuard:
 
 
 from tests.support.pipeline import (  # noqa: E402, F401  # fixtures: access over the live app
+    make_worker,
     make_world,
+    redis_server,
     sandbox,
     world,
 )
