@@ -6,7 +6,7 @@ reason. Its events are delivered to callback subscriptions like an erasure reque
 row names either an erasure request or an access request, never both.
 
 Revision ID: 5f2a9c7e1d40
-Revises: b5d2e8f4a6c1
+Revises: 5d2b7c1e9a40
 Create Date: 2026-12-03 08:40:00.000000
 """
 
@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "5f2a9c7e1d40"
-down_revision: str | None = "b5d2e8f4a6c1"
+down_revision: str | None = "5d2b7c1e9a40"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
