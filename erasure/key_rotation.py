@@ -20,6 +20,8 @@ from erasure.identifiers import Sealed, Vault, identifier_context
 from erasure.notices.issuing import text_context
 from erasure.notices.models import Notice
 from erasure.orgs import secret_context
+from erasure.pipeline.holds import override_context, reason_context
+from erasure.pipeline.models import HoldWait, LegalHold
 
 
 @dataclass
@@ -29,10 +31,18 @@ class RotationCount:
     cancel_reasons: int = 0
     credentials: int = 0
     notices: int = 0
+    hold_reasons: int = 0  # legal holds' reasons and hold override reasons
 
     @property
     def total(self) -> int:
-        return self.identifiers + self.notes + self.cancel_reasons + self.credentials + self.notices
+        return (
+            self.identifiers
+            + self.notes
+            + self.cancel_reasons
+            + self.credentials
+            + self.notices
+            + self.hold_reasons
+        )
 
 
 def reencrypt_batch(session: Session, vault: Vault, *, batch: int = 500) -> RotationCount:
@@ -72,6 +82,7 @@ def reencrypt_batch(session: Session, vault: Vault, *, batch: int = 500) -> Rota
         count.notes += 1
     count.cancel_reasons = _reseal_cancel_reasons(session, vault, batch=batch)
     count.notices = _reseal_notices(session, vault, batch=batch)
+    count.hold_reasons = _reseal_hold_reasons(session, vault, batch=batch)
     credentials = session.scalars(
         select(Credential)
         .where(Credential.key_id != active)
@@ -144,3 +155,52 @@ def _reseal_notices(session: Session, vault: Vault, *, batch: int) -> int:
         )
         notice.text_ciphertext, notice.text_key_id = sealed.ciphertext, sealed.key_id
     return len(notices)
+
+
+def _reseal(vault: Vault, key_id: str, ciphertext: bytes, context: str) -> Sealed:
+    return vault.seal(vault.open(Sealed(key_id, ciphertext), context=context), context=context)
+
+
+def _reseal_hold_reasons(session: Session, vault: Vault, *, batch: int) -> int:
+    """Legal holds' reasons and override reasons under an older key (a hold outlives the
+    requests it covers, so its reason may be sealed under a key long since rotated out)."""
+    active = vault.active_key_id
+    legal_holds = session.scalars(
+        select(LegalHold)
+        .where(LegalHold.reason_ciphertext.is_not(None), LegalHold.reason_key_id != active)
+        .limit(batch)
+        .with_for_update(skip_locked=True)
+    ).all()
+    for legal_hold in legal_holds:
+        if legal_hold.reason_ciphertext is None or legal_hold.reason_key_id is None:
+            continue  # excluded by the query; narrows types
+        sealed = _reseal(
+            vault,
+            legal_hold.reason_key_id,
+            legal_hold.reason_ciphertext,
+            reason_context(legal_hold.id),
+        )
+        legal_hold.reason_ciphertext, legal_hold.reason_key_id = sealed.ciphertext, sealed.key_id
+    waits = session.scalars(
+        select(HoldWait)
+        .where(
+            HoldWait.override_reason_ciphertext.is_not(None),
+            HoldWait.override_reason_key_id != active,
+        )
+        .limit(batch)
+        .with_for_update(skip_locked=True)
+    ).all()
+    for wait in waits:
+        if wait.override_reason_ciphertext is None or wait.override_reason_key_id is None:
+            continue  # excluded by the query; narrows types
+        sealed = _reseal(
+            vault,
+            wait.override_reason_key_id,
+            wait.override_reason_ciphertext,
+            override_context(wait.id),
+        )
+        wait.override_reason_ciphertext, wait.override_reason_key_id = (
+            sealed.ciphertext,
+            sealed.key_id,
+        )
+    return len(legal_holds) + len(waits)
