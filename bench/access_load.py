@@ -9,7 +9,9 @@ rejected (429) or spent on 412, entries calls and 429s, reads of records an eras
 
 from __future__ import annotations
 
+import itertools
 import multiprocessing
+import statistics
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -248,7 +250,11 @@ def erasure_figures(
         index = int((at - sent[0]).total_seconds() // window_s)
         if index < windows:
             per_window[index] += 1
+    # The dispatcher's pace: seconds between consecutive calls of the first window (a starved
+    # CPU shows here, not in the quota).
+    gaps = [(b - a).total_seconds() for a, b in itertools.pairwise(sent[:quota])]
     return {
+        "call_gap_s": statistics.median(gaps) if gaps else 0.0,
         "slots_per_window": per_window,
         "slots_unused": sum(quota - used for used in per_window),
         "urgent": len(urgent),

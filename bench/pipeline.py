@@ -322,7 +322,8 @@ def _access_beside_erasure(sa_url: str, args: argparse.Namespace) -> None:
             totals[name][2] += run["calls_429"]
         print(
             f"  round {round_}: delete calls per window alone {alone['slots_per_window']}, "
-            f"with access {shared['slots_per_window']}; urgent missed {alone['urgent_missed']} "
+            f"with access {shared['slots_per_window']} (median gap between calls "
+            f"{alone['call_gap_s']:.1f} / {shared['call_gap_s']:.1f} s); urgent missed {alone['urgent_missed']} "
             f"/ {shared['urgent_missed']} of {urgent}; 429s {alone['calls_429']} / "
             f"{shared['calls_429']}; answered 412 {shared['delete_412']}; access: "
             f"{shared['access_ready']} of {shared['access_requests']} exports ready, entries "
