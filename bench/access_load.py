@@ -1,10 +1,11 @@
 """The access part of bench/pipeline.py: erasure throughput with and without access retrieval
 running beside it on the same credential pool, in the same run.
 
-Access requests read conversation entries in a thread of their own while the dispatcher sends
+Access requests read conversation entries in a process of their own while the dispatcher sends
 delete calls; half of the access subjects also have an erasure under way, which access must
-leave alone (erasure first). Reported: subjects erased per window in both runs, delete calls
-rejected (429) or spent on 412, entries calls and 429s, reads of records an erasure was deleting.
+leave alone (erasure first). Reported: delete calls per quota window and deadline misses of
+urgent requests in both runs, delete calls rejected (429) or spent on 412, entries calls, reads of
+records an erasure was deleting.
 """
 
 from __future__ import annotations

@@ -6,8 +6,10 @@ pool of 1 and of 3 credentials; we report subjects erased per window against the
 maximum (calls per window x max ids x credentials), wasted delete calls (429s, ids accepted
 twice), the naive one-subject-per-call baseline in the same run, and, at low load, the time from
 the intake commit to the delete call. Then the same backlog alone and with access retrieval
-beside it (a process of its own, bench/access_load.py), interleaved: delete calls, 429s and 412s,
-entries calls against those planned, and reads of subjects being erased.
+beside it (a process of its own, bench/access_load.py), interleaved: the delete calls each quota
+window carried, deadline misses of requests due 1.5 windows after the start, 429s and 412s,
+entries calls against those planned, and reads of subjects being erased. The sandbox runs in a
+process of its own (bench/sandbox_process.py), as Salesforce is remote.
 
     python -m bench.pipeline [--hour-s 4] [--windows 3] [--max-ids 50] [--access-subjects 20]
         [--access-rounds 2] [--access-only]
