@@ -8,12 +8,16 @@ own transaction, so the job can be stopped and resumed.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session, selectinload
 
 from erasure import free_text
+from erasure.access.disclose import export_context, read_context
+from erasure.access.models import AccessIdentifier, AccessRead, AccessRequest
 from erasure.core.models import Credential, ErasureRequest, RequestStatus, SubjectIdentifier
 from erasure.free_text import notes_context
 from erasure.identifiers import Sealed, Vault, identifier_context
@@ -32,6 +36,7 @@ class RotationCount:
     credentials: int = 0
     notices: int = 0
     hold_reasons: int = 0  # legal holds' reasons and hold override reasons
+    access: int = 0  # access requests' identifiers, notes, entries read and exports
 
     @property
     def total(self) -> int:
@@ -42,6 +47,7 @@ class RotationCount:
             + self.credentials
             + self.notices
             + self.hold_reasons
+            + self.access
         )
 
 
@@ -83,6 +89,7 @@ def reencrypt_batch(session: Session, vault: Vault, *, batch: int = 500) -> Rota
     count.cancel_reasons = _reseal_cancel_reasons(session, vault, batch=batch)
     count.notices = _reseal_notices(session, vault, batch=batch)
     count.hold_reasons = _reseal_hold_reasons(session, vault, batch=batch)
+    count.access = _reseal_access(session, vault, batch=batch)
     credentials = session.scalars(
         select(Credential)
         .where(Credential.key_id != active)
@@ -204,3 +211,67 @@ def _reseal_hold_reasons(session: Session, vault: Vault, *, batch: int) -> int:
             sealed.key_id,
         )
     return len(legal_holds) + len(waits)
+
+
+def _reseal_rows(
+    session: Session,
+    vault: Vault,
+    model: Any,
+    columns: tuple[str, str],
+    context_of: Callable[[Any], str],
+    *,
+    batch: int,
+) -> int:
+    """Re-seal up to `batch` rows of `model` whose (ciphertext, key id) `columns` are under an
+    older key, each opened and sealed again with the context `context_of(row)` binds it to."""
+    ciphertext_column, key_column = (getattr(model, name) for name in columns)
+    rows = session.scalars(
+        select(model)
+        .where(ciphertext_column.is_not(None), key_column != vault.active_key_id)
+        .limit(batch)
+        .with_for_update(skip_locked=True)
+    ).all()
+    for row in rows:
+        sealed = _reseal(vault, getattr(row, columns[1]), getattr(row, columns[0]), context_of(row))
+        setattr(row, columns[0], sealed.ciphertext)
+        setattr(row, columns[1], sealed.key_id)
+    return len(rows)
+
+
+def _reseal_access(session: Session, vault: Vault, *, batch: int) -> int:
+    """What access requests keep sealed: without this, removing the old key would leave their
+    exports unreadable before their retention date."""
+    return (
+        _reseal_rows(
+            session,
+            vault,
+            AccessIdentifier,
+            ("ciphertext", "key_id"),
+            lambda row: identifier_context(row.request_id, row.kind),
+            batch=batch,
+        )
+        + _reseal_rows(
+            session,
+            vault,
+            AccessRequest,
+            ("notes_ciphertext", "notes_key_id"),
+            lambda row: notes_context(row.id),
+            batch=batch,
+        )
+        + _reseal_rows(
+            session,
+            vault,
+            AccessRequest,
+            ("export_ciphertext", "export_key_id"),
+            lambda row: export_context(row.id),
+            batch=batch,
+        )
+        + _reseal_rows(
+            session,
+            vault,
+            AccessRead,
+            ("entries_ciphertext", "key_id"),
+            lambda row: read_context(row.id),
+            batch=batch,
+        )
+    )
