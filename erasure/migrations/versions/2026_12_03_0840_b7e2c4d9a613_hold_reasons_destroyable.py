@@ -6,7 +6,7 @@ the hold ended (`hold.shredded` leaf), as it destroys a request's notes; the hol
 pseudonym and its leaves stay.
 
 Revision ID: b7e2c4d9a613
-Revises: b5d2e8f4a6c1
+Revises: 5f2a9c7e1d40
 Create Date: 2026-12-03 08:40:00.000000
 """
 
@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "b7e2c4d9a613"
-down_revision: str | None = "b5d2e8f4a6c1"
+down_revision: str | None = "5f2a9c7e1d40"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
