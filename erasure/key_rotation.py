@@ -19,7 +19,7 @@ from erasure import free_text
 from erasure.access.disclose import export_context, read_context
 from erasure.access.models import AccessIdentifier, AccessRead, AccessRequest
 from erasure.core.models import Credential, ErasureRequest, RequestStatus, SubjectIdentifier
-from erasure.free_text import notes_context
+from erasure.free_text import cancel_reason_context, notes_context
 from erasure.identifiers import Sealed, Vault, identifier_context
 from erasure.notices.issuing import text_context
 from erasure.notices.models import Notice
@@ -239,8 +239,9 @@ def _reseal_rows(
 
 
 def _reseal_access(session: Session, vault: Vault, *, batch: int) -> int:
-    """What access requests keep sealed: without this, removing the old key would leave their
-    exports unreadable before their retention date."""
+    """What access requests keep sealed (identifiers, notes, cancel reason, entries read,
+    export): without this, removing the old key would leave their exports unreadable before
+    their retention date."""
     return (
         _reseal_rows(
             session,
@@ -264,6 +265,14 @@ def _reseal_access(session: Session, vault: Vault, *, batch: int) -> int:
             AccessRequest,
             ("export_ciphertext", "export_key_id"),
             lambda row: export_context(row.id),
+            batch=batch,
+        )
+        + _reseal_rows(
+            session,
+            vault,
+            AccessRequest,
+            ("cancel_reason_ciphertext", "cancel_reason_key_id"),
+            lambda row: cancel_reason_context(row.id),
             batch=batch,
         )
         + _reseal_rows(

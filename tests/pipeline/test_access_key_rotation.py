@@ -6,10 +6,13 @@ opens. Nothing is committed: the rows are checked in the session that re-sealed 
 from __future__ import annotations
 
 import os
+from datetime import timedelta
 
 from sqlalchemy import select
 
+from erasure import free_text
 from erasure.access import retrieve
+from erasure.access.cancel import cancel_access
 from erasure.access.disclose import open_export
 from erasure.access.models import AccessIdentifier, AccessRead, AccessRequest, AccessStatus
 from erasure.config import Settings
@@ -50,4 +53,23 @@ def test_reencrypt_reseals_access_identifiers_and_exports(world: World, settings
             )
         ).all()
         assert all(key == "new" for key in keys)
+        session.rollback()
+
+
+def test_reencrypt_reseals_an_access_cancel_reason(world: World, settings: Settings) -> None:
+    access_id = submit_access_for(world, demo_phone(2))
+    reason = "the subject withdrew the request by letter"
+    with world.session() as session:
+        cancel_access(
+            session, access_id, reason=reason, vault=world.ctx.vault, retention=timedelta(days=30)
+        )
+        session.commit()
+    new_key = os.urandom(32)
+    rotated = Vault({"new": new_key, **settings.encryption_key_bytes})
+    only_new = Vault({"new": new_key})
+    with world.session() as session:
+        assert reencrypt_batch(session, rotated).access >= 1
+        access = session.get_one(AccessRequest, access_id)
+        assert access.cancel_reason_key_id == "new"
+        assert free_text.open_cancel_reason(only_new, access) == reason
         session.rollback()
