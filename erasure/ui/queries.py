@@ -277,3 +277,28 @@ def subject_pseudonyms(entries: Sequence[TimelineEntry]) -> list[dict[str, str]]
                     if isinstance(item, dict)
                 ]
     return []
+
+
+#: How the console says why a listed conversation was left alone (erasure.pipeline.resolve).
+LEFT_ALONE_WHY = {
+    "not_the_subjects": "a conversation of another subject: left alone",
+    "not_found": "no such conversation",
+}
+
+
+def left_alone(entries: Sequence[TimelineEntry]) -> list[dict[str, str]]:
+    """The listed conversations resolve did not erase (record pseudonym, shortened as the
+    targets are, and why), from the leaf that recorded them."""
+    for entry in entries:
+        if entry.kind in {"request.resolved", "request.completed_no_data"}:
+            items = entry.data.get("left_alone")
+            if isinstance(items, list):
+                return [
+                    {
+                        "record": str(item.get("record"))[:16],
+                        "why": LEFT_ALONE_WHY.get(str(item.get("why")), str(item.get("why"))),
+                    }
+                    for item in items
+                    if isinstance(item, dict)
+                ]
+    return []
