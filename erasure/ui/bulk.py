@@ -49,7 +49,7 @@ from erasure.ui.blueprint import bp
 from erasure.ui.request_form import form_document, submission, validate_document
 from erasure.web.inputs import ErasureRequestIn, ErasureSubmissionIn, ReferenceIn
 from erasure.web.relay import kick_relay
-from erasure.web.resources import get_session, web_resources
+from erasure.web.resources import get_session, stream_session, web_resources
 
 logger = logging.getLogger(__name__)
 
@@ -308,38 +308,41 @@ def bulk_confirm() -> ResponseReturnValue:
     upload_id = upload.id
     session.commit()  # the progress page exists even if no row ends up created
 
+    scope = stream_session()  # the request's session is closed before the body streams
+
     def generate() -> Iterator[str]:
         yield head
         created: list[uuid.UUID] = []
         skipped = 0
-        for start in range(0, len(rows), CHUNK):
-            chunk = rows[start : start + CHUNK]
-            existing = _existing(session, [_reference(r.body) for r in chunk])
-            for row in chunk:
-                if _reference(row.body) in existing:
-                    skipped += 1
-                    continue
-                try:
-                    with session.begin_nested():
-                        made = workflow.submit_request(
-                            session,
-                            submission(row.body, Source.BULK),
-                            protection=web_resources().protection,
-                            default_org=settings.default_org,
-                        )
-                    created.append(made.id)
-                    session.add(BulkUploadRequest(upload_id=upload_id, request_id=made.id))
-                except UnknownOrg as exc:
-                    rejected.append(Rejected(row.number, "org", str(exc)))
-            session.commit()
-            kick_relay()
-            yield render_template(
-                "ui/bulk_progress.html",
-                done=min(start + CHUNK, len(rows)),
-                total=len(rows),
-                created=len(created),
-                skipped=skipped,
-            )
+        with scope as stream:
+            for start in range(0, len(rows), CHUNK):
+                chunk = rows[start : start + CHUNK]
+                existing = _existing(stream, [_reference(r.body) for r in chunk])
+                for row in chunk:
+                    if _reference(row.body) in existing:
+                        skipped += 1
+                        continue
+                    try:
+                        with stream.begin_nested():
+                            made = workflow.submit_request(
+                                stream,
+                                submission(row.body, Source.BULK),
+                                protection=web_resources().protection,
+                                default_org=settings.default_org,
+                            )
+                        created.append(made.id)
+                        stream.add(BulkUploadRequest(upload_id=upload_id, request_id=made.id))
+                    except UnknownOrg as exc:
+                        rejected.append(Rejected(row.number, "org", str(exc)))
+                stream.commit()
+                kick_relay()
+                yield render_template(
+                    "ui/bulk_progress.html",
+                    done=min(start + CHUNK, len(rows)),
+                    total=len(rows),
+                    created=len(created),
+                    skipped=skipped,
+                )
         logger.info(
             "console: user %s bulk upload: %d created, %d skipped, %d rejected",
             user_id,

@@ -15,13 +15,14 @@ from flask import (
     stream_with_context,
 )
 from flask.typing import ResponseReturnValue
+from sqlalchemy.orm import Session
 
 from erasure.core import request_pages
 from erasure.core.models import ErasureRequest
 from erasure.ui import queries, security
 from erasure.ui.blueprint import bp
 from erasure.ui.request_list import filters
-from erasure.web.resources import get_session
+from erasure.web.resources import stream_session
 
 logger = logging.getLogger(__name__)
 
@@ -72,30 +73,35 @@ def _row(r: ErasureRequest, now: datetime) -> list[str]:
     ]
 
 
+def _pages(session: Session, query: queries.ListQuery, now: datetime) -> Iterator[str]:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(CSV_COLUMNS)
+    after = query.after
+    written = 0
+    while written < CSV_MAX_ROWS:
+        page = queries.list_requests(
+            session, dataclasses.replace(query, after=after, limit=1000), now
+        )
+        writer.writerows(_row(r, now) for r in page)
+        yield buffer.getvalue()
+        buffer.seek(0)
+        buffer.truncate()
+        written += len(page)
+        if len(page) < 1000:
+            break
+        after = request_pages.cursor_of(page[-1], query.order)
+
+
 def csv_response(query: queries.ListQuery) -> Response:
     """The requests `query` matches as a streamed CSV, in 1000-row keyset pages from its cursor:
     ids, states, dates and ticket references; no personal data."""
     now = datetime.now(UTC)
-    session = get_session()
+    scope = stream_session()
 
     def generate() -> Iterator[str]:
-        buffer = io.StringIO()
-        writer = csv.writer(buffer)
-        writer.writerow(CSV_COLUMNS)
-        after = query.after
-        written = 0
-        while written < CSV_MAX_ROWS:
-            page = queries.list_requests(
-                session, dataclasses.replace(query, after=after, limit=1000), now
-            )
-            writer.writerows(_row(r, now) for r in page)
-            yield buffer.getvalue()
-            buffer.seek(0)
-            buffer.truncate()
-            written += len(page)
-            if len(page) < 1000:
-                break
-            after = request_pages.cursor_of(page[-1], query.order)
+        with scope as session:
+            yield from _pages(session, query, now)
 
     response = Response(stream_with_context(generate()), mimetype="text/csv")
     response.headers["Content-Disposition"] = (

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 
 from flask import current_app, g
@@ -46,3 +47,29 @@ def close_session(_exc: BaseException | None = None) -> None:
     session: Session | None = g.pop("db_session", None)
     if session is not None and web_resources().owns_sessions:
         session.close()
+
+
+def stream_session() -> AbstractContextManager[Session]:
+    """A session of its own for a streamed response's generator (`with stream_session() as s`
+    inside it), closed when the generator ends or is closed: by the WSGI server when the client
+    hangs up, so an abandoned download gives its connection back at once.
+
+    Call it in the view, not in the generator. The request's session (get_session) must not be
+    used after the view returns: Flask runs the teardown that closes it when the view's response
+    is handed to the server, before the body streams, and a closed session that is used again
+    checks out a new connection that nothing closes. A session lent by a test is used as is."""
+    resources = web_resources()
+    lent = None if resources.owns_sessions else get_session()
+
+    @contextmanager
+    def scope() -> Iterator[Session]:
+        if lent is not None:
+            yield lent
+            return
+        session = resources.session_factory()
+        try:
+            yield session
+        finally:
+            session.close()  # rolls back what is still open and returns the connection
+
+    return scope()
