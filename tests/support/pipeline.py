@@ -330,7 +330,7 @@ def make_worker(
 def _progress(
     world: World, request_ids: list[uuid.UUID]
 ) -> tuple[dict[uuid.UUID, RequestStatus], tuple[tuple[str, int], ...]]:
-    """What moving on looks like, read in one round trip: the requests' statuses and their
+    """What moving on looks like, read in one session: the requests' statuses and their
     targets' statuses (a deletion going from requested to in progress to deleted is progress
     even while its request stays `confirming`)."""
     with world.session() as session:
@@ -339,9 +339,7 @@ def _progress(
                 select(ErasureRequest.id, ErasureRequest.status).where(
                     ErasureRequest.id.in_(request_ids)
                 )
-            )
-            .tuples()
-            .all()
+            ).all()
         )
         targets = sorted(
             (str(status), int(count))
@@ -364,8 +362,8 @@ def wait_final(
     """Wait until every request is final, at most `timeout` seconds; with `at_most`, the wait
     goes on past `timeout` while the requests or their targets move, up to `at_most` in all,
     and gives up once nothing has moved for `timeout` seconds. A loaded machine slows real
-    workers without stopping them: such a wait fails only when the pipeline is stuck. One round
-    trip per poll, so the wait takes little of the CPU the sandbox (a thread of this process)
+    workers without stopping them: such a wait fails only when the pipeline is stuck. Two queries
+    per poll, so the wait takes little of the CPU the sandbox (a thread of this process)
     needs to answer the workers."""
     start = time.monotonic()
     moved_at, last = start, None
