@@ -1,10 +1,12 @@
 """Intake throughput: `POST /v1/erasure-requests` under gunicorn, next to a bare Flask app doing
 one INSERT per request, measured in the same run on the same Postgres.
 
-    python -m bench.intake [--seconds 10] [--rounds 3] [--threads 8] [--workers 4]
+    python -m bench.intake [--seconds 10] [--rounds 3] [--threads 8] [--workers 4] [--baseline DIR]
 
 Three apps: the bare one, erasure with two earlier levers undone (LEVERS_OFF: the API key cache and
-the idle-only ping), and erasure.
+the idle-only ping), and erasure. `--baseline DIR` adds a fourth: erasure from another source
+tree (say `git archive main | tar -x -C DIR`), on the same database, to measure a change
+before and after in one run.
 Fair by construction: all apps run under the production gunicorn configuration (the API
 service of docker-compose.yml: 4 sync workers, timeouts, access log, a Prometheus
 multiprocess directory), both are up for the whole run and measured in interleaved rounds
@@ -63,12 +65,14 @@ def production_gunicorn(app: str, port: int, workers: int) -> list[str]:
 
 
 @contextmanager
-def gunicorn(app: str, port: int, env: dict[str, str], workers: int) -> Iterator[None]:
+def gunicorn(
+    app: str, port: int, env: dict[str, str], workers: int, cwd: Path = ROOT
+) -> Iterator[None]:
     with tempfile.TemporaryDirectory(prefix="bench-metrics-") as metrics_dir:
         process = subprocess.Popen(
             production_gunicorn(app, port, workers),
             env={**os.environ, **env, "PROMETHEUS_MULTIPROC_DIR": metrics_dir},
-            cwd=ROOT,
+            cwd=cwd,  # gunicorn imports the app from its working directory first
             stdout=subprocess.DEVNULL,  # the access log is written, as in production, then dropped
         )
         try:
@@ -162,6 +166,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--threads", type=int, default=8, help="client threads")
     parser.add_argument("--workers", type=int, default=4, help="gunicorn workers (production: 4)")
+    parser.add_argument("--baseline", type=Path, help="another erasure source tree to measure too")
     args = parser.parse_args()
     print(describe())
     print(
@@ -195,11 +200,15 @@ def main() -> None:
             ),
             "erasure": ("erasure.app:create_app()", env, ours_headers),
         }
+        if args.baseline is not None:
+            baseline_env = env | {"PYTHONPATH": str(args.baseline.resolve())}
+            apps["erasure @ baseline"] = ("erasure.app:create_app()", baseline_env, ours_headers)
         results: dict[str, list[LoadResult]] = {name: [] for name in apps}
         ports = {name: free_port() for name in apps}
         with ExitStack() as servers:
             for name, (target, app_env, _headers) in apps.items():
-                servers.enter_context(gunicorn(target, ports[name], app_env, args.workers))
+                cwd = Path(app_env.get("PYTHONPATH", ROOT))
+                servers.enter_context(gunicorn(target, ports[name], app_env, args.workers, cwd))
             warm = argparse.Namespace(**{**vars(args), "seconds": 2})
             for name, (_target, _env, headers) in apps.items():
                 measure(ports[name], headers, warm, 10**8)
@@ -215,7 +224,7 @@ def main() -> None:
             f"{spread([r.percentile(99) for r in runs])}"
         )
     bare = statistics.median(r.throughput for r in results["bare Flask + 1 INSERT"])
-    for name in ("erasure, levers off", "erasure"):
+    for name in [name for name in results if name.startswith("erasure")]:
         ratio = statistics.median(r.throughput for r in results[name]) / bare
         print(f"ratio of medians ({name} / bare): {ratio:.2f}x (goal >= 0.35x, stretch 0.5x)")
     print(f"levers off: {', '.join(f'{k}={v}' for k, v in LEVERS_OFF.items())}")

@@ -134,6 +134,14 @@ class KeyCache:
             return None
         return entry.identity
 
+    def holds(self, key: str) -> bool:
+        """Whether `authenticate` would answer for this key without reading the database."""
+        prefix = parse_prefix(key)
+        if prefix is None:
+            return True  # refused unread
+        entry = self._entries.get(prefix)
+        return entry is not None and self._clock() - entry.read_at < self.ttl_s
+
     def _read(self, session: Session, prefix: str, now: float) -> _Cached | None:
         record = session.scalar(select(ApiKey).where(ApiKey.prefix == prefix))
         if record is None:

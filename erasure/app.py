@@ -91,6 +91,7 @@ def _register_edges(app: Flask, settings: Settings) -> None:
         admin,
         auditor,
         bulk,
+        bulk_progress,
         console,
         dashboard,
         notice_pages,
@@ -121,7 +122,17 @@ def _register_edges(app: Flask, settings: Settings) -> None:
     app.register_blueprint(opendsr_views.bp)
     app.register_blueprint(document_bp)
     # The console's page modules and security's hooks are declared on its blueprint likewise.
-    del access_pages, admin, auditor, bulk, dashboard, hold_pages, notice_pages, security
+    del (
+        access_pages,
+        admin,
+        auditor,
+        bulk,
+        bulk_progress,
+        dashboard,
+        hold_pages,
+        notice_pages,
+        security,
+    )
     del user_admin
     del console_request_actions, request_detail, request_export, request_form, request_list
     del request_selection

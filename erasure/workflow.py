@@ -88,7 +88,7 @@ _TERMINAL = sorted(status.value for status in TERMINAL_REQUEST_STATUSES)
 
 #: The orgs a request may go to: the named one, or (no name) the first two, to tell "the only
 #: one" from "several".
-_ORGS_SQL = (
+ORGS_SQL = (
     "SELECT id, name FROM orgs WHERE CAST(%(org)s AS text) IS NULL OR name = %(org)s "
     "ORDER BY name LIMIT 2"
 )
@@ -152,8 +152,8 @@ def _subject_lock_key(blind_index: bytes) -> int:
     )
 
 
-def _chosen_org(rows: Sequence[tuple[uuid.UUID, str]], name: str | None, wanted: str | None) -> Org:
-    """`resolve_org` on the rows `_ORGS_SQL` read."""
+def chosen_org(rows: Sequence[tuple[uuid.UUID, str]], name: str | None, wanted: str | None) -> Org:
+    """`resolve_org` on the rows `ORGS_SQL` read."""
     if wanted is not None:
         if not rows:
             raise UnknownOrg(
@@ -202,7 +202,7 @@ class PendingSubmission:
             for identifier in submission.identifiers
         ]
         blinds = sorted({blind for _, blind in self._indexed})
-        self._orgs = connection.execute(_ORGS_SQL, {"org": self._wanted})
+        self._orgs = connection.execute(ORGS_SQL, {"org": self._wanted})
         for blind in blinds:  # sorted, so two submissions never wait on each other in a cycle
             connection.execute("SELECT pg_advisory_xact_lock(%s)", (_subject_lock_key(blind),))
         self._root = connection.execute(
@@ -214,7 +214,7 @@ class PendingSubmission:
     def write(self) -> ErasureRequest:
         """Send the writes; returns the new request, held by the session. Raises UnknownOrg."""
         submission, connection = self._submission, self._connection
-        org = _chosen_org(self._orgs.fetchall(), submission.org, self._wanted)
+        org = chosen_org(self._orgs.fetchall(), submission.org, self._wanted)
         org = self._session.merge(org, load=False)  # no statement: the row was just read
         root = self._root.fetchone()
         primary_id, self.linked_owner = root if root else (None, None)

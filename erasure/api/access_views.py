@@ -1,5 +1,6 @@
 """The /v1 access-request endpoints: submit (the erasure request's body, idempotency and roles,
-through the same functions), read, and download an export through an expiring link."""
+through the same intake, `erasure.api.intake`), read, and download an export through an
+expiring link."""
 
 from __future__ import annotations
 
@@ -7,26 +8,26 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import psycopg
 from flask import Response, request
 from pydantic import BaseModel, Field
+from sqlalchemy.orm import Session
 
 from erasure import free_text, workflow
 from erasure.access import links
 from erasure.access.certify import disclosure_certificate_for
 from erasure.access.disclose import open_export
-from erasure.access.intake import get_access, submit_access
+from erasure.access.intake import PendingAccess, get_access
 from erasure.access.models import AccessRequest, AccessStatus
-from erasure.api import idempotency
-from erasure.api.auth import READERS, SUBMITTERS, actor, current_key, integration_scope, requires
+from erasure.api import intake
+from erasure.api.auth import READERS, SUBMITTERS, current_key, integration_scope, requires
 from erasure.api.openapi import Documented, documented
 from erasure.api.schemas import ProblemOut, ReferenceOut
 from erasure.api.v1 import bp
 from erasure.audit.certificate import dump_certificate
 from erasure.core.models import Regulation, Source
 from erasure.errors import ConfigurationError, NotFound
-from erasure.web.body import read_body
 from erasure.web.inputs import ErasureRequestIn
-from erasure.web.relay import kick_relay
 from erasure.web.resources import get_session, web_resources
 from erasure.web.responses import json_response, read_model
 
@@ -104,7 +105,7 @@ def render(access: AccessRequest, *, with_links: bool = False) -> dict[str, Any]
 
 
 @bp.post("/access-requests")
-@requires(*SUBMITTERS)
+@requires(*SUBMITTERS, overlaps_limiter=True)
 @documented(
     Documented(
         summary="Submit an access request (GDPR Art. 15, CCPA right to know)",
@@ -118,54 +119,31 @@ def render(access: AccessRequest, *, with_links: bool = False) -> dict[str, Any]
     )
 )
 def create_access_request() -> Response:
-    resources = web_resources()
-    settings = resources.settings
     body = read_model(ErasureRequestIn)
-    session = get_session()
-    api_key = current_key()
-    key = idempotency.header_key()
-    print_ = idempotency.fingerprint(b"access:" + read_body(max_bytes=settings.max_body_bytes))
-    if key is not None:
-        replay = idempotency.begin(session, api_key_id=api_key.id, key=key, print_=print_)
-        if replay is not None:
-            session.rollback()
-            return json_response(
-                replay.status, replay.body, location=replay.location, replayed=True
-            )
-    submission = workflow.Submission(
-        identifiers=[
-            workflow.Identifier(kind, value) for kind, value in body.subject.identifier_pairs()
-        ],
-        regulation=body.regulation,
-        source=Source.API,
-        org=body.org,
-        received_at=body.received_at,
-        reference_system=body.reference.system if body.reference else None,
-        reference_id=body.reference.id if body.reference else None,
-        reference_url=str(body.reference.url) if body.reference and body.reference.url else None,
-        notes=body.notes,
-        api_key_id=api_key.id,
-        submitted_by=actor(),
-    )
-    access = submit_access(
-        session, submission, protection=resources.protection, default_org=settings.default_org
-    )
-    rendered = render(access)
-    location = _url(f"/v1/access-requests/{access.id}")
-    if key is not None:
-        idempotency.remember(
+    wanted = intake.submission(body, body.subject.identifier_pairs())
+    # The fingerprint's domain keeps an access and an erasure with the same key and body apart.
+    return intake.accept(wanted, _PendingAccessOut, domain=b"access:")
+
+
+class _PendingAccessOut:
+    """An access request's submission (`PendingAccess`: the org goes with the key's claim),
+    answered as the API renders it."""
+
+    def __init__(
+        self, session: Session, connection: psycopg.Connection[Any], wanted: workflow.Submission
+    ) -> None:
+        resources = web_resources()
+        self._pending = PendingAccess(
             session,
-            api_key_id=api_key.id,
-            key=key,
-            print_=print_,
-            status=202,
-            body=rendered,
-            location=location,
-            ttl_s=settings.idempotency_ttl_s,
+            connection,
+            wanted,
+            protection=resources.protection,
+            default_org=resources.settings.default_org,
         )
-    session.commit()
-    kick_relay()
-    return json_response(202, rendered, location=location)
+
+    def write(self) -> intake.Accepted:
+        access = self._pending.write()
+        return intake.Accepted(render(access), _url(f"/v1/access-requests/{access.id}"))
 
 
 @bp.get("/access-requests/<uuid:request_id>")

@@ -60,8 +60,17 @@ def integration_scope() -> uuid.UUID | None:
     return key.id if key.role == Role.INTEGRATION else None
 
 
-def requires(*roles: Role) -> Callable[[Callable[P, R]], Callable[P, R]]:
-    """Decorate a view: the caller must hold an active API key with one of `roles`."""
+def requires(
+    *roles: Role, overlaps_limiter: bool = False
+) -> Callable[[Callable[P, R]], Callable[P, R]]:
+    """Decorate a view: the caller must hold an active API key with one of `roles`.
+
+    The limiter's Redis round trip is sent first and its verdict read before anything it could
+    forbid: before a database read (an unknown or stale key), a failure's 401, a write of the
+    key's use, a 403, and the view. A view that `overlaps_limiter` reads it itself
+    (`limits.settle`) once its first database round trip is on its way, before it writes; if it
+    fails before that, the verdict is read then, so a refused caller is answered 429 either way.
+    """
     allowed = frozenset(roles)
 
     def decorate(view: Callable[P, R]) -> Callable[P, R]:
@@ -72,14 +81,20 @@ def requires(*roles: Role) -> Callable[[Callable[P, R]], Callable[P, R]]:
             if scheme.lower() != "bearer" or not token.strip():
                 raise _unauthorized()
             presented = token.strip()
-            limits.admit(presented)
+            admission = limits.start(presented)
             # Cached per process: see KeyCache for how soon a revocation applies.
             cache = web_resources().key_cache
+            if not cache.holds(presented):
+                admission.settle()  # a refused caller never reaches the database
             api_key = cache.authenticate(get_session(), presented)
             if api_key is None:
+                admission.settle()
                 limits.record_failure(presented)
                 raise _unauthorized()
+            if not overlaps_limiter or api_key.role not in allowed:
+                admission.settle()
             if cache.use_due(api_key.prefix):
+                admission.settle()
                 # Its own commit, before the view's work: nothing is pending in the session yet.
                 session = get_session()
                 record_use(session, api_key.id, datetime.now(UTC))
@@ -92,7 +107,13 @@ def requires(*roles: Role) -> Callable[[Callable[P, R]], Callable[P, R]]:
                     code="forbidden",
                 )
             g.api_key = api_key
-            return view(*args, **kwargs)
+            try:
+                result = view(*args, **kwargs)
+            except Exception:
+                admission.settle()  # a 429 comes first, as if it had been read before the view
+                raise
+            admission.settle()  # a no-op unless the view never read it
+            return result
 
         wrapper.required_roles = allowed  # type: ignore[attr-defined]  # read by the OpenAPI builder
         return wrapper

@@ -18,10 +18,7 @@ from typing import Any
 import psycopg
 from flask import request
 from psycopg.types.json import Jsonb
-from sqlalchemy.orm import Session
 
-from erasure.api.models import IdempotencyRecord
-from erasure.db import pipelined
 from erasure.web.problems import Problem
 
 MAX_KEY_LENGTH = 255
@@ -125,15 +122,6 @@ class Claim:
         return Replay(status, body, location)
 
 
-def begin(session: Session, *, api_key_id: uuid.UUID, key: str, print_: bytes) -> Replay | None:
-    """Claim the key for this transaction (one round trip). Returns the stored response to
-    replay, or None to go ahead. Raises Problem 409 (in flight elsewhere) or 422 (key reused
-    with another body)."""
-    with pipelined(session) as connection:
-        claim = Claim(connection, api_key_id=api_key_id, key=key, print_=print_)
-        return claim.outcome()
-
-
 def remember_pipelined(
     connection: psycopg.Connection[Any],
     *,
@@ -145,7 +133,8 @@ def remember_pipelined(
     location: str | None,
     ttl_s: int,
 ) -> None:
-    """`remember` on a pipelined connection: sent with the transaction's other statements."""
+    """Store the response in the claim's transaction (on the pipelined connection, sent with
+    the transaction's other statements). Does not commit."""
     connection.execute(
         INSERT_SQL,
         (
@@ -157,29 +146,4 @@ def remember_pipelined(
             location,
             datetime.now(UTC) + timedelta(seconds=ttl_s),
         ),
-    )
-
-
-def remember(
-    session: Session,
-    *,
-    api_key_id: uuid.UUID,
-    key: str,
-    print_: bytes,
-    status: int,
-    body: dict[str, Any],
-    location: str | None,
-    ttl_s: int,
-) -> None:
-    """Store the response in the caller's transaction. Does not commit."""
-    session.add(
-        IdempotencyRecord(
-            api_key_id=api_key_id,
-            key=key,
-            fingerprint=print_,
-            response_status=status,
-            response_body=body,
-            response_location=location,
-            expires_at=datetime.now(UTC) + timedelta(seconds=ttl_s),
-        )
     )

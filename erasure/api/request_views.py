@@ -10,17 +10,18 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import urlencode
 
+import psycopg
 from flask import Response, request
 from pydantic import BaseModel, ConfigDict, Field, field_validator
+from sqlalchemy.orm import Session
 
 from erasure import workflow
-from erasure.api import idempotency
+from erasure.api import intake
 from erasure.api.auth import (
     CANCELLERS,
     READERS,
     SUBMITTERS,
     actor,
-    current_key,
     integration_scope,
     requires,
 )
@@ -33,9 +34,7 @@ from erasure.api.schemas import (
 )
 from erasure.api.v1 import bp
 from erasure.core.models import ErasureRequest, RequestStatus, Source
-from erasure.db import pipelined
 from erasure.lifecycle import operations
-from erasure.web.body import read_body
 from erasure.web.inputs import (
     UNTIL_END_OF_NOTE,
     UNTIL_END_OF_SCHEMA,
@@ -44,13 +43,12 @@ from erasure.web.inputs import (
     UntilEndOf,
 )
 from erasure.web.problems import field_error
-from erasure.web.relay import kick_relay
 from erasure.web.resources import get_session, web_resources
 from erasure.web.responses import json_response, parse_body, read_model
 
 
 @bp.post("/erasure-requests")
-@requires(*SUBMITTERS)
+@requires(*SUBMITTERS, overlaps_limiter=True)
 @documented(
     Documented(
         summary="Submit an erasure request",
@@ -64,69 +62,31 @@ from erasure.web.responses import json_response, parse_body, read_model
     )
 )
 def create_erasure_request() -> Response:
-    resources = web_resources()
-    settings = resources.settings
     body = read_model(ErasureSubmissionIn)
-    session = get_session()
-    api_key = current_key()
-    key = idempotency.header_key()
-    print_ = idempotency.fingerprint(read_body(max_bytes=settings.max_body_bytes))
-    submission = workflow.Submission(
-        identifiers=[workflow.Identifier(kind, value) for kind, value in body.identifier_pairs()],
-        scope=body.effective_scope(),
-        regulation=body.regulation,
-        source=Source.API,
-        org=body.org,
-        received_at=body.received_at,
-        reference_system=body.reference.system if body.reference else None,
-        reference_id=body.reference.id if body.reference else None,
-        reference_url=str(body.reference.url) if body.reference and body.reference.url else None,
-        notes=body.notes,
-        api_key_id=api_key.id,
-        submitted_by=actor(),
-    )
-    # Three round trips for the whole transaction: the key's claim, the org, the subject locks
-    # and the duplicate lookup are sent together; then the writes; then the commit. A replay or a
-    # 409 has taken the subject locks in vain, which costs it a wait only while another request
-    # for the same subject is being written.
-    with pipelined(session) as connection:
-        claim = (
-            idempotency.Claim(connection, api_key_id=api_key.id, key=key, print_=print_)
-            if key is not None
-            else None
-        )
-        pending = workflow.PendingSubmission(
+    wanted = intake.submission(body, body.identifier_pairs(), scope=body.effective_scope())
+    return intake.accept(wanted, _PendingErasure)
+
+
+class _PendingErasure:
+    """An erasure's submission (`workflow.PendingSubmission`: the org, the subject locks and the
+    duplicate lookup go with the key's claim), answered as the API renders it."""
+
+    def __init__(
+        self, session: Session, connection: psycopg.Connection[Any], wanted: workflow.Submission
+    ) -> None:
+        resources = web_resources()
+        self._pending = workflow.PendingSubmission(
             session,
             connection,
-            submission,
+            wanted,
             protection=resources.protection,
-            default_org=settings.default_org,
+            default_org=resources.settings.default_org,
         )
-        replay = claim.outcome() if claim is not None else None
-        if replay is None:
-            erasure_request = pending.write()
-            rendered = render(erasure_request, link_owner=pending.linked_owner)
-            location = request_url(erasure_request.id)
-            if key is not None:
-                idempotency.remember_pipelined(
-                    connection,
-                    api_key_id=api_key.id,
-                    key=key,
-                    print_=print_,
-                    status=202,
-                    body=rendered,
-                    location=location,
-                    ttl_s=settings.idempotency_ttl_s,
-                )
-    # After the block: a commit hands the connection back to the pool, which must not find it
-    # in pipeline mode.
-    if replay is None:
-        session.commit()
-    else:
-        session.rollback()  # releases the locks; nothing was written
-        return json_response(replay.status, replay.body, location=replay.location, replayed=True)
-    kick_relay()
-    return json_response(202, rendered, location=location)
+
+    def write(self) -> intake.Accepted:
+        erasure_request = self._pending.write()
+        rendered = render(erasure_request, link_owner=self._pending.linked_owner)
+        return intake.Accepted(rendered, request_url(erasure_request.id))
 
 
 @bp.get("/erasure-requests/<uuid:request_id>")

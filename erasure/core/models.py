@@ -385,3 +385,30 @@ class DeleteCall(Base):
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
     __table_args__ = (Index("ix_delete_calls_credential_id_sent_at", "credential_id", "sent_at"),)
+
+
+class BulkUpload(Base):
+    """One confirmed console CSV upload, so its requests can be followed together afterwards
+    (the progress page): which requests it created, never the file or any identifier."""
+
+    __tablename__ = "bulk_uploads"
+
+    id: Mapped[uuid.UUID] = mapped_column(**UUID_PK)
+    user_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL"), index=True, comment="who confirmed it"
+    )
+    rows: Mapped[int] = mapped_column(Integer, comment="valid rows in the confirmed file")
+    created_at: Mapped[datetime] = now_column()
+
+
+class BulkUploadRequest(Base):
+    """A request a bulk upload created (rows already submitted earlier are not linked again)."""
+
+    __tablename__ = "bulk_upload_requests"
+
+    upload_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("bulk_uploads.id", ondelete="CASCADE"), primary_key=True
+    )
+    request_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("erasure_requests.id", ondelete="CASCADE"), primary_key=True, index=True
+    )

@@ -33,10 +33,10 @@ from sqlalchemy import select, tuple_
 from sqlalchemy.orm import Session
 
 from erasure import workflow
-from erasure.core.models import ErasureRequest, Source
+from erasure.core.models import BulkUpload, BulkUploadRequest, ErasureRequest, Source
 from erasure.errors import UnknownOrg
 from erasure.identifiers import Sealed
-from erasure.ui import security
+from erasure.ui import bulk_progress, security
 from erasure.ui.blueprint import bp
 from erasure.ui.request_form import form_document, submission, validate_document
 from erasure.web.inputs import ErasureRequestIn, ReferenceIn
@@ -191,7 +191,14 @@ def _existing(session: Session, refs: list[tuple[str, str]]) -> set[tuple[str, s
 
 
 def _form(error: str | None = None) -> str:
-    return render_template("ui/bulk.html", title="Bulk upload", columns=COLUMNS, error=error)
+    user = security.current_user()
+    return render_template(
+        "ui/bulk.html",
+        title="Bulk upload",
+        columns=COLUMNS,
+        error=error,
+        uploads=bulk_progress.recent_uploads(get_session(), user.id if user else None),
+    )
 
 
 @bp.route("/requests/bulk", methods=["GET", "POST"])
@@ -257,7 +264,8 @@ def _opened() -> bytes | None:
 @max_upload(2 * MAX_UPLOAD_BYTES)
 def bulk_confirm() -> ResponseReturnValue:
     """Step two: submit the previewed rows, with progress streamed chunk by chunk inside the
-    console's own page (header and navigation included), then the result."""
+    console's own page (header and navigation included), then the result and a link to the
+    upload's progress page, where its requests are followed afterwards (bulk_progress)."""
     data = _opened()
     if data is None:
         return _form("That check has expired or is not valid: upload the file again."), 422
@@ -270,6 +278,12 @@ def bulk_confirm() -> ResponseReturnValue:
     head, tail = render_template(
         "ui/bulk_result.html", title="Bulk upload", marker=marker, total=len(rows)
     ).split(marker, 1)
+    # The wall clock, not the transaction's now(): uploads are listed newest first.
+    upload = BulkUpload(user_id=user_id, rows=len(rows), created_at=datetime.now(UTC))
+    session.add(upload)
+    session.flush()
+    upload_id = upload.id
+    session.commit()  # the progress page exists even if no row ends up created
 
     def generate() -> Iterator[str]:
         yield head
@@ -291,6 +305,7 @@ def bulk_confirm() -> ResponseReturnValue:
                             default_org=settings.default_org,
                         )
                     created.append(made.id)
+                    session.add(BulkUploadRequest(upload_id=upload_id, request_id=made.id))
                 except UnknownOrg as exc:
                     rejected.append(Rejected(row.number, "org", str(exc)))
             session.commit()
@@ -313,6 +328,7 @@ def bulk_confirm() -> ResponseReturnValue:
             "ui/bulk_tail.html",
             created=len(created),
             created_ids=created[:LINKED],
+            upload_id=upload_id,
             skipped=skipped,
             rejected=sorted(rejected, key=lambda r: (r.number, r.field)),
         )

@@ -22,6 +22,7 @@ from flask.typing import ResponseReturnValue
 from erasure import free_text, workflow
 from erasure.audit import certify
 from erasure.audit.certificate import dump_certificate
+from erasure.celery_app import tunables
 from erasure.core.models import (
     ErasureRequest,
     RequestStatus,
@@ -29,7 +30,7 @@ from erasure.core.models import (
 )
 from erasure.errors import InvalidTransition, NotFound, NotReady
 from erasure.pipeline.states import record_pseudonym
-from erasure.ui import prediction_reasons, queries, security, timeline
+from erasure.ui import prediction_reasons, queries, security, timeline, why_stuck
 from erasure.ui.blueprint import bp
 from erasure.web.resources import get_session, web_resources
 
@@ -69,6 +70,15 @@ def _free_text(erasure_request: ErasureRequest) -> dict[str, Any] | None:
     }
 
 
+def _reasons(free: dict[str, Any] | None) -> timeline.Reasons | None:
+    """The reasons the timeline may quote: only for a reader who sees the free text."""
+    if free is None:
+        return None
+    return timeline.Reasons(
+        extensions=[reason for _day, reason in free["extensions"]], cancel=free["cancel_reason"]
+    )
+
+
 def _load(request_id: uuid.UUID) -> ErasureRequest:
     try:
         return workflow.get_request(get_session(), request_id)
@@ -97,11 +107,17 @@ def request_detail(request_id: uuid.UUID) -> str:
     ]
     open_ = not erasure_request.status.is_terminal
     has_failed = any(t.status is TargetStatus.FAILED for t in erasure_request.targets)
+    free = _free_text(erasure_request)
+    stuck = why_stuck.causes(
+        session, erasure_request, entries, now, tunables(web_resources().settings)
+    )
+    # A look-up parked for a person has no failed record, yet retry is what restarts it.
+    parked = any(c.retry for c in stuck)
     offered = {
         "cancel": open_ and security.can("cancel"),
         "approve": erasure_request.status is RequestStatus.AWAITING_APPROVAL
         and security.can("approve"),
-        "retry": has_failed
+        "retry": (has_failed or parked)
         and erasure_request.status not in (RequestStatus.CANCELLED, RequestStatus.REJECTED)
         and security.can("retry"),
         "extend": open_ and security.can("extend"),
@@ -112,17 +128,19 @@ def request_detail(request_id: uuid.UUID) -> str:
         "ui/request_detail.html",
         title=f"Request {erasure_request.id}",
         r=erasure_request,
-        free_text=_free_text(erasure_request),
+        free_text=free,
+        has_failed=has_failed,
         has_free_text=erasure_request.notes_ciphertext is not None
         or erasure_request.cancel_reason_ciphertext is not None,
         now=now,
         days_left=queries.days_left(erasure_request.due_at, now),
         timeline=entries,
-        timeline_lines=timeline.lines(session, entries),
+        timeline_lines=timeline.lines(session, entries, _reasons(free)),
         pseudonyms=queries.subject_pseudonyms(entries),
         targets=targets,
         offered=offered,
         why_predicted=prediction_reasons.reasons(session, erasure_request, entries, now),
+        why_stuck=stuck,
     )
 
 

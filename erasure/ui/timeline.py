@@ -1,14 +1,16 @@
 """A request's audit leaves as sentences a person reads: who did what, to which deadline
-("Ana Lima (officer) extended the deadline to 2027-01-30"), with the raw leaf kept beside each
-for whoever checks it. Actors are named from the `by` field (`user:<id>`, `api-key:<prefix>`);
-nothing here reads free text, so a timeline never shows a reason or a note (those stay in their
-own section, for the roles that may read them)."""
+("Ana Lima (officer) extended the deadline to 2027-01-30: <reason>"), with the raw leaf kept
+beside each for whoever checks it. Actors are named from the `by` field (`user:<id>`,
+`api-key:<prefix>`). Leaves hold no free text: an extension's reason is matched to its leaf by
+the SHA-256 the leaf holds, and the cancel reason to the cancel, and both are given only for the
+roles that may read them (`Reasons`, from the page); other roles read the sentence without it."""
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from sqlalchemy import select
@@ -29,7 +31,7 @@ PHRASES = {
     "request.completed_no_data": "Completed: Salesforce held no record of the subject",
     "request.failed": "Failed: some records could not be deleted",
     "request.cancelled": "cancelled the request",
-    "request.retried": "retried the failed records",
+    "request.retried": "retried the request",
     "request.extended": "extended the deadline",
     "request.at_risk": "Deadline at risk: the predicted completion is too close to it",
     "request.promoted": "Went on alone after the request it was linked to was cancelled",
@@ -41,8 +43,22 @@ PHRASES = {
     "targets.held": "Deletion held back",
     "targets.returned": "Salesforce returned the deletion for another try",
     "targets.attached": "Records joined a deletion already sent",
+    "targets.failed": "Salesforce refused the delete call: its records failed",
+    "targets.blocked_open_session": (
+        "Records wait for an open Messaging session to end (Salesforce refuses to delete them "
+        "while it is active)"
+    ),
+    "targets.unblocked": "The Messaging session ended: the records are queued again",
+    "subject.shredded": "Retention: the subject's identifiers were destroyed",
+    "notice.generated": "A notice to the subject was made",
     "target.deleted": "A record was deleted and confirmed absent",
     "target.failed": "A record could not be deleted",
+}
+#: Why Salesforce returned a deletion (erasure.pipeline.call_outcomes), in words.
+RETURNED = {
+    "open_session": "412: a conversation was still active",
+    "rate_limited": "429: too many requests, the execution user pauses",
+    "org_paused": "404 from the engagement API: the org pauses",
 }
 #: Kinds that a person (or a system with a key) does: their sentence starts with the actor.
 DONE_BY = frozenset(
@@ -55,6 +71,26 @@ DONE_BY = frozenset(
         "request.hold_overridden",
     }
 )
+
+
+@dataclass(frozen=True)
+class Reasons:
+    """Decrypted reasons for a reader allowed to see them: each extension's, and the cancel's."""
+
+    extensions: Sequence[str] = ()
+    cancel: str | None = None
+    _by_hash: dict[str, str] = field(init=False, default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for reason in self.extensions:
+            self._by_hash[hashlib.sha256(reason.encode()).hexdigest()] = reason
+
+    def of(self, entry: TimelineEntry) -> str | None:
+        if entry.kind == "request.extended":
+            return self._by_hash.get(str(entry.data.get("reason_sha256")))
+        if entry.kind == "request.cancelled":
+            return self.cancel
+        return None
 
 
 @dataclass(frozen=True)
@@ -102,12 +138,18 @@ def _detail(entry: TimelineEntry) -> str:
         source = data.get("source")
         due = _day(data.get("due_at"))
         return (f" (from {source})" if source else "") + (f"; due {due}" if due else "")
+    if entry.kind == "targets.returned" and data.get("reason") in RETURNED:
+        return f" ({RETURNED[str(data['reason'])]})"
+    if entry.kind == "notice.generated" and data.get("notice_kind"):
+        return f": {str(data['notice_kind']).replace('_', ' ')}"
     if entry.kind == "request.cancelled" and data.get("deletions_not_stoppable"):
         return f"; {data['deletions_not_stoppable']} deletion(s) already sent could not be stopped"
     return ""
 
 
-def lines(session: Session, entries: Sequence[TimelineEntry]) -> list[Line]:
+def lines(
+    session: Session, entries: Sequence[TimelineEntry], reasons: Reasons | None = None
+) -> list[Line]:
     names = actor_names(session, entries)
     out = []
     for entry in entries:
@@ -118,6 +160,8 @@ def lines(session: Session, entries: Sequence[TimelineEntry]) -> list[Line]:
         elif entry.kind in DONE_BY:
             who = names.get(str(by), "Someone no longer known") if by else "The system"
             sentence = f"{who} {phrase}{_detail(entry)}"
+            reason = reasons.of(entry) if reasons else None
+            sentence += f": {reason}" if reason else ""
         else:
             sentence = f"{phrase}{_detail(entry)}"
         out.append(Line(at=entry.at, sentence=sentence, entry=entry))

@@ -10,8 +10,9 @@ forged key with the victim's prefix is a different key with counters of its own.
 Counters are fixed windows that start at their first hit. They live in Redis
 (`Settings.shared_redis_url`, so every gunicorn worker and every API host share them), and in this
 process only when no Redis is configured (tests, a single-process install). A request costs one
-Redis round trip (one pipeline: the rate counter and the failure counters together); a failed
-authentication costs one more. If Redis cannot be reached the limits fail open: intake keeps
+Redis round trip (one pipeline: the rate counter and the failure counters together), sent by
+`start` and read by `Admission.settle`, so intake can overlap it with its first database round
+trip; a failed authentication costs one more. If Redis cannot be reached the limits fail open: intake keeps
 working, a warning is logged and `erasure_rate_limiter_errors_total` counts it.
 
 Counter names hold client addresses and a salted, truncated SHA-256 of the presented key (not the
@@ -25,12 +26,12 @@ import logging
 import math
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 import redis
-from flask import Flask, current_app, request
+from flask import Flask, current_app, g, request
 from prometheus_client import Counter
 
 from erasure.config import Settings
@@ -58,11 +59,16 @@ class Window:
     seconds: int
 
 
+Verdict = tuple[str, int] | None  # (reason, retry-after seconds) when refused
+
+
 class Counters(Protocol):
-    def check(
+    def start_check(
         self, rate_key: str | None, rate: Window, fail_keys: Sequence[str], fails: Window
-    ) -> tuple[str, int] | None:
-        """Count one request against `rate_key`; (reason, retry-after seconds) when refused."""
+    ) -> Callable[[], Verdict]:
+        """Count one request against `rate_key`; the callable returns the verdict. With Redis,
+        the counting is sent here and its reply read by the callable, so the caller can do other
+        work (a database round trip) while it travels. Call it exactly once."""
         ...
 
     def record_failure(self, fail_keys: Sequence[str], fails: Window) -> None: ...
@@ -72,35 +78,59 @@ def _retry_after(ttl_ms: int, window_s: int) -> int:
     return max(1, math.ceil(ttl_ms / 1000)) if ttl_ms > 0 else window_s
 
 
+def _verdict(results: list[Any], counted: bool, rate: Window, fails: Window) -> Verdict:
+    """The verdict from the replies to `RedisCounters.start_check`'s commands (INCR and PTTL
+    answer integers, GET a count as bytes or nothing)."""
+    if counted:
+        _, count, ttl = results[:3]
+        results = results[3:]
+        if int(count) > rate.limit:
+            return "rate", _retry_after(int(ttl), rate.seconds)
+    for index in range(0, len(results), 2):
+        count, ttl = results[index], results[index + 1]
+        if count is not None and int(count) >= fails.limit:
+            return "auth_failures", _retry_after(int(ttl), fails.seconds)
+    return None
+
+
 class RedisCounters:
     def __init__(self, client: redis.Redis, *, prefix: str = REDIS_PREFIX) -> None:
         self._redis = client
         self._prefix = prefix
 
-    def check(
+    def start_check(
         self, rate_key: str | None, rate: Window, fail_keys: Sequence[str], fails: Window
-    ) -> tuple[str, int] | None:
-        pipe = self._redis.pipeline(transaction=False)
+    ) -> Callable[[], Verdict]:
+        # One write of every command on a pooled connection, its replies read later: what a
+        # pipeline's execute does, split in two around the caller's other work.
+        commands: list[tuple[object, ...]] = []
         if rate_key is not None:
             name = f"{self._prefix}:rate:{rate_key}"
-            pipe.set(name, 0, ex=rate.seconds, nx=True)
-            pipe.incr(name)
-            pipe.pttl(name)
+            commands += [("SET", name, 0, "EX", rate.seconds, "NX"), ("INCR", name)]
+            commands.append(("PTTL", name))
         for key in fail_keys:
             name = f"{self._prefix}:fail:{key}"
-            pipe.get(name)
-            pipe.pttl(name)
-        results = pipe.execute()
-        if rate_key is not None:
-            _, count, ttl = results[:3]
-            results = results[3:]
-            if int(count) > rate.limit:
-                return "rate", _retry_after(int(ttl), rate.seconds)
-        for index in range(0, len(results), 2):
-            count, ttl = results[index], results[index + 1]
-            if count is not None and int(count) >= fails.limit:
-                return "auth_failures", _retry_after(int(ttl), fails.seconds)
-        return None
+            commands += [("GET", name), ("PTTL", name)]
+        pool = self._redis.connection_pool
+        connection: Any = pool.get_connection()  # redis-py's Connection is untyped
+        try:
+            connection.send_packed_command(connection.pack_commands(commands))
+        except BaseException:
+            connection.disconnect()
+            pool.release(connection)
+            raise
+
+        def finish() -> Verdict:
+            try:
+                results = [connection.read_response() for _ in commands]
+            except BaseException:
+                connection.disconnect()  # replies may be left unread: never reuse it
+                raise
+            finally:
+                pool.release(connection)
+            return _verdict(results, rate_key is not None, rate, fails)
+
+        return finish
 
     def record_failure(self, fail_keys: Sequence[str], fails: Window) -> None:
         pipe = self._redis.pipeline(transaction=False)
@@ -129,9 +159,9 @@ class MemoryCounters:
         if len(self._counts) > 10_000:
             self._counts = {k: v for k, v in self._counts.items() if v[1] > now}
 
-    def check(
+    def _check(
         self, rate_key: str | None, rate: Window, fail_keys: Sequence[str], fails: Window
-    ) -> tuple[str, int] | None:
+    ) -> Verdict:
         now = time.monotonic()
         with self._guard:
             self._prune(now)
@@ -144,6 +174,12 @@ class MemoryCounters:
                 if expires > now and count >= fails.limit:
                     return "auth_failures", max(1, math.ceil(expires - now))
         return None
+
+    def start_check(
+        self, rate_key: str | None, rate: Window, fail_keys: Sequence[str], fails: Window
+    ) -> Callable[[], Verdict]:
+        verdict = self._check(rate_key, rate, fail_keys, fails)
+        return lambda: verdict
 
     def record_failure(self, fail_keys: Sequence[str], fails: Window) -> None:
         now = time.monotonic()
@@ -235,17 +271,41 @@ def _fail_keys(token: str) -> list[str]:
     return [f"addr:{client_address()}", f"key:{presented_key_id(token)}"]
 
 
-def admit(token: str) -> None:
-    """Before authenticating a presented key: count it against its rate, refuse (429) when the
-    key is over its rate, or this exact key or the caller's address has failed too often.
-    Nothing here depends on the key's public prefix, so no one can exhaust another's key."""
+class Admission:
+    """This request's limiter check, in flight until `settle` reads its verdict."""
+
+    def __init__(self, finish: Callable[[], Verdict] | None) -> None:
+        self._finish = finish
+
+    def settle(self) -> None:
+        """Read the verdict (once; later calls do nothing): 429 if the request is refused.
+        If Redis cannot be reached the request is let through."""
+        finish, self._finish = self._finish, None
+        if finish is None:
+            return
+        try:
+            verdict = finish()
+        except redis.RedisError:
+            LIMITER_ERRORS.inc()
+            logger.warning("rate limiter: Redis unreachable, request let through")
+            return
+        if verdict is not None:
+            raise _too_many(*verdict)
+
+
+def start(token: str) -> Admission:
+    """Before authenticating a presented key: count it against its rate, and ask whether the key
+    is over its rate or this exact key or the caller's address has failed too often. The answer
+    is read by `Admission.settle` (or `settle`), which the caller must reach before any work
+    that the verdict could forbid. Nothing here depends on the key's public prefix, so no one
+    can exhaust another's key."""
     active = limiter()
     if not active.enabled:
-        return
+        return Admission(None)
     rate = active.rate if active.rate.limit > 0 else None
     fails = _fail_keys(token) if active.fails.limit > 0 else []
     try:
-        verdict = active.counters.check(
+        finish = active.counters.start_check(
             f"key:{presented_key_id(token)}" if rate is not None else None,
             active.rate,
             fails,
@@ -254,9 +314,18 @@ def admit(token: str) -> None:
     except redis.RedisError:
         LIMITER_ERRORS.inc()
         logger.warning("rate limiter: Redis unreachable, request let through")
-        return
-    if verdict is not None:
-        raise _too_many(*verdict)
+        return Admission(None)
+    admission = Admission(finish)
+    g.erasure_admission = admission
+    return admission
+
+
+def settle() -> None:
+    """Settle this request's limiter check if it is still in flight: a view that overlaps it
+    with its first database round trip calls this before it writes anything."""
+    admission: Admission | None = g.get("erasure_admission")
+    if admission is not None:
+        admission.settle()
 
 
 def record_failure(token: str) -> None:

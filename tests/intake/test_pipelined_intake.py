@@ -19,6 +19,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from erasure import db, task_names, workflow
+from erasure.access import intake as access_intake
 from erasure.api import idempotency
 from erasure.audit import leaves
 from erasure.audit.models import AuditLeaf
@@ -36,6 +37,8 @@ INSERTS = {
     "audit_leaves": leaves.INSERT_SQL,
     "outbox": messages.INSERT_SQL,
     "idempotency_records": idempotency.INSERT_SQL,
+    "access_requests": access_intake.INSERT_ACCESS_SQL,
+    "access_identifiers": access_intake.INSERT_ACCESS_IDENTIFIER_SQL,
 }
 
 

@@ -17,7 +17,18 @@ from tests.support.console import PASSWORD, SignedIn, UserMaker, sign_in
 
 @pytest.mark.parametrize(
     "path",
-    ["/ui/nothing-here", "/ui/requests/not-a-uuid", "/ui/settings/users/42/x", "/ui/a/b/c.txt"],
+    [
+        "/ui/nothing-here",
+        "/ui/requests/not-a-uuid",
+        "/ui/settings/users/42/x",
+        "/ui/a/b/c.txt",
+        # Known routes with an unknown id, and a missing static file.
+        "/ui/requests/00000000-0000-4000-8000-000000000000",
+        "/ui/requests/00000000-0000-4000-8000-000000000000/notices",
+        "/ui/requests/bulk/00000000-0000-4000-8000-000000000000",
+        "/ui/access-requests/00000000-0000-4000-8000-000000000000",
+        "/ui/static/nothing.css",
+    ],
 )
 def test_every_unknown_console_path_is_an_html_404_with_the_header(
     signed_in: SignedIn, path: str

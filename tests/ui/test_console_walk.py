@@ -183,6 +183,18 @@ def test_officer_and_admin_walk_console_v2(
     assert page.get_by_role("navigation", name="Main").count() == 1  # the header stays
     assert page.locator("ul.created a").count() == 18
     accessible(page, "bulk result")
+    # Then its progress: the 18 requests by state, each linked, inside the console's page.
+    page.get_by_role("link", name="Follow these requests' progress").click()
+    page.locator("#bulk-progress").wait_for()
+    counts = page.locator("#bulk-progress td").all_inner_texts()
+    assert sum(int(c) for c in counts) == 18
+    assert page.locator('a[href^="/ui/requests/"][class="mono"]').count() == 18
+    assert page.get_by_role("navigation", name="Main").count() == 1
+    accessible(page, "bulk progress")
+    page.screenshot(path=str(shots / "console-bulk-progress.png"), full_page=True)
+    page.get_by_role("link", name="Upload another file").click()
+    page.locator("#recent-uploads a").first.wait_for()  # the upload, to come back to
+    accessible(page, "bulk upload with recent uploads")
 
     # The list: search, sort, count, regulation, select and act, previous/next.
     page.get_by_role("link", name="Requests", exact=True).click()

@@ -32,6 +32,7 @@ from tests.support.pipeline import (  # noqa: F401  # fixtures: a sandbox org an
     sandbox,
     world,
 )
+from tests.ui import axe
 
 pytest.importorskip("playwright.sync_api")
 pytestmark = [
@@ -65,7 +66,10 @@ def test_an_approver_holds_a_subject_and_overrides_the_hold(
     world: World,  # noqa: F811
     tmp_path: Path,
 ) -> None:
-    context = browser.new_context(viewport={"width": 1100, "height": 900})  # type: ignore[attr-defined]
+    context = browser.new_context(  # type: ignore[attr-defined]
+        viewport={"width": 1100, "height": 900},
+        bypass_csp=True,  # bypass_csp: for axe-core
+    )
     context.set_default_timeout(TIMEOUT_MS)
     page = context.new_page()
     sign_in(page, console_url, approver)
@@ -91,6 +95,14 @@ def test_an_approver_holds_a_subject_and_overrides_the_hold(
     page.locator('#status[data-status="on_hold"]').wait_for()
     page.get_by_text("Stopped before deletion").wait_for()
     assert MATTER in page.locator("#legal-hold").inner_text()
+    # What it waits for, in words: the hold, until when, and who may release or override it.
+    waiting = page.locator('#why-stuck li[data-cause="legal_hold"]').inner_text()
+    listed = re.search(
+        r"ends (\d{4}-\d{2}-\d{2} \d{2}:\d{2} UTC)", page.locator("#legal-hold").inner_text()
+    )
+    assert listed and f"until {listed.group(1)} at the latest" in waiting
+    assert waiting.startswith("On legal hold: 1 hold(s)") and "override" in waiting
+    assert axe.violations(page) == []
     page.screenshot(path=str(tmp_path / "console-held.png"), full_page=True)
 
     page.get_by_label("Reason for overriding the hold").fill("Counsel: outside the matter")

@@ -117,6 +117,7 @@ def test_extension_and_cancel_reasons_are_shown_to_note_readers(
     page = officer.get(f"/ui/requests/{request_id}").get_data(as_text=True)
     assert 'id="extension-reasons"' in page and "waiting on the vendor" in page
     assert "subject withdrew" in page and "first note" in page
+    assert "(officer) cancelled the request: subject withdrew</span>" in page  # its timeline line
     approver, _ = signed_in(Role.APPROVER)
     other = approver.get(f"/ui/requests/{request_id}").get_data(as_text=True)
     assert "waiting on the vendor" not in other and "subject withdrew" not in other
@@ -205,10 +206,18 @@ def test_the_timeline_reads_as_sentences_with_the_raw_leaf_behind_a_toggle(
     assert stored is not None
     page = client.get(f"/ui/requests/{request_id}").get_data(as_text=True)
     timeline = page.split("<h2>Timeline")[1]
+    # A reader of reasons sees the extension's reason in its sentence (matched by the SHA-256
+    # its leaf holds); the leaf itself holds no reason.
     assert (
-        f"Test officer (officer) extended the deadline to {stored.due_at:%Y-%m-%d}</span>"
-        in timeline
+        f"Test officer (officer) extended the deadline to {stored.due_at:%Y-%m-%d}: "
+        "zq private reason</span>" in timeline
     )
     assert "Request received (from ui); due " in timeline
     assert "<details><summary>Audit leaf" in timeline and "request.extended</summary>" in timeline
-    assert "zq private reason" not in timeline  # reasons stay in their own section
+    raw = timeline.split("request.extended</summary>", 1)[1].split("</details>", 1)[0]
+    assert "zq private reason" not in raw and "reason_sha256=" in raw
+    # A role that may not read reasons gets the sentence without it.
+    approver, _ = signed_in(Role.APPROVER)
+    other = approver.get(f"/ui/requests/{request_id}").get_data(as_text=True)
+    assert f"extended the deadline to {stored.due_at:%Y-%m-%d}</span>" in other
+    assert "zq private reason" not in other

@@ -230,8 +230,15 @@ def test_approve_and_extend_through_the_pipeline_actions(
     page = officer.get(detail_url).get_data(as_text=True)
     notes, timeline = page.split("<h2>Timeline")
     assert "request.approved" in timeline and "request.extended" in timeline
-    assert "subject informed" not in timeline  # the reason is kept encrypted, the leaf has a hash
-    assert "subject informed" in notes  # an officer reads it, decrypted, with the notes
+    # The reason is kept encrypted and the leaf has its hash: an officer reads it decrypted with
+    # the notes and in the extension's sentence, never in the raw leaf.
+    assert "subject informed" in notes
+    assert (
+        "extended the deadline to" in timeline
+        and ": complex request, subject informed</span>" in timeline
+    )
+    raw = "".join(re.findall(r"<details>.*?</details>", timeline, flags=re.S))
+    assert "subject informed" not in raw and "reason_sha256=" in raw
 
 
 CANCEL_REASON = "subject canary.cancel@example.com +14155550123 withdrew"
@@ -253,9 +260,14 @@ def test_a_cancel_reason_is_shown_only_to_roles_that_may_read_notes(
     )
     page = cancelled.get_data(as_text=True)
     notes, rest = page.split("<h2>Subject")
+    subject, timeline = rest.split("<h2>Timeline")
     assert "Request cancelled." in page  # the message is the fixed outcome, not the reason
     assert CANCEL_REASON in notes and "zq note 77" in notes  # decrypted for an officer
-    assert "canary.cancel" not in rest and "4155550123" not in rest
+    assert "canary.cancel" not in subject and "4155550123" not in subject
+    # In the timeline only as the cancel's sentence, for an officer; never in a raw leaf.
+    assert f"cancelled the request: {CANCEL_REASON}</span>" in timeline
+    raw = "".join(re.findall(r"<details>.*?</details>", timeline, flags=re.S))
+    assert "canary.cancel" not in raw and "4155550123" not in raw
     stored = db_session.get(ErasureRequest, uuid.UUID(request_id))
     assert stored is not None and stored.outcome == "cancelled"
     for role in (Role.AUDITOR, Role.APPROVER):
