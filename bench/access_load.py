@@ -1,17 +1,21 @@
 """The access part of bench/pipeline.py: erasure throughput with and without access retrieval
 running beside it on the same credential pool, in the same run.
 
-Access requests read conversation entries in a thread of their own while the dispatcher sends
+Access requests read conversation entries in a process of their own while the dispatcher sends
 delete calls; half of the access subjects also have an erasure under way, which access must
-leave alone (erasure first). Reported: subjects erased per window in both runs, delete calls
-rejected (429) or spent on 412, entries calls and 429s, reads of records an erasure was deleting.
+leave alone (erasure first). Reported: delete calls per quota window and deadline misses of
+urgent requests in both runs, delete calls rejected (429) or spent on 412, entries calls, reads of
+records an erasure was deleting.
 """
 
 from __future__ import annotations
 
+import itertools
 import multiprocessing
+import statistics
 import time
 import uuid
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, select
@@ -22,26 +26,25 @@ from erasure.access.budget import EntriesWindow
 from erasure.access.intake import submit_access
 from erasure.access.models import AccessRead, AccessRequest, AccessStatus, EntryCall, ReadStatus
 from erasure.core.models import DeleteCall, IdentifierKind, Regulation, Source, Target
-from erasure.salesforce.sandbox import add_end_user
 
 
 def access_load(run: Any, *, subjects: int, conversations: int, minute_s: float) -> list[str]:
     """Seed `subjects` access subjects with `conversations` each; every other one also gets an
     erasure request (resolved by the run's pipeline). Returns the erasure-overlap emails."""
     overlap = []
-    with run.sandbox_org.lock:
-        run.sandbox_org.config.minute_s = minute_s
-        seeded = [
-            (f"acc{n}-{uuid.uuid4().hex[:6]}@example.com", n % 2 == 0) for n in range(subjects)
+    run.sandbox.configure(minute_s=minute_s)
+    seeded = [(f"acc{n}-{uuid.uuid4().hex[:6]}@example.com", n % 2 == 0) for n in range(subjects)]
+    run.sandbox.seed(
+        [
+            {
+                "platform_key": f"acc-{uuid.uuid4().hex}",
+                "email": email,
+                "conversations": conversations,
+                "entries": 5,
+            }
+            for email, _ in seeded
         ]
-        for email, _ in seeded:
-            add_end_user(
-                run.sandbox_org.data,
-                platform_key=f"acc-{uuid.uuid4().hex}",
-                email=email,
-                conversations=conversations,
-                entries=5,
-            )
+    )
     protection = workflow.Protection(run.vault, run.pseudonym_key)
     with run.maker() as session:
         for email, erase_too in seeded:
@@ -169,7 +172,7 @@ def access_figures(run: Any) -> dict[str, int]:
         "reads_waiting_on_erasure": int(waiting or 0),
         "access_requests": int(total or 0),
         "access_ready": int(ready or 0),
-        "entries_calls": run.sandbox_org.call_count("entries"),
+        "entries_calls": run.sandbox.call_count("entries"),
         "entries_calls_planned": int(entries_ours or 0),
         "reads_left_to_erasure": int(erased_first or 0),
         "delete_412": int(delete_412 or 0),
@@ -198,3 +201,63 @@ def wait_resolved(run: Any, seconds: float = 30.0) -> None:
             resolve.resolve(run.ctx, uuid.UUID(args[0]), int(args[1]))
         if not found:
             return
+
+
+def make_urgent(run: Any, count: int, due_in_s: float) -> tuple[list[uuid.UUID], datetime]:
+    """Give `count` backlog requests a deadline `due_in_s` from now (the others keep theirs,
+    weeks away): what an erasure close to its deadline looks like to the scheduler."""
+    from sqlalchemy import update
+
+    from erasure.core.models import ErasureRequest
+
+    due = datetime.now(UTC) + timedelta(seconds=due_in_s)
+    with run.maker() as session, session.begin():
+        ids = list(
+            session.scalars(
+                select(Target.request_id)
+                .where(Target.org_id == run.org_id, Target.delete_call_id.is_(None))
+                .order_by(Target.id)
+                .limit(count)
+            )
+        )
+        session.execute(update(Target).where(Target.request_id.in_(ids)).values(due_at=due))
+        session.execute(update(ErasureRequest).where(ErasureRequest.id.in_(ids)).values(due_at=due))
+    return ids, due
+
+
+def erasure_figures(
+    run: Any, urgent: list[uuid.UUID], *, windows: int, window_s: float, quota: int
+) -> dict[str, Any]:
+    """What access may not touch: the delete calls each quota window carried (of `quota`
+    slots), and the urgent requests whose delete was not accepted by their deadline."""
+    with run.maker() as session:
+        sent = session.scalars(
+            select(DeleteCall.sent_at)
+            .where(DeleteCall.http_status == 202)
+            .order_by(DeleteCall.sent_at)
+        ).all()
+        met = session.scalar(
+            select(func.count(func.distinct(Target.request_id)))
+            .select_from(Target)
+            .join(DeleteCall, DeleteCall.id == Target.delete_call_id)
+            .where(
+                Target.request_id.in_(urgent),
+                DeleteCall.http_status == 202,
+                DeleteCall.sent_at <= Target.due_at,
+            )
+        )
+    per_window = [0] * windows
+    for at in sent:
+        index = int((at - sent[0]).total_seconds() // window_s)
+        if index < windows:
+            per_window[index] += 1
+    # The dispatcher's pace: seconds between consecutive calls of the first window (a starved
+    # CPU shows here, not in the quota).
+    gaps = [(b - a).total_seconds() for a, b in itertools.pairwise(sent[:quota])]
+    return {
+        "call_gap_s": statistics.median(gaps) if gaps else 0.0,
+        "slots_per_window": per_window,
+        "slots_unused": sum(quota - used for used in per_window),
+        "urgent": len(urgent),
+        "urgent_missed": len(urgent) - int(met or 0),
+    }

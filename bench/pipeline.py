@@ -6,10 +6,13 @@ pool of 1 and of 3 credentials; we report subjects erased per window against the
 maximum (calls per window x max ids x credentials), wasted delete calls (429s, ids accepted
 twice), the naive one-subject-per-call baseline in the same run, and, at low load, the time from
 the intake commit to the delete call. Then the same backlog alone and with access retrieval
-beside it (a process of its own, bench/access_load.py), interleaved: delete calls, 429s and 412s,
-entries calls against those planned, and reads of subjects being erased.
+beside it (a process of its own, bench/access_load.py), interleaved: the delete calls each quota
+window carried, deadline misses of requests due 1.5 windows after the start, 429s and 412s,
+entries calls against those planned, and reads of subjects being erased. The sandbox runs in a
+process of its own (bench/sandbox_process.py), as Salesforce is remote.
 
     python -m bench.pipeline [--hour-s 4] [--windows 3] [--max-ids 50] [--access-subjects 20]
+        [--access-rounds 2] [--access-only]
 
 Needs a Postgres at ERASURE_BENCH_ADMIN_URL (default postgresql://postgres@127.0.0.1/postgres);
 it creates and drops its own database.
@@ -24,12 +27,14 @@ import statistics
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import psycopg
 from sqlalchemy import func, insert, select
 
 from bench import access_load
 from bench.machine import describe
+from bench.sandbox_process import SandboxProcess
 from erasure import schema, workflow
 from erasure.access.models import AccessRequest
 from erasure.core.models import (
@@ -50,7 +55,6 @@ from erasure.pipeline import resolve, scheduler
 from erasure.pipeline.context import Pipeline, Tunables
 from erasure.pipeline.salesforce_port import Clients
 from erasure.salesforce import InMemoryTokenStore, InMemoryUsageStore, SalesforceClient, Timeouts
-from erasure.salesforce.sandbox import SandboxConfig, SandboxOrg, add_end_user, run_in_thread
 
 ADMIN_URL = os.environ.get("ERASURE_BENCH_ADMIN_URL", "postgresql://postgres@127.0.0.1/postgres")
 
@@ -76,13 +80,11 @@ class Run:
     def __init__(
         self, sa_url: str, *, hour_s: int, credentials: int, max_ids: int, linger_s: float
     ) -> None:
-        self.sandbox_org = SandboxOrg(
-            SandboxConfig(hour_s=hour_s, log_step_s=0.05, max_ids_per_call=max(max_ids, 200))
-        )
         self.apps = [(f"bench-{n}", secrets.token_urlsafe(16)) for n in range(credentials)]
-        for client_id, secret in self.apps:
-            self.sandbox_org.add_app(client_id, secret)
-        self.handle = run_in_thread(self.sandbox_org)
+        self.sandbox = SandboxProcess(
+            {"hour_s": hour_s, "log_step_s": 0.05, "max_ids_per_call": max(max_ids, 200)},
+            self.apps,
+        )
         self.engine = make_engine(sa_url, pool_size=4)
         self.maker = make_sessionmaker(self.engine)
         self.vault_keys = {"b1": secrets.token_bytes(32)}
@@ -92,12 +94,12 @@ class Run:
             org = add_org(
                 session,
                 name=f"bench-{uuid.uuid4().hex[:6]}",
-                my_domain_url=self.handle.url,
+                my_domain_url=self.sandbox.url,
                 max_ids_per_call=max_ids,
                 delete_calls_per_window=10,
                 window_s=hour_s,
             )
-            org.ca_bundle_path = self.handle.ca_path
+            org.ca_bundle_path = self.sandbox.ca_path
             for n, (client_id, secret) in enumerate(self.apps):
                 add_credential(
                     session,
@@ -124,16 +126,13 @@ class Run:
 
     def backlog(self, subjects: int) -> None:
         """Seed end users in the sandbox and resolved targets for them (one request each)."""
-        with self.sandbox_org.lock:
-            ids = [
-                add_end_user(
-                    self.sandbox_org.data,
-                    platform_key=f"bench-{uuid.uuid4().hex}",
-                    conversations=0,
-                    entries=0,
-                ).end_user_id
+        seeded = self.sandbox.seed(
+            [
+                {"platform_key": f"bench-{uuid.uuid4().hex}", "conversations": 0, "entries": 0}
                 for _ in range(subjects)
             ]
+        )
+        ids = [end_user["end_user_id"] for end_user in seeded]
         now = datetime.now(UTC)
         due = workflow.deadlines.due_at(Regulation.GDPR, now)
         request_rows, target_rows = [], []
@@ -187,7 +186,7 @@ class Run:
             session.execute(delete(Org).where(Org.id == self.org_id))
         self.ctx.clients.close()
         self.engine.dispose()
-        self.handle.stop()
+        self.sandbox.stop()
 
 
 def throughput(
@@ -198,9 +197,12 @@ def throughput(
     hour_s: int,
     windows: int,
     access_subjects: int = 0,
-) -> dict[str, float]:
-    """Erasure throughput; with `access_subjects`, access retrieval runs beside it (a thread of
-    its own) on the same pool, half of those subjects being erased at the same time."""
+    urgent: int = 0,
+) -> dict[str, Any]:
+    """Erasure throughput; with `access_subjects`, access retrieval runs beside it (a process
+    of its own) on the same pool, half of those subjects being erased at the same time. With
+    `urgent`, that many backlog requests are due 1.5 windows after dispatch starts: one full
+    window of quota is needed to meet them all."""
     run = Run(sa_url, hour_s=hour_s, credentials=credentials, max_ids=max_ids, linger_s=0.0)
     try:
         theoretical = windows * 10 * max_ids * credentials
@@ -214,12 +216,13 @@ def throughput(
             access_load.wait_resolved(run)
             reader = access_load.AccessWorker(run, sa_url, minute_s)
             reader.start()
+        urgent_ids, _ = access_load.make_urgent(run, urgent, due_in_s=1.5 * hour_s)
         start = time.monotonic()
         run.dispatch_for(windows * hour_s + 0.5)
         elapsed = time.monotonic() - start
         if reader is not None:
             reader.stop()
-        counters = run.sandbox_org.counters()
+        counters = run.sandbox.counters()
         accepted = counters["accepted_ids"].get("delete_participants", [])
         with run.maker() as session:
             rejected_429 = (
@@ -248,6 +251,9 @@ def throughput(
             "ids_resent": len(accepted) - len(set(accepted)),
             "seconds": elapsed,
             **(access_load.access_figures(run) if access_subjects else {}),
+            **access_load.erasure_figures(
+                run, urgent_ids, windows=windows, window_s=hour_s, quota=10 * credentials
+            ),
         }
     finally:
         run.stop()
@@ -261,11 +267,8 @@ def latency(
     out: list[float] = []
     try:
         for _ in range(samples):
-            with run.sandbox_org.lock:
-                email = f"lat{uuid.uuid4().hex[:8]}@example.com"
-                add_end_user(
-                    run.sandbox_org.data, platform_key=f"lat-{uuid.uuid4().hex}", email=email
-                )
+            email = f"lat{uuid.uuid4().hex[:8]}@example.com"
+            run.sandbox.seed([{"platform_key": f"lat-{uuid.uuid4().hex}", "email": email}])
             with run.maker() as session:
                 request = workflow.submit_request(
                     session,
@@ -299,28 +302,44 @@ def latency(
 
 def _access_beside_erasure(sa_url: str, args: argparse.Namespace) -> None:
     """The same erasure backlog alone, then with access retrieval beside it (a process of its
-    own), interleaved for `--access-rounds` rounds in the same run."""
-    common = {"credentials": 1, "max_ids": args.max_ids, "hour_s": args.hour_s}
+    own), interleaved for `--access-rounds` rounds in the same run: the delete calls each quota
+    window carried, and the urgent requests that missed their deadline, in both."""
+    urgent = 10 * args.max_ids  # one window of quota, due 1.5 windows after the start
+    common = {"credentials": 1, "max_ids": args.max_ids, "hour_s": args.hour_s, "urgent": urgent}
     print(
         f"access beside erasure (pool of 1, {args.access_subjects} access subjects x 8 "
         f"conversations, half also being erased; entries window {args.hour_s / 60:.2f} s; "
-        f"at most {10 * args.windows} delete calls in {args.windows} windows):"
+        f"quota 10 delete calls per window, {args.windows} windows; {urgent} erasures due "
+        f"1.5 windows after the start):"
     )
+    totals = {"alone": [0, 0, 0], "access": [0, 0, 0]}  # slots used, urgent missed, 429s
     for round_ in range(1, args.access_rounds + 1):
         alone = throughput(sa_url, windows=args.windows, **common)
         shared = throughput(
             sa_url, windows=args.windows, access_subjects=args.access_subjects, **common
         )
+        for name, run in (("alone", alone), ("access", shared)):
+            totals[name][0] += sum(run["slots_per_window"])
+            totals[name][1] += run["urgent_missed"]
+            totals[name][2] += run["calls_429"]
         print(
-            f"  round {round_}: delete calls alone {alone['calls']}, with access "
-            f"{shared['calls']}; 429s {alone['calls_429']} / {shared['calls_429']}; "
-            f"answered 412 {shared['delete_412']}; access: {shared['access_ready']} of "
-            f"{shared['access_requests']} exports ready, entries calls {shared['entries_calls']} "
-            f"(planned {shared['entries_calls_planned']}); conversations read of a subject "
-            f"being erased {shared['reads_of_erased_records']}, "
-            f"{shared['reads_waiting_on_erasure']} waiting on the erasure, "
-            f"{shared['reads_left_to_erasure']} erased first"
+            f"  round {round_}: delete calls per window alone {alone['slots_per_window']}, "
+            f"with access {shared['slots_per_window']} (median gap between calls "
+            f"{alone['call_gap_s']:.1f} / {shared['call_gap_s']:.1f} s); urgent missed {alone['urgent_missed']} "
+            f"/ {shared['urgent_missed']} of {urgent}; 429s {alone['calls_429']} / "
+            f"{shared['calls_429']}; answered 412 {shared['delete_412']}; access: "
+            f"{shared['access_ready']} of {shared['access_requests']} exports ready, entries "
+            f"calls {shared['entries_calls']} (planned {shared['entries_calls_planned']}); "
+            f"conversations read of a subject being erased {shared['reads_of_erased_records']}, "
+            f"{shared['reads_waiting_on_erasure']} waiting on the erasure"
         )
+    slots = 10 * args.windows * args.access_rounds
+    print(
+        f"quota slots used by erasure: alone {totals['alone'][0]} of {slots}, with access "
+        f"{totals['access'][0]} of {slots}; deadlines missed: alone {totals['alone'][1]}, with "
+        f"access {totals['access'][1]}; delete 429s: alone {totals['alone'][2]}, with access "
+        f"{totals['access'][2]}"
+    )
 
 
 def main() -> None:
@@ -331,10 +350,16 @@ def main() -> None:
     parser.add_argument("--latency-samples", type=int, default=5)
     parser.add_argument("--access-subjects", type=int, default=20)
     parser.add_argument("--access-rounds", type=int, default=2)
+    parser.add_argument(
+        "--access-only", action="store_true", help="only the access-beside-erasure comparison"
+    )
     args = parser.parse_args()
     print(describe())
     sa_url = _database()
     try:
+        if args.access_only:
+            _access_beside_erasure(sa_url, args)
+            return
         print(
             f"compressed hour: {args.hour_s} s; 10 delete calls per window per credential; "
             f"max {args.max_ids} ids per call; {args.windows} windows measured"

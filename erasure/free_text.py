@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import uuid
+from typing import Protocol
 
 from erasure.accounts.models import Role
 from erasure.core.models import ErasureRequest
@@ -47,7 +48,15 @@ def cancelled_outcome(already_sent: int) -> str:
     return f"cancelled; {already_sent} deletion(s) already sent to Salesforce could not be stopped"
 
 
-def seal_cancel_reason(vault: Vault, request: ErasureRequest, reason: str) -> None:
+class Cancellable(Protocol):
+    """A request with a sealed cancel reason: an erasure request or an access request."""
+
+    id: uuid.UUID
+    cancel_reason_ciphertext: bytes | None
+    cancel_reason_key_id: str | None
+
+
+def seal_cancel_reason(vault: Vault, request: Cancellable, reason: str) -> None:
     sealed = vault.seal(reason, context=cancel_reason_context(request.id))
     request.cancel_reason_ciphertext, request.cancel_reason_key_id = (
         sealed.ciphertext,
@@ -63,7 +72,7 @@ def open_notes(vault: Vault, request: ErasureRequest) -> str | None:
     )
 
 
-def open_cancel_reason(vault: Vault, request: ErasureRequest) -> str | None:
+def open_cancel_reason(vault: Vault, request: Cancellable) -> str | None:
     if request.cancel_reason_ciphertext is None or request.cancel_reason_key_id is None:
         return None
     return vault.open(

@@ -8,18 +8,24 @@ own transaction, so the job can be stopped and resumed.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session, selectinload
 
 from erasure import free_text
+from erasure.access.disclose import export_context, read_context
+from erasure.access.models import AccessIdentifier, AccessRead, AccessRequest
 from erasure.core.models import Credential, ErasureRequest, RequestStatus, SubjectIdentifier
-from erasure.free_text import notes_context
+from erasure.free_text import cancel_reason_context, notes_context
 from erasure.identifiers import Sealed, Vault, identifier_context
 from erasure.notices.issuing import text_context
 from erasure.notices.models import Notice
 from erasure.orgs import secret_context
+from erasure.pipeline.holds import override_context, reason_context
+from erasure.pipeline.models import HoldWait, LegalHold
 
 
 @dataclass
@@ -29,10 +35,20 @@ class RotationCount:
     cancel_reasons: int = 0
     credentials: int = 0
     notices: int = 0
+    hold_reasons: int = 0  # legal holds' reasons and hold override reasons
+    access: int = 0  # access requests' identifiers, notes, entries read and exports
 
     @property
     def total(self) -> int:
-        return self.identifiers + self.notes + self.cancel_reasons + self.credentials + self.notices
+        return (
+            self.identifiers
+            + self.notes
+            + self.cancel_reasons
+            + self.credentials
+            + self.notices
+            + self.hold_reasons
+            + self.access
+        )
 
 
 def reencrypt_batch(session: Session, vault: Vault, *, batch: int = 500) -> RotationCount:
@@ -72,6 +88,8 @@ def reencrypt_batch(session: Session, vault: Vault, *, batch: int = 500) -> Rota
         count.notes += 1
     count.cancel_reasons = _reseal_cancel_reasons(session, vault, batch=batch)
     count.notices = _reseal_notices(session, vault, batch=batch)
+    count.hold_reasons = _reseal_hold_reasons(session, vault, batch=batch)
+    count.access = _reseal_access(session, vault, batch=batch)
     credentials = session.scalars(
         select(Credential)
         .where(Credential.key_id != active)
@@ -144,3 +162,125 @@ def _reseal_notices(session: Session, vault: Vault, *, batch: int) -> int:
         )
         notice.text_ciphertext, notice.text_key_id = sealed.ciphertext, sealed.key_id
     return len(notices)
+
+
+def _reseal(vault: Vault, key_id: str, ciphertext: bytes, context: str) -> Sealed:
+    return vault.seal(vault.open(Sealed(key_id, ciphertext), context=context), context=context)
+
+
+def _reseal_hold_reasons(session: Session, vault: Vault, *, batch: int) -> int:
+    """Legal holds' reasons and override reasons under an older key (a hold outlives the
+    requests it covers, so its reason may be sealed under a key long since rotated out)."""
+    active = vault.active_key_id
+    legal_holds = session.scalars(
+        select(LegalHold)
+        .where(LegalHold.reason_ciphertext.is_not(None), LegalHold.reason_key_id != active)
+        .limit(batch)
+        .with_for_update(skip_locked=True)
+    ).all()
+    for legal_hold in legal_holds:
+        if legal_hold.reason_ciphertext is None or legal_hold.reason_key_id is None:
+            continue  # excluded by the query; narrows types
+        sealed = _reseal(
+            vault,
+            legal_hold.reason_key_id,
+            legal_hold.reason_ciphertext,
+            reason_context(legal_hold.id),
+        )
+        legal_hold.reason_ciphertext, legal_hold.reason_key_id = sealed.ciphertext, sealed.key_id
+    waits = session.scalars(
+        select(HoldWait)
+        .where(
+            HoldWait.override_reason_ciphertext.is_not(None),
+            HoldWait.override_reason_key_id != active,
+        )
+        .limit(batch)
+        .with_for_update(skip_locked=True)
+    ).all()
+    for wait in waits:
+        if wait.override_reason_ciphertext is None or wait.override_reason_key_id is None:
+            continue  # excluded by the query; narrows types
+        sealed = _reseal(
+            vault,
+            wait.override_reason_key_id,
+            wait.override_reason_ciphertext,
+            override_context(wait.id),
+        )
+        wait.override_reason_ciphertext, wait.override_reason_key_id = (
+            sealed.ciphertext,
+            sealed.key_id,
+        )
+    return len(legal_holds) + len(waits)
+
+
+def _reseal_rows(
+    session: Session,
+    vault: Vault,
+    model: Any,
+    columns: tuple[str, str],
+    context_of: Callable[[Any], str],
+    *,
+    batch: int,
+) -> int:
+    """Re-seal up to `batch` rows of `model` whose (ciphertext, key id) `columns` are under an
+    older key, each opened and sealed again with the context `context_of(row)` binds it to."""
+    ciphertext_column, key_column = (getattr(model, name) for name in columns)
+    rows = session.scalars(
+        select(model)
+        .where(ciphertext_column.is_not(None), key_column != vault.active_key_id)
+        .limit(batch)
+        .with_for_update(skip_locked=True)
+    ).all()
+    for row in rows:
+        sealed = _reseal(vault, getattr(row, columns[1]), getattr(row, columns[0]), context_of(row))
+        setattr(row, columns[0], sealed.ciphertext)
+        setattr(row, columns[1], sealed.key_id)
+    return len(rows)
+
+
+def _reseal_access(session: Session, vault: Vault, *, batch: int) -> int:
+    """What access requests keep sealed (identifiers, notes, cancel reason, entries read,
+    export): without this, removing the old key would leave their exports unreadable before
+    their retention date."""
+    return (
+        _reseal_rows(
+            session,
+            vault,
+            AccessIdentifier,
+            ("ciphertext", "key_id"),
+            lambda row: identifier_context(row.request_id, row.kind),
+            batch=batch,
+        )
+        + _reseal_rows(
+            session,
+            vault,
+            AccessRequest,
+            ("notes_ciphertext", "notes_key_id"),
+            lambda row: notes_context(row.id),
+            batch=batch,
+        )
+        + _reseal_rows(
+            session,
+            vault,
+            AccessRequest,
+            ("export_ciphertext", "export_key_id"),
+            lambda row: export_context(row.id),
+            batch=batch,
+        )
+        + _reseal_rows(
+            session,
+            vault,
+            AccessRequest,
+            ("cancel_reason_ciphertext", "cancel_reason_key_id"),
+            lambda row: cancel_reason_context(row.id),
+            batch=batch,
+        )
+        + _reseal_rows(
+            session,
+            vault,
+            AccessRead,
+            ("entries_ciphertext", "key_id"),
+            lambda row: read_context(row.id),
+            batch=batch,
+        )
+    )

@@ -402,7 +402,7 @@ def list_requests(
     """
     conditions: list[ColumnElement[bool]] = []
     if filters.due_before is not None:
-        conditions.append(ErasureRequest.due_at < filters.due_before)
+        conditions.extend(request_pages.due_before(filters.due_before))
     if filters.source is not None:
         conditions.append(ErasureRequest.source == filters.source)
     if filters.reference_system is not None:

@@ -38,6 +38,8 @@ class AccessStatus(StrEnum):
     FAILED = "failed"
     #: The export reached its retention date and was destroyed (its hash stays in the audit log).
     DESTROYED = "destroyed"
+    #: Cancelled before its export was built: what was read so far is discarded.
+    CANCELLED = "cancelled"
 
 
 OPEN_ACCESS_STATUSES = frozenset({AccessStatus.RECEIVED, AccessStatus.RETRIEVING})
@@ -91,6 +93,10 @@ class AccessRequest(Base):
         DateTime(timezone=True), comment="the export's retention date: destroyed then"
     )
     destroyed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    cancel_reason_ciphertext: Mapped[bytes | None] = mapped_column(
+        LargeBinary, comment="why it was cancelled (free text), AES-256-GCM; NULL at retention"
+    )
+    cancel_reason_key_id: Mapped[str | None] = mapped_column(String(32))
     created_at: Mapped[datetime] = now_column()
     updated_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now(), onupdate=func.now()

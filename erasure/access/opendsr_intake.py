@@ -39,6 +39,7 @@ _STATUSES = {
     # Disclosed, then destroyed at its retention date: still a completed request.
     AccessStatus.DESTROYED: "completed",
     AccessStatus.FAILED: "cancelled",
+    AccessStatus.CANCELLED: "cancelled",
 }
 
 

@@ -57,6 +57,7 @@ def destroy_expired(session: Session, *, now: datetime | None = None, limit: int
         had_export = access.export_ciphertext is not None
         access.export_ciphertext, access.export_key_id = None, None
         access.notes_ciphertext, access.notes_key_id = None, None
+        access.cancel_reason_ciphertext, access.cancel_reason_key_id = None, None
         access.destroyed_at = now
         if access.status is AccessStatus.READY:
             access.status = AccessStatus.DESTROYED

@@ -15,19 +15,28 @@ from sqlalchemy.orm import Session
 
 from erasure import free_text, workflow
 from erasure.access import links
+from erasure.access.cancel import cancel_access
 from erasure.access.certify import disclosure_certificate_for
 from erasure.access.disclose import open_export
 from erasure.access.intake import PendingAccess, get_access
-from erasure.access.models import AccessRequest, AccessStatus
+from erasure.access.models import OPEN_ACCESS_STATUSES, AccessRequest, AccessStatus
 from erasure.api import intake
-from erasure.api.auth import READERS, SUBMITTERS, current_key, integration_scope, requires
+from erasure.api.auth import (
+    CANCELLERS,
+    READERS,
+    SUBMITTERS,
+    actor,
+    current_key,
+    integration_scope,
+    requires,
+)
 from erasure.api.openapi import Documented, documented
 from erasure.api.schemas import ProblemOut, ReferenceOut
 from erasure.api.v1 import bp
 from erasure.audit.certificate import dump_certificate
 from erasure.core.models import Regulation, Source
 from erasure.errors import ConfigurationError, NotFound
-from erasure.web.inputs import ErasureRequestIn
+from erasure.web.inputs import CancelIn, ErasureRequestIn
 from erasure.web.resources import get_session, web_resources
 from erasure.web.responses import json_response, read_model
 
@@ -50,8 +59,14 @@ class AccessRequestOut(BaseModel):
     ready_at: datetime | None
     expires_at: datetime | None = Field(description="The export is destroyed then.")
     links: dict[str, str | None] = Field(
-        description="`self`; on a single read by an officer or admin of a ready request, "
-        "`export_json` and `export_html`: download links that expire."
+        description="`self`; `cancel` while it can be cancelled; on a single read by an officer "
+        "or admin of a ready request, `export_json` and `export_html`: download links that "
+        "expire."
+    )
+    cancel_reason: str | None = Field(
+        None,
+        description="Why it was cancelled, decrypted: only on a single read (GET) by an officer "
+        "or admin.",
     )
 
 
@@ -79,12 +94,14 @@ def render(access: AccessRequest, *, with_links: bool = False) -> dict[str, Any]
             system=access.reference_system, id=access.reference_id, url=access.reference_url
         )
     out_links: dict[str, str | None] = {"self": _url(f"/v1/access-requests/{access.id}")}
-    if (
-        with_links
-        and access.status is AccessStatus.READY
-        and current_key().role in free_text.NOTE_READERS
-    ):
+    if access.status in OPEN_ACCESS_STATUSES:
+        out_links["cancel"] = _url(f"/v1/access-requests/{access.id}/cancel")
+    reader = with_links and current_key().role in free_text.NOTE_READERS
+    if reader and access.status is AccessStatus.READY:
         out_links.update(_download_links(access))
+    cancel_reason = None
+    if reader:
+        cancel_reason = free_text.open_cancel_reason(web_resources().protection.vault, access)
     return AccessRequestOut(
         id=access.id,
         status=access.status,
@@ -101,6 +118,7 @@ def render(access: AccessRequest, *, with_links: bool = False) -> dict[str, Any]
         ready_at=access.ready_at,
         expires_at=access.expires_at,
         links=out_links,
+        cancel_reason=cancel_reason,
     ).model_dump(mode="json")
 
 
@@ -219,3 +237,35 @@ def disclosure_certificate(request_id: uuid.UUID) -> Response:
         f'attachment; filename="disclosure-certificate-{request_id}.json"'
     )
     return response
+
+
+@bp.post("/access-requests/<uuid:request_id>/cancel")
+@requires(*CANCELLERS)
+@documented(
+    Documented(
+        summary="Cancel an access request before its export is built (what was read is discarded)",
+        tag="access-requests",
+        body=CancelIn,
+        responses={
+            200: ("Cancelled; nothing will be disclosed.", AccessRequestOut),
+            404: ("No such request.", ProblemOut),
+            409: ("Its export is already built, or it has ended.", ProblemOut),
+        },
+    )
+)
+def cancel_access_request(request_id: uuid.UUID) -> Response:
+    body = read_model(CancelIn)
+    session = get_session()
+    settings = web_resources().settings
+    access = cancel_access(
+        session,
+        request_id,
+        reason=body.reason,
+        vault=web_resources().protection.vault,
+        retention=timedelta(days=settings.access_export_retention_days),
+        api_key_id=integration_scope(),
+        by=actor(),
+    )
+    rendered = render(access)
+    session.commit()
+    return json_response(200, rendered)

@@ -80,7 +80,8 @@ class DeliveryOut(BaseModel):
     id: uuid.UUID
     webhook_id: str
     channel: CallbackChannel
-    request_id: uuid.UUID
+    request_id: uuid.UUID | None = Field(description="The erasure request (else NULL).")
+    access_request_id: uuid.UUID | None = Field(None, description="The access request.")
     event: str
     status: CallbackStatus
     attempts: int
@@ -113,6 +114,7 @@ def _render_delivery(row: CallbackDelivery) -> dict[str, Any]:
         webhook_id=f"msg_{row.id.hex}",
         channel=row.channel,
         request_id=row.request_id,
+        access_request_id=row.access_request_id,
         event=row.event,
         status=row.status,
         attempts=row.attempts,

@@ -88,7 +88,10 @@ class HoldOut(BaseModel):
     scope: HoldScope
     subject_kind: IdentifierKind | None = Field(description="The kind of the held identifier.")
     state: Literal["active", "released", "ended"]
-    reason: str
+    reason: str | None = Field(
+        description="The matter, decrypted; null once retention destroyed it (a retention "
+        "period after the hold ended)."
+    )
     ends_at: datetime
     placed_by: str
     created_at: datetime

@@ -5,7 +5,10 @@ under the same id, of either type, is a conflict). Nothing here commits."""
 from __future__ import annotations
 
 import uuid
+from typing import Any
+from urllib.parse import urlsplit
 
+from pydantic import ConfigDict, ValidationError
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
@@ -16,6 +19,8 @@ from erasure.core.models import ErasureRequest
 from erasure.errors import NotFound
 from erasure.integrations import opendsr
 from erasure.integrations.transport import AddressGuard
+from erasure.web.inputs import ConversationScopeIn, validation_errors
+from erasure.web.problems import invalid_field
 
 
 def find_any(
@@ -86,3 +91,35 @@ def _conflict() -> opendsr.SubjectRequestConflict:
     return opendsr.SubjectRequestConflict(
         "this subject_request_id was already used for a different request"
     )
+
+
+class ConversationExtensionIn(ConversationScopeIn):
+    # Members we do not know are ignored, as OpenDSR asks of extensions (a controller may send
+    # notes of its own); the ones we know are checked like the intake API's.
+    model_config = ConfigDict(extra="ignore", str_strip_whitespace=True)
+
+
+def conversation_extension(
+    extensions: dict[str, Any] | None, *, public_url: str
+) -> ConversationScopeIn | None:
+    """Our extension of an OpenDSR request, if any: OpenDSR keys a processor's extension by the
+    processor's domain (ours: the host of the public URL), and leaves the others' alone. It takes
+    what the intake API takes for a conversations-only erasure (other members are ignored); a
+    fault is a 400 naming the field (`extensions.<domain>...`), never the value. None when
+    there is nothing of ours: the request erases the subject."""
+    domain = urlsplit(public_url).hostname or ""
+    ours = (extensions or {}).get(domain)
+    if ours is None:
+        return None
+    root = f"extensions.{domain}"
+    if not isinstance(ours, dict):
+        raise invalid_field(root, "must be an object")
+    try:
+        extension = ConversationExtensionIn.model_validate(ours)
+    except ValidationError as exc:
+        first = validation_errors(exc.errors(include_input=False), root="")[0]
+        field = f"{root}.{first['field']}" if first["field"] else root
+        raise invalid_field(field, first["detail"]) from None
+    if extension.scope is None and not extension.conversations:
+        return None
+    return extension

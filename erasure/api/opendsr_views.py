@@ -10,6 +10,7 @@ import base64
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 from flask import Blueprint, Response
 from pydantic import BaseModel, ConfigDict, Field
@@ -20,8 +21,8 @@ from erasure.accounts.models import Role
 from erasure.api.auth import current_key, requires
 from erasure.api.openapi import Documented, documented
 from erasure.api.opendsr_responses import identity, register_error_handlers, signed
-from erasure.api.opendsr_subjects import create_any, find_any
-from erasure.core.models import ErasureRequest
+from erasure.api.opendsr_subjects import conversation_extension, create_any, find_any
+from erasure.core.models import ErasureRequest, ErasureScope
 from erasure.errors import InvalidTransition
 from erasure.identifiers import InvalidIdentifier, normalize
 from erasure.integrations import callbacks, opendsr
@@ -66,6 +67,12 @@ class SubjectRequestIn(BaseModel):
     subject_identities: list[IdentityIn] = Field(min_length=1, max_length=20)
     status_callback_urls: list[str] = Field(default_factory=list, max_length=5)
     api_version: str | None = Field(None, max_length=16)
+    extensions: dict[str, Any] | None = Field(
+        None,
+        description="Processor extensions keyed by processor domain. Ours (the host of this "
+        "service's public URL), on an erasure: `scope` and `conversations` as the intake API "
+        "takes them, to erase conversations only. Others' are ignored.",
+    )
 
 
 class SubjectRequestOut(BaseModel):
@@ -220,6 +227,16 @@ def create_subject_request() -> Response:
         raise invalid_field(
             "status_callback_urls", "status callbacks are sent for erasure requests only"
         )
+    extension = conversation_extension(body.extensions, public_url=settings.public_url)
+    scope = ErasureScope.SUBJECT
+    if extension is not None:
+        if body.subject_request_type == "access":
+            raise invalid_field(
+                f"extensions.{urlsplit(settings.public_url).hostname}",
+                "conversation scope is for erasure requests only",
+            )
+        identifiers += [Identifier(kind, value) for kind, value in extension.conversation_pairs()]
+        scope = extension.effective_scope()
     session = get_session()
     try:
         subject_request, created = create_any(
@@ -231,6 +248,7 @@ def create_subject_request() -> Response:
                 submitted_time=body.submitted_time,
                 status_callback_urls=body.status_callback_urls,
                 request_type=body.subject_request_type,
+                scope=scope,
             ),
             api_key_id=current_key().id,
             protection=resources.protection,

@@ -37,6 +37,7 @@ generated JSON values, their non-canonical renderings and arbitrary bytes.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 
 import orjson
 import rfc8785
@@ -78,9 +79,58 @@ def _orjson_says_canonical(line: bytes) -> bool:
             return False
     except _ORJSON_ERRORS:
         return False
-    outside_strings = b"".join(line.split(b'"')[::2])
+    return not _has_float(line)
+
+
+def _has_float(rendered: bytes) -> bool:
+    """Whether orjson output without a backslash holds a float: "." or "e"/"E" outside its
+    strings, once `true` and `false` are taken out (orjson writes every float with one of them).
+    Without backslashes every quote opens or closes a string, so the strings are the odd pieces
+    between quotes."""
+    outside_strings = b"".join(rendered.split(b'"')[::2])
     outside_strings = outside_strings.replace(b"true", b"").replace(b"false", b"")
-    return not (b"." in outside_strings or b"e" in outside_strings or b"E" in outside_strings)
+    return b"." in outside_strings or b"e" in outside_strings or b"E" in outside_strings
+
+
+#: Lines per batch of `non_canonical_lines`: large enough that per-batch work is negligible,
+#: small enough that a batch the fast path cannot clear costs little to re-check line by line.
+BATCH_LINES = 1024
+
+
+def non_canonical_lines(lines: Sequence[bytes], *, batch_lines: int = BATCH_LINES) -> list[int]:
+    """The positions of the lines that are not canonical: `is_canonical` over many lines.
+
+    Batches of lines are cleared together by the orjson path at the cost of one render and one
+    comparison per batch (see `_orjson_clears_batch`); a batch it cannot clear is checked line by
+    line with `is_canonical`, so the verdicts are exactly `is_canonical`'s.
+    """
+    bad: list[int] = []
+    check = is_canonical
+    for start in range(0, len(lines), batch_lines):
+        batch = lines[start : start + batch_lines]
+        if not _orjson_clears_batch(batch):
+            bad.extend(start + i for i, line in enumerate(batch) if not check(line))
+    return bad
+
+
+def _orjson_clears_batch(batch: Sequence[bytes]) -> bool:
+    """True only when every line of `batch` passes `_orjson_says_canonical`.
+
+    Each line is parsed on its own, so each is one complete JSON value; the list of values is
+    rendered once, and equals "[" + ",".join(batch) + "]" only if every line equals its own
+    rendering: were a line's rendering shorter or longer than the line, one of the two would be
+    a complete JSON value followed by "," inside a complete JSON value, which cannot parse.
+    The ASCII, backslash and float conditions hold for every line when they hold for the
+    joined lines (the added commas are outside strings and add no ".", "e" or "E").
+    """
+    joined = b",".join(batch)
+    if b"\\" in joined or not joined.isascii():
+        return False
+    try:
+        rendered = orjson.dumps(list(map(orjson.loads, batch)), option=_ORJSON_OPTIONS)
+    except _ORJSON_ERRORS:
+        return False
+    return rendered[1:-1] == joined and not _has_float(joined)
 
 
 def is_canonical(line: bytes) -> bool:

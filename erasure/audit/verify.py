@@ -52,7 +52,10 @@ class LeafCheck:
 
 def check_leaves(scan: LeafScan | MerkleTree, checkpoints: Sequence[Checkpoint]) -> LeafCheck:
     """Recompute the root at every checkpoint's size and compare. Needs >= 1 checkpoint."""
-    tree = scan if isinstance(scan, MerkleTree) else MerkleTree(scan.leaf_hashes)
+    if isinstance(scan, MerkleTree):
+        tree = scan
+    else:
+        tree = scan.tree if scan.tree is not None else MerkleTree(scan.leaf_hashes)
     ordered = sorted(checkpoints, key=lambda c: c.size)
     verified: list[int] = []
     first_failing: Checkpoint | None = None

@@ -99,8 +99,10 @@ DATABASE_AUDIT_COMMANDS = (audit_sequence, audit_export, audit_certificate)
 def reencrypt(target: Target) -> None:
     """Re-seal everything encrypted under the first key of ERASURE_ENCRYPTION_KEYS.
 
-    Identifiers, notes, cancel reasons and client secrets; also seals the cancel reasons earlier
-    versions kept in plain text in a request's outcome (run it once after upgrading)."""
+    Identifiers, notes, cancel reasons, legal holds' and override reasons, client secrets,
+    notices, and access requests' identifiers, notes, entries and exports; also seals the
+    cancel reasons earlier versions kept in plain text in a request's outcome (run it once after
+    upgrading)."""
     from erasure.identifiers import Vault
     from erasure.key_rotation import reencrypt_batch
 

@@ -14,6 +14,12 @@ descending. Three things keep a page flat as the table grows:
 - What a page shows is loaded with it: the org joined in the same statement, the targets' states
   in one more (`with_targets`), never one lazy load per row.
 
+A deadline filter (`due_before`) is a range on another column than the order, and the rows it
+leaves out are the newest ones (requests not yet due), so alone it would make the first page read
+all of them. `due_before` adds a bound every match satisfies: created_at < instant - the smallest
+lead (due_at - created_at) of any request, read in O(log n) from its own index (migration
+`list_indexes_at_scale`); the ordered scan then starts at the first possible match.
+
 The console may also page by deadline (`order="due"`, either direction): the same row comparison
 on (due_at, id), which the due_at index serves; the cursor then carries a due date.
 """
@@ -26,7 +32,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
-from sqlalchemy import ColumnElement, Select, select, tuple_, union_all
+from sqlalchemy import ColumnElement, Select, func, select, tuple_, union_all
 from sqlalchemy.orm import joinedload, selectinload
 
 from erasure.core.models import ErasureRequest, RequestStatus, Target
@@ -50,6 +56,20 @@ class PageQuery:
 
 
 NEWEST_FIRST = (ErasureRequest.created_at.desc(), ErasureRequest.id.desc())
+
+
+def due_before(moment: datetime) -> list[ColumnElement[bool]]:
+    """Requests due before `moment`, as conditions an ordered scan on created_at can start from.
+
+    due_at < moment and due_at - created_at >= the smallest lead in the table give
+    created_at < moment - smallest lead: an index condition, exact whatever the leads are (a
+    request recorded after its deadline, e.g. an old ticket imported late, makes the smallest
+    lead negative and the bound looser, never wrong). The scalar subquery runs once per
+    statement (an InitPlan), on the index of the lead; an empty table gives NULL and no rows.
+    """
+    lead = ErasureRequest.due_at - ErasureRequest.created_at
+    smallest_lead = select(func.min(lead)).scalar_subquery()
+    return [ErasureRequest.due_at < moment, ErasureRequest.created_at < moment - smallest_lead]
 
 
 def sort_column(order: Order) -> Any:

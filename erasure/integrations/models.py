@@ -189,8 +189,13 @@ class CallbackDelivery(Base):
     webhook_source_id: Mapped[uuid.UUID | None] = mapped_column(
         ForeignKey("webhook_sources.id", ondelete="CASCADE"), comment="ticket comments"
     )
-    request_id: Mapped[uuid.UUID] = mapped_column(
+    request_id: Mapped[uuid.UUID | None] = mapped_column(
         ForeignKey("erasure_requests.id", ondelete="CASCADE"), index=True
+    )
+    access_request_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("access_requests.id", ondelete="CASCADE"),
+        index=True,
+        comment="an access request's event (then request_id is NULL)",
     )
     leaf_id: Mapped[int] = mapped_column(BigInteger, comment="the audit leaf it reports")
     event: Mapped[str] = mapped_column(String(64))
@@ -220,6 +225,7 @@ class CallbackDelivery(Base):
             "subscription_id", "leaf_id", name="uq_callback_deliveries_subscription_leaf"
         ),
         UniqueConstraint("webhook_source_id", "leaf_id", name="uq_callback_deliveries_source_leaf"),
+        CheckConstraint("(request_id IS NULL) <> (access_request_id IS NULL)", name="one_request"),
         Index(
             "ix_callback_deliveries_due",
             "next_attempt_at",

@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 from erasure import workflow
 from erasure.core.models import (
     ErasureRequest,
+    ErasureScope,
     IdentifierKind,
     Regulation,
     Source,
@@ -44,6 +45,8 @@ class OpenDsrRequest:
     status_callback_urls: Sequence[str]
     #: `erasure` or `access` (erasure.access.opendsr_intake opens the latter).
     request_type: str = "erasure"
+    #: From our extension: conversations only (their ids among `identifiers`), the end users kept.
+    scope: ErasureScope = ErasureScope.SUBJECT
 
 
 class SubjectRequestConflict(ErasureError):
@@ -111,6 +114,7 @@ def create(
             reference_id=request.subject_request_id,
             api_key_id=api_key_id,
             submitted_by=f"opendsr:{api_key_id}",
+            scope=request.scope,
         ),
         protection=protection,
         default_org=default_org,
@@ -132,8 +136,9 @@ def _same_request(
 ) -> bool:
     """Is `request` a retry of `existing`? Compared by what the request means, not its bytes
     (member order, whitespace and extensions do not matter): the subject, by the identifiers'
-    pseudonyms (they outlive the sealed values, which retention destroys), the regulation, the
-    submitted time when given, and the callback URLs."""
+    pseudonyms (they outlive the sealed values, which retention destroys, and include the
+    listed conversations), the scope, the regulation, the submitted time when given, and the
+    callback URLs."""
     subject = {
         (identifier.kind, pseudonym(pseudonym_key, identifier.kind, identifier.value))
         for identifier in request.identifiers
@@ -156,6 +161,7 @@ def _same_request(
     )
     return (
         subject == stored
+        and existing.scope is request.scope
         and existing.regulation is request.regulation
         and (request.submitted_time is None or request.submitted_time == existing.received_at)
         and set(request.status_callback_urls) == urls

@@ -34,6 +34,8 @@ from erasure.pipeline.holds import (
     is_active,
     lock_holds,
     open_wait,
+    override_context,
+    reason_context,
     resume,
     resume_free,
 )
@@ -52,14 +54,6 @@ class Placement:
     org: str | None = None
     #: (kind, normalised value) of the subject; None places an org-wide hold.
     subject: tuple[IdentifierKind, str] | None = None
-
-
-def reason_context(hold_id: uuid.UUID) -> str:
-    return f"hold-reason:{hold_id}"
-
-
-def override_context(wait_id: uuid.UUID) -> str:
-    return f"hold-override:{wait_id}"
 
 
 def _sha256(text: str) -> str:
@@ -221,7 +215,10 @@ def list_holds(session: Session, *, active_only: bool, at: datetime) -> list[Leg
     return list(session.scalars(query.limit(LIST_LIMIT)))
 
 
-def open_reason(vault: Vault, legal_hold: LegalHold) -> str:
+def open_reason(vault: Vault, legal_hold: LegalHold) -> str | None:
+    """The hold's reason; None once retention destroyed it."""
+    if legal_hold.reason_ciphertext is None or legal_hold.reason_key_id is None:
+        return None
     return vault.open(
         Sealed(legal_hold.reason_key_id, legal_hold.reason_ciphertext),
         context=reason_context(legal_hold.id),

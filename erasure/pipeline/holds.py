@@ -48,6 +48,15 @@ CANCELLED = "cancelled"
 RESUME_BATCH = 500
 
 
+def reason_context(hold_id: uuid.UUID) -> str:
+    """What a hold's sealed reason is bound to (a ciphertext copied to another hold fails)."""
+    return f"hold-reason:{hold_id}"
+
+
+def override_context(wait_id: uuid.UUID) -> str:
+    return f"hold-override:{wait_id}"
+
+
 def _lock_key(org_id: uuid.UUID) -> int:
     # pg_advisory_xact_lock takes a signed 64-bit key.
     return int.from_bytes(

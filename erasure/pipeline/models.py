@@ -86,10 +86,12 @@ class LegalHold(Base):
         index=True,
         comment="HMAC-SHA256(pseudonym key, kind:normalized value), as subject_identifiers",
     )
-    reason_ciphertext: Mapped[bytes] = mapped_column(
-        LargeBinary, comment="AES-256-GCM, bound to the hold's id; never stored in plain text"
+    reason_ciphertext: Mapped[bytes | None] = mapped_column(
+        LargeBinary,
+        comment="AES-256-GCM, bound to the hold's id; never stored in plain text; "
+        "NULL once destroyed at retention",
     )
-    reason_key_id: Mapped[str] = mapped_column(String(32))
+    reason_key_id: Mapped[str | None] = mapped_column(String(32))
     ends_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     placed_by: Mapped[str] = mapped_column(String(128), comment="api-key:<prefix> or user:<id>")
     created_at: Mapped[datetime] = now_column()

@@ -16,6 +16,8 @@ approval of its own: it is approved with its primary.
 from __future__ import annotations
 
 import uuid
+from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -23,6 +25,7 @@ from enum import StrEnum
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from erasure.audit.leaves import LeafValue
 from erasure.core.models import (
     TERMINAL_REQUEST_STATUSES,
     ErasureRequest,
@@ -82,6 +85,16 @@ class Claim:
 
 #: A record to delete: its kind and its 18-char id.
 Found = tuple[TargetKind, str]
+
+
+@dataclass(frozen=True)
+class LeftAlone:
+    """A conversation id listed at intake that is not deleted, and why: `not_found` (no such
+    record) or `not_the_subjects` (a conversation of someone else's end user). An id at intake
+    is a claim about the subject, not an authority to delete whatever it names."""
+
+    record: str
+    why: str
 
 
 def claim(  # noqa: PLR0911  # one early return per reason a message changes nothing
@@ -188,6 +201,11 @@ def _approve_with_primary(session: Session, request: ErasureRequest, *, at: date
 def look_up(ctx: Pipeline, claim: Claim) -> list[Found]:
     """The records to delete: the subject's MessagingEndUser ids, or for a conversations-only
     request its Conversation ids; deduplicated on the 15-char form, sorted."""
+    return find(ctx, claim)[0]
+
+
+def find(ctx: Pipeline, claim: Claim) -> tuple[list[Found], list[LeftAlone]]:
+    """look_up, with the listed conversation ids that are left alone and why."""
     with ctx.sessionmaker() as session:
         org = session.get(Org, claim.org_id)
         if org is None:
@@ -204,8 +222,9 @@ def look_up(ctx: Pipeline, claim: Claim) -> list[Found]:
             session.commit()
             raise NoCredentialError("the org has no active credential")
     if claim.scope is ErasureScope.CONVERSATIONS:
-        return [(TargetKind.CONVERSATION, i) for i in _conversations(client, claim.identifiers)]
-    return [(TargetKind.MESSAGING_END_USER, i) for i in _end_users(client, claim.identifiers)]
+        ids, left_alone = _conversations(client, claim.identifiers)
+        return [(TargetKind.CONVERSATION, i) for i in ids], left_alone
+    return [(TargetKind.MESSAGING_END_USER, i) for i in _end_users(client, claim.identifiers)], []
 
 
 def _end_users(client: SalesforcePort, identifiers: list[tuple[IdentifierKind, str]]) -> list[str]:
@@ -229,15 +248,29 @@ def _end_users(client: SalesforcePort, identifiers: list[tuple[IdentifierKind, s
 
 def _conversations(
     client: SalesforcePort, identifiers: list[tuple[IdentifierKind, str]]
-) -> list[str]:
-    """The listed conversations that exist; with none listed, every conversation of the
-    subject's end users (through their messaging sessions)."""
+) -> tuple[list[str], list[LeftAlone]]:
+    """Every conversation of the subject's end users (through their messaging sessions), or of
+    those the listed ids that are among them: a listed id of another subject's conversation, or
+    of none, is left alone (and the others still go)."""
     listed = [value for kind, value in identifiers if kind is IdentifierKind.CONVERSATION_ID]
-    if listed:
-        ids: set[str] | list[str] = client.existing_conversations(listed)
-    else:
-        ids = [ref.id for ref in client.conversations_of(_end_users(client, identifiers))]
-    return sorted({sfids.to15(i): sfids.to18(i) for i in ids}.values())
+    subjects = {
+        sfids.to15(ref.id): sfids.to18(ref.id)
+        for ref in client.conversations_of(_end_users(client, identifiers))
+    }
+    if not listed:
+        return sorted(subjects.values()), []
+    kept: dict[str, str] = {}
+    left_alone: dict[str, LeftAlone] = {}
+    outside = [i for i in listed if sfids.to15(i) not in subjects]
+    existing = {sfids.to15(i) for i in client.existing_conversations(outside)} if outside else set()
+    for value in listed:
+        short = sfids.to15(value)
+        if short in subjects:
+            kept[short] = subjects[short]
+        elif short not in left_alone:
+            why = "not_the_subjects" if short in existing else "not_found"
+            left_alone[short] = LeftAlone(sfids.to18(value), why)
+    return sorted(kept.values()), list(left_alone.values())
 
 
 class NoCredentialError(SalesforceError):
@@ -248,7 +281,31 @@ class NoCredentialError(SalesforceError):
     org_fault = True
 
 
-def record(ctx: Pipeline, claim: Claim, found: list[Found]) -> Outcome:
+def _left_alone_leaf(ctx: Pipeline, left_alone: Sequence[LeftAlone]) -> list[LeafValue]:
+    # By pseudonym, as targets are: the leaf says which id went where, never the id.
+    return [
+        {"record": record_pseudonym(ctx.pseudonym_key, item.record), "why": item.why}
+        for item in left_alone
+    ]
+
+
+def _nothing_found(claim: Claim, left_alone: Sequence[LeftAlone]) -> str:
+    if claim.scope is not ErasureScope.CONVERSATIONS:
+        return "no Messaging end user was found for the subject"
+    if not left_alone:
+        return "no conversation was found"
+    counts = Counter(item.why for item in left_alone)
+    parts = []
+    if counts["not_the_subjects"]:
+        parts.append(f"{counts['not_the_subjects']} belong to another subject")
+    if counts["not_found"]:
+        parts.append(f"{counts['not_found']} not found")
+    return f"no listed conversation is the subject's: {', '.join(parts)}; nothing deleted"
+
+
+def record(
+    ctx: Pipeline, claim: Claim, found: list[Found], left_alone: Sequence[LeftAlone] = ()
+) -> Outcome:
     with ctx.sessionmaker() as session, session.begin():
         request = lock_request(session, claim.request_id)
         if (
@@ -258,19 +315,18 @@ def record(ctx: Pipeline, claim: Claim, found: list[Found]) -> Outcome:
         ):
             return Outcome.FENCED
         now = ctx.clock()
+        extra: dict[str, LeafValue] = {}
+        if left_alone:
+            extra["left_alone"] = _left_alone_leaf(ctx, left_alone)
         if not found:
-            request.outcome = (
-                "no conversation was found"
-                if claim.scope is ErasureScope.CONVERSATIONS
-                else "no Messaging end user was found for the subject"
-            )
+            request.outcome = _nothing_found(claim, left_alone)
             move_request(
                 session,
                 request,
                 RequestStatus.COMPLETED_NO_DATA,
                 at=now,
                 kind="request.completed_no_data",
-                data={"records_found": 0},
+                data={"records_found": 0, **extra},
             )
             return Outcome.NO_DATA
         targets = [
@@ -304,6 +360,7 @@ def record(ctx: Pipeline, claim: Claim, found: list[Found]) -> Outcome:
                     }
                     for target in targets
                 ],
+                **extra,
             },
         )
         session.flush()
@@ -324,4 +381,4 @@ def resolve(ctx: Pipeline, request_id: uuid.UUID, attempt: int) -> Outcome:
     claimed = claim(ctx, request_id, attempt)
     if isinstance(claimed, Outcome):
         return claimed
-    return record(ctx, claimed, look_up(ctx, claimed))
+    return record(ctx, claimed, *find(ctx, claimed))

@@ -13,11 +13,12 @@ from erasure.deliveries import runner as delivery_runner
 @shared_task(name=task_names.DISPATCH_CALLBACKS, base=ErasureTask, bind=True, acks_late=True)  # type: ignore[untyped-decorator]
 def dispatch_callbacks(self: ErasureTask) -> int:
     """Turn new request events of the audit log into callback and comment deliveries."""
+    from erasure.access.events import AccessEvents
     from erasure.integrations import callbacks
 
     links = callbacks.Links(self.resources().settings.public_url)
     with self.new_session() as session, session.begin():
-        return callbacks.dispatch(session, links=links)
+        return callbacks.dispatch(session, links=links, others=[AccessEvents()])
 
 
 @shared_task(name=task_names.SEND_CALLBACKS, base=ErasureTask, bind=True, acks_late=True)  # type: ignore[untyped-decorator]

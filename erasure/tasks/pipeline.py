@@ -54,7 +54,7 @@ def resolve(self: ErasureTask, request_id: str, attempt: int) -> str:
         if isinstance(claimed, resolve_step.Outcome):
             return claimed.value
         held = claimed.attempt
-        outcome = resolve_step.record(ctx, claimed, resolve_step.look_up(ctx, claimed))
+        outcome = resolve_step.record(ctx, claimed, *resolve_step.find(ctx, claimed))
     except RETRYABLE_FAILURES as exc:
         countdown = min(30.0, 2.0 ** (self.request.retries + 1), ctx.tunables.stall_s / 2)
         if isinstance(exc, DBAPIError) and not _database_down(exc):

@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 from flask import Response, abort, flash, redirect, render_template, url_for
 from flask.typing import ResponseReturnValue
 
+from erasure import free_text
 from erasure.access import links
 from erasure.access.certify import CERTIFIABLE, disclosure_certificate_for
 from erasure.access.intake import get_access
@@ -66,6 +67,10 @@ def access_detail(request_id: uuid.UUID) -> ResponseReturnValue:
         exports=exports,
         certificate=access.status in CERTIFIABLE and security.can("certificate"),
         days_left=queries.days_left(access.due_at, now),
+        # Free text (it may name the subject): for those who may read notes, like an erasure's.
+        cancel_reason=free_text.open_cancel_reason(web_resources().protection.vault, access)
+        if security.can("notes")
+        else None,
     )
 
 

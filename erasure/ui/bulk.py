@@ -6,9 +6,11 @@ created (source `bulk`). Idempotent on re-upload.
 
 Columns (header row required; any order): phone, email, messaging_platform_key, contact_id,
 messaging_end_user_ids (space-separated), regulation, org, received_at, reference_system,
-reference_id, reference_url. A row is identified by its ticket reference; a row without one gets
-reference system `csv` and an id derived (HMAC) from its pseudonyms and regulation, so the same row
-uploaded again is recognised and skipped.
+reference_id, reference_url, and for a conversations-only erasure scope (`subject` or
+`conversations`) and conversations (space-separated Conversation ids; listing some implies scope
+`conversations`), as the API takes them. A row is identified by its ticket reference; a row without
+one gets reference system `csv` and an id derived (HMAC) from its pseudonyms, scope and regulation,
+so the same row uploaded again is recognised and skipped.
 """
 
 from __future__ import annotations
@@ -33,13 +35,19 @@ from sqlalchemy import select, tuple_
 from sqlalchemy.orm import Session
 
 from erasure import workflow
-from erasure.core.models import BulkUpload, BulkUploadRequest, ErasureRequest, Source
+from erasure.core.models import (
+    BulkUpload,
+    BulkUploadRequest,
+    ErasureRequest,
+    ErasureScope,
+    Source,
+)
 from erasure.errors import UnknownOrg
 from erasure.identifiers import Sealed
 from erasure.ui import bulk_progress, security
 from erasure.ui.blueprint import bp
 from erasure.ui.request_form import form_document, submission, validate_document
-from erasure.web.inputs import ErasureRequestIn, ReferenceIn
+from erasure.web.inputs import ErasureRequestIn, ErasureSubmissionIn, ReferenceIn
 from erasure.web.relay import kick_relay
 from erasure.web.resources import get_session, web_resources
 
@@ -60,6 +68,8 @@ COLUMNS = (
     "reference_system",
     "reference_id",
     "reference_url",
+    "scope",
+    "conversations",
 )
 SUBJECT_COLUMNS = COLUMNS[:5]
 
@@ -95,9 +105,17 @@ class Rejected:
 
 
 def derived_reference(key: bytes, body: ErasureRequestIn) -> str:
-    """A stable id for a row without a ticket reference: HMAC of what it asks, no raw identifier."""
-    parts = sorted(f"{kind.value}:{value}" for kind, value in body.subject.identifier_pairs())
-    message = "\n".join([body.regulation.value, body.org or "", *parts]).encode()
+    """A stable id for a row without a ticket reference: HMAC of what it asks (its conversations
+    and scope too), no raw identifier."""
+    pairs = body.subject.identifier_pairs()
+    scope: list[str] = []
+    if isinstance(body, ErasureSubmissionIn):
+        pairs = body.identifier_pairs()
+        if body.effective_scope() is not ErasureScope.SUBJECT:
+            # Only when not the subject: a subject row keeps the id it had before the column.
+            scope = [f"scope:{body.effective_scope().value}"]
+    parts = sorted(f"{kind.value}:{value}" for kind, value in pairs)
+    message = "\n".join([body.regulation.value, body.org or "", *parts, *scope]).encode()
     return "row-" + hmac.new(key, message, hashlib.sha256).hexdigest()[:32]
 
 
@@ -148,7 +166,12 @@ def parse(data: bytes, key: bytes) -> tuple[list[Row], list[Rejected]]:
             subject["messaging_end_user_ids"] = (
                 fields["messaging_end_user_ids"].replace(",", " ").split()
             )
-        body, errors = validate_document(form_document(subject, fields))
+        document = form_document(subject, fields)
+        if fields["scope"]:
+            document["scope"] = fields["scope"]
+        if fields["conversations"]:
+            document["conversations"] = fields["conversations"].replace(",", " ").split()
+        body, errors = validate_document(document)
         if body is None:
             rejected.extend(Rejected(number, field, reason) for field, reason in errors.items())
             continue

@@ -198,7 +198,7 @@ def _page_query(query: ListQuery, now: datetime) -> request_pages.PageQuery:
     if query.source is not None:
         conditions.append(ErasureRequest.source == query.source)
     if query.due_before is not None:
-        conditions.append(ErasureRequest.due_at < query.due_before)
+        conditions.extend(request_pages.due_before(query.due_before))
     if query.at_risk:
         # Open states only, each scanned on its (status, created_at, id) index; a status filter
         # naming only ended states leaves nothing at risk.
@@ -274,6 +274,31 @@ def subject_pseudonyms(entries: Sequence[TimelineEntry]) -> list[dict[str, str]]
                 return [
                     {"kind": str(item.get("kind")), "pseudonym": str(item.get("pseudonym"))}
                     for item in subject
+                    if isinstance(item, dict)
+                ]
+    return []
+
+
+#: How the console says why a listed conversation was left alone (erasure.pipeline.resolve).
+LEFT_ALONE_WHY = {
+    "not_the_subjects": "a conversation of another subject: left alone",
+    "not_found": "no such conversation",
+}
+
+
+def left_alone(entries: Sequence[TimelineEntry]) -> list[dict[str, str]]:
+    """The listed conversations resolve did not erase (record pseudonym, shortened as the
+    targets are, and why), from the leaf that recorded them."""
+    for entry in entries:
+        if entry.kind in {"request.resolved", "request.completed_no_data"}:
+            items = entry.data.get("left_alone")
+            if isinstance(items, list):
+                return [
+                    {
+                        "record": str(item.get("record"))[:16],
+                        "why": LEFT_ALONE_WHY.get(str(item.get("why")), str(item.get("why"))),
+                    }
+                    for item in items
                     if isinstance(item, dict)
                 ]
     return []

@@ -137,6 +137,7 @@ def request_detail(request_id: uuid.UUID) -> str:
         timeline=entries,
         timeline_lines=timeline.lines(session, entries, _reasons(free)),
         pseudonyms=queries.subject_pseudonyms(entries),
+        left_alone=queries.left_alone(entries),
         targets=targets,
         offered=offered,
         why_predicted=prediction_reasons.reasons(session, erasure_request, entries, now),

@@ -152,6 +152,7 @@ REQUEST_TYPES = {"erasure": "Erasure", "access": "Access (a copy of their data)"
 
 FORM_FIELDS = (
     "request_type",
+    "scope",
     "regulation",
     "org",
     "received_on",

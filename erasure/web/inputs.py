@@ -185,16 +185,18 @@ class ErasureRequestIn(Strict):
     notes: str | None = Field(None, max_length=4000, description="Free text; stored encrypted.")
 
 
-class ErasureSubmissionIn(ErasureRequestIn):
-    """An erasure request as the intake API takes it: the subject's end users, or only
-    conversations (given by id, or every one of the subject's), the end users kept."""
+class ConversationScopeIn(Strict):
+    """What to erase of the subject: its end users, or only conversations (given by id, or every
+    one of the subject's), the end users kept. The intake API's body, and an OpenDSR request's
+    extension, take it alike."""
 
     scope: ErasureScope | None = Field(
         None,
         description="`subject` (the default): delete the subject's Messaging end users, and "
         "with them every conversation. `conversations`: delete conversations only and keep the "
         "end users; the ones listed in `conversations`, or when none are listed, every "
-        "conversation of the subject's end users. Listing conversations implies it.",
+        "conversation of the subject's end users. Listing conversations implies it. A listed "
+        "conversation that is not the subject's (another subject's, or none) is left alone.",
     )
     conversations: list[ConversationId] | None = Field(
         None,
@@ -204,7 +206,7 @@ class ErasureSubmissionIn(ErasureRequestIn):
     )
 
     @model_validator(mode="after")
-    def _scope_fits(self) -> ErasureSubmissionIn:
+    def _scope_fits(self) -> ConversationScopeIn:
         if self.conversations and self.scope is ErasureScope.SUBJECT:
             raise ValueError(
                 "conversations are erased with scope conversations (the end users are kept); "
@@ -217,12 +219,21 @@ class ErasureSubmissionIn(ErasureRequestIn):
             return self.scope
         return ErasureScope.CONVERSATIONS if self.conversations else ErasureScope.SUBJECT
 
+    def conversation_pairs(self) -> list[tuple[IdentifierKind, str]]:
+        """The listed conversations as identifiers (each once)."""
+        return [
+            (IdentifierKind.CONVERSATION_ID, conversation_id)
+            for conversation_id in dict.fromkeys(self.conversations or [])
+        ]
+
+
+class ErasureSubmissionIn(ConversationScopeIn, ErasureRequestIn):
+    """An erasure request as the intake API takes it: the subject's end users, or only
+    conversations (given by id, or every one of the subject's), the end users kept."""
+
     def identifier_pairs(self) -> list[tuple[IdentifierKind, str]]:
         """The subject's identifiers, then the conversations (each once)."""
-        pairs = self.subject.identifier_pairs()
-        for conversation_id in dict.fromkeys(self.conversations or []):
-            pairs.append((IdentifierKind.CONVERSATION_ID, conversation_id))
-        return pairs
+        return self.subject.identifier_pairs() + self.conversation_pairs()
 
 
 class CancelIn(Strict):

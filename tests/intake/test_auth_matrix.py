@@ -41,6 +41,7 @@ MATRIX: list[tuple[str, str, frozenset[Role]]] = [
     ("POST", "/v1/access-requests", frozenset({OF, IN, AD})),
     ("GET", "/v1/access-requests/<uuid:request_id>", frozenset({OF, AP, AU, IN, AD})),
     ("GET", "/v1/access-requests/<uuid:request_id>/certificate", frozenset({OF, AP, AU, IN, AD})),
+    ("POST", "/v1/access-requests/<uuid:request_id>/cancel", frozenset({OF, IN, AD})),
     # Legal holds: approvers and admins, like approvals.
     ("POST", "/v1/holds", frozenset({AP, AD})),
     ("GET", "/v1/holds", frozenset({AP, AD})),

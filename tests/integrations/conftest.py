@@ -45,3 +45,12 @@ def settings(settings: Settings) -> Settings:
 @pytest.fixture
 def guard() -> AddressGuard:
     return AddressGuard.allowing(LOOPBACK)
+
+
+from tests.support.pipeline import (  # noqa: E402, F401  # fixtures: access over the live app
+    make_worker,
+    make_world,
+    redis_server,
+    sandbox,
+    world,
+)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -9,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Engine, event, text
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Session
 
 from erasure.core.models import Org
@@ -100,3 +102,23 @@ def statements(engine: Engine) -> Iterator[list[str]]:
         yield seen
     finally:
         event.remove(engine, "before_cursor_execute", record)
+
+
+def plan_nodes(plan: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    """Every node of a JSON query plan, depth first."""
+    yield plan
+    for child in plan.get("Plans", []):
+        yield from plan_nodes(child)
+
+
+def analyze(session: Session, statement: Any) -> list[dict[str, Any]]:
+    """The nodes of the plan Postgres ran for `statement` (EXPLAIN ANALYZE, JSON)."""
+    compiled = statement.compile(
+        dialect=postgresql.psycopg.dialect(), compile_kwargs={"render_postcompile": True}
+    )
+    plan = (
+        session.connection()
+        .exec_driver_sql("EXPLAIN (ANALYZE, FORMAT JSON) " + str(compiled), compiled.params)
+        .scalar_one()
+    )
+    return list(plan_nodes((plan if isinstance(plan, list) else json.loads(plan))[0]["Plan"]))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import itertools
 from collections.abc import Sequence
 
 from erasure.audit.merkle.hashing import (
@@ -31,20 +32,23 @@ class MerkleTree:
         if len(packed) % HASH_SIZE:
             raise ValueError("leaf hashes must be a multiple of 32 bytes")
         self.size = len(packed) // HASH_SIZE
-        levels = [packed]
-        sha = hashlib.sha256
-        current = packed
-        # Pairwise hashing of a whole level per comprehension: no per-node Python objects
-        # beyond the digest, which is what makes a million-leaf rebuild take about a second.
-        while len(current) >= 2 * HASH_SIZE:
-            current = b"".join(
-                [
-                    sha(b"\x01" + current[i : i + 64]).digest()
-                    for i in range(0, len(current) - 63, 64)
-                ]
-            )
-            levels.append(current)
-        self._levels = levels
+        self._levels = [packed, *levels_above(packed)]
+
+    @classmethod
+    def from_levels(cls, levels: Sequence[bytes]) -> MerkleTree:
+        """A tree from levels built elsewhere (`levels_above` over parts, on several cores):
+        level 0 the leaf hashes, each next level the pairwise node hashes of the one below."""
+        if not levels or len(levels[0]) % HASH_SIZE:
+            raise ValueError("leaf hashes must be a multiple of 32 bytes")
+        for below, level in itertools.pairwise(levels):
+            if len(level) != len(below) // (2 * HASH_SIZE) * HASH_SIZE:
+                raise ValueError("each level must hold half the nodes of the one below")
+        if len(levels[-1]) >= 2 * HASH_SIZE:
+            raise ValueError("the levels stop before the top of the tree")
+        tree = cls.__new__(cls)
+        tree.size = len(levels[0]) // HASH_SIZE
+        tree._levels = list(levels)
+        return tree
 
     @property
     def leaf_hashes(self) -> bytes:
@@ -91,6 +95,25 @@ class MerkleTree:
         if size2 > self.size:
             raise ValueError(f"size {size2} exceeds the {self.size} leaves held")
         return consistency_proof(size1, size2, self.subtree_root)
+
+
+def levels_above(row: bytes) -> list[bytes]:
+    """The levels of perfect subtrees above `row` (packed hashes of one level), up to the top.
+
+    Over an aligned block of 2**k leaves this gives that block's part of every level up to k,
+    which is how the verifier builds one tree on several cores.
+    """
+    sha = hashlib.sha256
+    levels: list[bytes] = []
+    current = row
+    # Pairwise hashing of a whole level per comprehension: no per-node Python objects
+    # beyond the digest, which is what makes a million-leaf rebuild take about a second.
+    while len(current) >= 2 * HASH_SIZE:
+        current = b"".join(
+            [sha(b"\x01" + current[i : i + 64]).digest() for i in range(0, len(current) - 63, 64)]
+        )
+        levels.append(current)
+    return levels
 
 
 def root_of(leaf_hashes: bytes | Sequence[bytes]) -> bytes:

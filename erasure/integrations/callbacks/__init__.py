@@ -13,7 +13,14 @@ circuit breaker per destination). Payloads carry no subject identifier. Nothing 
 """
 
 from erasure.integrations.callbacks.dead_letters import list_deliveries, redeliver
-from erasure.integrations.callbacks.dispatch import COMMENT_EVENTS, CURSOR, GAP_HOLD, dispatch
+from erasure.integrations.callbacks.dispatch import (
+    COMMENT_EVENTS,
+    CURSOR,
+    GAP_HOLD,
+    EventReader,
+    Told,
+    dispatch,
+)
 from erasure.integrations.callbacks.payloads import (
     OPENDSR_API_VERSION,
     Links,
@@ -42,11 +49,13 @@ __all__ = [
     "CURSOR",
     "GAP_HOLD",
     "OPENDSR_API_VERSION",
+    "EventReader",
     "InvalidCallbackUrl",
     "Links",
     "RetryPolicy",
     "Senders",
     "SubscriptionGone",
+    "Told",
     "check_url",
     "deactivate",
     "dispatch",

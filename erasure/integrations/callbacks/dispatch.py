@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import or_, select
 from sqlalchemy.dialects.postgresql import insert
@@ -38,6 +39,64 @@ CURSOR = "callbacks"
 #: transaction (identity values are never reused); until then the cursor waits for it.
 GAP_HOLD = timedelta(minutes=10)
 COMMENT_EVENTS = frozenset({"request.completed", "request.completed_no_data", "request.failed"})
+
+
+class Told(Protocol):
+    """An event of another kind of request (an access request), worded by its own domain: the
+    Standard Webhooks document for the subscriptions of its API key. A protocol, so the domain
+    that words it needs nothing from here (erasure.access stays free of HTTP clients)."""
+
+    @property
+    def access_request_id(self) -> uuid.UUID: ...
+    @property
+    def api_key_id(self) -> uuid.UUID | None: ...
+    @property
+    def document(self) -> dict[str, Any]: ...
+
+
+class EventReader(Protocol):
+    """Words the leaves this module does not know (erasure.access.events); None: not its own."""
+
+    def told(self, session: Session, leaf: AuditLeaf, links: Links) -> Told | None: ...
+
+
+def _told_rows(session: Session, leaf: AuditLeaf, told: Told) -> list[dict[str, Any]]:
+    if told.api_key_id is None:
+        return []  # the console's requests: nobody subscribed to them
+    subscriptions = session.scalars(
+        select(CallbackSubscription).where(
+            CallbackSubscription.is_active,
+            CallbackSubscription.api_key_id == told.api_key_id,
+            CallbackSubscription.channel == CallbackChannel.STANDARD_WEBHOOKS,
+        )
+    ).all()
+    return [
+        {
+            "channel": subscription.channel,
+            "destination": destination_of(subscription.url),
+            "subscription_id": subscription.id,
+            "access_request_id": told.access_request_id,
+            "leaf_id": leaf.id,
+            "event": leaf.kind,
+            "body": encode(told.document),
+        }
+        for subscription in subscriptions
+    ]
+
+
+def _rows_of(
+    session: Session, leaf: AuditLeaf, links: Links, others: Sequence[EventReader]
+) -> list[dict[str, Any]]:
+    if leaf.request_id is None:
+        return []
+    if leaf.kind.startswith("request."):
+        erasure_request = session.get(ErasureRequest, leaf.request_id)
+        return [] if erasure_request is None else _rows_for(session, leaf, erasure_request, links)
+    for reader in others:
+        told = reader.told(session, leaf, links)
+        if told is not None:
+            return _told_rows(session, leaf, told)
+    return []
 
 
 def _source_of(session: Session, request_id: uuid.UUID) -> WebhookSource | None:
@@ -139,11 +198,17 @@ def _rows_for(
 
 
 def dispatch(
-    session: Session, *, links: Links, limit: int = 1000, now: datetime | None = None
+    session: Session,
+    *,
+    links: Links,
+    others: Sequence[EventReader] = (),
+    limit: int = 1000,
+    now: datetime | None = None,
 ) -> int:
-    """Create delivery rows for request events after the cursor; returns how many. The cursor row
-    is locked, so dispatchers never run concurrently, and rows are inserted idempotently (one per
-    subscription or source and leaf), so a leaf seen twice is delivered once. Does not commit."""
+    """Create delivery rows for request events after the cursor (erasure requests' here, other
+    requests' through `others`); returns how many. The cursor row is locked, so dispatchers
+    never run concurrently, and rows are inserted idempotently (one per subscription or source
+    and leaf), so a leaf seen twice is delivered once. Does not commit."""
     now = now or datetime.now(UTC)
     session.execute(
         insert(IntegrationCursor).values(name=CURSOR, leaf_id=0).on_conflict_do_nothing()
@@ -163,21 +228,14 @@ def dispatch(
             advance_to = leaf.id
         else:
             blocked = True  # a gap: a transaction may still commit an earlier leaf
-        if leaf.request_id is None or not leaf.kind.startswith("request."):
-            continue
-        erasure_request = session.get(ErasureRequest, leaf.request_id)
-        if erasure_request is None:
-            continue
-        rows = _rows_for(session, leaf, erasure_request, links)
-        if rows:
-            for row in rows:
-                inserted = session.scalar(
-                    insert(CallbackDelivery)
-                    .values(**row)
-                    .on_conflict_do_nothing()
-                    .returning(CallbackDelivery.id)
-                )
-                created += inserted is not None
+        for row in _rows_of(session, leaf, links, others):
+            inserted = session.scalar(
+                insert(CallbackDelivery)
+                .values(**row)
+                .on_conflict_do_nothing()
+                .returning(CallbackDelivery.id)
+            )
+            created += inserted is not None
     cursor.leaf_id = advance_to
     cursor.updated_at = now
     session.flush()

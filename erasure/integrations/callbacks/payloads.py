@@ -25,6 +25,9 @@ class Links:
     def certificate(self, request_id: uuid.UUID) -> str:
         return self.request(request_id) + "/certificate"
 
+    def access_request(self, request_id: uuid.UUID) -> str:
+        return f"{self.public_url.rstrip('/')}/v1/access-requests/{request_id}"
+
 
 def event_status(leaf: AuditLeaf, erasure_request: ErasureRequest) -> RequestStatus:
     """The status a leaf reports: its kind's, else the status it moved to (`request.resolved`
