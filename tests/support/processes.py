@@ -5,6 +5,7 @@ database."""
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
 import shutil
 import signal
@@ -118,6 +119,11 @@ def worker_env(settings: Settings, *, database_url: str, broker_url: str) -> dic
     }
 
 
+#: Tells apart the workers one test process starts: two of one kind must not share a log file
+#: (their lines would interleave, and a failure's diagnostics would read both twice) or a node name.
+_worker_labels = itertools.count(1)
+
+
 @dataclass
 class Worker:
     """One worker process (optionally with beat) in its own process group, started with the argv
@@ -131,6 +137,7 @@ class Worker:
     pool: WorkerPool = ALL
     process: subprocess.Popen[bytes] | None = None
     starts: int = 0
+    label: int = field(default_factory=lambda: next(_worker_labels))
 
     def start(self) -> None:
         self.starts += 1
@@ -140,7 +147,7 @@ class Worker:
                 concurrency=self.concurrency,
                 beat_schedule=self.workdir / f"beat-{self.starts}" if self.beat else None,
                 # Workers of several tests share one host: node names must differ.
-                hostname=f"{self.name}{self.starts}-{os.getpid()}@%h",
+                hostname=f"{self.name}{self.label}.{self.starts}-{os.getpid()}@%h",
             ),
             "--without-gossip",
             "--without-mingle",
@@ -157,7 +164,7 @@ class Worker:
     @property
     def log_path(self) -> Path:
         """Where the current process writes its log."""
-        return self.workdir / f"worker-{self.name}{self.starts}.log"
+        return self.workdir / f"worker-{self.name}{self.label}.{self.starts}.log"
 
     def children(self) -> list[int]:
         if self.process is None:
