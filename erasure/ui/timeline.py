@@ -98,6 +98,9 @@ class Line:
     at: str
     sentence: str
     entry: TimelineEntry
+    #: The decrypted reason that ends the sentence, kept apart so the page marks it as free text
+    #: (it may name the subject) and nothing else on the page carries it.
+    reason: str | None = None
 
 
 def actor_names(session: Session, entries: Sequence[TimelineEntry]) -> dict[str, str]:
@@ -153,6 +156,7 @@ def lines(
     names = actor_names(session, entries)
     out = []
     for entry in entries:
+        reason = None
         phrase = PHRASES.get(entry.kind, entry.kind.replace(".", ": ").replace("_", " "))
         by = entry.data.get("by")
         if entry.kind == "request.received" and not by:
@@ -161,8 +165,7 @@ def lines(
             who = names.get(str(by), "Someone no longer known") if by else "The system"
             sentence = f"{who} {phrase}{_detail(entry)}"
             reason = reasons.of(entry) if reasons else None
-            sentence += f": {reason}" if reason else ""
         else:
             sentence = f"{phrase}{_detail(entry)}"
-        out.append(Line(at=entry.at, sentence=sentence, entry=entry))
+        out.append(Line(at=entry.at, sentence=sentence, entry=entry, reason=reason))
     return out

@@ -387,6 +387,12 @@ def readers_see_free_text_only_in_its_field(
     section = re.search(r'<section id="free-text">.*?</section>', page, re.DOTALL)
     assert section is not None and "console-cancel" in section.group(0)
     assert "console-notes" in section.group(0) and "console-extend" in section.group(0)
-    run.answers.append(
-        ("console request page (officer, free text removed)", page.replace(section.group(0), ""))
-    )
+    # The timeline ends an extension's and the cancel's sentence with its reason, marked as free
+    # text: the reason's own element is the only other place it may appear.
+    reasons = re.findall(r'<q class="reason">.*?</q>', page, re.DOTALL)
+    assert any("console-extend" in reason for reason in reasons)
+    assert any("console-cancel" in reason for reason in reasons)
+    rest = page.replace(section.group(0), "")
+    for reason in reasons:
+        rest = rest.replace(reason, "")
+    run.answers.append(("console request page (officer, free text removed)", rest))

@@ -117,7 +117,9 @@ def test_extension_and_cancel_reasons_are_shown_to_note_readers(
     page = officer.get(f"/ui/requests/{request_id}").get_data(as_text=True)
     assert 'id="extension-reasons"' in page and "waiting on the vendor" in page
     assert "subject withdrew" in page and "first note" in page
-    assert "(officer) cancelled the request: subject withdrew</span>" in page  # its timeline line
+    assert (
+        '(officer) cancelled the request: <q class="reason">subject withdrew</q></span>' in page
+    )  # its timeline line
     approver, _ = signed_in(Role.APPROVER)
     other = approver.get(f"/ui/requests/{request_id}").get_data(as_text=True)
     assert "waiting on the vendor" not in other and "subject withdrew" not in other
@@ -210,7 +212,7 @@ def test_the_timeline_reads_as_sentences_with_the_raw_leaf_behind_a_toggle(
     # its leaf holds); the leaf itself holds no reason.
     assert (
         f"Test officer (officer) extended the deadline to {stored.due_at:%Y-%m-%d}: "
-        "zq private reason</span>" in timeline
+        '<q class="reason">zq private reason</q></span>' in timeline
     )
     assert "Request received (from ui); due " in timeline
     assert "<details><summary>Audit leaf" in timeline and "request.extended</summary>" in timeline

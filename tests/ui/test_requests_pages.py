@@ -235,7 +235,7 @@ def test_approve_and_extend_through_the_pipeline_actions(
     assert "subject informed" in notes
     assert (
         "extended the deadline to" in timeline
-        and ": complex request, subject informed</span>" in timeline
+        and ': <q class="reason">complex request, subject informed</q></span>' in timeline
     )
     raw = "".join(re.findall(r"<details>.*?</details>", timeline, flags=re.S))
     assert "subject informed" not in raw and "reason_sha256=" in raw
@@ -265,7 +265,7 @@ def test_a_cancel_reason_is_shown_only_to_roles_that_may_read_notes(
     assert CANCEL_REASON in notes and "zq note 77" in notes  # decrypted for an officer
     assert "canary.cancel" not in subject and "4155550123" not in subject
     # In the timeline only as the cancel's sentence, for an officer; never in a raw leaf.
-    assert f"cancelled the request: {CANCEL_REASON}</span>" in timeline
+    assert f'cancelled the request: <q class="reason">{CANCEL_REASON}</q></span>' in timeline
     raw = "".join(re.findall(r"<details>.*?</details>", timeline, flags=re.S))
     assert "canary.cancel" not in raw and "4155550123" not in raw
     stored = db_session.get(ErasureRequest, uuid.UUID(request_id))
