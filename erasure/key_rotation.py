@@ -146,22 +146,14 @@ def _reseal_cancel_reasons(session: Session, vault: Vault, *, batch: int) -> int
 
 def _reseal_notices(session: Session, vault: Vault, *, batch: int) -> int:
     """Notices' text (subject and letter) under an older key."""
-    notices = session.scalars(
-        select(Notice)
-        .where(Notice.text_ciphertext.is_not(None), Notice.text_key_id != vault.active_key_id)
-        .limit(batch)
-        .with_for_update(skip_locked=True)
-    ).all()
-    for notice in notices:
-        if notice.text_ciphertext is None or notice.text_key_id is None:
-            continue  # excluded by the query; narrows types
-        context = text_context(notice.id)
-        sealed = vault.seal(
-            vault.open(Sealed(notice.text_key_id, notice.text_ciphertext), context=context),
-            context=context,
-        )
-        notice.text_ciphertext, notice.text_key_id = sealed.ciphertext, sealed.key_id
-    return len(notices)
+    return _reseal_rows(
+        session,
+        vault,
+        Notice,
+        ("text_ciphertext", "text_key_id"),
+        lambda row: text_context(row.id),
+        batch=batch,
+    )
 
 
 def _reseal(vault: Vault, key_id: str, ciphertext: bytes, context: str) -> Sealed:
@@ -171,46 +163,21 @@ def _reseal(vault: Vault, key_id: str, ciphertext: bytes, context: str) -> Seale
 def _reseal_hold_reasons(session: Session, vault: Vault, *, batch: int) -> int:
     """Legal holds' reasons and override reasons under an older key (a hold outlives the
     requests it covers, so its reason may be sealed under a key long since rotated out)."""
-    active = vault.active_key_id
-    legal_holds = session.scalars(
-        select(LegalHold)
-        .where(LegalHold.reason_ciphertext.is_not(None), LegalHold.reason_key_id != active)
-        .limit(batch)
-        .with_for_update(skip_locked=True)
-    ).all()
-    for legal_hold in legal_holds:
-        if legal_hold.reason_ciphertext is None or legal_hold.reason_key_id is None:
-            continue  # excluded by the query; narrows types
-        sealed = _reseal(
-            vault,
-            legal_hold.reason_key_id,
-            legal_hold.reason_ciphertext,
-            reason_context(legal_hold.id),
-        )
-        legal_hold.reason_ciphertext, legal_hold.reason_key_id = sealed.ciphertext, sealed.key_id
-    waits = session.scalars(
-        select(HoldWait)
-        .where(
-            HoldWait.override_reason_ciphertext.is_not(None),
-            HoldWait.override_reason_key_id != active,
-        )
-        .limit(batch)
-        .with_for_update(skip_locked=True)
-    ).all()
-    for wait in waits:
-        if wait.override_reason_ciphertext is None or wait.override_reason_key_id is None:
-            continue  # excluded by the query; narrows types
-        sealed = _reseal(
-            vault,
-            wait.override_reason_key_id,
-            wait.override_reason_ciphertext,
-            override_context(wait.id),
-        )
-        wait.override_reason_ciphertext, wait.override_reason_key_id = (
-            sealed.ciphertext,
-            sealed.key_id,
-        )
-    return len(legal_holds) + len(waits)
+    return _reseal_rows(
+        session,
+        vault,
+        LegalHold,
+        ("reason_ciphertext", "reason_key_id"),
+        lambda row: reason_context(row.id),
+        batch=batch,
+    ) + _reseal_rows(
+        session,
+        vault,
+        HoldWait,
+        ("override_reason_ciphertext", "override_reason_key_id"),
+        lambda row: override_context(row.id),
+        batch=batch,
+    )
 
 
 def _reseal_rows(
