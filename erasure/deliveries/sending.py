@@ -142,8 +142,11 @@ def _candidate(
         query = query.where(
             d.destination.in_(select(DeliveryCircuit.destination).where(_proven_circuit()))
         )
+    # Rows of one dispatch tick share a due time; their audit leaves are the events' order.
     return session.scalar(
-        query.order_by(d.next_attempt_at).limit(1).with_for_update(of=d, skip_locked=True)
+        query.order_by(d.next_attempt_at, d.leaf_id)
+        .limit(1)
+        .with_for_update(of=d, skip_locked=True)
     )
 
 

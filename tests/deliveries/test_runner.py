@@ -6,14 +6,16 @@ receivers on 127.0.0.1; the outcome of each is read from the database."""
 from __future__ import annotations
 
 import threading
+import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from sqlalchemy import select, update
 
 from erasure.deliveries import runner, sending
 from erasure.integrations import callbacks
-from erasure.integrations.models import CallbackStatus, CallbackSubscription
+from erasure.integrations.models import CallbackDelivery, CallbackStatus, CallbackSubscription
 from tests.support.deliveries import HoldingReceiver, Scene, Traffic, prove, wait_until
 
 pytestmark = pytest.mark.usefixtures("no_other_due")
@@ -161,3 +163,34 @@ def test_a_delivery_that_cannot_be_built_backs_off_and_the_others_go_on(
     assert row.status is CallbackStatus.PENDING and row.attempts == 1
     assert row.last_error is not None and row.last_error.startswith("internal error: ")
     assert row.next_attempt_at > datetime.now(UTC)  # on its own backoff
+
+
+def test_deliveries_due_together_go_out_in_the_order_of_their_events(
+    scene: Scene, senders: callbacks.Senders, make_receiver: Callable[..., HoldingReceiver]
+) -> None:
+    """A dispatch tick makes one row per event with the same due time (its transaction's now).
+    Claims break the tie by audit leaf, so a subscriber hears `received` before `retrieving`
+    (CI once saw the reverse: ties went in the order the rows happened to be read)."""
+    receiver = make_receiver()
+    subscription_id, _ = scene.subscribe(receiver.url)
+    ids = scene.deliveries(subscription_id, 4, due=datetime.now(UTC) - timedelta(seconds=1))
+    with scene.maker() as session, session.begin():
+        # Later events in earlier rows: the order the table is read in is not the events' order.
+        session.execute(
+            update(CallbackDelivery)
+            .where(CallbackDelivery.id.in_(ids))
+            .values(leaf_id=1000 - CallbackDelivery.leaf_id)
+        )
+        leaves = dict(
+            session.execute(
+                select(CallbackDelivery.id, CallbackDelivery.leaf_id).where(
+                    CallbackDelivery.id.in_(ids)
+                )
+            ).all()
+        )
+    for _ in ids:
+        with scene.maker() as session, session.begin():
+            assert sending.send_next(session, senders)
+    assert [leaves[uuid.UUID(got.removeprefix("msg_"))] for got in receiver.arrived] == sorted(
+        leaves.values()
+    )
