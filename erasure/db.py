@@ -7,8 +7,9 @@ Imports nothing from erasure but config; never commits.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
@@ -168,3 +169,36 @@ def pipelined(session: Session) -> Iterator[psycopg.Connection[Any]]:
         raise DBAPIError.instance(
             None, None, exc, psycopg.Error, hide_parameters=True, connection_invalidated=lost
         ) from exc
+
+
+@dataclass(frozen=True)
+class Insert:
+    """One `INSERT ... VALUES (...)` with positional `%s` parameters, to be sent together with
+    others (`insert_together`)."""
+
+    sql: str
+    params: Sequence[Any]
+
+
+def insert_rows(sql: str, rows: Sequence[Sequence[Any]]) -> Insert:
+    """`sql` (an INSERT of one row: `... VALUES (%s, ...)`) for every row of `rows` at once."""
+    if not rows:
+        raise ValueError("an INSERT needs at least one row")
+    head, values = sql.split(" VALUES ", 1)
+    return Insert(
+        f"{head} VALUES {', '.join([values] * len(rows))}", [value for row in rows for value in row]
+    )
+
+
+def insert_together(connection: psycopg.Connection[Any], inserts: Sequence[Insert]) -> None:
+    """Send `inserts` as one statement: all but the last as data-modifying CTEs of the last.
+
+    On a hot path each statement costs the client CPU whatever it does (psycopg builds, sends
+    and reads each one), so a transaction's writes go as one. Postgres runs each CTE exactly
+    once, all with the statement's snapshot: none sees another's rows, which INSERTs of new rows
+    do not need, and foreign keys are checked at the end of the statement, so a row may refer to
+    one inserted beside it."""
+    *first, last = inserts
+    ctes = ", ".join(f"w{n} AS ({insert.sql})" for n, insert in enumerate(first))
+    sql = f"WITH {ctes} {last.sql}" if first else last.sql
+    connection.execute(sql, [value for insert in inserts for value in insert.params])

@@ -32,7 +32,7 @@ from erasure.core.models import (
     RequestStatus,
     Source,
 )
-from erasure.db import pipelined
+from erasure.db import Insert, insert_rows, insert_together, pipelined
 from erasure.errors import NotFound, UnknownOrg
 from erasure.free_text import notes_context
 from erasure.identifiers import Sealed, Vault, identifier_context, pseudonym
@@ -115,6 +115,18 @@ ORDER BY created_at, id
 LIMIT 1
 """
 
+#: The subject locks (in the order given), then the orgs (as ORGS_SQL), in one statement: the
+#: aggregate yields one row whatever the orgs, so the locks are always taken, and an org that
+#: matches nothing reads as a row of NULLs. The duplicate lookup must be a later statement: a
+#: statement's snapshot is taken before its locks are granted.
+LOCKS_AND_ORGS_SQL = (
+    "WITH locks AS MATERIALIZED (SELECT count(pg_advisory_xact_lock(k)) AS taken "
+    "FROM unnest(CAST(%(locks)s AS bigint[])) AS k) "
+    "SELECT o.id, o.name FROM locks LEFT JOIN LATERAL ("
+    "SELECT id, name FROM orgs WHERE CAST(%(org)s AS text) IS NULL OR name = %(org)s "
+    "ORDER BY name LIMIT 2) AS o ON true"
+)
+
 INSERT_REQUEST_SQL = (
     "INSERT INTO erasure_requests (id, org_id, source, reference_system, reference_id, "
     "reference_url, regulation, received_at, due_at, status, notes_ciphertext, notes_key_id, "
@@ -170,9 +182,10 @@ def chosen_org(rows: Sequence[tuple[uuid.UUID, str]], name: str | None, wanted: 
 
 class PendingSubmission:
     """A submission in two steps on a pipelined connection (`erasure.db.pipelined`), so the hot
-    path pays two round trips however many statements it sends: creating it sends the org
-    lookup, the subject locks and the duplicate lookup; `write` reads their answers and sends
-    the request, its identifiers, its audit leaf and its outbox row. Nothing commits.
+    path pays two round trips, in three statements, however many identifiers it has: creating
+    it sends the subject locks with the org lookup, then the duplicate lookup; `write` reads
+    their answers and sends the request, its identifiers, its audit leaf and its outbox row as
+    one statement (`prepare` gives them to a caller that adds its own). Nothing commits.
 
     A request for a subject who already has an open request in the same org is recorded and
     linked to the root of that request's group (`duplicate_of_id`, see `_OPEN_ROOT_SQL`). It
@@ -202,9 +215,11 @@ class PendingSubmission:
             for identifier in submission.identifiers
         ]
         blinds = sorted({blind for _, blind in self._indexed})
-        self._orgs = connection.execute(ORGS_SQL, {"org": self._wanted})
-        for blind in blinds:  # sorted, so two submissions never wait on each other in a cycle
-            connection.execute("SELECT pg_advisory_xact_lock(%s)", (_subject_lock_key(blind),))
+        # Locked in sorted order, so two submissions never wait on each other in a cycle.
+        self._orgs = connection.execute(
+            LOCKS_AND_ORGS_SQL,
+            {"locks": [_subject_lock_key(blind) for blind in blinds], "org": self._wanted},
+        )
         self._root = connection.execute(
             _OPEN_ROOT_SQL, {"blinds": blinds, "org": self._wanted, "terminal": _TERMINAL}
         )
@@ -213,8 +228,17 @@ class PendingSubmission:
 
     def write(self) -> ErasureRequest:
         """Send the writes; returns the new request, held by the session. Raises UnknownOrg."""
-        submission, connection = self._submission, self._connection
-        org = chosen_org(self._orgs.fetchall(), submission.org, self._wanted)
+        erasure_request, inserts = self.prepare()
+        insert_together(self._connection, inserts)
+        return erasure_request
+
+    def prepare(self) -> tuple[ErasureRequest, list[Insert]]:
+        """The new request (held by the session) and the writes that record it, not yet sent:
+        the caller sends them, with any of its own, in one statement (`insert_together`).
+        Raises UnknownOrg."""
+        submission = self._submission
+        orgs = [row for row in self._orgs.fetchall() if row[0] is not None]
+        org = chosen_org(orgs, submission.org, self._wanted)
         org = self._session.merge(org, load=False)  # no statement: the row was just read
         root = self._root.fetchone()
         primary_id, self.linked_owner = root if root else (None, None)
@@ -255,7 +279,7 @@ class PendingSubmission:
             )
             erasure_request.notes_ciphertext = sealed.ciphertext
             erasure_request.notes_key_id = sealed.key_id
-        connection.execute(
+        request_row = Insert(
             INSERT_REQUEST_SQL,
             (
                 request_id,
@@ -277,21 +301,19 @@ class PendingSubmission:
                 submission.scope.value,
             ),
         )
-        self._write_subject(request_id)
-        leaves.append_pipelined(
-            connection,
+        leaf = leaves.leaf_insert(
             kind="request.received",
             request_id=request_id,
             at=now,
             data=self._leaf_data(erasure_request, org.name, primary_id),
         )
-        outbox.enqueue_pipelined(connection, task_names.RESOLVE, [str(request_id), 0])
-        # Written by the statements above: the session holds it as if it had read it back.
+        work = outbox.outbox_insert(task_names.RESOLVE, [str(request_id), 0])
+        # Written by the caller's statement: the session holds it as if it had read it back.
         make_transient_to_detached(erasure_request)
         self._session.add(erasure_request)
-        return erasure_request
+        return erasure_request, [request_row, self._subject_rows(request_id), leaf, work]
 
-    def _write_subject(self, request_id: uuid.UUID) -> None:
+    def _subject_rows(self, request_id: uuid.UUID) -> Insert:
         rows = []
         for identifier, blind in self._indexed:
             sealed = self._protection.vault.seal(
@@ -300,7 +322,7 @@ class PendingSubmission:
             rows.append(
                 (request_id, identifier.kind.value, blind, sealed.ciphertext, sealed.key_id)
             )
-        self._connection.cursor().executemany(INSERT_IDENTIFIER_SQL, rows)
+        return insert_rows(INSERT_IDENTIFIER_SQL, rows)
 
     def _leaf_data(
         self, erasure_request: ErasureRequest, org_name: str, primary_id: uuid.UUID | None

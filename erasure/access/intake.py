@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session, make_transient_to_detached
 from erasure import deadlines, task_names, workflow
 from erasure.access.models import AccessRequest, AccessStatus
 from erasure.audit import leaves
-from erasure.db import pipelined
+from erasure.db import Insert, insert_rows, insert_together, pipelined
 from erasure.errors import NotFound
 from erasure.free_text import notes_context
 from erasure.outbox import messages as outbox
@@ -34,8 +34,9 @@ INSERT_ACCESS_IDENTIFIER_SQL = (
 class PendingAccess:
     """An access request in two steps on a pipelined connection (`erasure.db.pipelined`), as
     `workflow.PendingSubmission` is for an erasure: creating it sends the org lookup; `write`
-    reads it and sends the request, its sealed identifiers, its audit leaf and its outbox row,
-    so the whole transaction costs two round trips plus the commit. Nothing commits.
+    reads it and sends the request, its sealed identifiers, its audit leaf and its outbox row as
+    one statement, so the whole transaction costs two round trips plus the commit. Nothing
+    commits.
 
     An open erasure for the same subject is not linked, so no subject lock is taken: the two are
     carried out side by side, erasure first (erasure.access.retrieve)."""
@@ -58,7 +59,14 @@ class PendingAccess:
 
     def write(self) -> AccessRequest:
         """Send the writes; returns the new request, held by the session. Raises UnknownOrg."""
-        submission, connection = self._submission, self._connection
+        access, inserts = self.prepare()
+        insert_together(self._connection, inserts)
+        return access
+
+    def prepare(self) -> tuple[AccessRequest, list[Insert]]:
+        """The new request (held by the session) and the writes that record it, not yet sent
+        (as `workflow.PendingSubmission.prepare`). Raises UnknownOrg."""
+        submission = self._submission
         org = workflow.chosen_org(self._orgs.fetchall(), submission.org, self._wanted)
         now = datetime.now(UTC)
         received_at = submission.received_at or now
@@ -98,7 +106,7 @@ class PendingAccess:
                 submission.notes, context=notes_context(request_id)
             )
             access.notes_ciphertext, access.notes_key_id = sealed.ciphertext, sealed.key_id
-        connection.execute(
+        request_row = Insert(
             INSERT_ACCESS_SQL,
             (
                 request_id,
@@ -118,7 +126,7 @@ class PendingAccess:
                 now,
             ),
         )
-        connection.cursor().executemany(
+        subject_rows = insert_rows(
             INSERT_ACCESS_IDENTIFIER_SQL,
             [
                 (
@@ -131,8 +139,7 @@ class PendingAccess:
                 for item in subject
             ],
         )
-        leaves.append_pipelined(
-            connection,
+        leaf = leaves.leaf_insert(
             kind="access.received",
             request_id=request_id,
             at=now,
@@ -147,11 +154,11 @@ class PendingAccess:
                 "submitted_by": submission.submitted_by,
             },
         )
-        outbox.enqueue_pipelined(connection, task_names.RETRIEVE_ACCESS, [])
-        # Written by the statements above: the session holds it as if it had read it back.
+        work = outbox.outbox_insert(task_names.RETRIEVE_ACCESS, [])
+        # Written by the caller's statement: the session holds it as if it had read it back.
         make_transient_to_detached(access)
         self._session.add(access)
-        return access
+        return access, [request_row, subject_rows, leaf, work]
 
 
 def submit_access(

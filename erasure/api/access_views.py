@@ -35,6 +35,7 @@ from erasure.api.schemas import ProblemOut, ReferenceOut
 from erasure.api.v1 import bp
 from erasure.audit.certificate import dump_certificate
 from erasure.core.models import Regulation, Source
+from erasure.db import Insert
 from erasure.errors import ConfigurationError, NotFound
 from erasure.web.inputs import CancelIn, ErasureRequestIn
 from erasure.web.resources import get_session, web_resources
@@ -159,9 +160,9 @@ class _PendingAccessOut:
             default_org=resources.settings.default_org,
         )
 
-    def write(self) -> intake.Accepted:
-        access = self._pending.write()
-        return intake.Accepted(render(access), _url(f"/v1/access-requests/{access.id}"))
+    def prepare(self) -> tuple[intake.Accepted, list[Insert]]:
+        access, inserts = self._pending.prepare()
+        return intake.Accepted(render(access), _url(f"/v1/access-requests/{access.id}")), inserts
 
 
 @bp.get("/access-requests/<uuid:request_id>")

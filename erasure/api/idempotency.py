@@ -19,6 +19,7 @@ import psycopg
 from flask import request
 from psycopg.types.json import Jsonb
 
+from erasure.db import Insert
 from erasure.web.problems import Problem
 
 MAX_KEY_LENGTH = 255
@@ -122,8 +123,7 @@ class Claim:
         return Replay(status, body, location)
 
 
-def remember_pipelined(
-    connection: psycopg.Connection[Any],
+def record_insert(
     *,
     api_key_id: uuid.UUID,
     key: str,
@@ -132,18 +132,8 @@ def remember_pipelined(
     body: dict[str, Any],
     location: str | None,
     ttl_s: int,
-) -> None:
-    """Store the response in the claim's transaction (on the pipelined connection, sent with
-    the transaction's other statements). Does not commit."""
-    connection.execute(
-        INSERT_SQL,
-        (
-            api_key_id,
-            key,
-            print_,
-            status,
-            Jsonb(body),
-            location,
-            datetime.now(UTC) + timedelta(seconds=ttl_s),
-        ),
-    )
+) -> Insert:
+    """The response to store in the claim's transaction, as an INSERT to send with the
+    transaction's other writes (`erasure.db.insert_together`)."""
+    expires_at = datetime.now(UTC) + timedelta(seconds=ttl_s)
+    return Insert(INSERT_SQL, (api_key_id, key, print_, status, Jsonb(body), location, expires_at))

@@ -34,6 +34,7 @@ from erasure.api.schemas import (
 )
 from erasure.api.v1 import bp
 from erasure.core.models import ErasureRequest, RequestStatus, Source
+from erasure.db import Insert
 from erasure.lifecycle import operations
 from erasure.web.inputs import (
     UNTIL_END_OF_NOTE,
@@ -83,10 +84,10 @@ class _PendingErasure:
             default_org=resources.settings.default_org,
         )
 
-    def write(self) -> intake.Accepted:
-        erasure_request = self._pending.write()
+    def prepare(self) -> tuple[intake.Accepted, list[Insert]]:
+        erasure_request, inserts = self._pending.prepare()
         rendered = render(erasure_request, link_owner=self._pending.linked_owner)
-        return intake.Accepted(rendered, request_url(erasure_request.id))
+        return intake.Accepted(rendered, request_url(erasure_request.id)), inserts
 
 
 @bp.get("/erasure-requests/<uuid:request_id>")

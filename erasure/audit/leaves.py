@@ -13,12 +13,12 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, TypeAlias
 
-import psycopg
 import rfc8785
 from sqlalchemy.orm import Session
 
 from erasure.audit.merkle.hashing import leaf_hash
 from erasure.audit.models import AuditLeaf
+from erasure.db import Insert
 
 LEAF_VERSION = 1
 
@@ -78,20 +78,16 @@ def append(
 INSERT_SQL = "INSERT INTO audit_leaves (kind, request_id, leaf, leaf_hash) VALUES (%s, %s, %s, %s)"
 
 
-def append_pipelined(
-    connection: psycopg.Connection[Any],
+def leaf_insert(
     *,
     kind: str,
     request_id: uuid.UUID | None,
     data: Mapping[str, LeafValue],
     at: datetime | None = None,
-) -> None:
-    """`append` for a hot path that writes through `erasure.db.pipelined`: the same leaf, queued
-    in the same transaction, sent with the transaction's other statements."""
+) -> Insert:
+    """`append` for a hot path that writes plain statements (`erasure.db.insert_together`): the
+    same leaf, as an INSERT to send with the transaction's other writes."""
     leaf_bytes = encode_leaf(
         kind=kind, at=at or datetime.now(UTC), request_id=request_id, data=data
     )
-    connection.execute(
-        INSERT_SQL,
-        (kind, request_id, leaf_bytes, leaf_hash(leaf_bytes)),
-    )
+    return Insert(INSERT_SQL, (kind, request_id, leaf_bytes, leaf_hash(leaf_bytes)))

@@ -11,12 +11,12 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
-import psycopg
 from psycopg.types.json import Jsonb
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from erasure import correlation
+from erasure.db import Insert
 from erasure.outbox.models import OutboxMessage
 
 
@@ -42,15 +42,10 @@ def enqueue(
 INSERT_SQL = "INSERT INTO outbox (task_name, args, correlation_id) VALUES (%s, %s, %s)"
 
 
-def enqueue_pipelined(
-    connection: psycopg.Connection[Any], task_name: str, args: Sequence[Any]
-) -> None:
-    """`enqueue` for a hot path that writes through `erasure.db.pipelined`: the same row, in the
-    same transaction, sent with the transaction's other statements."""
-    connection.execute(
-        INSERT_SQL,
-        (task_name, Jsonb(list(args)), correlation.current.get()),
-    )
+def outbox_insert(task_name: str, args: Sequence[Any]) -> Insert:
+    """`enqueue` for a hot path that writes plain statements (`erasure.db.insert_together`): the
+    same row, as an INSERT to send with the transaction's other writes."""
+    return Insert(INSERT_SQL, (task_name, Jsonb(list(args)), correlation.current.get()))
 
 
 def publish_due(session: Session, publish: Publisher, *, limit: int = 500) -> int:

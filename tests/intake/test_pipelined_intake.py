@@ -9,7 +9,9 @@ import re
 import threading
 import uuid
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
+import psycopg
 import pytest
 import requests
 from flask.testing import FlaskClient
@@ -18,6 +20,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
+import erasure.tables  # noqa: F401  # every table on the metadata, however the tests run
 from erasure import db, task_names, workflow
 from erasure.access import intake as access_intake
 from erasure.api import idempotency
@@ -178,3 +181,61 @@ def test_a_lost_connection_in_a_pipeline_is_a_database_outage_and_empties_the_po
             assert int(session.execute(text("SELECT pg_backend_pid()")).scalar_one()) != first
     finally:
         engine.dispose()
+
+
+def _psycopg_statements(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Every statement psycopg sends from now on (one per row of an executemany), as text:
+    observed at the driver, not replaced."""
+    sent: list[str] = []
+    execute, executemany = psycopg.Cursor.execute, psycopg.Cursor.executemany
+
+    def counted_execute(self: psycopg.Cursor[Any], query: Any, *args: Any, **kwargs: Any) -> Any:
+        sent.append(str(query))
+        return execute(self, query, *args, **kwargs)
+
+    def counted_executemany(
+        self: psycopg.Cursor[Any], query: Any, params_seq: Any, *args: Any, **kwargs: Any
+    ) -> Any:
+        rows = list(params_seq)
+        sent.extend(str(query) for _ in rows)
+        return executemany(self, query, rows, *args, **kwargs)
+
+    monkeypatch.setattr(psycopg.Cursor, "execute", counted_execute)
+    monkeypatch.setattr(psycopg.Cursor, "executemany", counted_executemany)
+    return sent
+
+
+@pytest.mark.parametrize(
+    ("path", "subject", "expected"),
+    [
+        # The key's lock and record; the org with the subject locks; the duplicate lookup; the
+        # writes (request, identifiers, leaf, outbox row, key record) as one statement.
+        ("/v1/erasure-requests", {"phone": "+14155550142", "email": "s142@example.com"}, 5),
+        # The key's lock and record; the org; the writes as one statement.
+        ("/v1/access-requests", {"phone": "+14155550143", "email": "s143@example.com"}, 4),
+    ],
+)
+def test_a_submission_sends_a_few_statements_however_many_identifiers(
+    client: FlaskClient,
+    org: Org,
+    officer_headers: dict[str, str],
+    monkeypatch: pytest.MonkeyPatch,
+    path: str,
+    subject: dict[str, str],
+    expected: int,
+) -> None:
+    """Each statement costs the API worker CPU whatever it does (psycopg builds, sends and reads
+    it): a submission's writes go as one statement, and its locks with the org lookup (issue
+    14). BEGIN and COMMIT are not counted: SQLAlchemy sends them, once per transaction."""
+    body = {"regulation": "gdpr", "org": org.name}
+    client.post(path, json=body | {"subject": subject}, headers=officer_headers)  # caches the key
+    sent = _psycopg_statements(monkeypatch)
+    headers = officer_headers | {"Idempotency-Key": f'"{uuid.uuid4()}"'}
+    response = client.post(path, json=body | {"subject": subject}, headers=headers)
+    assert response.status_code == 202, response.get_data(as_text=True)
+    # The test's session wraps each request in a savepoint; the service never sends one.
+    statements = [sql for sql in sent if "SAVEPOINT" not in sql]
+    assert len(statements) == expected, statements
+    # What they wrote is whole: a replay of the key answers the same request.
+    replay = client.post(path, json=body | {"subject": subject}, headers=headers)
+    assert replay.status_code == 202 and replay.get_json()["id"] == response.get_json()["id"]
