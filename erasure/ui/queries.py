@@ -226,8 +226,10 @@ def list_requests(session: Session, query: ListQuery, now: datetime) -> list[Era
 
 
 #: The list counts its matches up to here; past it, it says "more than". A count reads every
-#: matching index entry, so an unbounded one would make the first page cost as much as the table.
-COUNT_CAP = 10_000
+#: matching index entry (and, for a filter the index lacks, its row), so an unbounded one would
+#: make the first page cost as much as the table; at 10,000 a million-row table still made a
+#: filtered first page 1.8x slower than at 10,000 rows, all of it in the count.
+COUNT_CAP = 1_000
 
 
 def count_requests(session: Session, query: ListQuery, now: datetime) -> int:
