@@ -220,8 +220,13 @@ class PendingSubmission:
             LOCKS_AND_ORGS_SQL,
             {"locks": [_subject_lock_key(blind) for blind in blinds], "org": self._wanted},
         )
+        # Never a prepared statement: Postgres would keep a generic plan made on a small table
+        # (a sequential scan of every identifier) as the table grows. Planned each time with
+        # the identifiers at hand, the lookup always takes the blind index.
         self._root = connection.execute(
-            _OPEN_ROOT_SQL, {"blinds": blinds, "org": self._wanted, "terminal": _TERMINAL}
+            _OPEN_ROOT_SQL,
+            {"blinds": blinds, "org": self._wanted, "terminal": _TERMINAL},
+            prepare=False,
         )
         #: The API key that submitted the request this one is linked to (known after `write`).
         self.linked_owner: uuid.UUID | None = None

@@ -31,6 +31,7 @@ from erasure.db import make_engine, make_sessionmaker
 from erasure.outbox import messages
 from erasure.outbox.models import OutboxMessage
 from tests.support.databases import SteppedClock, terminate
+from tests.support.list_scale import seed
 from tests.support.web import Committed, LiveServer
 
 #: Every INSERT the hot path sends, by table.
@@ -239,3 +240,50 @@ def test_a_submission_sends_a_few_statements_however_many_identifiers(
     # What they wrote is whole: a replay of the key answers the same request.
     replay = client.post(path, json=body | {"subject": subject}, headers=headers)
     assert replay.status_code == 202 and replay.get_json()["id"] == response.get_json()["id"]
+
+
+def test_the_duplicate_lookup_reads_the_index_whatever_plan_postgres_caches(
+    client: FlaskClient, org: Org, officer_headers: dict[str, str], db_session: Session
+) -> None:
+    """psycopg prepares a statement run five times on a connection, and after five more runs
+    Postgres keeps a generic plan, made without the identifiers' values, when it looks no worse
+    than theirs; it keeps it until the table's statistics change. For the duplicate lookup
+    (`blind_index = ANY(...)`) the plan made while the table was small was a sequential scan of
+    every identifier, kept as the table grew: the intake bench slowed by 1.7x within minutes.
+    Here the plan is made on a small table, then the table grows; the lookup must still go
+    through the index."""
+    db_session.execute(text("ANALYZE subject_identifiers"))
+    body = {"regulation": "gdpr", "org": org.name}
+
+    def sequential_scans() -> int:
+        return int(
+            db_session.execute(
+                text(
+                    "SELECT seq_scan FROM pg_stat_xact_user_tables "
+                    "WHERE relname = 'subject_identifiers'"
+                )
+            ).scalar_one()
+        )
+
+    def submit(n: int) -> None:
+        subject = {"email": f"plan-{n}-{uuid.uuid4().hex[:6]}@example.com"}
+        response = client.post(
+            "/v1/erasure-requests", json=body | {"subject": subject}, headers=officer_headers
+        )
+        assert response.status_code == 202, response.get_data(as_text=True)
+
+    for n in range(16):  # prepared, then planned generically, on a small table
+        submit(n)
+    seed(db_session, org, 5000)  # then the table grows: other subjects, one identifier each
+    db_session.execute(
+        text(
+            "INSERT INTO subject_identifiers (request_id, kind, blind_index) "
+            "SELECT id, 'email', sha256(convert_to(CAST(id AS text), 'UTF8')) "
+            "FROM erasure_requests WHERE org_id = :org AND source <> 'api'"
+        ),
+        {"org": org.id},
+    )
+    before = sequential_scans()
+    for n in range(16, 24):
+        submit(n)
+    assert sequential_scans() == before
