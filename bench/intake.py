@@ -14,7 +14,8 @@ multiprocess directory), both are up for the whole run and measured in interleav
 app ignores it), erasure's per-key rate limiter is on (with a limit the run cannot reach), and
 each app has its own database with a unique name. The load generator is a Python thread pool in
 this process (no `wrk` on the machine), so it shares the cores with both apps and Postgres.
-Prints each round, min/median/max throughput per app and the ratio of the medians.
+Prints each round, min/median/max throughput per app, the ratio of the medians, and the machine
+CPU each request cost, by process: the server, Postgres and the load generator (bench.cpu).
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from pathlib import Path
 
 import psycopg
 
+from bench.cpu import GROUPS, measured
 from bench.databases import unique_database
 from bench.load import LoadResult, run_load
 from bench.machine import describe
@@ -67,7 +69,7 @@ def production_gunicorn(app: str, port: int, workers: int) -> list[str]:
 @contextmanager
 def gunicorn(
     app: str, port: int, env: dict[str, str], workers: int, cwd: Path = ROOT
-) -> Iterator[None]:
+) -> Iterator[subprocess.Popen[bytes]]:
     with tempfile.TemporaryDirectory(prefix="bench-metrics-") as metrics_dir:
         process = subprocess.Popen(
             production_gunicorn(app, port, workers),
@@ -87,7 +89,7 @@ def gunicorn(
                     if getattr(exc, "code", None) == 404:
                         break
                     time.sleep(0.1)
-            yield
+            yield process
         finally:
             process.send_signal(signal.SIGTERM)
             process.wait(30)
@@ -204,18 +206,23 @@ def main() -> None:
             baseline_env = env | {"PYTHONPATH": str(args.baseline.resolve())}
             apps["erasure @ baseline"] = ("erasure.app:create_app()", baseline_env, ours_headers)
         results: dict[str, list[LoadResult]] = {name: [] for name in apps}
+        cpu: dict[str, list[dict[str, float]]] = {name: [] for name in apps}
         ports = {name: free_port() for name in apps}
+        pids: dict[str, int] = {}
         with ExitStack() as servers:
             for name, (target, app_env, _headers) in apps.items():
                 cwd = Path(app_env.get("PYTHONPATH", ROOT))
-                servers.enter_context(gunicorn(target, ports[name], app_env, args.workers, cwd))
+                server = gunicorn(target, ports[name], app_env, args.workers, cwd)
+                pids[name] = servers.enter_context(server).pid
             warm = argparse.Namespace(**{**vars(args), "seconds": 2})
             for name, (_target, _env, headers) in apps.items():
                 measure(ports[name], headers, warm, 10**8)
             for round_ in range(args.rounds):
                 for index, (name, (_target, _env, headers)) in enumerate(apps.items()):
                     offset = (round_ * len(apps) + index) * 10**6
-                    results[name].append(measure(ports[name], headers, args, offset))
+                    with measured(pids[name]) as spent:
+                        results[name].append(measure(ports[name], headers, args, offset))
+                    cpu[name].append(spent.per_request_ms(results[name][-1].requests))
                     print(f"round {round_ + 1} {name:<22}: {results[name][-1].summary()}")
     print(f"{'':<22} req/s min / median / max    p99 ms min / median / max")
     for name, runs in results.items():
@@ -228,6 +235,18 @@ def main() -> None:
         ratio = statistics.median(r.throughput for r in results[name]) / bare
         print(f"ratio of medians ({name} / bare): {ratio:.2f}x (goal >= 0.35x, stretch 0.5x)")
     print(f"levers off: {', '.join(f'{k}={v}' for k, v in LEVERS_OFF.items())}")
+    print_cpu(cpu)
+
+
+def print_cpu(cpu: dict[str, list[dict[str, float]]]) -> None:
+    """Machine CPU per request, median of the rounds, by group (bench.cpu)."""
+    if not all(cpu.values()) or not all(run for runs in cpu.values() for run in runs):
+        return  # no /proc here
+    print(f"CPU ms per request (median of rounds): {' / '.join(GROUPS)} / total")
+    for name, runs in cpu.items():
+        parts = [statistics.median(run[group] for run in runs) for group in GROUPS]
+        figures = " / ".join(f"{part:5.2f}" for part in parts)
+        print(f"{name:<22} {figures} / {sum(parts):5.2f}")
 
 
 if __name__ == "__main__":
