@@ -24,7 +24,7 @@ import uuid
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, any_, exists, func, or_, select, update
+from sqlalchemy import ColumnElement, and_, any_, exists, func, or_, select, tuple_, update
 from sqlalchemy.orm import Session, aliased
 
 from erasure.audit import leaves
@@ -105,17 +105,20 @@ def covering(session: Session, request: ErasureRequest, at: datetime) -> list[uu
 
 def record_held(target: type[Target] = Target) -> ColumnElement[bool]:
     """SQL: some request that waits on a hold has a target for `target`'s record. The scheduler
-    never plans such a record, whichever request's target it would send."""
+    never plans such a record, whichever request's target it would send.
+
+    Uncorrelated, so Postgres reads the held requests' records once and looks each target up
+    in that set: as a correlated EXISTS it was run once per target, each run reading every
+    target of the org (0.8 s for one dispatcher read at 4,500 pending targets)."""
     held = aliased(Target)
-    return exists(
-        select(held.id)
+    held_records = (
+        select(held.org_id, held.kind, held.salesforce_id)
         .join(ErasureRequest, ErasureRequest.id == held.request_id)
-        .where(
-            held.org_id == target.org_id,
-            held.kind == target.kind,
-            held.salesforce_id == target.salesforce_id,
-            ErasureRequest.status == RequestStatus.ON_HOLD,
-        )
+        .where(ErasureRequest.status == RequestStatus.ON_HOLD, held.salesforce_id.is_not(None))
+    )
+    return and_(
+        target.salesforce_id.is_not(None),
+        tuple_(target.org_id, target.kind, target.salesforce_id).in_(held_records),
     )
 
 
