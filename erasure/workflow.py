@@ -115,10 +115,9 @@ ORDER BY created_at, id
 LIMIT 1
 """
 
-#: The subject locks (in the order given), then the orgs (as ORGS_SQL), in one statement: the
-#: aggregate yields one row whatever the orgs, so the locks are always taken, and an org that
-#: matches nothing reads as a row of NULLs. The duplicate lookup must be a later statement: a
-#: statement's snapshot is taken before its locks are granted.
+#: The subject locks (in the order given), then the orgs (as ORGS_SQL): the aggregate yields one
+#: row, so the locks are always taken; no org reads as a row of NULLs. The duplicate lookup is a
+#: later statement: a statement's snapshot is taken before its locks are granted.
 LOCKS_AND_ORGS_SQL = (
     "WITH locks AS MATERIALIZED (SELECT count(pg_advisory_xact_lock(k)) AS taken "
     "FROM unnest(CAST(%(locks)s AS bigint[])) AS k) "
@@ -220,16 +219,14 @@ class PendingSubmission:
             LOCKS_AND_ORGS_SQL,
             {"locks": [_subject_lock_key(blind) for blind in blinds], "org": self._wanted},
         )
-        # Never a prepared statement: Postgres would keep a generic plan made on a small table
-        # (a sequential scan of every identifier) as the table grows. Planned each time with
-        # the identifiers at hand, the lookup always takes the blind index.
+        # Never prepared: Postgres would keep a generic plan made on a small table (a sequential
+        # scan of every identifier) as the table grows; planned each time, it takes the index.
         self._root = connection.execute(
             _OPEN_ROOT_SQL,
             {"blinds": blinds, "org": self._wanted, "terminal": _TERMINAL},
             prepare=False,
         )
-        #: The API key that submitted the request this one is linked to (known after `write`).
-        self.linked_owner: uuid.UUID | None = None
+        self.linked_owner: uuid.UUID | None = None  # its link's submitting API key, after `write`
 
     def write(self) -> ErasureRequest:
         """Send the writes; returns the new request, held by the session. Raises UnknownOrg."""
