@@ -98,21 +98,21 @@ ORGS_SQL = (
 #: such root if there are several. Links always point at a root, so a group is one level deep,
 #: and sharing follows identifiers transitively: email-only A, then email+phone B (linked to A),
 #: then phone-only C is linked to A through B. The root itself may have finished meanwhile.
-#: Each ARRAY(...) is computed first and then looked up by index (blind index, then primary
-#: keys): a join here once let a fresh table's stale statistics send the planner scanning every
-#: request of the org (100x slower at a few thousand rows). With no org named, the lookup spans
-#: the org candidates; a request is refused unless there is exactly one.
+#: Each ARRAY(...) is computed first, then looked up by index (a join let stale statistics scan
+#: every request of the org); roots are found, then ordered (a fenced CTE: under ORDER BY LIMIT 1
+#: the planner walked the created_at index, reading every request for a new subject). With no
+#: org named, the lookup spans the candidates; a request is refused unless there is exactly one.
 _OPEN_ROOT_SQL = """
-SELECT id, api_key_id FROM erasure_requests
-WHERE id = ANY(ARRAY(
-    SELECT coalesce(duplicate_of_id, id) FROM erasure_requests
+WITH roots AS MATERIALIZED (
+    SELECT id, api_key_id, created_at FROM erasure_requests
     WHERE id = ANY(ARRAY(
-            SELECT request_id FROM subject_identifiers WHERE blind_index = ANY(%(blinds)s)))
-        AND org_id = ANY(ARRAY(
-            SELECT id FROM orgs WHERE CAST(%(org)s AS text) IS NULL OR name = %(org)s))
-        AND status <> ALL(%(terminal)s)))
-ORDER BY created_at, id
-LIMIT 1
+        SELECT coalesce(duplicate_of_id, id) FROM erasure_requests
+        WHERE id = ANY(ARRAY(
+                SELECT request_id FROM subject_identifiers WHERE blind_index = ANY(%(blinds)s)))
+            AND org_id = ANY(ARRAY(
+                SELECT id FROM orgs WHERE CAST(%(org)s AS text) IS NULL OR name = %(org)s))
+            AND status <> ALL(%(terminal)s))))
+SELECT id, api_key_id FROM roots ORDER BY created_at, id LIMIT 1
 """
 
 #: The subject locks (in the order given), then the orgs (as ORGS_SQL): the aggregate yields one
