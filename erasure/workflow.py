@@ -98,20 +98,20 @@ ORGS_SQL = (
 #: such root if there are several. Links always point at a root, so a group is one level deep,
 #: and sharing follows identifiers transitively: email-only A, then email+phone B (linked to A),
 #: then phone-only C is linked to A through B. The root itself may have finished meanwhile.
-#: Each ARRAY(...) is computed first, then looked up by index (a join let stale statistics scan
-#: every request of the org); roots are found, then ordered (a fenced CTE: under ORDER BY LIMIT 1
-#: the planner walked the created_at index, reading every request for a new subject). With no
-#: org named, the lookup spans the candidates; a request is refused unless there is exactly one.
+#: Requests are read by primary key only, in fenced steps (matches, open roots, order): planned
+#: freely on an unanalysed table it read every request of the org, by org_id or created_at. With
+#: no org named, the lookup spans the candidates; a request is refused unless there is exactly one.
 _OPEN_ROOT_SQL = """
-WITH roots AS MATERIALIZED (
+WITH matched AS MATERIALIZED (
+    SELECT coalesce(duplicate_of_id, id) AS root, org_id, status FROM erasure_requests
+    WHERE id = ANY(ARRAY(
+        SELECT request_id FROM subject_identifiers WHERE blind_index = ANY(%(blinds)s)))
+), roots AS MATERIALIZED (
     SELECT id, api_key_id, created_at FROM erasure_requests
     WHERE id = ANY(ARRAY(
-        SELECT coalesce(duplicate_of_id, id) FROM erasure_requests
-        WHERE id = ANY(ARRAY(
-                SELECT request_id FROM subject_identifiers WHERE blind_index = ANY(%(blinds)s)))
-            AND org_id = ANY(ARRAY(
-                SELECT id FROM orgs WHERE CAST(%(org)s AS text) IS NULL OR name = %(org)s))
-            AND status <> ALL(%(terminal)s))))
+        SELECT root FROM matched WHERE status <> ALL(%(terminal)s) AND org_id = ANY(ARRAY(
+            SELECT id FROM orgs WHERE CAST(%(org)s AS text) IS NULL OR name = %(org)s))))
+)
 SELECT id, api_key_id FROM roots ORDER BY created_at, id LIMIT 1
 """
 
