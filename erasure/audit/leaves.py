@@ -13,9 +13,9 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, TypeAlias
 
-import rfc8785
 from sqlalchemy.orm import Session
 
+from erasure.audit.canonical import canonical_json
 from erasure.audit.merkle.hashing import leaf_hash
 from erasure.audit.models import AuditLeaf
 from erasure.db import Insert
@@ -53,7 +53,7 @@ def encode_leaf(
         "request_id": str(request_id) if request_id else None,
         "data": data,
     }
-    return rfc8785.dumps(document)
+    return canonical_json(document)
 
 
 def append(

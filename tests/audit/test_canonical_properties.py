@@ -1,17 +1,21 @@
 """The orjson fast path of the canonical check never calls a line canonical that RFC 8785 (the
 `rfc8785` package) does not, and it does decide the leaves the log writes (so the fast path is
-the one measured, not a fallback)."""
+the one measured, not a fallback). Writing is held to the same reference: `canonical_json`
+gives exactly `rfc8785.dumps`'s bytes, or its error."""
 
 from __future__ import annotations
 
+import enum
 import uuid
 from datetime import UTC, datetime
 
+import pytest
+import rfc8785
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from erasure.audit import leaves
-from erasure.audit.canonical import _orjson_says_canonical, is_canonical
+from erasure.audit.canonical import _orjson_says_canonical, canonical_json, is_canonical
 from tests.support.canonical import json_values, reference, spellings
 
 
@@ -59,3 +63,43 @@ def test_the_log_s_own_leaves_take_the_orjson_path() -> None:
     # A float makes it undecidable here: the reference decides (1.5 is canonical, 1.0 is not).
     assert not _orjson_says_canonical(b'{"a":1.5}') and is_canonical(b'{"a":1.5}')
     assert not _orjson_says_canonical(b'{"a":1.0}') and not is_canonical(b'{"a":1.0}')
+
+
+@given(json_values | st.lists(json_values, max_size=3).map(tuple))
+@settings(max_examples=1500)
+def test_canonical_json_writes_what_rfc8785_writes(value: object) -> None:
+    try:
+        expected = rfc8785.dumps(value)  # type: ignore[arg-type]
+    except rfc8785.CanonicalizationError:
+        with pytest.raises(rfc8785.CanonicalizationError):
+            canonical_json(value)
+    else:
+        assert canonical_json(value) == expected
+
+
+class _Colour(enum.StrEnum):
+    RED = "red"
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        {"id": uuid.UUID(int=1)},
+        {"at": datetime(2025, 1, 1, tzinfo=UTC)},
+        {"colour": _Colour.RED},
+        {1: "int key"},
+        {"big": 2**60},
+    ],
+    ids=["uuid", "datetime", "str-enum", "int-key", "big-int"],
+)
+def test_canonical_json_leaves_what_orjson_would_write_differently_to_rfc8785(
+    value: object,
+) -> None:
+    """orjson writes UUIDs, datetimes and enums, and accepts int keys; RFC 8785 decides."""
+    try:
+        expected = rfc8785.dumps(value)  # type: ignore[arg-type]
+    except (rfc8785.CanonicalizationError, TypeError, AttributeError) as exc:
+        with pytest.raises(type(exc)):
+            canonical_json(value)
+    else:
+        assert canonical_json(value) == expected
