@@ -153,4 +153,5 @@ class ConversationActivity(Base):
     #: 18-char MessagingEndUser id (the participant delete reaches its conversations) or
     #: Conversation id.
     salesforce_id: Mapped[str] = mapped_column(String(18), primary_key=True)
-    active_until: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    #: Indexed: the scheduler reads the active records (erasure.pipeline.scheduler._made_active).
+    active_until: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)

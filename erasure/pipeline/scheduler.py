@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import Exists, and_, exists, func, or_, select
+from sqlalchemy import ColumnElement, and_, func, or_, select, tuple_
 from sqlalchemy.orm import Session
 
 from erasure.core.models import (
@@ -174,13 +174,19 @@ def _next_records(
     return records
 
 
-def _made_active(now: datetime) -> Exists:
+def _made_active(now: datetime) -> ColumnElement[bool]:
     """An access request read this record's entries: Salesforce keeps it active (about 30
-    minutes) and would answer its delete 412, so it waits for the window instead."""
-    return exists().where(
-        ConversationActivity.org_id == Target.org_id,
-        ConversationActivity.salesforce_id == Target.salesforce_id,
-        ConversationActivity.active_until > now,
+    minutes) and would answer its delete 412, so it waits for the window instead.
+
+    Uncorrelated, so Postgres reads the active records once and looks each target up in that
+    set: as a correlated NOT EXISTS on targets it had not analysed yet it ran once per target,
+    each run reading the org's activity rows (one per record any access request ever read)."""
+    active = select(ConversationActivity.org_id, ConversationActivity.salesforce_id).where(
+        ConversationActivity.active_until > now
+    )
+    return and_(
+        Target.salesforce_id.is_not(None),
+        tuple_(Target.org_id, Target.salesforce_id).in_(active),
     )
 
 

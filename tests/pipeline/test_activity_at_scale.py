@@ -1,0 +1,58 @@
+"""The scheduler's "made active by an access read" check stays one pass over the org's active
+records, however many targets and however many records access requests have read. It was an
+anti-join Postgres may run once per candidate target: with the targets just written (their
+statistics not yet gathered, so Postgres expects one), each run read every activity row of the
+org, and `conversation_activity` keeps a row for every record any access request ever read."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import select, text
+from sqlalchemy.orm import Session
+
+from erasure.core.models import Org, Target, TargetStatus
+from erasure.pipeline.scheduler import _made_active
+from tests.support.list_scale import analyze, seed
+
+
+def test_the_activity_check_reads_the_org_s_activity_once_however_many_targets(
+    db_session: Session, org: Org
+) -> None:
+    now = datetime.now(UTC)
+    seed(db_session, org, 3000)  # requests of the org, none analysed yet
+    db_session.execute(
+        text(
+            "INSERT INTO targets (request_id, org_id, kind, salesforce_id, status, due_at) "
+            "SELECT id, org_id, 'messaging_end_user', "
+            "'0PA' || lpad(to_hex(row_number() OVER (ORDER BY id)), 12, '0'), 'pending', due_at "
+            "FROM erasure_requests WHERE org_id = :org"
+        ),
+        {"org": org.id},
+    )
+    # Records access requests read over time: most long inactive, the first 100 targets' active.
+    db_session.execute(
+        text(
+            "INSERT INTO conversation_activity (org_id, salesforce_id, active_until) "
+            "SELECT :org, '0PA' || lpad(to_hex(g), 12, '0'), "
+            "CASE WHEN g <= 100 THEN :later ELSE :earlier END "
+            "FROM generate_series(1, 2000) AS g"
+        ),
+        {"org": org.id, "later": now + timedelta(minutes=20), "earlier": now - timedelta(days=3)},
+    )
+    pending = select(Target.salesforce_id).where(
+        Target.org_id == org.id,
+        Target.kind == "messaging_end_user",
+        Target.status == TargetStatus.PENDING,
+        ~_made_active(now),
+    )
+    sent = set(db_session.scalars(pending))
+    assert len(sent) == 3000 - 100
+    assert "0PA" + format(1, "x").rjust(12, "0") not in sent
+    nodes = analyze(db_session, pending)
+    activity_read = sum(
+        int(node.get("Actual Loops", 0))
+        for node in nodes
+        if node.get("Relation Name") == "conversation_activity"
+    )
+    assert activity_read <= 1, activity_read
