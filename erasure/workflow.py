@@ -17,7 +17,7 @@ from typing import Any
 
 import psycopg
 from sqlalchemy import ColumnElement, select
-from sqlalchemy.orm import Session, aliased, make_transient_to_detached, selectinload
+from sqlalchemy.orm import Session, aliased, selectinload
 
 from erasure import deadlines, task_names
 from erasure.audit import leaves
@@ -32,6 +32,7 @@ from erasure.core.models import (
     RequestStatus,
     Source,
 )
+from erasure.core.new_request import NewRequest, OrgRef
 from erasure.db import Insert, insert_rows, insert_together, pipelined
 from erasure.errors import NotFound, UnknownOrg
 from erasure.free_text import notes_context
@@ -163,8 +164,10 @@ def _subject_lock_key(blind_index: bytes) -> int:
     )
 
 
-def chosen_org(rows: Sequence[tuple[uuid.UUID, str]], name: str | None, wanted: str | None) -> Org:
-    """`resolve_org` on the rows `ORGS_SQL` read."""
+def chosen_org_row(
+    rows: Sequence[tuple[uuid.UUID, str]], name: str | None, wanted: str | None
+) -> tuple[uuid.UUID, str]:
+    """`resolve_org` on the rows `ORGS_SQL` read: the org's (id, name)."""
     if wanted is not None:
         if not rows:
             raise UnknownOrg(
@@ -174,9 +177,7 @@ def chosen_org(rows: Sequence[tuple[uuid.UUID, str]], name: str | None, wanted: 
         raise UnknownOrg("no Salesforce org is configured yet")
     elif len(rows) > 1:
         raise UnknownOrg("several orgs are configured: name one in `org`")
-    org = Org(id=rows[0][0], name=rows[0][1])
-    make_transient_to_detached(org)  # an org row as read: the session loads the rest if asked
-    return org
+    return rows[0][0], rows[0][1]
 
 
 class PendingSubmission:
@@ -230,27 +231,30 @@ class PendingSubmission:
 
     def write(self) -> ErasureRequest:
         """Send the writes; returns the new request, held by the session. Raises UnknownOrg."""
-        erasure_request, inserts = self.prepare()
+        new, inserts = self.prepare()
         insert_together(self._connection, inserts)
-        return erasure_request
+        return new.held(self._session)
 
-    def prepare(self) -> tuple[ErasureRequest, list[Insert]]:
-        """The new request (held by the session) and the writes that record it, not yet sent:
-        the caller sends them, with any of its own, in one statement (`insert_together`).
-        Raises UnknownOrg."""
+    def prepare(self) -> tuple[NewRequest, list[Insert]]:
+        """The new request (a plain value: `NewRequest.held` makes the ORM object) and the
+        writes that record it, not yet sent: the caller sends them, with any of its own, in one
+        statement (`insert_together`). Raises UnknownOrg."""
         submission = self._submission
-        orgs = [row for row in self._orgs.fetchall() if row[0] is not None]
-        org = chosen_org(orgs, submission.org, self._wanted)
-        org = self._session.merge(org, load=False)  # no statement: the row was just read
+        rows = [row for row in self._orgs.fetchall() if row[0] is not None]
+        org = OrgRef(*chosen_org_row(rows, submission.org, self._wanted))
         root = self._root.fetchone()
         primary_id, self.linked_owner = root if root else (None, None)
         now = datetime.now(UTC)
         received_at = submission.received_at or now
         request_id = uuid.uuid4()
-        erasure_request = ErasureRequest(
+        notes = (
+            self._protection.vault.seal(submission.notes, context=notes_context(request_id))
+            if submission.notes
+            else None
+        )
+        new = NewRequest(
             id=request_id,
-            org_id=org.id,
-            org=org,  # the relationship too: rendering the answer needs no lazy load
+            org=org,
             source=submission.source,
             reference_system=submission.reference_system,
             reference_id=submission.reference_id,
@@ -259,28 +263,12 @@ class PendingSubmission:
             scope=submission.scope,
             received_at=received_at,
             due_at=deadlines.due_at(submission.regulation, received_at),
-            status=RequestStatus.RECEIVED,
-            outcome=None,
-            notes_ciphertext=None,
-            notes_key_id=None,
-            cancel_reason_ciphertext=None,
-            cancel_reason_key_id=None,
+            notes_ciphertext=notes.ciphertext if notes else None,
+            notes_key_id=notes.key_id if notes else None,
             duplicate_of_id=primary_id,
             api_key_id=submission.api_key_id,
-            attempt=0,
-            predicted_completion_at=None,
-            is_at_risk=False,
             created_at=now,
-            updated_at=now,
-            completed_at=None,
-            targets=[],  # a new request has none: saves a lazy load when it is rendered
         )
-        if submission.notes:
-            sealed = self._protection.vault.seal(
-                submission.notes, context=notes_context(request_id)
-            )
-            erasure_request.notes_ciphertext = sealed.ciphertext
-            erasure_request.notes_key_id = sealed.key_id
         request_row = Insert(
             INSERT_REQUEST_SQL,
             (
@@ -292,10 +280,10 @@ class PendingSubmission:
                 submission.reference_url,
                 submission.regulation.value,
                 received_at,
-                erasure_request.due_at,
-                RequestStatus.RECEIVED.value,
-                erasure_request.notes_ciphertext,
-                erasure_request.notes_key_id,
+                new.due_at,
+                new.status.value,
+                new.notes_ciphertext,
+                new.notes_key_id,
                 primary_id,
                 submission.api_key_id,
                 now,
@@ -307,13 +295,10 @@ class PendingSubmission:
             kind="request.received",
             request_id=request_id,
             at=now,
-            data=self._leaf_data(erasure_request, org.name, primary_id),
+            data=self._leaf_data(new, org.name, primary_id),
         )
         work = outbox.outbox_insert(task_names.RESOLVE, [str(request_id), 0])
-        # Written by the caller's statement: the session holds it as if it had read it back.
-        make_transient_to_detached(erasure_request)
-        self._session.add(erasure_request)
-        return erasure_request, [request_row, self._subject_rows(request_id), leaf, work]
+        return new, [request_row, self._subject_rows(request_id), leaf, work]
 
     def _subject_rows(self, request_id: uuid.UUID) -> Insert:
         rows = []
@@ -327,7 +312,7 @@ class PendingSubmission:
         return insert_rows(INSERT_IDENTIFIER_SQL, rows)
 
     def _leaf_data(
-        self, erasure_request: ErasureRequest, org_name: str, primary_id: uuid.UUID | None
+        self, erasure_request: NewRequest, org_name: str, primary_id: uuid.UUID | None
     ) -> dict[str, leaves.LeafValue]:
         submission = self._submission
         return {

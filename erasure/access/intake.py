@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session, make_transient_to_detached
 from erasure import deadlines, task_names, workflow
 from erasure.access.models import AccessRequest, AccessStatus
 from erasure.audit import leaves
+from erasure.core.new_request import OrgRef
 from erasure.db import Insert, insert_rows, insert_together, pipelined
 from erasure.errors import NotFound
 from erasure.free_text import notes_context
@@ -67,7 +68,7 @@ class PendingAccess:
         """The new request (held by the session) and the writes that record it, not yet sent
         (as `workflow.PendingSubmission.prepare`). Raises UnknownOrg."""
         submission = self._submission
-        org = workflow.chosen_org(self._orgs.fetchall(), submission.org, self._wanted)
+        org = OrgRef(*workflow.chosen_org_row(self._orgs.fetchall(), submission.org, self._wanted))
         now = datetime.now(UTC)
         received_at = submission.received_at or now
         request_id = uuid.uuid4()

@@ -13,6 +13,7 @@ from erasure import free_text
 from erasure.api.auth import current_key, integration_scope
 from erasure.api.schemas import ErasureRequestOut, HoldNoticeOut, LinksOut, ReferenceOut
 from erasure.core.models import ErasureRequest, RequestStatus
+from erasure.core.new_request import NewRequest
 from erasure.lifecycle import holds
 from erasure.web.resources import get_session, web_resources
 
@@ -25,7 +26,7 @@ _LOOK_UP = object()
 
 
 def visible_link(
-    erasure_request: ErasureRequest, link_owner: uuid.UUID | object | None = _LOOK_UP
+    erasure_request: ErasureRequest | NewRequest, link_owner: uuid.UUID | object | None = _LOOK_UP
 ) -> uuid.UUID | None:
     """The request this one is linked to, if the caller may read that request: an integration
     sees only what it submitted, so it is not told the id of (or that there is) another system's
@@ -44,18 +45,23 @@ def visible_link(
 
 
 def render(
-    erasure_request: ErasureRequest,
+    erasure_request: ErasureRequest | NewRequest,
     *,
     reveal_free_text: bool = False,
     link_owner: uuid.UUID | object | None = _LOOK_UP,
 ) -> dict[str, Any]:
     """The request as the API shows it. Its notes and cancel reason (free text that may name the
     subject) are decrypted only with `reveal_free_text` (the single read: never a list, nor an
-    answer stored for idempotent replay) and only for roles that may read notes."""
+    answer stored for idempotent replay) and only for roles that may read notes. A request just
+    written is rendered from its plain value (`NewRequest`), the same fields as read back."""
     url = request_url(erasure_request.id)
     linked = visible_link(erasure_request, link_owner)
     notes = cancel_reason = None
-    if reveal_free_text and current_key().role in free_text.NOTE_READERS:
+    if (
+        reveal_free_text
+        and isinstance(erasure_request, ErasureRequest)
+        and current_key().role in free_text.NOTE_READERS
+    ):
         vault = web_resources().protection.vault
         notes = free_text.open_notes(vault, erasure_request)
         cancel_reason = free_text.open_cancel_reason(vault, erasure_request)

@@ -85,9 +85,9 @@ class _PendingErasure:
         )
 
     def prepare(self) -> tuple[intake.Accepted, list[Insert]]:
-        erasure_request, inserts = self._pending.prepare()
-        rendered = render(erasure_request, link_owner=self._pending.linked_owner)
-        return intake.Accepted(rendered, request_url(erasure_request.id)), inserts
+        new, inserts = self._pending.prepare()
+        rendered = render(new, link_owner=self._pending.linked_owner)
+        return intake.Accepted(rendered, request_url(new.id)), inserts
 
 
 @bp.get("/erasure-requests/<uuid:request_id>")

@@ -331,3 +331,31 @@ def test_a_new_subjects_duplicate_lookup_reads_no_other_request(
         )
         assert response.status_code == 202, response.get_data(as_text=True)
         assert requests_read() - before < 20
+
+
+def test_the_answer_to_a_submission_is_what_reading_the_request_answers(
+    client: FlaskClient, org: Org, officer_headers: dict[str, str]
+) -> None:
+    """The 202 is rendered from the values just written, not from a row read back: every field
+    must match a later read of the same request (but the notes, which only a read reveals)."""
+    subject = {"phone": "+14155550142", "email": "answer@example.com"}
+    body = {
+        "subject": subject,
+        "regulation": "ccpa",
+        "org": org.name,
+        "reference": {"system": "jira", "id": "PRIV-42", "url": "https://jira.example/PRIV-42"},
+        "notes": "called twice",
+        "received_at": "2026-11-30T09:15:00Z",
+    }
+    first = client.post("/v1/erasure-requests", json=body, headers=officer_headers)
+    # A second one for the same subject is linked to the first: duplicate_of is rendered too.
+    again = client.post("/v1/erasure-requests", json=body, headers=officer_headers)
+    for response in (first, again):
+        assert response.status_code == 202, response.get_data(as_text=True)
+        answered = response.get_json()
+        read = client.get(f"/v1/erasure-requests/{answered['id']}", headers=officer_headers)
+        assert read.status_code == 200
+        stored = read.get_json()
+        assert stored.pop("notes") == "called twice" and answered.pop("notes") is None
+        assert answered == stored
+    assert again.get_json()["duplicate_of"] == first.get_json()["id"]
