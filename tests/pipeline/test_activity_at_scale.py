@@ -13,23 +13,14 @@ from sqlalchemy.orm import Session
 
 from erasure.core.models import Org, Target, TargetStatus
 from erasure.pipeline.scheduler import _made_active
-from tests.support.list_scale import analyze, seed
+from tests.support.list_scale import analyze, seed_pending_records
 
 
 def test_the_activity_check_reads_the_org_s_activity_once_however_many_targets(
     db_session: Session, org: Org
 ) -> None:
     now = datetime.now(UTC)
-    seed(db_session, org, 3000)  # requests of the org, none analysed yet
-    db_session.execute(
-        text(
-            "INSERT INTO targets (request_id, org_id, kind, salesforce_id, status, due_at) "
-            "SELECT id, org_id, 'messaging_end_user', "
-            "'0PA' || lpad(to_hex(row_number() OVER (ORDER BY id)), 12, '0'), 'pending', due_at "
-            "FROM erasure_requests WHERE org_id = :org"
-        ),
-        {"org": org.id},
-    )
+    seed_pending_records(db_session, org, 3000)  # none analysed yet
     # Records access requests read over time: most long inactive, the first 100 targets' active.
     db_session.execute(
         text(

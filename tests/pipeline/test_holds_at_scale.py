@@ -11,22 +11,13 @@ from sqlalchemy.orm import Session
 
 from erasure.core.models import Org, Target, TargetStatus
 from erasure.pipeline.holds import record_held
-from tests.support.list_scale import analyze, seed
+from tests.support.list_scale import analyze, seed_pending_records
 
 
 def test_the_held_check_reads_the_held_requests_once_however_many_targets(
     db_session: Session, org: Org
 ) -> None:
-    seed(db_session, org, 3000)  # requests of the org, none analysed yet
-    db_session.execute(
-        text(
-            "INSERT INTO targets (request_id, org_id, kind, salesforce_id, status, due_at) "
-            "SELECT id, org_id, 'messaging_end_user', "
-            "'0PA' || lpad(to_hex(row_number() OVER (ORDER BY id)), 12, '0'), 'pending', due_at "
-            "FROM erasure_requests WHERE org_id = :org"
-        ),
-        {"org": org.id},
-    )
+    seed_pending_records(db_session, org, 3000)  # none analysed yet
     held_record = db_session.execute(
         text(
             "UPDATE erasure_requests SET status = 'on_hold' WHERE id = "

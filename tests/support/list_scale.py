@@ -88,6 +88,21 @@ def seed(
     session.flush()
 
 
+def seed_pending_records(session: Session, org: Org, n: int) -> None:
+    """`n` requests of the org (`seed`, none analysed yet), each with a pending target on a
+    MessagingEndUser record of its own: 0PA000000000001, 0PA000000000002, ... in id order."""
+    seed(session, org, n)
+    session.execute(
+        text(
+            "INSERT INTO targets (request_id, org_id, kind, salesforce_id, status, due_at) "
+            "SELECT id, org_id, 'messaging_end_user', "
+            "'0PA' || lpad(to_hex(row_number() OVER (ORDER BY id)), 12, '0'), 'pending', due_at "
+            "FROM erasure_requests WHERE org_id = :org"
+        ),
+        {"org": org.id},
+    )
+
+
 @contextmanager
 def statements(engine: Engine) -> Iterator[list[str]]:
     """Every SQL statement the app sends while the block runs (harness savepoints left out)."""
