@@ -115,9 +115,10 @@ def is_proven(breaker: DeliveryCircuit) -> bool:
 
 def _candidate(
     session: Session, limits: Limits, *, now: datetime, allow_unproven: bool
-) -> CallbackDelivery | None:
-    """The oldest due delivery whose destination has a free slot (a quick filter: the exact
-    check is made under the circuit's lock). The few destinations without a free slot are
+) -> str | None:
+    """The destination of the oldest due delivery among those with a free slot (a quick
+    filter: the exact check, and the choice of its delivery, are made under the circuit's
+    lock). The few destinations without a free slot are
     found first, from the rows on the wire, so a long backlog at one of them costs one hash
     lookup per row, not a count."""
     d = CallbackDelivery
@@ -133,7 +134,7 @@ def _candidate(
         .outerjoin(DeliveryCircuit, DeliveryCircuit.destination == in_flight.c.destination)
         .where(in_flight.c.calls >= slots)
     )
-    query = select(d).where(
+    query = select(d.destination).where(
         d.status == CallbackStatus.PENDING,
         d.next_attempt_at <= now,
         d.destination.not_in(full),
@@ -142,11 +143,27 @@ def _candidate(
         query = query.where(
             d.destination.in_(select(DeliveryCircuit.destination).where(_proven_circuit()))
         )
-    # Rows of one dispatch tick share a due time; their audit leaves are the events' order.
+    # No row is locked here: a claimer holding the earliest row while it waits for the
+    # destination's lock would let another claimer skip it and send a later event first.
+    return session.scalar(query.order_by(d.next_attempt_at, d.leaf_id).limit(1))
+
+
+def _first_due(session: Session, destination: str, now: datetime) -> CallbackDelivery | None:
+    """The destination's next delivery in the events' order, locked: taken under the
+    destination's lock, so no other claimer holds one of its rows. Rows of one dispatch tick
+    share a due time; their audit leaves are the events' order. A row being recorded after its
+    lease ran out is skipped (it is settled by that transaction, never waited for)."""
+    d = CallbackDelivery
     return session.scalar(
-        query.order_by(d.next_attempt_at, d.leaf_id)
+        select(d)
+        .where(
+            d.destination == destination,
+            d.status == CallbackStatus.PENDING,
+            d.next_attempt_at <= now,
+        )
+        .order_by(d.next_attempt_at, d.leaf_id)
         .limit(1)
-        .with_for_update(of=d, skip_locked=True)
+        .with_for_update(skip_locked=True)
     )
 
 
@@ -212,13 +229,16 @@ def claim_next(
 ) -> Claim | Skipped | None:
     """Lease the next due delivery (see the module). None: nothing is due (with
     `allow_unproven=False`: nothing due at a proven destination)."""
-    delivery = _candidate(session, limits, now=now, allow_unproven=allow_unproven)
-    if delivery is None:
+    destination = _candidate(session, limits, now=now, allow_unproven=allow_unproven)
+    if destination is None:
         return None
-    breaker = circuit.lock(session, delivery.destination)
+    breaker = circuit.lock(session, destination)
     proven = is_proven(breaker)
     slots = limits.per_destination if proven else 1
-    if _in_flight(session, delivery.destination, now) >= slots:
+    if _in_flight(session, destination, now) >= slots:
+        return Skipped.CONTENDED
+    delivery = _first_due(session, destination, now)
+    if delivery is None:  # claimed by another meanwhile
         return Skipped.CONTENDED
     built = _build(session, delivery, senders, now)
     if isinstance(built, str):  # nothing to send: settled without a call

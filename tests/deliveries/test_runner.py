@@ -194,3 +194,51 @@ def test_deliveries_due_together_go_out_in_the_order_of_their_events(
     assert [leaves[uuid.UUID(got.removeprefix("msg_"))] for got in receiver.arrived] == sorted(
         leaves.values()
     )
+
+
+def test_a_claimer_held_before_the_destination_s_lock_lets_no_later_event_go_first(
+    scene: Scene,
+    senders: callbacks.Senders,
+    make_receiver: Callable[..., HoldingReceiver],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Two claimers at once, a new destination (one call at a time). CI saw `retrieving`
+    arrive before `received`: the first claimer had picked `received` (locking its row) and was
+    held up before it took the destination's lock; the second skipped the locked row, took
+    `retrieving`, won the lock and sent it. Here the first claimer is held at that point until
+    the second has claimed: the second must claim `received`."""
+    receiver = make_receiver()
+    subscription_id, _ = scene.subscribe(receiver.url)
+    earlier, later = scene.deliveries(
+        subscription_id, 2, due=datetime.now(UTC) - timedelta(seconds=1)
+    )
+    held, release = threading.Event(), threading.Event()
+    real_lock = sending.circuit.lock
+
+    def lock_after_release(session: object, destination: str) -> object:
+        if threading.current_thread().name == "first claimer":
+            held.set()
+            assert release.wait(30)
+        return real_lock(session, destination)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(sending.circuit, "lock", lock_after_release)
+    outcomes: dict[str, object] = {}
+
+    def claim(name: str) -> None:
+        with scene.maker() as session, session.begin():
+            outcomes[name] = sending.claim_next(
+                session, senders, sending.Limits(), now=datetime.now(UTC)
+            )
+
+    first = threading.Thread(target=claim, args=("first",), name="first claimer")
+    first.start()
+    try:
+        assert held.wait(30)
+        claim("second")
+    finally:
+        release.set()
+        first.join(30)
+    second = outcomes["second"]
+    assert isinstance(second, sending.Claim) and second.delivery_id == earlier
+    assert outcomes["first"] is sending.Skipped.CONTENDED  # one call at a time, still
+    assert scene.row(later).claim_id is None
