@@ -14,6 +14,7 @@ import pytest
 
 from erasure import schema, workflow
 from tests.support.databases import empty_database
+from tests.support.list_scale import plan_nodes
 
 TABLES = ("erasure_requests", "subject_identifiers", "orgs")
 
@@ -31,11 +32,12 @@ def unanalysed(admin_url: str) -> Iterator[psycopg.Connection[Any]]:
 
 def _requests_read(plan: dict[str, Any]) -> int:
     """Rows of erasure_requests the plan's nodes fetched or filtered out, over all their loops."""
-    read = 0
-    if plan.get("Relation Name") == "erasure_requests":
-        rows = plan.get("Actual Rows", 0) + plan.get("Rows Removed by Filter", 0)
-        read += rows * plan.get("Actual Loops", 1)
-    return read + sum(_requests_read(child) for child in plan.get("Plans", []))
+    return sum(
+        (node.get("Actual Rows", 0) + node.get("Rows Removed by Filter", 0))
+        * node.get("Actual Loops", 1)
+        for node in plan_nodes(plan)
+        if node.get("Relation Name") == "erasure_requests"
+    )
 
 
 def _lookup(c: psycopg.Connection[Any], blinds: list[bytes]) -> tuple[Any, int]:

@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 
 from erasure.core.models import Org, Target, TargetStatus
 from erasure.pipeline.scheduler import _made_active
-from tests.support.list_scale import analyze, seed_pending_records
+from tests.support.list_scale import scans_of, seed_pending_records
 
 
 def test_the_activity_check_reads_the_org_s_activity_once_however_many_targets(
@@ -40,10 +40,5 @@ def test_the_activity_check_reads_the_org_s_activity_once_however_many_targets(
     sent = set(db_session.scalars(pending))
     assert len(sent) == 3000 - 100
     assert "0PA" + format(1, "x").rjust(12, "0") not in sent
-    nodes = analyze(db_session, pending)
-    activity_read = sum(
-        int(node.get("Actual Loops", 0))
-        for node in nodes
-        if node.get("Relation Name") == "conversation_activity"
-    )
+    activity_read = scans_of(db_session, pending, "conversation_activity")
     assert activity_read <= 1, activity_read

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from erasure.core.models import Org, Target, TargetStatus
 from erasure.pipeline.holds import record_held
-from tests.support.list_scale import analyze, seed_pending_records
+from tests.support.list_scale import scans_of, seed_pending_records
 
 
 def test_the_held_check_reads_the_held_requests_once_however_many_targets(
@@ -40,10 +40,5 @@ def test_the_held_check_reads_the_held_requests_once_however_many_targets(
     )
     sent = set(db_session.scalars(pending))
     assert held_record not in sent and len(sent) == 3000 - 1
-    nodes = analyze(db_session, pending)
-    requests_read = sum(
-        int(node.get("Actual Loops", 0))
-        for node in nodes
-        if node.get("Relation Name") == "erasure_requests"
-    )
+    requests_read = scans_of(db_session, pending, "erasure_requests")
     assert requests_read <= 1, requests_read

@@ -137,3 +137,13 @@ def analyze(session: Session, statement: Any) -> list[dict[str, Any]]:
         .scalar_one()
     )
     return list(plan_nodes((plan if isinstance(plan, list) else json.loads(plan))[0]["Plan"]))
+
+
+def scans_of(session: Session, statement: Any, relation: str) -> int:
+    """How many times the plan Postgres ran for `statement` read `relation` (its nodes' loops):
+    1 for one pass, one per outer row for a lookup run inside a loop."""
+    return sum(
+        int(node.get("Actual Loops", 0))
+        for node in analyze(session, statement)
+        if node.get("Relation Name") == relation
+    )
