@@ -99,19 +99,28 @@ ORGS_SQL = (
 #: such root if there are several. Links always point at a root, so a group is one level deep,
 #: and sharing follows identifiers transitively: email-only A, then email+phone B (linked to A),
 #: then phone-only C is linked to A through B. The root itself may have finished meanwhile.
-#: Requests are read by primary key only, in fenced steps (matches, open roots, order): planned
-#: freely on an unanalysed table it read every request of the org, by org_id or created_at. With
+#: Requests are read by primary key only, one probe per id (a lateral subquery that OFFSET 0
+#: keeps from being flattened into a join), in fenced steps (matches, open roots, order): planned
+#: freely on an unanalysed table it read every request of the org, by org_id or created_at, and
+#: on a small one (the first few thousand requests) Postgres took one scan of the table for
+#: cheaper than a dozen probes of the key. With
 #: no org named, the lookup spans the candidates; a request is refused unless there is exactly one.
 _OPEN_ROOT_SQL = """
 WITH matched AS MATERIALIZED (
-    SELECT coalesce(duplicate_of_id, id) AS root, org_id, status FROM erasure_requests
-    WHERE id = ANY(ARRAY(
-        SELECT request_id FROM subject_identifiers WHERE blind_index = ANY(%(blinds)s)))
+    SELECT r.root, r.org_id, r.status
+    FROM (SELECT DISTINCT request_id FROM subject_identifiers
+          WHERE blind_index = ANY(%(blinds)s)) AS s
+    CROSS JOIN LATERAL (
+        SELECT coalesce(duplicate_of_id, id) AS root, org_id, status FROM erasure_requests
+        WHERE id = s.request_id OFFSET 0) AS r
 ), roots AS MATERIALIZED (
-    SELECT id, api_key_id, created_at FROM erasure_requests
-    WHERE id = ANY(ARRAY(
-        SELECT root FROM matched WHERE status <> ALL(%(terminal)s) AND org_id = ANY(ARRAY(
-            SELECT id FROM orgs WHERE CAST(%(org)s AS text) IS NULL OR name = %(org)s))))
+    SELECT q.id, q.api_key_id, q.created_at
+    FROM (SELECT DISTINCT root FROM matched
+          WHERE status <> ALL(%(terminal)s) AND org_id = ANY(ARRAY(
+              SELECT id FROM orgs WHERE CAST(%(org)s AS text) IS NULL OR name = %(org)s))) AS m
+    CROSS JOIN LATERAL (
+        SELECT id, api_key_id, created_at FROM erasure_requests
+        WHERE id = m.root OFFSET 0) AS q
 )
 SELECT id, api_key_id FROM roots ORDER BY created_at, id LIMIT 1
 """
@@ -119,10 +128,15 @@ SELECT id, api_key_id FROM roots ORDER BY created_at, id LIMIT 1
 #: The subject locks (in the order given), then the orgs (as ORGS_SQL): the aggregate yields one
 #: row, so the locks are always taken; no org reads as a row of NULLs. The duplicate lookup is a
 #: later statement: a statement's snapshot is taken before its locks are granted.
+#: It also turns sequential scans off for the rest of the transaction (`set_config(..., true)`,
+#: undone at its end), so the lookup, prepared and then planned once per connection without its
+#: values, is planned on its indexes: made while the tables were small (or had just been
+#: analysed empty), a plan that scanned them would stay as they grow, until their next ANALYZE.
 LOCKS_AND_ORGS_SQL = (
     "WITH locks AS MATERIALIZED (SELECT count(pg_advisory_xact_lock(k)) AS taken "
-    "FROM unnest(CAST(%(locks)s AS bigint[])) AS k) "
-    "SELECT o.id, o.name FROM locks LEFT JOIN LATERAL ("
+    "FROM unnest(CAST(%(locks)s AS bigint[])) AS k), "
+    "index_only AS MATERIALIZED (SELECT set_config('enable_seqscan', 'off', true)) "
+    "SELECT o.id, o.name FROM locks CROSS JOIN index_only LEFT JOIN LATERAL ("
     "SELECT id, name FROM orgs WHERE CAST(%(org)s AS text) IS NULL OR name = %(org)s "
     "ORDER BY name LIMIT 2) AS o ON true"
 )
@@ -220,12 +234,12 @@ class PendingSubmission:
             LOCKS_AND_ORGS_SQL,
             {"locks": [_subject_lock_key(blind) for blind in blinds], "org": self._wanted},
         )
-        # Never prepared: Postgres would keep a generic plan made on a small table (a sequential
-        # scan of every identifier) as the table grows; planned each time, it takes the index.
+        # Prepared (psycopg does so from its sixth run on a connection), so Postgres stops
+        # parsing and planning it: with sequential scans off (LOCKS_AND_ORGS_SQL) the plan it
+        # keeps reads by key only, whatever the tables' sizes and statistics when it was made.
         self._root = connection.execute(
             _OPEN_ROOT_SQL,
             {"blinds": blinds, "org": self._wanted, "terminal": _TERMINAL},
-            prepare=False,
         )
         self.linked_owner: uuid.UUID | None = None  # its link's submitting API key, after `write`
 
