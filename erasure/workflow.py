@@ -128,15 +128,18 @@ SELECT id, api_key_id FROM roots ORDER BY created_at, id LIMIT 1
 #: The subject locks (in the order given), then the orgs (as ORGS_SQL): the aggregate yields one
 #: row, so the locks are always taken; no org reads as a row of NULLs. The duplicate lookup is a
 #: later statement: a statement's snapshot is taken before its locks are granted.
-#: It also turns sequential scans off for the rest of the transaction (`set_config(..., true)`,
-#: undone at its end), so the lookup, prepared and then planned once per connection without its
-#: values, is planned on its indexes: made while the tables were small (or had just been
-#: analysed empty), a plan that scanned them would stay as they grow, until their next ANALYZE.
+#: It also sets how the rest of the transaction is planned (`set_config(..., true)`, undone at
+#: its end), for the lookup: one generic plan per connection, kept (Postgres would otherwise
+#: plan it afresh for every submission, its guess of a plan for any values costing more than
+#: one for these), made with sequential scans off, so it reads by key whatever the tables' sizes
+#: and statistics when it was made (made on small or just-analysed-empty tables, a plan that
+#: scanned them would be kept as they grow).
 LOCKS_AND_ORGS_SQL = (
     "WITH locks AS MATERIALIZED (SELECT count(pg_advisory_xact_lock(k)) AS taken "
     "FROM unnest(CAST(%(locks)s AS bigint[])) AS k), "
-    "index_only AS MATERIALIZED (SELECT set_config('enable_seqscan', 'off', true)) "
-    "SELECT o.id, o.name FROM locks CROSS JOIN index_only LEFT JOIN LATERAL ("
+    "planning AS MATERIALIZED (SELECT set_config('enable_seqscan', 'off', true), "
+    "set_config('plan_cache_mode', 'force_generic_plan', true)) "
+    "SELECT o.id, o.name FROM locks CROSS JOIN planning LEFT JOIN LATERAL ("
     "SELECT id, name FROM orgs WHERE CAST(%(org)s AS text) IS NULL OR name = %(org)s "
     "ORDER BY name LIMIT 2) AS o ON true"
 )
@@ -234,9 +237,8 @@ class PendingSubmission:
             LOCKS_AND_ORGS_SQL,
             {"locks": [_subject_lock_key(blind) for blind in blinds], "org": self._wanted},
         )
-        # Prepared (psycopg does so from its sixth run on a connection), so Postgres stops
-        # parsing and planning it: with sequential scans off (LOCKS_AND_ORGS_SQL) the plan it
-        # keeps reads by key only, whatever the tables' sizes and statistics when it was made.
+        # Prepared (psycopg does so from its sixth run on a connection) and planned once, on
+        # its indexes (LOCKS_AND_ORGS_SQL says how), so Postgres stops parsing and planning it.
         self._root = connection.execute(
             _OPEN_ROOT_SQL,
             {"blinds": blinds, "org": self._wanted, "terminal": _TERMINAL},
