@@ -94,52 +94,39 @@ ORGS_SQL = (
     "ORDER BY name LIMIT 2"
 )
 
-#: The request a new one for these identifiers is linked to: the first request (the root) of the
-#: linked group of any open request of the org that shares an identifier with it, the oldest
-#: such root if there are several. Links always point at a root, so a group is one level deep,
-#: and sharing follows identifiers transitively: email-only A, then email+phone B (linked to A),
-#: then phone-only C is linked to A through B. The root itself may have finished meanwhile.
+#: The candidates for the request a new one for these identifiers is linked to: the first
+#: request (the root) of the linked group of each open request that shares an identifier with
+#: it, with its org and creation time; `PendingSubmission.prepare` links to the oldest root in
+#: the request's org. Links always point at a root, so a group is one level deep, and sharing
+#: follows identifiers transitively: email-only A, then email+phone B (linked to A), then
+#: phone-only C is linked to A through B. The root itself may have finished meanwhile.
 #: Requests are read by primary key only, one probe per id (a lateral subquery that OFFSET 0
-#: keeps from being flattened into a join), in fenced steps (matches, open roots, order): planned
-#: freely on an unanalysed table it read every request of the org, by org_id or created_at, and
-#: on a small one (the first few thousand requests) Postgres took one scan of the table for
-#: cheaper than a dozen probes of the key. With
-#: no org named, the lookup spans the candidates; a request is refused unless there is exactly one.
-_OPEN_ROOT_SQL = """
+#: keeps from being flattened into a join): planned freely on an unanalysed table it read every
+#: request of the org, by org_id or created_at, and on a small one (the first few thousand
+#: requests) Postgres took one scan of the table for cheaper than a dozen probes of the key.
+_OPEN_ROOTS_SQL = """
 WITH matched AS MATERIALIZED (
-    SELECT r.root, r.org_id, r.status
-    FROM (SELECT DISTINCT request_id FROM subject_identifiers
-          WHERE blind_index = ANY(%(blinds)s)) AS s
+    SELECT r.root, r.status
+    FROM unnest(ARRAY(SELECT request_id FROM subject_identifiers
+                      WHERE blind_index = ANY(%(blinds)s))) AS s(request_id)
     CROSS JOIN LATERAL (
-        SELECT coalesce(duplicate_of_id, id) AS root, org_id, status FROM erasure_requests
+        SELECT coalesce(duplicate_of_id, id) AS root, status FROM erasure_requests
         WHERE id = s.request_id OFFSET 0) AS r
-), roots AS MATERIALIZED (
-    SELECT q.id, q.api_key_id, q.created_at
-    FROM (SELECT DISTINCT root FROM matched
-          WHERE status <> ALL(%(terminal)s) AND org_id = ANY(ARRAY(
-              SELECT id FROM orgs WHERE CAST(%(org)s AS text) IS NULL OR name = %(org)s))) AS m
-    CROSS JOIN LATERAL (
-        SELECT id, api_key_id, created_at FROM erasure_requests
-        WHERE id = m.root OFFSET 0) AS q
 )
-SELECT id, api_key_id FROM roots ORDER BY created_at, id LIMIT 1
+SELECT q.id, q.api_key_id, q.org_id, q.created_at
+FROM (SELECT DISTINCT root FROM matched WHERE status <> ALL(%(terminal)s)) AS m
+CROSS JOIN LATERAL (
+    SELECT id, api_key_id, org_id, created_at FROM erasure_requests
+    WHERE id = m.root OFFSET 0) AS q
 """
 
 #: The subject locks (in the order given), then the orgs (as ORGS_SQL): the aggregate yields one
 #: row, so the locks are always taken; no org reads as a row of NULLs. The duplicate lookup is a
 #: later statement: a statement's snapshot is taken before its locks are granted.
-#: It also sets how the rest of the transaction is planned (`set_config(..., true)`, undone at
-#: its end), for the lookup: one generic plan per connection, kept (Postgres would otherwise
-#: plan it afresh for every submission, its guess of a plan for any values costing more than
-#: one for these), made with sequential scans off, so it reads by key whatever the tables' sizes
-#: and statistics when it was made (made on small or just-analysed-empty tables, a plan that
-#: scanned them would be kept as they grow).
 LOCKS_AND_ORGS_SQL = (
     "WITH locks AS MATERIALIZED (SELECT count(pg_advisory_xact_lock(k)) AS taken "
-    "FROM unnest(CAST(%(locks)s AS bigint[])) AS k), "
-    "planning AS MATERIALIZED (SELECT set_config('enable_seqscan', 'off', true), "
-    "set_config('plan_cache_mode', 'force_generic_plan', true)) "
-    "SELECT o.id, o.name FROM locks CROSS JOIN planning LEFT JOIN LATERAL ("
+    "FROM unnest(CAST(%(locks)s AS bigint[])) AS k) "
+    "SELECT o.id, o.name FROM locks LEFT JOIN LATERAL ("
     "SELECT id, name FROM orgs WHERE CAST(%(org)s AS text) IS NULL OR name = %(org)s "
     "ORDER BY name LIMIT 2) AS o ON true"
 )
@@ -205,7 +192,7 @@ class PendingSubmission:
     one statement (`prepare` gives them to a caller that adds its own). Nothing commits.
 
     A request for a subject who already has an open request in the same org is recorded and
-    linked to the root of that request's group (`duplicate_of_id`, see `_OPEN_ROOT_SQL`). It
+    linked to the root of that request's group (`duplicate_of_id`, see `_OPEN_ROOTS_SQL`). It
     still resolves its own identifiers (one may reach records the others never do); the pipeline
     deletes each Salesforce record once, however many requests need it. Concurrent submissions
     sharing an identifier are serialised by per-identifier advisory locks (taken in sorted order,
@@ -237,11 +224,10 @@ class PendingSubmission:
             LOCKS_AND_ORGS_SQL,
             {"locks": [_subject_lock_key(blind) for blind in blinds], "org": self._wanted},
         )
-        # Prepared (psycopg does so from its sixth run on a connection) and planned once, on
-        # its indexes (LOCKS_AND_ORGS_SQL says how), so Postgres stops parsing and planning it.
-        self._root = connection.execute(
-            _OPEN_ROOT_SQL,
-            {"blinds": blinds, "org": self._wanted, "terminal": _TERMINAL},
+        # Never prepared: Postgres would keep a generic plan made on small tables (a scan of
+        # every identifier) as they grow; planned each time, it takes the indexes.
+        self._roots = connection.execute(
+            _OPEN_ROOTS_SQL, {"blinds": blinds, "terminal": _TERMINAL}, prepare=False
         )
         self.linked_owner: uuid.UUID | None = None  # its link's submitting API key, after `write`
 
@@ -258,8 +244,13 @@ class PendingSubmission:
         submission = self._submission
         rows = [row for row in self._orgs.fetchall() if row[0] is not None]
         org = OrgRef(*chosen_org_row(rows, submission.org, self._wanted))
-        root = self._root.fetchone()
-        primary_id, self.linked_owner = root if root else (None, None)
+        # The oldest open root in the request's org (by creation, then id), if any.
+        roots = sorted(
+            (created_at, root_id, owner)
+            for root_id, owner, org_id, created_at in self._roots.fetchall()
+            if org_id == org.id
+        )
+        primary_id, self.linked_owner = roots[0][1:] if roots else (None, None)
         now = datetime.now(UTC)
         received_at = submission.received_at or now
         request_id = uuid.uuid4()
