@@ -100,25 +100,15 @@ ORGS_SQL = (
 #: the request's org. Links always point at a root, so a group is one level deep, and sharing
 #: follows identifiers transitively: email-only A, then email+phone B (linked to A), then
 #: phone-only C is linked to A through B. The root itself may have finished meanwhile.
-#: Requests are read by primary key only, one probe per id (a lateral subquery that OFFSET 0
-#: keeps from being flattened into a join): planned freely on an unanalysed table it read every
-#: request of the org, by org_id or created_at, and on a small one (the first few thousand
-#: requests) Postgres took one scan of the table for cheaper than a dozen probes of the key.
-_OPEN_ROOTS_SQL = """
-WITH matched AS MATERIALIZED (
-    SELECT r.root, r.status
-    FROM unnest(ARRAY(SELECT request_id FROM subject_identifiers
-                      WHERE blind_index = ANY(%(blinds)s))) AS s(request_id)
-    CROSS JOIN LATERAL (
-        SELECT coalesce(duplicate_of_id, id) AS root, status FROM erasure_requests
-        WHERE id = s.request_id OFFSET 0) AS r
+#: The query is a PL/pgSQL function (migration c4e91f2a7b35): prepared once per connection,
+#: planned once, generically, with sequential scans off (settings that hold only inside it), so
+#: it reads identifiers through their index and requests by a probe of their key each, whatever
+#: the tables' sizes and statistics; planned freely it read every request of the org on an
+#: unanalysed table, scanned the requests on a small one, and cost Postgres a plan per
+#: submission (more than running it).
+_OPEN_ROOTS_SQL = (
+    "SELECT id, api_key_id, org_id, created_at FROM erasure_open_roots(%(blinds)s, %(terminal)s)"
 )
-SELECT q.id, q.api_key_id, q.org_id, q.created_at
-FROM (SELECT DISTINCT root FROM matched WHERE status <> ALL(%(terminal)s)) AS m
-CROSS JOIN LATERAL (
-    SELECT id, api_key_id, org_id, created_at FROM erasure_requests
-    WHERE id = m.root OFFSET 0) AS q
-"""
 
 #: The subject locks (in the order given), then the orgs (as ORGS_SQL): the aggregate yields one
 #: row, so the locks are always taken; no org reads as a row of NULLs. The duplicate lookup is a
@@ -224,11 +214,7 @@ class PendingSubmission:
             LOCKS_AND_ORGS_SQL,
             {"locks": [_subject_lock_key(blind) for blind in blinds], "org": self._wanted},
         )
-        # Never prepared: Postgres would keep a generic plan made on small tables (a scan of
-        # every identifier) as they grow; planned each time, it takes the indexes.
-        self._roots = connection.execute(
-            _OPEN_ROOTS_SQL, {"blinds": blinds, "terminal": _TERMINAL}, prepare=False
-        )
+        self._roots = connection.execute(_OPEN_ROOTS_SQL, {"blinds": blinds, "terminal": _TERMINAL})
         self.linked_owner: uuid.UUID | None = None  # its link's submitting API key, after `write`
 
     def write(self) -> ErasureRequest:

@@ -289,6 +289,26 @@ def test_the_duplicate_lookup_reads_the_index_whatever_plan_postgres_caches(
     assert sequential_scans() == before
 
 
+def test_the_lookups_planner_settings_hold_only_inside_it(
+    client: FlaskClient, org: Org, officer_headers: dict[str, str], db_session: Session
+) -> None:
+    """The lookup runs with sequential scans off, generic plans and no JIT (its function's own
+    settings); the rest of the transaction, here the test's, is planned as configured."""
+    settings = text(
+        "SELECT current_setting('enable_seqscan'), current_setting('plan_cache_mode'), "
+        "current_setting('jit')"
+    )
+    before = tuple(db_session.execute(settings).one())
+    subject = {"email": f"settings-{uuid.uuid4().hex[:6]}@example.com"}
+    response = client.post(
+        "/v1/erasure-requests",
+        json={"regulation": "gdpr", "org": org.name, "subject": subject},
+        headers=officer_headers,
+    )
+    assert response.status_code == 202, response.get_data(as_text=True)
+    assert tuple(db_session.execute(settings).one()) == before
+
+
 @pytest.mark.parametrize("statistics", ["fresh", "stale"])
 def test_a_new_subjects_duplicate_lookup_reads_no_other_request(
     client: FlaskClient,
