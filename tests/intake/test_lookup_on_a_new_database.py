@@ -14,6 +14,7 @@ import pytest
 
 from erasure import schema, workflow
 from tests.support.databases import empty_database
+from tests.support.list_scale import ROWS_READ_SQL
 
 TABLES = ("erasure_requests", "subject_identifiers", "orgs")
 
@@ -32,10 +33,7 @@ def unanalysed(admin_url: str) -> Iterator[psycopg.Connection[Any]]:
 def _requests_read(c: psycopg.Connection[Any]) -> int:
     """Rows of erasure_requests this transaction has read, by scans or through an index (the
     lookup runs inside a function, whose plan EXPLAIN does not show)."""
-    row = c.execute(
-        "SELECT seq_tup_read + idx_tup_fetch FROM pg_stat_xact_user_tables "
-        "WHERE relname = 'erasure_requests'"
-    ).fetchone()
+    row = c.execute(ROWS_READ_SQL, {"table": "erasure_requests"}).fetchone()
     assert row is not None
     return int(row[0])
 

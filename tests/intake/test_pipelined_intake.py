@@ -31,7 +31,7 @@ from erasure.db import make_engine, make_sessionmaker
 from erasure.outbox import messages
 from erasure.outbox.models import OutboxMessage
 from tests.support.databases import SteppedClock, terminate
-from tests.support.list_scale import seed
+from tests.support.list_scale import ROWS_READ_SQL, seed
 from tests.support.web import Committed, LiveServer
 
 #: Every INSERT the hot path sends, by table.
@@ -334,14 +334,8 @@ def test_a_new_subjects_duplicate_lookup_reads_no_other_request(
     body = {"regulation": "gdpr", "org": org.name}
 
     def requests_read() -> int:
-        return int(
-            db_session.execute(
-                text(
-                    "SELECT coalesce(seq_tup_read, 0) + coalesce(idx_tup_fetch, 0) "
-                    "FROM pg_stat_xact_user_tables WHERE relname = 'erasure_requests'"
-                )
-            ).scalar_one()
-        )
+        read = db_session.connection().exec_driver_sql(ROWS_READ_SQL, {"table": "erasure_requests"})
+        return int(read.scalar_one())
 
     for n in range(8):
         before = requests_read()

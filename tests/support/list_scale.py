@@ -147,3 +147,12 @@ def scans_of(session: Session, statement: Any, relation: str) -> int:
         for node in analyze(session, statement)
         if node.get("Relation Name") == relation
     )
+
+
+#: The rows of table `%(table)s` this transaction has read, by scans or through an index
+#: (pg_stat_xact_user_tables: the transaction's own counts, reads inside a function included,
+#: whose plan EXPLAIN does not show). A driver-level statement: psycopg's parameter style.
+ROWS_READ_SQL = (
+    "SELECT coalesce(seq_tup_read, 0) + coalesce(idx_tup_fetch, 0) "
+    "FROM pg_stat_xact_user_tables WHERE relname = %(table)s"
+)
