@@ -140,7 +140,9 @@ def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:
 
 
 @contextmanager
-def pipelined(session: Session) -> Iterator[psycopg.Connection[Any]]:
+def pipelined(
+    session: Session, *, whole_transaction: bool = False
+) -> Iterator[psycopg.Connection[Any]]:
     """The session's connection (in the session's transaction) in psycopg pipeline mode.
 
     Statements executed on it are sent at once without waiting for their answers; reading an
@@ -149,12 +151,29 @@ def pipelined(session: Session) -> Iterator[psycopg.Connection[Any]]:
     one per statement. Only plain psycopg statements may run inside the block: SQLAlchemy reads
     a statement's result as soon as it executes it, which a pipeline cannot give it. Pending ORM
     changes are flushed first, so the statements see them.
+
+    `whole_transaction=True` says the block is all the caller's transaction will do (it commits
+    or rolls back right after). If nothing ran in that transaction yet, the block's statements
+    then run as one implicit transaction (autocommit, no BEGIN), which the Sync that ends the
+    pipeline commits, or the server rolls back on an error: BEGIN and COMMIT cost no round trips
+    of their own. A block left by an exception still ends with that Sync, committing what it
+    sent, so such a block sends only what may stand alone before it can fail (reads, locks).
+    The caller's commit or rollback then sends nothing. If a statement already ran (a key read
+    for authentication, a test's savepoint), the block joins the session's transaction as
+    without the flag.
     """
     session.flush()
     bound = session.connection()
     connection = bound.connection.driver_connection
     if not isinstance(connection, psycopg.Connection):
         raise TypeError("pipelined statements need a psycopg connection")
+    implicit = (
+        whole_transaction
+        and not connection.autocommit
+        and connection.pgconn.transaction_status == psycopg.pq.TransactionStatus.IDLE
+    )
+    if implicit:
+        connection.autocommit = True
     try:
         with connection.pipeline():
             yield connection
@@ -169,6 +188,21 @@ def pipelined(session: Session) -> Iterator[psycopg.Connection[Any]]:
         raise DBAPIError.instance(
             None, None, exc, psycopg.Error, hide_parameters=True, connection_invalidated=lost
         ) from exc
+    finally:
+        if implicit:
+            _leave_autocommit(bound, connection)
+
+
+def _leave_autocommit(bound: Any, connection: psycopg.Connection[Any]) -> None:
+    """Back to the pool's mode after an implicit transaction: the Sync that ended the pipeline
+    left the connection idle. One that is not (lost, or in a state nothing here expects) is
+    discarded rather than handed to the next request half-way."""
+    if connection.closed or connection.broken:
+        return
+    if connection.pgconn.transaction_status == psycopg.pq.TransactionStatus.IDLE:
+        connection.autocommit = False
+    else:
+        bound.invalidate()
 
 
 @dataclass(frozen=True)

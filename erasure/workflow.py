@@ -110,15 +110,16 @@ _OPEN_ROOTS_SQL = (
     "SELECT id, api_key_id, org_id, created_at FROM erasure_open_roots(%(blinds)s, %(terminal)s)"
 )
 
-#: The subject locks (in the order given), then the orgs (as ORGS_SQL): the aggregate yields one
-#: row, so the locks are always taken; no org reads as a row of NULLs. The duplicate lookup is a
-#: later statement: a statement's snapshot is taken before its locks are granted.
-LOCKS_AND_ORGS_SQL = (
-    "WITH locks AS MATERIALIZED (SELECT count(pg_advisory_xact_lock(k)) AS taken "
-    "FROM unnest(CAST(%(locks)s AS bigint[])) AS k) "
-    "SELECT o.id, o.name FROM locks LEFT JOIN LATERAL ("
-    "SELECT id, name FROM orgs WHERE CAST(%(org)s AS text) IS NULL OR name = %(org)s "
-    "ORDER BY name LIMIT 2) AS o ON true"
+#: A submission's first reads, one statement: the orgs (ORGS_SQL's query), then the subject locks (in
+#: the order given) and the duplicate lookup (`_OPEN_ROOTS_SQL`), which runs once the locks are
+#: granted, with a snapshot of its own (a function, migration e7b3d1a94c2f: a statement's own
+#: snapshot is taken before its locks are granted). `is_org` tells the two kinds of rows apart.
+FIRST_READS_SQL = (
+    "SELECT true AS is_org, id, name, NULL::uuid AS api_key_id, NULL::uuid AS org_id, "
+    "NULL::timestamptz AS created_at FROM (SELECT id, name FROM orgs "
+    "WHERE CAST(%(org)s AS text) IS NULL OR name = %(org)s ORDER BY name LIMIT 2) AS o "
+    "UNION ALL SELECT false, id, NULL, api_key_id, org_id, created_at "
+    "FROM erasure_locked_open_roots(%(locks)s, %(blinds)s, %(terminal)s)"
 )
 
 INSERT_REQUEST_SQL = (
@@ -176,18 +177,19 @@ def chosen_org_row(
 
 class PendingSubmission:
     """A submission in two steps on a pipelined connection (`erasure.db.pipelined`), so the hot
-    path pays two round trips, in three statements, however many identifiers it has: creating
-    it sends the subject locks with the org lookup, then the duplicate lookup; `write` reads
-    their answers and sends the request, its identifiers, its audit leaf and its outbox row as
-    one statement (`prepare` gives them to a caller that adds its own). Nothing commits.
+    path pays two round trips, in two statements, however many identifiers it has: creating it
+    sends the org lookup with the subject locks and the duplicate lookup (`FIRST_READS_SQL`);
+    `write` reads the answer and sends the request, its identifiers, its audit leaf and its
+    outbox row as one statement (`prepare` gives them to a caller that adds its own). Nothing
+    commits.
 
     A request for a subject who already has an open request in the same org is recorded and
     linked to the root of that request's group (`duplicate_of_id`, see `_OPEN_ROOTS_SQL`). It
     still resolves its own identifiers (one may reach records the others never do); the pipeline
     deletes each Salesforce record once, however many requests need it. Concurrent submissions
     sharing an identifier are serialised by per-identifier advisory locks (taken in sorted order,
-    so never in a cycle; the lookup is a later statement, so it sees whatever the holder
-    committed), so neither misses the other.
+    so never in a cycle; the lookup reads with a snapshot taken once they are granted, so it sees
+    whatever their last holder committed), so neither misses the other.
     """
 
     def __init__(
@@ -210,11 +212,15 @@ class PendingSubmission:
         ]
         blinds = sorted({blind for _, blind in self._indexed})
         # Locked in sorted order, so two submissions never wait on each other in a cycle.
-        self._orgs = connection.execute(
-            LOCKS_AND_ORGS_SQL,
-            {"locks": [_subject_lock_key(blind) for blind in blinds], "org": self._wanted},
+        self._reads = connection.execute(
+            FIRST_READS_SQL,
+            {
+                "org": self._wanted,
+                "locks": [_subject_lock_key(blind) for blind in blinds],
+                "blinds": blinds,
+                "terminal": _TERMINAL,
+            },
         )
-        self._roots = connection.execute(_OPEN_ROOTS_SQL, {"blinds": blinds, "terminal": _TERMINAL})
         self.linked_owner: uuid.UUID | None = None  # its link's submitting API key, after `write`
 
     def write(self) -> ErasureRequest:
@@ -228,13 +234,14 @@ class PendingSubmission:
         writes that record it, not yet sent: the caller sends them, with any of its own, in one
         statement (`insert_together`). Raises UnknownOrg."""
         submission = self._submission
-        rows = [row for row in self._orgs.fetchall() if row[0] is not None]
-        org = OrgRef(*chosen_org_row(rows, submission.org, self._wanted))
+        rows = self._reads.fetchall()
+        orgs = [(org_id, name) for is_org, org_id, name, *_ in rows if is_org]
+        org = OrgRef(*chosen_org_row(orgs, submission.org, self._wanted))
         # The oldest open root in the request's org (by creation, then id), if any.
         roots = sorted(
             (created_at, root_id, owner)
-            for root_id, owner, org_id, created_at in self._roots.fetchall()
-            if org_id == org.id
+            for is_org, root_id, _, owner, org_id, created_at in rows
+            if not is_org and org_id == org.id
         )
         primary_id, self.linked_owner = roots[0][1:] if roots else (None, None)
         now = datetime.now(UTC)

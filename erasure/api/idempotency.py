@@ -70,9 +70,12 @@ def _lock_key(api_key_id: uuid.UUID, key: str) -> int:
     return int.from_bytes(digest[:8], "big", signed=True)
 
 
-_RECORD_SQL = (
-    "SELECT id, fingerprint, response_status, response_body, response_location, expires_at "
-    "FROM idempotency_records WHERE api_key_id = %s AND key = %s"
+#: The lock, then (only if granted) the record, read with a snapshot taken after the lock, so it
+#: holds whatever the lock's last holder committed: one statement, a function (migration
+#: e7b3d1a94c2f), because a statement's own snapshot is taken before its locks are granted.
+_CLAIM_SQL = (
+    "SELECT locked, id, fingerprint, response_status, response_body, response_location, "
+    "expires_at FROM erasure_claim_key(%s, %s, %s)"
 )
 INSERT_SQL = (
     "INSERT INTO idempotency_records (api_key_id, key, fingerprint, response_status, "
@@ -81,24 +84,21 @@ INSERT_SQL = (
 
 
 class Claim:
-    """The claim of a key, sent on a pipelined connection (`erasure.db.pipelined`): the lock,
-    then the record (a later statement, so it sees what the lock's last holder committed).
-    `outcome` reads the answers, so they can share a round trip with what is sent after them."""
+    """The claim of a key, sent on a pipelined connection (`erasure.db.pipelined`) as one
+    statement (`_CLAIM_SQL`): the lock, then the record. `outcome` reads the answer, so it can
+    share a round trip with what is sent after it."""
 
     def __init__(
         self, connection: psycopg.Connection[Any], *, api_key_id: uuid.UUID, key: str, print_: bytes
     ) -> None:
         self._connection, self._print = connection, print_
-        self._locked = connection.execute(
-            "SELECT pg_try_advisory_xact_lock(%s)", (_lock_key(api_key_id, key),)
-        )
-        self._record = connection.execute(_RECORD_SQL, (api_key_id, key))
+        self._answer = connection.execute(_CLAIM_SQL, (_lock_key(api_key_id, key), api_key_id, key))
 
     def outcome(self) -> Replay | None:
         """The stored response to replay, or None to go ahead. Raises Problem 409 (in flight
         elsewhere) or 422 (key reused with another body)."""
-        locked = self._locked.fetchone()
-        if not (locked and locked[0]):
+        answer = self._answer.fetchone()
+        if not (answer and answer[0]):
             raise Problem(
                 409,
                 "Request in progress",
@@ -106,10 +106,9 @@ class Claim:
                 code="idempotency_key_in_use",
                 headers={"Retry-After": "1"},
             )
-        record = self._record.fetchone()
-        if record is None:
+        record_id, print_, status, body, location, expires_at = answer[1:]
+        if record_id is None:
             return None
-        record_id, print_, status, body, location, expires_at = record
         if expires_at <= datetime.now(UTC):
             self._connection.execute("DELETE FROM idempotency_records WHERE id = %s", (record_id,))
             return None

@@ -4,14 +4,17 @@ Idempotency-Key, and one pipelined write transaction (`erasure.db.pipelined`), t
 The views declare `requires(..., overlaps_limiter=True)`: the rate limiter's Redis round trip
 travels with the first database round trip instead of before it.
 
-Three round trips for the whole transaction: the key's claim and what the request kind reads
-first (the org; for an erasure also the subject locks and the duplicate lookup) are sent
-together; then the writes (the request, its sealed identifiers, its audit leaf, its outbox row
-and the idempotency record) as one statement; then the commit. Five statements in all for an
-erasure, four for an access request, however many identifiers: each statement costs the API
-worker CPU (psycopg builds, sends and reads it), whatever it does. A replay or a 409 has sent its first reads in vain,
-which for an erasure costs it a wait only while another request for the same subject is being
-written.
+Two round trips for the whole transaction, which is the pipeline's own (`pipelined(...,
+whole_transaction=True)`: no BEGIN, and the Sync that ends the pipeline commits): the key's claim
+and what the request kind reads first (the org; for an erasure also the subject locks and the
+duplicate lookup, in the same statement) are sent together; then the writes (the request, its
+sealed identifiers, its audit leaf, its outbox row and the idempotency record) as one statement,
+committed with the Sync. Three statements in all, for either kind, however many identifiers:
+each statement costs the API worker CPU (psycopg builds, sends and reads it), whatever it does.
+Until the writes, the block sends only reads, locks and the removal of an expired key record, so
+a request refused on the way (a replay, a 409, an unknown org, the limiter) commits no more. A replay
+or a 409 has sent its first reads in vain, which for an erasure costs it a wait only while
+another request for the same subject is being written.
 """
 
 from __future__ import annotations
@@ -90,7 +93,7 @@ def accept(wanted: workflow.Submission, start: Start, *, domain: bytes = b"") ->
     api_key_id = current_key().id
     key = idempotency.header_key()
     print_ = idempotency.fingerprint(domain + read_body(max_bytes=settings.max_body_bytes))
-    with pipelined(session) as connection:
+    with pipelined(session, whole_transaction=True) as connection:
         claim = (
             idempotency.Claim(connection, api_key_id=api_key_id, key=key, print_=print_)
             if key is not None

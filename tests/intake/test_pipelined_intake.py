@@ -209,11 +209,11 @@ def _psycopg_statements(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 @pytest.mark.parametrize(
     ("path", "subject", "expected"),
     [
-        # The key's lock and record; the org with the subject locks; the duplicate lookup; the
-        # writes (request, identifiers, leaf, outbox row, key record) as one statement.
-        ("/v1/erasure-requests", {"phone": "+14155550142", "email": "s142@example.com"}, 5),
-        # The key's lock and record; the org; the writes as one statement.
-        ("/v1/access-requests", {"phone": "+14155550143", "email": "s143@example.com"}, 4),
+        # The key's claim (its lock, then its record); the org with the subject locks and the
+        # duplicate lookup; the writes (request, identifiers, leaf, outbox row, key record).
+        ("/v1/erasure-requests", {"phone": "+14155550142", "email": "s142@example.com"}, 3),
+        # The key's claim; the org; the writes as one statement.
+        ("/v1/access-requests", {"phone": "+14155550143", "email": "s143@example.com"}, 3),
     ],
 )
 def test_a_submission_sends_a_few_statements_however_many_identifiers(
