@@ -12,8 +12,10 @@ service of docker-compose.yml: 4 sync workers, timeouts, access log, a Prometheu
 multiprocess directory), both are up for the whole run and measured in interleaved rounds
 (bare, levers off, erasure, bare, ...), every request carries a unique Idempotency-Key (the bare
 app ignores it), erasure's per-key rate limiter is on (with a limit the run cannot reach), and
-each app has its own database with a unique name. The load generator is a Python thread pool in
-this process (no `wrk` on the machine), so it shares the cores with both apps and Postgres.
+each app has its own database with a unique name. The load generator is `wrk` when it is
+installed (`apt-get install wrk`; bench.wrk), else a Python thread pool in this process
+(`--load python`); either shares the cores with the apps and Postgres, wrk at a fraction of the
+CPU, and its CPU is counted as the load generator's.
 Prints each round, min/median/max throughput per app, the ratio of the medians, and the machine
 CPU each request cost, by process: the server, Postgres and the load generator (bench.cpu).
 """
@@ -39,6 +41,7 @@ from pathlib import Path
 
 import psycopg
 
+from bench import wrk
 from bench.cpu import GROUPS, measured
 from bench.databases import unique_database
 from bench.load import LoadResult, run_load
@@ -117,8 +120,20 @@ def request_maker(
 
 def measure(
     port: int, headers: dict[str, str], args: argparse.Namespace, offset: int
-) -> LoadResult:
-    return run_load(
+) -> tuple[LoadResult, float]:
+    """One app's load for one round: the result and the CPU seconds a wrk process spent (0 with
+    the Python load generator, whose CPU is this process's own)."""
+    if args.load == "wrk":
+        return wrk.run_wrk(
+            "127.0.0.1",
+            port,
+            "/v1/erasure-requests",
+            authorization=headers.get("Authorization"),
+            offset=offset,
+            connections=args.threads,
+            seconds=args.seconds,
+        )
+    result = run_load(
         "127.0.0.1",
         port,
         request_maker(headers, offset),
@@ -126,6 +141,7 @@ def measure(
         seconds=args.seconds,
         expect_status=202,
     )
+    return result, 0.0
 
 
 def erasure_environment(url: str) -> dict[str, str]:
@@ -166,13 +182,22 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=float, default=10, help="per app and round")
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--threads", type=int, default=8, help="client threads")
+    parser.add_argument(
+        "--threads", type=int, default=8, help="concurrent requests (client threads or connections)"
+    )
+    parser.add_argument(
+        "--load",
+        choices=("wrk", "python"),
+        default="wrk" if wrk.available() else "python",
+        help="load generator: wrk when installed (the default then), else Python threads",
+    )
     parser.add_argument("--workers", type=int, default=4, help="gunicorn workers (production: 4)")
     parser.add_argument("--baseline", type=Path, help="another erasure source tree to measure too")
     args = parser.parse_args()
     print(describe())
     print(
-        f"load: {args.threads} client threads, {args.rounds} interleaved rounds of "
+        f"load: {args.threads} concurrent requests from "
+        f"{'wrk' if args.load == 'wrk' else 'Python client threads'}, {args.rounds} interleaved rounds of "
         f"{args.seconds:.0f} s per app; gunicorn {args.workers} sync workers, access log, "
         "Prometheus multiprocess dir; unique Idempotency-Key per request; rate limiter on"
     )
@@ -221,8 +246,11 @@ def main() -> None:
                 for index, (name, (_target, _env, headers)) in enumerate(apps.items()):
                     offset = (round_ * len(apps) + index) * 10**6
                     with measured(pids[name]) as spent:
-                        results[name].append(measure(ports[name], headers, args, offset))
-                    cpu[name].append(spent.per_request_ms(results[name][-1].requests))
+                        result, generator_cpu = measure(ports[name], headers, args, offset)
+                    if spent.seconds:
+                        spent.seconds["load generator"] += generator_cpu
+                    results[name].append(result)
+                    cpu[name].append(spent.per_request_ms(result.requests))
                     print(f"round {round_ + 1} {name:<22}: {results[name][-1].summary()}")
     print(f"{'':<22} req/s min / median / max    p99 ms min / median / max")
     for name, runs in results.items():

@@ -8,7 +8,7 @@ import statistics
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 
 @dataclass
@@ -17,12 +17,16 @@ class LoadResult:
     errors: int
     seconds: float
     latencies_ms: list[float]
+    #: Percentiles a load generator reported instead of each latency (wrk).
+    known_percentiles: dict[float, float] = field(default_factory=dict)
 
     @property
     def throughput(self) -> float:
         return self.requests / self.seconds
 
     def percentile(self, p: float) -> float:
+        if p in self.known_percentiles:
+            return self.known_percentiles[p]
         ordered = sorted(self.latencies_ms)
         if not ordered:
             return float("nan")
