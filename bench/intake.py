@@ -1,15 +1,17 @@
 """Intake throughput: `POST /v1/erasure-requests` under gunicorn, next to a bare Flask app doing
 one INSERT per request, measured in the same run on the same Postgres.
 
-    python -m bench.intake [--seconds 10] [--rounds 3] [--threads 8] [--workers 4] [--baseline DIR]
+    python -m bench.intake [--seconds 10] [--rounds 3] [--threads 8] [--workers N]
+                           [--compare-workers N] [--baseline DIR]
 
 Three apps: the bare one, erasure with two earlier levers undone (LEVERS_OFF: the API key cache and
 the idle-only ping), and erasure. `--baseline DIR` adds a fourth: erasure from another source
 tree (say `git archive main | tar -x -C DIR`), on the same database, to measure a change
-before and after in one run.
+before and after in one run; `--compare-workers N` adds erasure with N gunicorn workers
+(another worker count than production's, in the same run).
 Fair by construction: all apps run under the production gunicorn configuration (the API
-service of docker-compose.yml: 4 sync workers, timeouts, access log, a Prometheus
-multiprocess directory), both are up for the whole run and measured in interleaved rounds
+service of docker-compose.yml: erasure/gunicorn_config.py, one sync worker per core, timeouts,
+access log; and a Prometheus multiprocess directory), all are up for the whole run and measured in interleaved rounds
 (bare, levers off, erasure, bare, ...), every request carries a unique Idempotency-Key (the bare
 app ignores it), erasure's per-key rate limiter is on (with a limit the run cannot reach), and
 each app has its own database with a unique name. The load generator is `wrk` when it is
@@ -46,6 +48,7 @@ from bench.cpu import GROUPS, measured
 from bench.databases import unique_database
 from bench.load import LoadResult, run_load
 from bench.machine import describe
+from erasure import gunicorn_config
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -56,22 +59,26 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def production_gunicorn(app: str, port: int, workers: int) -> list[str]:
-    """docker-compose.yml's API command, on a loopback port."""
-    return [
+#: The production settings, from this tree whichever tree the app comes from (`--baseline`).
+GUNICORN_CONFIG = ROOT / "erasure" / "gunicorn_config.py"
+
+
+def production_gunicorn(app: str, port: int, workers: int | None) -> list[str]:
+    """docker-compose.yml's API command, on a loopback port (with another worker count when
+    `workers` is given)."""
+    command = [
         str(Path(sys.executable).with_name("gunicorn")),
+        f"--config={GUNICORN_CONFIG}",
         f"--bind=127.0.0.1:{port}",
-        f"--workers={workers}",
-        "--timeout=30",
-        "--graceful-timeout=20",
-        "--access-logfile=-",
-        app,
     ]
+    if workers is not None:
+        command.append(f"--workers={workers}")
+    return [*command, app]
 
 
 @contextmanager
 def gunicorn(
-    app: str, port: int, env: dict[str, str], workers: int, cwd: Path = ROOT
+    app: str, port: int, env: dict[str, str], workers: int | None, cwd: Path = ROOT
 ) -> Iterator[subprocess.Popen[bytes]]:
     with tempfile.TemporaryDirectory(prefix="bench-metrics-") as metrics_dir:
         process = subprocess.Popen(
@@ -191,14 +198,20 @@ def main() -> None:
         default="wrk" if wrk.available() else "python",
         help="load generator: wrk when installed (the default then), else Python threads",
     )
-    parser.add_argument("--workers", type=int, default=4, help="gunicorn workers (production: 4)")
+    parser.add_argument(
+        "--workers", type=int, help="gunicorn workers for every app (production: one per core)"
+    )
+    parser.add_argument(
+        "--compare-workers", type=int, help="also erasure with this many gunicorn workers"
+    )
     parser.add_argument("--baseline", type=Path, help="another erasure source tree to measure too")
     args = parser.parse_args()
     print(describe())
     print(
         f"load: {args.threads} concurrent requests from "
         f"{'wrk' if args.load == 'wrk' else 'Python client threads'}, {args.rounds} interleaved rounds of "
-        f"{args.seconds:.0f} s per app; gunicorn {args.workers} sync workers, access log, "
+        f"{args.seconds:.0f} s per app; gunicorn {args.workers or gunicorn_config.workers} sync "
+        "workers (production: one per core), access log, "
         "Prometheus multiprocess dir; unique Idempotency-Key per request; rate limiter on"
     )
     with (
@@ -214,36 +227,41 @@ def main() -> None:
         env = erasure_environment(erasure_url)
         bare_headers = {"Content-Type": "application/json"}
         ours_headers = bare_headers | {"Authorization": f"Bearer {env.pop('BENCH_KEY')}"}
-        apps: dict[str, tuple[str, dict[str, str], dict[str, str]]] = {
+        ours = "erasure.app:create_app()"
+        apps: dict[str, tuple[str, dict[str, str], dict[str, str], int | None]] = {
             "bare Flask + 1 INSERT": (
                 "bench.bare_app:create_app()",
                 {"BENCH_DATABASE_URL": bare_url},
                 bare_headers,
+                args.workers,
             ),
-            "erasure, levers off": (
-                "erasure.app:create_app()",
-                env | LEVERS_OFF,
-                ours_headers,
-            ),
-            "erasure": ("erasure.app:create_app()", env, ours_headers),
+            "erasure, levers off": (ours, env | LEVERS_OFF, ours_headers, args.workers),
+            "erasure": (ours, env, ours_headers, args.workers),
         }
+        if args.compare_workers is not None:
+            apps[f"erasure, {args.compare_workers} workers"] = (
+                ours,
+                env,
+                ours_headers,
+                args.compare_workers,
+            )
         if args.baseline is not None:
             baseline_env = env | {"PYTHONPATH": str(args.baseline.resolve())}
-            apps["erasure @ baseline"] = ("erasure.app:create_app()", baseline_env, ours_headers)
+            apps["erasure @ baseline"] = (ours, baseline_env, ours_headers, args.workers)
         results: dict[str, list[LoadResult]] = {name: [] for name in apps}
         cpu: dict[str, list[dict[str, float]]] = {name: [] for name in apps}
         ports = {name: free_port() for name in apps}
         pids: dict[str, int] = {}
         with ExitStack() as servers:
-            for name, (target, app_env, _headers) in apps.items():
+            for name, (target, app_env, _headers, workers) in apps.items():
                 cwd = Path(app_env.get("PYTHONPATH", ROOT))
-                server = gunicorn(target, ports[name], app_env, args.workers, cwd)
+                server = gunicorn(target, ports[name], app_env, workers, cwd)
                 pids[name] = servers.enter_context(server).pid
             warm = argparse.Namespace(**{**vars(args), "seconds": 2})
-            for name, (_target, _env, headers) in apps.items():
+            for name, (_target, _env, headers, _workers) in apps.items():
                 measure(ports[name], headers, warm, 10**8)
             for round_ in range(args.rounds):
-                for index, (name, (_target, _env, headers)) in enumerate(apps.items()):
+                for index, (name, (_target, _env, headers, _workers)) in enumerate(apps.items()):
                     offset = (round_ * len(apps) + index) * 10**6
                     with measured(pids[name]) as spent:
                         result, generator_cpu = measure(ports[name], headers, args, offset)
@@ -258,12 +276,31 @@ def main() -> None:
             f"{name:<22} {spread([r.throughput for r in runs])}    "
             f"{spread([r.percentile(99) for r in runs])}"
         )
-    bare = statistics.median(r.throughput for r in results["bare Flask + 1 INSERT"])
+    bare_runs = results["bare Flask + 1 INSERT"]
+    bare = statistics.median(r.throughput for r in bare_runs)
     for name in [name for name in results if name.startswith("erasure")]:
         ratio = statistics.median(r.throughput for r in results[name]) / bare
         print(f"ratio of medians ({name} / bare): {ratio:.2f}x (goal >= 0.35x, stretch 0.5x)")
+    # The machine's speed drifts between rounds; a ratio within each round drifts less.
+    for name, against in paired_ratios(results):
+        per_round = [
+            ours.throughput / theirs.throughput
+            for ours, theirs in zip(results[name], results[against], strict=True)
+        ]
+        print(
+            f"ratio within each round ({name} / {against}): median {statistics.median(per_round):.2f}x "
+            f"(min {min(per_round):.2f}, max {max(per_round):.2f})"
+        )
     print(f"levers off: {', '.join(f'{k}={v}' for k, v in LEVERS_OFF.items())}")
     print_cpu(cpu)
+
+
+def paired_ratios(results: dict[str, list[LoadResult]]) -> list[tuple[str, str]]:
+    """(app, app it is compared with): each erasure against the bare app, and erasure against
+    its baseline and its other worker count when there are."""
+    pairs = [(name, "bare Flask + 1 INSERT") for name in results if name.startswith("erasure")]
+    others = [name for name in results if name.endswith(" workers") or name.endswith("@ baseline")]
+    return pairs + [("erasure", name) for name in others]
 
 
 def print_cpu(cpu: dict[str, list[dict[str, float]]]) -> None:

@@ -21,26 +21,21 @@ from erasure.cli.target import Target, pass_target
 )
 @click.option(
     "--workers",
-    default=2,
-    show_default=True,
+    default=None,
     type=click.IntRange(1, 64),
-    help="Gunicorn worker processes serving requests.",
+    help="Gunicorn worker processes serving requests [default: ERASURE_API_WORKERS, else one "
+    "per core].",
 )
 @pass_target
-def serve(target: Target, bind: str, workers: int) -> None:
-    """Run the API under gunicorn."""
+def serve(target: Target, bind: str, workers: int | None) -> None:
+    """Run the API under gunicorn, with the settings docker-compose's API service uses
+    (erasure/gunicorn_config.py)."""
     target.settings()  # fail here, with a clear message, rather than in every gunicorn worker
     gunicorn = Path(sys.executable).with_name("gunicorn")
-    args = [
-        str(gunicorn),
-        "--bind",
-        bind,
-        "--workers",
-        str(workers),
-        "--access-logfile",
-        "-",
-        "erasure.app:create_app()",
-    ]
+    args = [str(gunicorn), "--config", "python:erasure.gunicorn_config", "--bind", bind]
+    if workers is not None:
+        args += ["--workers", str(workers)]
+    args.append("erasure.app:create_app()")
     os.execv(args[0], args)  # noqa: S606  # replaces this process with gunicorn, no shell involved
 
 
