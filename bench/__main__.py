@@ -24,7 +24,7 @@ README = ROOT / "README.md"
 
 #: name -> (module, modest arguments, full-size arguments)
 BENCHES: dict[str, tuple[str, list[str], list[str]]] = {
-    "intake": ("bench.intake", ["--seconds", "6"], ["--seconds", "12"]),
+    "intake": ("bench.intake", ["--seconds", "6"], ["--seconds", "6", "--rounds", "6"]),
     "scale": ("bench.scale", ["--samples", "8"], ["--samples", "15"]),
     "audit": ("bench.audit", ["--leaves", "300000"], ["--leaves", "1000000"]),
     "audit_append": ("bench.audit_append", ["--seconds", "4"], ["--seconds", "8"]),

@@ -5,10 +5,11 @@
 Seeds two databases (unique names, dropped afterwards) with SQL `generate_series`: requests
 created over the same two years (so the large one is 100x denser), one target each, a mix of
 states, sources, ticket references and two submitting API keys, every tenth linked to the one
-before. Then, in interleaved rounds (small, large, small, large, ...), times each page through
-the app in process (Flask test client: authentication, the queries, rendering; no network) and
-prints the p50 of every case at both sizes, their ratio (goal: <= 1.2x), and the SQL statements
-the page ran. Postgres, the app and this script share the machine's cores.
+before. Then, in interleaved rounds, times each page through the app in process (Flask test
+client: authentication, the queries, rendering; no network), alternating the sizes sample by
+sample (small, large, small, large, ...), and prints the p50 of every case at both sizes, their
+ratio (goal: <= 1.2x), and the SQL statements the page ran. Postgres, the app and this script
+share the machine's cores.
 """
 
 from __future__ import annotations
@@ -263,8 +264,10 @@ def measure(
             statements[name][index] = counter.count - before
     for _ in range(rounds):
         for name, call in requests.items():
-            for index, site in enumerate(sites):  # small, large, small, large ...
-                for _ in range(samples):
+            # Sample by sample, small then large: the machine's speed drifts, and two samples
+            # taken back to back see the same machine.
+            for _ in range(samples):
+                for index, site in enumerate(sites):
                     started = time.perf_counter()
                     call(site)
                     timings[name][index].append(time.perf_counter() - started)
