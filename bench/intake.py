@@ -276,8 +276,7 @@ def main() -> None:
             f"{name:<22} {spread([r.throughput for r in runs])}    "
             f"{spread([r.percentile(99) for r in runs])}"
         )
-    bare_runs = results["bare Flask + 1 INSERT"]
-    bare = statistics.median(r.throughput for r in bare_runs)
+    bare = statistics.median(r.throughput for r in results["bare Flask + 1 INSERT"])
     for name in [name for name in results if name.startswith("erasure")]:
         ratio = statistics.median(r.throughput for r in results[name]) / bare
         print(f"ratio of medians ({name} / bare): {ratio:.2f}x (goal >= 0.35x, stretch 0.5x)")

@@ -16,7 +16,7 @@ from typing import Any
 
 import psycopg
 from sqlalchemy import DateTime, Enum, MetaData, event, func
-from sqlalchemy.engine import Engine, create_engine
+from sqlalchemy.engine import Connection, Engine, create_engine
 from sqlalchemy.exc import DBAPIError, DisconnectionError, InterfaceError, OperationalError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 from sqlalchemy.pool import NullPool
@@ -193,7 +193,7 @@ def pipelined(
             _leave_autocommit(bound, connection)
 
 
-def _leave_autocommit(bound: Any, connection: psycopg.Connection[Any]) -> None:
+def _leave_autocommit(bound: Connection, connection: psycopg.Connection[Any]) -> None:
     """Back to the pool's mode after an implicit transaction: the Sync that ended the pipeline
     left the connection idle. One that is not (lost, or in a state nothing here expects) is
     discarded rather than handed to the next request half-way."""

@@ -115,9 +115,8 @@ _OPEN_ROOTS_SQL = (
 #: granted, with a snapshot of its own (a function, migration e7b3d1a94c2f: a statement's own
 #: snapshot is taken before its locks are granted). `is_org` tells the two kinds of rows apart.
 FIRST_READS_SQL = (
-    "SELECT true AS is_org, id, name, NULL::uuid AS api_key_id, NULL::uuid AS org_id, "
-    "NULL::timestamptz AS created_at FROM (SELECT id, name FROM orgs "
-    "WHERE CAST(%(org)s AS text) IS NULL OR name = %(org)s ORDER BY name LIMIT 2) AS o "
+    "SELECT true AS is_org, id, name, NULL::uuid AS api_key_id, NULL::uuid AS org_id, "  # noqa: S608  # constants only
+    "NULL::timestamptz AS created_at FROM (" + ORGS_SQL + ") AS o "
     "UNION ALL SELECT false, id, NULL, api_key_id, org_id, created_at "
     "FROM erasure_locked_open_roots(%(locks)s, %(blinds)s, %(terminal)s)"
 )
