@@ -10,9 +10,9 @@ forged key with the victim's prefix is a different key with counters of its own.
 Counters are fixed windows that start at their first hit. They live in Redis
 (`Settings.shared_redis_url`, so every gunicorn worker and every API host share them), and in this
 process only when no Redis is configured (tests, a single-process install). A request costs one
-Redis round trip (one pipeline: the rate counter and the failure counters together), sent by
-`start` and read by `Admission.settle`, so intake can overlap it with its first database round
-trip; a failed authentication costs one more. If Redis cannot be reached the limits fail open: intake keeps
+Redis command and round trip (one Lua script counts the rate and reads the failure counters),
+sent by `start` and read by `Admission.settle`, so intake can overlap it with its first database
+round trip; a failed authentication costs one more. If Redis cannot be reached the limits fail open: intake keeps
 working, a warning is logged and `erasure_rate_limiter_errors_total` counts it.
 
 Counter names hold client addresses and a salted, truncated SHA-256 of the presented key (not the
@@ -78,43 +78,57 @@ def _retry_after(ttl_ms: int, window_s: int) -> int:
     return max(1, math.ceil(ttl_ms / 1000)) if ttl_ms > 0 else window_s
 
 
-def _verdict(results: list[Any], counted: bool, rate: Window, fails: Window) -> Verdict:
-    """The verdict from the replies to `RedisCounters.start_check`'s commands (INCR and PTTL
-    answer integers, GET a count as bytes or nothing)."""
-    if counted:
-        _, count, ttl = results[:3]
-        results = results[3:]
-        if int(count) > rate.limit:
-            return "rate", _retry_after(int(ttl), rate.seconds)
-    for index in range(0, len(results), 2):
-        count, ttl = results[index], results[index + 1]
-        if count is not None and int(count) >= fails.limit:
-            return "auth_failures", _retry_after(int(ttl), fails.seconds)
-    return None
+#: The whole check as one script, so a request costs one command to pack and one reply to
+#: parse. KEYS: the rate counter when ARGV[1] is "1", then the failure counters. ARGV: counted,
+#: rate window seconds, rate limit, failure limit. Answers nothing (admitted) or the reason and
+#: the counter's remaining time in ms. Scripts run atomically, so the check sees one moment.
+_CHECK_SCRIPT = """
+local first = 1
+if ARGV[1] == '1' then
+  local name = KEYS[1]
+  redis.call('SET', name, 0, 'EX', ARGV[2], 'NX')
+  if redis.call('INCR', name) > tonumber(ARGV[3]) then
+    return {'rate', redis.call('PTTL', name)}
+  end
+  first = 2
+end
+for index = first, #KEYS do
+  local count = redis.call('GET', KEYS[index])
+  if count and tonumber(count) >= tonumber(ARGV[4]) then
+    return {'auth_failures', redis.call('PTTL', KEYS[index])}
+  end
+end
+return false
+"""
+
+
+def _verdict(reply: Any, rate: Window, fails: Window) -> Verdict:
+    """The verdict from `_CHECK_SCRIPT`'s reply."""
+    if reply is None:
+        return None
+    reason, ttl = reply[0].decode(), int(reply[1])
+    return reason, _retry_after(ttl, rate.seconds if reason == "rate" else fails.seconds)
 
 
 class RedisCounters:
     def __init__(self, client: redis.Redis, *, prefix: str = REDIS_PREFIX) -> None:
         self._redis = client
         self._prefix = prefix
+        self._check = client.register_script(_CHECK_SCRIPT)
 
     def start_check(
         self, rate_key: str | None, rate: Window, fail_keys: Sequence[str], fails: Window
     ) -> Callable[[], Verdict]:
-        # One write of every command on a pooled connection, its replies read later: what a
-        # pipeline's execute does, split in two around the caller's other work.
-        commands: list[tuple[object, ...]] = []
-        if rate_key is not None:
-            name = f"{self._prefix}:rate:{rate_key}"
-            commands += [("SET", name, 0, "EX", rate.seconds, "NX"), ("INCR", name)]
-            commands.append(("PTTL", name))
-        for key in fail_keys:
-            name = f"{self._prefix}:fail:{key}"
-            commands += [("GET", name), ("PTTL", name)]
+        keys = [f"{self._prefix}:rate:{rate_key}"] if rate_key is not None else []
+        keys += [f"{self._prefix}:fail:{key}" for key in fail_keys]
+        args = ["1" if rate_key is not None else "0", rate.seconds, rate.limit, fails.limit]
+        # One write on a pooled connection, its reply read later: what the script's call does,
+        # split in two around the caller's other work.
+        command = ("EVALSHA", self._check.sha, len(keys), *keys, *args)
         pool = self._redis.connection_pool
         connection: Any = pool.get_connection()  # redis-py's Connection is untyped
         try:
-            connection.send_packed_command(connection.pack_commands(commands))
+            connection.send_packed_command(connection.pack_command(*command))
         except BaseException:
             connection.disconnect()
             pool.release(connection)
@@ -122,13 +136,19 @@ class RedisCounters:
 
         def finish() -> Verdict:
             try:
-                results = [connection.read_response() for _ in commands]
-            except BaseException:
-                connection.disconnect()  # replies may be left unread: never reuse it
-                raise
-            finally:
+                reply = connection.read_response()
+            except redis.exceptions.NoScriptError:
+                # Redis restarted or failed over and lost its scripts: the call with the
+                # script's text loads it again (the connection is in step, so it is reused).
                 pool.release(connection)
-            return _verdict(results, rate_key is not None, rate, fails)
+                reply = self._check(keys=keys, args=args)
+            except BaseException:
+                connection.disconnect()  # the reply may be left unread: never reuse it
+                pool.release(connection)
+                raise
+            else:
+                pool.release(connection)
+            return _verdict(reply, rate, fails)
 
         return finish
 

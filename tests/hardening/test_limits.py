@@ -142,6 +142,44 @@ def test_with_redis_every_worker_shares_one_count(
     assert names and not any("wrong" in name for name in names)
 
 
+def test_a_request_costs_the_limiter_one_redis_command(
+    make_app: AppMaker, make_key: KeyMaker, redis_server: RedisServer
+) -> None:
+    # Each command is packed by the API worker and its reply parsed: the whole check (count the
+    # rate, read both failure counters) is one script call, however many counters it touches.
+    client = make_app(redis_url=redis_server.url, rate_limit_requests=100).test_client()
+    headers = _bearer(make_key(Role.OFFICER))
+    assert client.get(LIST, headers=headers).status_code == 200  # loads the script once
+    watcher, marker = redis.Redis.from_url(redis_server.url), redis.Redis.from_url(redis_server.url)
+    marker.ping()  # connected before watching, so its handshake is not seen
+    sent: list[str] = []
+    with watcher.monitor() as monitor:
+        for _ in range(3):
+            assert client.get(LIST, headers=headers).status_code == 200
+        marker.echo("end of requests")
+        while (seen := monitor.next_command())["command"] != "ECHO end of requests":
+            if seen["client_type"] != "lua":  # what the script itself runs is not sent
+                sent.append(seen["command"].split()[0])
+    assert sent == ["EVALSHA"] * 3
+
+
+def test_the_limits_hold_after_redis_forgets_its_scripts(
+    make_app: AppMaker, make_key: KeyMaker, redis_server: RedisServer
+) -> None:
+    # A Redis restart or failover empties the script cache: the next check loads the script
+    # again instead of failing open.
+    client = make_app(redis_url=redis_server.url, rate_limit_requests=3).test_client()
+    headers = _bearer(make_key(Role.OFFICER))
+    assert client.get(LIST, headers=headers).status_code == 200
+    watcher = redis.Redis.from_url(redis_server.url)
+    watcher.script_flush()
+    assert client.get(LIST, headers=headers).status_code == 200
+    watcher.script_flush()
+    assert client.get(LIST, headers=headers).status_code == 200
+    # Every check counted (a check that failed open would have let a fourth request through).
+    _assert_429(client.get(LIST, headers=headers))
+
+
 def test_an_unreachable_redis_lets_requests_through(make_app: AppMaker, make_key: KeyMaker) -> None:
     client = make_app(redis_url="redis://127.0.0.1:1/0", rate_limit_requests=1).test_client()
     headers = _bearer(make_key(Role.OFFICER))
