@@ -121,9 +121,13 @@ def accept(wanted: workflow.Submission, start: Start, *, domain: bytes = b"") ->
             insert_together(connection, inserts)
     # After the block: a commit hands the connection back to the pool, which must not find it
     # in pipeline mode.
+    # With a connection of its own (`pipelined`), the Sync has ended the transaction and the
+    # session has begun nothing: there is nothing to commit or roll back.
     if replay is not None:
-        session.rollback()  # releases the locks; nothing was written
+        if session.in_transaction():
+            session.rollback()  # releases the locks; nothing was written
         return json_response(replay.status, replay.body, location=replay.location, replayed=True)
-    session.commit()
+    if session.in_transaction():
+        session.commit()
     kick_relay()
     return json_response(202, accepted.body, location=accepted.location)
