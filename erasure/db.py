@@ -16,7 +16,7 @@ from typing import Any
 
 import psycopg
 from sqlalchemy import DateTime, Enum, MetaData, event, func
-from sqlalchemy.engine import Engine, create_engine
+from sqlalchemy.engine import Connection, Engine, create_engine
 from sqlalchemy.exc import DBAPIError, DisconnectionError, InterfaceError, OperationalError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 from sqlalchemy.pool import NullPool
@@ -159,27 +159,19 @@ def pipelined(
     of their own. A block left by an exception still ends with that Sync, committing what it
     sent, so such a block sends only what may stand alone before it can fail (reads, locks).
     And if the session has not begun at all (no statement ran, nothing pending) and is bound to
-    an engine, the block leaves the session alone: it checks a connection out of the engine's
-    pool for itself and hands it back at the end, because the session's begin, connection and
-    commit cost a request more CPU than the pool's checkout. The caller's commit or rollback
-    then has nothing to do (`Session.in_transaction` says so). If a statement already ran (a
+    an engine, the block leaves the session alone: it takes a connection of its own from the
+    engine (`Engine.connect`, a pool checkout) and closes it at the end, because the session's
+    begin, connection and commit cost a request more CPU than that. The caller's commit or
+    rollback then has nothing to do (`Session.in_transaction` says so). If a statement already ran (a
     key read for authentication, a test's savepoint), the block joins the session's transaction
     as without the flag.
     """
-    bind = session.get_bind()
-    if whole_transaction and isinstance(bind, Engine) and not _begun(session):
-        lease = bind.raw_connection()
-        try:
-            with _in_pipeline(lease.driver_connection, True, lease.invalidate, bind) as connection:
-                yield connection
-        finally:
-            lease.close()
+    if whole_transaction and not _begun(session) and isinstance(bind := session.get_bind(), Engine):
+        with bind.connect() as own, _in_pipeline(own, whole_transaction=True) as connection:
+            yield connection
         return
     session.flush()
-    bound = session.connection()
-    with _in_pipeline(
-        bound.connection.driver_connection, whole_transaction, bound.invalidate, bound.engine
-    ) as connection:
+    with _in_pipeline(session.connection(), whole_transaction=whole_transaction) as connection:
         yield connection
 
 
@@ -189,12 +181,10 @@ def _begun(session: Session) -> bool:
 
 @contextmanager
 def _in_pipeline(
-    connection: Any,
-    whole_transaction: bool,
-    invalidate: Callable[[BaseException | None], None],
-    engine: Engine,
+    bound: Connection, *, whole_transaction: bool
 ) -> Iterator[psycopg.Connection[Any]]:
-    """`pipelined`'s block on a pooled connection; `invalidate` discards it from its pool."""
+    """`pipelined`'s block on `bound`'s pooled connection."""
+    connection = bound.connection.driver_connection
     if not isinstance(connection, psycopg.Connection):
         raise TypeError("pipelined statements need a psycopg connection")
     implicit = (
@@ -213,19 +203,17 @@ def _in_pipeline(
         # does on a disconnect, so the other pooled connections are not tried one by one.
         lost = connection.broken or connection.closed
         if lost:
-            invalidate(exc)
-            engine.dispose(close=False)
+            bound.invalidate(exc)
+            bound.engine.dispose(close=False)
         raise DBAPIError.instance(
             None, None, exc, psycopg.Error, hide_parameters=True, connection_invalidated=lost
         ) from exc
     finally:
         if implicit:
-            _leave_autocommit(invalidate, connection)
+            _leave_autocommit(bound, connection)
 
 
-def _leave_autocommit(
-    invalidate: Callable[[BaseException | None], None], connection: psycopg.Connection[Any]
-) -> None:
+def _leave_autocommit(bound: Connection, connection: psycopg.Connection[Any]) -> None:
     """Back to the pool's mode after an implicit transaction: the Sync that ended the pipeline
     left the connection idle. One that is not (lost, or in a state nothing here expects) is
     discarded rather than handed to the next request half-way."""
@@ -234,7 +222,7 @@ def _leave_autocommit(
     if connection.pgconn.transaction_status == psycopg.pq.TransactionStatus.IDLE:
         connection.autocommit = False
     else:
-        invalidate(None)
+        bound.invalidate()
 
 
 @dataclass(frozen=True)

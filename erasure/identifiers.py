@@ -33,7 +33,6 @@ _PLAIN_EMAIL = re.compile(
     r"[A-Za-z0-9_+-]+(?:\.[A-Za-z0-9_+-]+)*"
     r"@(?:[A-Za-z0-9](?:-?[A-Za-z0-9])*\.)+[A-Za-z]{2,63}"
 )
-_SPECIAL_USE = tuple(SPECIAL_USE_DOMAIN_NAMES)
 
 
 class InvalidIdentifier(ValueError):
@@ -73,8 +72,10 @@ def plain_ascii_email(value: str) -> str | None:
     local, domain = value.lower().rsplit("@", 1)
     if len(local) > 64 or len(domain) > 253 or any(len(label) > 63 for label in domain.split(".")):
         return None
-    if any(domain == name or domain.endswith("." + name) for name in _SPECIAL_USE):
-        return None  # reserved names email-validator refuses (localhost, .test, ...)
+    # Reserved names email-validator refuses (localhost, .test, ...): its own list, which an
+    # application may change, so the two never disagree.
+    if any(domain == name or domain.endswith("." + name) for name in SPECIAL_USE_DOMAIN_NAMES):
+        return None
     return f"{local}@{domain}"
 
 

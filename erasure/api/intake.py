@@ -120,9 +120,8 @@ def accept(wanted: workflow.Submission, start: Start, *, domain: bytes = b"") ->
                 )
             insert_together(connection, inserts)
     # After the block: a commit hands the connection back to the pool, which must not find it
-    # in pipeline mode.
-    # With a connection of its own (`pipelined`), the Sync has ended the transaction and the
-    # session has begun nothing: there is nothing to commit or roll back.
+    # in pipeline mode. When `pipelined` took a connection of its own, the session has begun
+    # nothing and there is nothing to commit or roll back.
     if replay is not None:
         if session.in_transaction():
             session.rollback()  # releases the locks; nothing was written

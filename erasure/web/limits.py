@@ -135,19 +135,20 @@ class RedisCounters:
             raise
 
         def finish() -> Verdict:
+            scripts_lost = False
             try:
                 reply = connection.read_response()
             except redis.exceptions.NoScriptError:
-                # Redis restarted or failed over and lost its scripts: the call with the
-                # script's text loads it again (the connection is in step, so it is reused).
-                pool.release(connection)
-                reply = self._check(keys=keys, args=args)
+                # Redis restarted or failed over and lost its scripts. That error was the
+                # reply, so the connection is in step and goes back to the pool as it is.
+                scripts_lost = True
             except BaseException:
                 connection.disconnect()  # the reply may be left unread: never reuse it
-                pool.release(connection)
                 raise
-            else:
+            finally:
                 pool.release(connection)
+            if scripts_lost:
+                reply = self._check(keys=keys, args=args)  # loads the script again
             return _verdict(reply, rate, fails)
 
         return finish
