@@ -15,7 +15,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from celery import Celery, Task
+from celery import Celery, Task, bootsteps
+from celery.beat import EmbeddedService
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
@@ -99,6 +100,52 @@ class ErasureTask(Task):  # type: ignore[misc]  # Celery ships no type informati
             return outbox.publish_due(session, publisher(resources.celery))
 
 
+#: How often a worker run with `--beat` looks at its beat process.
+BEAT_CHECK_S = 1.0
+
+
+class KeepEmbeddedBeat(bootsteps.StartStopStep):  # type: ignore[misc]  # Celery is untyped
+    """`worker --beat` runs beat in a child process that Celery starts once and never watches:
+    killed (kill -9, the OOM killer), it left the worker consuming with nothing to tick, so no
+    relay, no dispatch and every new request stuck in `received`. This step looks at it every
+    BEAT_CHECK_S from the worker's event loop and starts another when it is gone; the other
+    reads the same schedule file (one a kill left half-written is made afresh by Celery's
+    scheduler). A separate `celery beat` (docker-compose, standalone) has its supervisor for
+    that instead."""
+
+    requires = ("celery.worker.components:Beat", "celery.worker.components:Timer")
+    conditional = True
+
+    def __init__(self, w: Any, beat: bool = False, **kwargs: Any) -> None:
+        self.enabled = bool(beat)
+        self.entry: Any = None
+        self.replacement: Any = None
+        super().__init__(w, beat=beat, **kwargs)
+
+    def start(self, w: Any) -> None:
+        self.entry = w.timer.call_repeatedly(BEAT_CHECK_S, self.check, (w,))
+
+    def check(self, w: Any) -> None:
+        if w.beat is None or w.beat.is_alive():
+            return
+        logger.error("embedded beat exited (code %s); starting it again", w.beat.exitcode)
+        self.replacement = w.beat = EmbeddedService(
+            w.app, schedule_filename=w.schedule_filename, scheduler_cls=w.scheduler
+        )
+        w.beat.start()
+
+    def stop(self, w: Any) -> None:
+        if self.entry is not None:
+            self.entry.cancel()
+            self.entry = None
+        # Celery's own Beat step stops the first beat; a replacement is this step's to stop.
+        if self.replacement is not None:
+            self.replacement.stop()
+            self.replacement = None
+
+    shutdown = stop
+
+
 def create_celery(settings: Settings) -> Celery:
     """A Celery app configured for at-least-once, database-driven work."""
     app = Celery("erasure", broker=settings.broker_url, set_as_current=False)
@@ -148,6 +195,7 @@ def create_celery(settings: Settings) -> Celery:
             "sweep-notices": tick(task_names.SWEEP_NOTICES, NOTICE_SWEEP_INTERVAL_S),
         },
     )
+    app.steps["worker"].add(KeepEmbeddedBeat)
     return app
 
 
