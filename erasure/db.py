@@ -7,12 +7,12 @@ Imports nothing from erasure but config; never commits.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, Protocol
 
 import psycopg
 from sqlalchemy import DateTime, Enum, MetaData, event, func
@@ -223,6 +223,17 @@ def _leave_autocommit(bound: Connection, connection: psycopg.Connection[Any]) ->
         connection.autocommit = False
     else:
         bound.invalidate()
+
+
+class Rows(Protocol):
+    """A pipelined read's answer, read when wanted (a psycopg cursor is one)."""
+
+    def fetchall(self) -> list[tuple[Any, ...]]: ...
+
+
+#: Sends a read (named `%(...)s` parameters) on a pipelined connection: `connection.execute`, or
+#: a caller's wrapper that sends more in the same statement (erasure.api.idempotency.Claim).
+Send = Callable[[str, Mapping[str, Any]], Rows]
 
 
 @dataclass(frozen=True)

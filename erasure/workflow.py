@@ -33,7 +33,7 @@ from erasure.core.models import (
     Source,
 )
 from erasure.core.new_request import NewRequest, OrgRef
-from erasure.db import Insert, insert_rows, insert_together, pipelined
+from erasure.db import Insert, Send, insert_rows, insert_together, pipelined
 from erasure.errors import NotFound, UnknownOrg
 from erasure.free_text import notes_context
 from erasure.identifiers import Sealed, Vault, identifier_context, pseudonym
@@ -180,7 +180,8 @@ class PendingSubmission:
     sends the org lookup with the subject locks and the duplicate lookup (`FIRST_READS_SQL`);
     `write` reads the answer and sends the request, its identifiers, its audit leaf and its
     outbox row as one statement (`prepare` gives them to a caller that adds its own). Nothing
-    commits.
+    commits. `send` sends the first reads (`connection.execute` when not given): the API's passes
+    them with the Idempotency-Key's claim, in the same statement.
 
     A request for a subject who already has an open request in the same org is recorded and
     linked to the root of that request's group (`duplicate_of_id`, see `_OPEN_ROOTS_SQL`). It
@@ -199,6 +200,7 @@ class PendingSubmission:
         *,
         protection: Protection,
         default_org: str | None,
+        send: Send | None = None,
     ) -> None:
         if not submission.identifiers:
             raise ValueError("a submission needs at least one identifier")
@@ -211,7 +213,7 @@ class PendingSubmission:
         ]
         blinds = sorted({blind for _, blind in self._indexed})
         # Locked in sorted order, so two submissions never wait on each other in a cycle.
-        self._reads = connection.execute(
+        self._reads = (send or connection.execute)(
             FIRST_READS_SQL,
             {
                 "org": self._wanted,

@@ -15,7 +15,7 @@ from erasure import deadlines, task_names, workflow
 from erasure.access.models import AccessRequest, AccessStatus
 from erasure.audit import leaves
 from erasure.core.new_request import OrgRef
-from erasure.db import Insert, insert_rows, insert_together, pipelined
+from erasure.db import Insert, Send, insert_rows, insert_together, pipelined
 from erasure.errors import NotFound
 from erasure.free_text import notes_context
 from erasure.outbox import messages as outbox
@@ -37,7 +37,7 @@ class PendingAccess:
     `workflow.PendingSubmission` is for an erasure: creating it sends the org lookup; `write`
     reads it and sends the request, its sealed identifiers, its audit leaf and its outbox row as
     one statement, so the whole transaction costs two round trips plus the commit. Nothing
-    commits.
+    commits. `send` sends the org lookup, as for an erasure.
 
     An open erasure for the same subject is not linked, so no subject lock is taken: the two are
     carried out side by side, erasure first (erasure.access.retrieve)."""
@@ -50,13 +50,14 @@ class PendingAccess:
         *,
         protection: workflow.Protection,
         default_org: str | None,
+        send: Send | None = None,
     ) -> None:
         if not submission.identifiers:
             raise ValueError("a submission needs at least one identifier")
         self._session, self._connection = session, connection
         self._submission, self._protection = submission, protection
         self._wanted = submission.org or default_org
-        self._orgs = connection.execute(workflow.ORGS_SQL, {"org": self._wanted})
+        self._orgs = (send or connection.execute)(workflow.ORGS_SQL, {"org": self._wanted})
 
     def write(self) -> AccessRequest:
         """Send the writes; returns the new request, held by the session. Raises UnknownOrg."""

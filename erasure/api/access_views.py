@@ -35,7 +35,7 @@ from erasure.api.schemas import ProblemOut, ReferenceOut
 from erasure.api.v1 import bp
 from erasure.audit.certificate import dump_certificate
 from erasure.core.models import Regulation, Source
-from erasure.db import Insert
+from erasure.db import Insert, Send
 from erasure.errors import ConfigurationError, NotFound
 from erasure.web.inputs import CancelIn, ErasureRequestIn
 from erasure.web.resources import get_session, web_resources
@@ -149,7 +149,11 @@ class _PendingAccessOut:
     answered as the API renders it."""
 
     def __init__(
-        self, session: Session, connection: psycopg.Connection[Any], wanted: workflow.Submission
+        self,
+        session: Session,
+        connection: psycopg.Connection[Any],
+        wanted: workflow.Submission,
+        send: Send,
     ) -> None:
         resources = web_resources()
         self._pending = PendingAccess(
@@ -158,6 +162,7 @@ class _PendingAccessOut:
             wanted,
             protection=resources.protection,
             default_org=resources.settings.default_org,
+            send=send,
         )
 
     def prepare(self) -> tuple[intake.Accepted, list[Insert]]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -19,7 +20,7 @@ import psycopg
 from flask import request
 from psycopg.types.json import Jsonb
 
-from erasure.db import Insert
+from erasure.db import Insert, Rows
 from erasure.web.problems import Problem
 
 MAX_KEY_LENGTH = 255
@@ -70,13 +71,21 @@ def _lock_key(api_key_id: uuid.UUID, key: str) -> int:
     return int.from_bytes(digest[:8], "big", signed=True)
 
 
-#: The lock, then (only if granted) the record, read with a snapshot taken after the lock, so it
-#: holds whatever the lock's last holder committed: one statement, a function (migration
-#: e7b3d1a94c2f), because a statement's own snapshot is taken before its locks are granted.
-_CLAIM_SQL = (
-    "SELECT locked, id, fingerprint, response_status, response_body, response_location, "
-    "expires_at FROM erasure_claim_key(%s, %s, %s)"
+#: The claim, in the statement that carries a request kind's first reads (`Claim.send`): the
+#: claim's one row, the lock then (only if granted) the record, read with a snapshot taken after
+#: the lock (a function, migration e7b3d1a94c2f, because a statement's own snapshot is taken
+#: before its locks are granted), joined to each row of the reads. A join without a condition is
+#: a nested loop whose outer side, the claim, runs first; no promise rests on that order (the
+#: claim's lock never waits, and its record is read with a snapshot of its own). `present` tells
+#: the reads' rows from the NULLs of none.
+_CLAIM_COLUMNS = 7
+_CLAIM_HEAD = (
+    "SELECT c.locked, c.id, c.fingerprint, c.response_status, c.response_body, "
+    "c.response_location, c.expires_at, r.* "
+    "FROM erasure_claim_key(%(claim_lock)s, %(claim_owner)s, %(claim_key)s) AS c "
+    "LEFT JOIN LATERAL (SELECT true AS present, reads.* FROM ("
 )
+_CLAIM_TAIL = ") AS reads) AS r ON true"
 INSERT_SQL = (
     "INSERT INTO idempotency_records (api_key_id, key, fingerprint, response_status, "
     "response_body, response_location, expires_at) VALUES (%s, %s, %s, %s, %s, %s, %s)"
@@ -84,20 +93,44 @@ INSERT_SQL = (
 
 
 class Claim:
-    """The claim of a key, sent on a pipelined connection (`erasure.db.pipelined`) as one
-    statement (`_CLAIM_SQL`): the lock, then the record. `outcome` reads the answer, so it can
-    share a round trip with what is sent after it."""
+    """The claim of a key on a pipelined connection (`erasure.db.pipelined`). It costs no
+    statement of its own: `send` (an `erasure.db.Send`) sends a request kind's first reads with
+    the claim as one statement, and answers the reads' rows; `outcome` reads the claim's."""
 
     def __init__(
         self, connection: psycopg.Connection[Any], *, api_key_id: uuid.UUID, key: str, print_: bytes
     ) -> None:
         self._connection, self._print = connection, print_
-        self._answer = connection.execute(_CLAIM_SQL, (_lock_key(api_key_id, key), api_key_id, key))
+        self._params = {
+            "claim_lock": _lock_key(api_key_id, key),
+            "claim_owner": api_key_id,
+            "claim_key": key,
+        }
+        self._cursor: psycopg.Cursor[Any] | None = None
+        self._answer: list[tuple[Any, ...]] | None = None
+
+    def send(self, sql: str, params: Mapping[str, Any]) -> Rows:
+        """Send the reads `sql` (named parameters, none starting `claim_`) with the claim."""
+        if self._cursor is not None:
+            raise RuntimeError("a claim is sent once")
+        self._cursor = self._connection.execute(
+            _CLAIM_HEAD + sql + _CLAIM_TAIL, {**params, **self._params}
+        )
+        return _ReadsOf(self)
+
+    def rows(self) -> list[tuple[Any, ...]]:
+        """The statement's rows, read once (a pipelined cursor answers once)."""
+        if self._answer is None:
+            if self._cursor is None:
+                raise RuntimeError("the claim was never sent")
+            self._answer = self._cursor.fetchall()
+        return self._answer
 
     def outcome(self) -> Replay | None:
         """The stored response to replay, or None to go ahead. Raises Problem 409 (in flight
         elsewhere) or 422 (key reused with another body)."""
-        answer = self._answer.fetchone()
+        rows = self.rows()
+        answer = rows[0] if rows else None
         if not (answer and answer[0]):
             raise Problem(
                 409,
@@ -106,7 +139,7 @@ class Claim:
                 code="idempotency_key_in_use",
                 headers={"Retry-After": "1"},
             )
-        record_id, print_, status, body, location, expires_at = answer[1:]
+        record_id, print_, status, body, location, expires_at = answer[1:_CLAIM_COLUMNS]
         if record_id is None:
             return None
         if expires_at <= datetime.now(UTC):
@@ -120,6 +153,16 @@ class Claim:
                 code="idempotency_key_mismatch",
             )
         return Replay(status, body, location)
+
+
+class _ReadsOf:
+    """The rows of the reads a claim carried, without the claim's columns."""
+
+    def __init__(self, claim: Claim) -> None:
+        self._claim = claim
+
+    def fetchall(self) -> list[tuple[Any, ...]]:
+        return [row[_CLAIM_COLUMNS + 1 :] for row in self._claim.rows() if row[_CLAIM_COLUMNS]]
 
 
 def record_insert(

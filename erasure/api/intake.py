@@ -7,10 +7,11 @@ travels with the first database round trip instead of before it.
 Two round trips for the whole transaction, which is the pipeline's own (`pipelined(...,
 whole_transaction=True)`: no BEGIN, and the Sync that ends the pipeline commits): the key's claim
 and what the request kind reads first (the org; for an erasure also the subject locks and the
-duplicate lookup, in the same statement) are sent together; then the writes (the request, its
-sealed identifiers, its audit leaf, its outbox row and the idempotency record) as one statement,
-committed with the Sync. Three statements in all, for either kind, however many identifiers:
-each statement costs the API worker CPU (psycopg builds, sends and reads it), whatever it does.
+duplicate lookup) as one statement (`idempotency.Claim.send`); then the writes (the request, its
+sealed identifiers, its audit leaf, its outbox row and the idempotency record) as another,
+committed with the Sync. Two statements in all, for either kind, however many identifiers, with
+or without a key: each statement costs the API worker CPU (psycopg builds, sends and reads it),
+whatever it does.
 Until the writes, the block sends only reads, locks and the removal of an expired key record, so
 a request refused on the way (a replay, a 409, an unknown org, the limiter) commits no more. A replay
 or a 409 has sent its first reads in vain, which for an erasure costs it a wait only while
@@ -31,7 +32,7 @@ from erasure import workflow
 from erasure.api import idempotency
 from erasure.api.auth import actor, current_key
 from erasure.core.models import ErasureScope, IdentifierKind, Source
-from erasure.db import Insert, insert_together, pipelined
+from erasure.db import Insert, Send, insert_together, pipelined
 from erasure.web import limits
 from erasure.web.body import read_body
 from erasure.web.inputs import ErasureRequestIn
@@ -56,8 +57,9 @@ class Pending(Protocol):
     def prepare(self) -> tuple[Accepted, list[Insert]]: ...
 
 
-#: Starts a request kind's submission on the pipelined connection (sends its first reads).
-Start = Callable[[Session, psycopg.Connection[Any], workflow.Submission], Pending]
+#: Starts a request kind's submission on the pipelined connection: sends its first reads through
+#: the `Send` given (the connection's `execute`, or the key's claim carrying them).
+Start = Callable[[Session, psycopg.Connection[Any], workflow.Submission, Send], Pending]
 
 
 def submission(
@@ -99,7 +101,9 @@ def accept(wanted: workflow.Submission, start: Start, *, domain: bytes = b"") ->
             if key is not None
             else None
         )
-        pending = start(session, connection, wanted)
+        pending = start(
+            session, connection, wanted, claim.send if claim is not None else connection.execute
+        )
         # The limiter's verdict (`requires(overlaps_limiter=True)`) came back while the reads
         # above were on their way; a refused request stops here, before it writes.
         limits.settle()

@@ -34,7 +34,7 @@ from erasure.api.schemas import (
 )
 from erasure.api.v1 import bp
 from erasure.core.models import ErasureRequest, RequestStatus, Source
-from erasure.db import Insert
+from erasure.db import Insert, Send
 from erasure.lifecycle import operations
 from erasure.web.inputs import (
     UNTIL_END_OF_NOTE,
@@ -73,7 +73,11 @@ class _PendingErasure:
     duplicate lookup go with the key's claim), answered as the API renders it."""
 
     def __init__(
-        self, session: Session, connection: psycopg.Connection[Any], wanted: workflow.Submission
+        self,
+        session: Session,
+        connection: psycopg.Connection[Any],
+        wanted: workflow.Submission,
+        send: Send,
     ) -> None:
         resources = web_resources()
         self._pending = workflow.PendingSubmission(
@@ -82,6 +86,7 @@ class _PendingErasure:
             wanted,
             protection=resources.protection,
             default_org=resources.settings.default_org,
+            send=send,
         )
 
     def prepare(self) -> tuple[intake.Accepted, list[Insert]]:

@@ -209,11 +209,11 @@ def _psycopg_statements(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 @pytest.mark.parametrize(
     ("path", "subject", "expected"),
     [
-        # The key's claim (its lock, then its record); the org with the subject locks and the
+        # The key's claim (its lock, then its record) with the org, the subject locks and the
         # duplicate lookup; the writes (request, identifiers, leaf, outbox row, key record).
-        ("/v1/erasure-requests", {"phone": "+14155550142", "email": "s142@example.com"}, 3),
-        # The key's claim; the org; the writes as one statement.
-        ("/v1/access-requests", {"phone": "+14155550143", "email": "s143@example.com"}, 3),
+        ("/v1/erasure-requests", {"phone": "+14155550142", "email": "s142@example.com"}, 2),
+        # The key's claim with the org; the writes as one statement.
+        ("/v1/access-requests", {"phone": "+14155550143", "email": "s143@example.com"}, 2),
     ],
 )
 def test_a_submission_sends_a_few_statements_however_many_identifiers(
@@ -226,8 +226,8 @@ def test_a_submission_sends_a_few_statements_however_many_identifiers(
     expected: int,
 ) -> None:
     """Each statement costs the API worker CPU whatever it does (psycopg builds, sends and reads
-    it): a submission's writes go as one statement, and its locks with the org lookup (issue
-    14). BEGIN and COMMIT are not counted: SQLAlchemy sends them, once per transaction."""
+    it): a submission's writes go as one statement, and the key's claim, its locks and the org
+    lookup as another (issue 14). BEGIN and COMMIT are not counted: SQLAlchemy sends them, once per transaction."""
     body = {"regulation": "gdpr", "org": org.name}
     client.post(path, json=body | {"subject": subject}, headers=officer_headers)  # caches the key
     sent = _psycopg_statements(monkeypatch)
