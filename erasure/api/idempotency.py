@@ -118,7 +118,7 @@ class Claim:
         )
         return _ReadsOf(self)
 
-    def rows(self) -> list[tuple[Any, ...]]:
+    def _rows(self) -> list[tuple[Any, ...]]:
         """The statement's rows, read once (a pipelined cursor answers once)."""
         if self._answer is None:
             if self._cursor is None:
@@ -129,7 +129,7 @@ class Claim:
     def outcome(self) -> Replay | None:
         """The stored response to replay, or None to go ahead. Raises Problem 409 (in flight
         elsewhere) or 422 (key reused with another body)."""
-        rows = self.rows()
+        rows = self._rows()
         answer = rows[0] if rows else None
         if not (answer and answer[0]):
             raise Problem(
@@ -162,7 +162,7 @@ class _ReadsOf:
         self._claim = claim
 
     def fetchall(self) -> list[tuple[Any, ...]]:
-        return [row[_CLAIM_COLUMNS + 1 :] for row in self._claim.rows() if row[_CLAIM_COLUMNS]]
+        return [row[_CLAIM_COLUMNS + 1 :] for row in self._claim._rows() if row[_CLAIM_COLUMNS]]
 
 
 def record_insert(

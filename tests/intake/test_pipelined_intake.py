@@ -227,7 +227,8 @@ def test_a_submission_sends_a_few_statements_however_many_identifiers(
 ) -> None:
     """Each statement costs the API worker CPU whatever it does (psycopg builds, sends and reads
     it): a submission's writes go as one statement, and the key's claim, its locks and the org
-    lookup as another (issue 14). BEGIN and COMMIT are not counted: SQLAlchemy sends them, once per transaction."""
+    lookup as another (issue 14). BEGIN and COMMIT are not counted: SQLAlchemy sends them, once
+    per transaction."""
     body = {"regulation": "gdpr", "org": org.name}
     client.post(path, json=body | {"subject": subject}, headers=officer_headers)  # caches the key
     sent = _psycopg_statements(monkeypatch)
